@@ -1,32 +1,325 @@
 package curve
 
 import (
+	"crypto/subtle"
+	"sync"
+	"unsafe"
+
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 )
 
-// ScalarBaseMult sets result to k·G in constant time (in k). The result is
-// affine (Z = 1), or all zero when k is zero.
-func ScalarBaseMult(k *secp256k1.ModNScalar, result *secp256k1.JacobianPoint) {
-	// Stub: replaced by the constant-time implementation.
-	secp256k1.ScalarBaseMultNonConst(k, result)
-	normalize(result)
+// b3 is 3·b for secp256k1 (y² = x³ + 7), as the RCB formulas use it.
+const b3 = 21
+
+// point is a point in homogeneous projective coordinates (X:Y:Z), x = X/Z,
+// y = Y/Z. The identity is (0:1:0). Coordinates have magnitude at most 3
+// (decred's FieldVal bookkeeping); every formula below states how it keeps
+// that invariant.
+type point struct {
+	x, y, z secp256k1.FieldVal
+}
+
+// affine is a non-identity point with x, y normalised (magnitude 1).
+type affine struct {
+	x, y secp256k1.FieldVal
+}
+
+func (p *point) setIdentity() {
+	p.x.Zero()
+	p.y.SetInt(1)
+	p.z.Zero()
+}
+
+// sub sets r = a - b, where b has magnitude at most mb. The result has
+// magnitude mag(a) + mb + 1.
+func sub(r, a, b *secp256k1.FieldVal, mb uint32) {
+	var nb secp256k1.FieldVal
+	nb.NegateVal(b, mb)
+	r.Add2(a, &nb)
+}
+
+// add sets r = p + q: Renes–Costello–Batina 2016, Algorithm 7 (complete
+// addition, a = 0). Inputs have magnitude ≤ 3; magnitudes are in comments.
+// r may alias p or q.
+func add(r, p, q *point) {
+	var t0, t1, t2, t3, t4, x3, y3, z3 secp256k1.FieldVal
+	t0.Mul2(&p.x, &q.x) // 1
+	t1.Mul2(&p.y, &q.y) // 1
+	t2.Mul2(&p.z, &q.z) // 1
+	t3.Add2(&p.x, &p.y) // 6
+	t4.Add2(&q.x, &q.y) // 6
+	t3.Mul(&t4)         // 1
+	t4.Add2(&t0, &t1)   // 2
+	sub(&t3, &t3, &t4, 2)
+	t4.Add2(&p.y, &p.z) // 6
+	x3.Add2(&q.y, &q.z) // 6
+	t4.Mul(&x3)         // 1
+	x3.Add2(&t1, &t2)   // 2
+	sub(&t4, &t4, &x3, 2)
+	x3.Add2(&p.x, &p.z) // 6
+	y3.Add2(&q.x, &q.z) // 6
+	x3.Mul(&y3)         // 1
+	y3.Add2(&t0, &t2)   // 2
+	sub(&y3, &x3, &y3, 2)
+	x3.Add2(&t0, &t0)             // 2
+	t0.Add(&x3)                   // 3
+	t2.MulInt(b3)                 // 21
+	z3.Add2(&t1, &t2).Normalize() // 1
+	sub(&t1, &t1, &t2, 21)        // 23
+	t1.Normalize()                // 1
+	y3.Normalize().MulInt(b3)     // 21
+	y3.Normalize()                // 1
+	x3.Mul2(&t4, &y3)             // 1
+	t2.Mul2(&t3, &t1)             // 1
+	sub(&x3, &t2, &x3, 1)         // 3
+	y3.Mul(&t0)                   // 1
+	t1.Mul(&z3)                   // 1
+	y3.Add(&t1)                   // 2
+	t0.Mul(&t3)                   // 1
+	z3.Mul(&t4)                   // 1
+	z3.Add(&t0)                   // 2
+	r.x, r.y, r.z = x3, y3, z3
+}
+
+// addMixed sets r = p + q for an affine q: Renes–Costello–Batina 2016,
+// Algorithm 8 (a = 0). p may be the identity; q may not (a caller that
+// looked up an "identity" entry discards the result). r may alias p.
+func addMixed(r, p *point, q *affine) {
+	var t0, t1, t2, t3, t4, x3, y3, z3 secp256k1.FieldVal
+	t0.Mul2(&p.x, &q.x) // 1
+	t1.Mul2(&p.y, &q.y) // 1
+	t3.Add2(&q.x, &q.y) // 2
+	t4.Add2(&p.x, &p.y) // 6
+	t3.Mul(&t4)         // 1
+	t4.Add2(&t0, &t1)   // 2
+	sub(&t3, &t3, &t4, 2)
+	t4.Mul2(&q.y, &p.z) // 1
+	t4.Add(&p.y)        // 4
+	y3.Mul2(&q.x, &p.z) // 1
+	y3.Add(&p.x)        // 4
+	x3.Add2(&t0, &t0)   // 2
+	t0.Add(&x3)         // 3
+	t2.Set(&p.z).Normalize().MulInt(b3)
+	z3.Add2(&t1, &t2).Normalize() // 1
+	sub(&t1, &t1, &t2, 21)        // 23
+	t1.Normalize()                // 1
+	y3.Normalize().MulInt(b3)     // 21
+	y3.Normalize()                // 1
+	x3.Mul2(&t4, &y3)             // 1
+	t2.Mul2(&t3, &t1)             // 1
+	sub(&x3, &t2, &x3, 1)         // 3
+	y3.Mul(&t0)                   // 1
+	t1.Mul(&z3)                   // 1
+	y3.Add(&t1)                   // 2
+	t0.Mul(&t3)                   // 1
+	z3.Mul(&t4)                   // 1
+	z3.Add(&t0)                   // 2
+	r.x, r.y, r.z = x3, y3, z3
+}
+
+// double sets r = 2p: Renes–Costello–Batina 2016, Algorithm 9 (a = 0).
+// r may alias p.
+func double(r, p *point) {
+	var t0, t1, t2, x3, y3, z3 secp256k1.FieldVal
+	t0.SquareVal(&p.y)            // 1
+	z3.Add2(&t0, &t0)             // 2
+	z3.Add(&z3)                   // 4
+	z3.Add(&z3)                   // 8
+	t1.Mul2(&p.y, &p.z)           // 1
+	t2.SquareVal(&p.z).MulInt(b3) // 21
+	t2.Normalize()                // 1
+	x3.Mul2(&t2, &z3)             // 1
+	y3.Add2(&t0, &t2)             // 2
+	z3.Mul(&t1)                   // 1
+	t1.Add2(&t2, &t2)             // 2
+	t2.Add(&t1)                   // 3
+	sub(&t0, &t0, &t2, 3)         // 5
+	y3.Mul(&t0)                   // 1
+	y3.Add(&x3)                   // 2
+	t1.Mul2(&p.x, &p.y)           // 1
+	x3.Mul2(&t0, &t1)             // 1
+	x3.Add(&x3)                   // 2
+	r.x, r.y, r.z = x3, y3, z3
+}
+
+// limbs exposes the ten 26-bit limbs of a decred FieldVal so that table
+// lookups can use masks instead of arithmetic. decred's FieldVal is
+// `struct{ n [10]uint32 }` (v4.4.1, pinned in go.mod); TestFieldValLayout
+// checks that assumption, and fieldValLayoutOK guards it at run time.
+func limbs(f *secp256k1.FieldVal) *[10]uint32 {
+	return (*[10]uint32)(unsafe.Pointer(f))
+}
+
+var fieldValLayoutOK = func() bool {
+	if unsafe.Sizeof(secp256k1.FieldVal{}) != 40 {
+		return false
+	}
+	var f secp256k1.FieldVal
+	f.SetInt(5)
+	l := limbs(&f)
+	return l[0] == 5 && l[1] == 0 && l[9] == 0
+}()
+
+func init() {
+	// Not a registration side effect: a guard that fails loudly if a
+	// future decred changes FieldVal's layout under limbs.
+	if !fieldValLayoutOK {
+		panic("curve: unexpected decred FieldVal layout")
+	}
+}
+
+// cmov sets dst = src if mask is all ones, leaves dst if mask is zero.
+func cmov(dst, src *secp256k1.FieldVal, mask uint32) {
+	d, s := limbs(dst), limbs(src)
+	for i := range d {
+		d[i] ^= mask & (d[i] ^ s[i])
+	}
+}
+
+// lookup sets r = t[idx] touching every entry, in constant time.
+func lookup(r *point, t *[16]point, idx uint32) {
+	r.x.Zero()
+	r.y.Zero()
+	r.z.Zero()
+	for i := range t {
+		m := uint32(0) - uint32(subtle.ConstantTimeEq(int32(i), int32(idx)))
+		cmov(&r.x, &t[i].x, m)
+		cmov(&r.y, &t[i].y, m)
+		cmov(&r.z, &t[i].z, m)
+	}
+}
+
+// lookupAffine sets r = t[idx-1] for idx in 1..15 and r = (0, 0) for idx 0,
+// touching every entry, in constant time.
+func lookupAffine(r *affine, t *[15]affine, idx uint32) {
+	r.x.Zero()
+	r.y.Zero()
+	for i := range t {
+		m := uint32(0) - uint32(subtle.ConstantTimeEq(int32(i+1), int32(idx)))
+		cmov(&r.x, &t[i].x, m)
+		cmov(&r.y, &t[i].y, m)
+	}
+}
+
+// toJacobian writes p to r in affine form (Z = 1), or all zero for the
+// identity, in constant time.
+func toJacobian(p *point, r *secp256k1.JacobianPoint) {
+	var zinv secp256k1.FieldVal
+	zinv.Set(&p.z).Normalize()
+	isID := zinv.IsZeroBit()
+	zinv.Inverse() // 0⁻¹ = 0 (Fermat), so the identity gives x = y = 0
+	r.X.Mul2(&p.x, &zinv).Normalize()
+	r.Y.Mul2(&p.y, &zinv).Normalize()
+	r.Z.SetInt(uint16(1 ^ isID))
 }
 
 // ScalarMult sets result to k·p in constant time (in k). p is public and may
 // be in any Jacobian form, including the identity (Z = 0). The result is
 // affine (Z = 1), or all zero for the identity.
+//
+// Method: a table of 0·P … 15·P, then for each 4-bit window of k from the
+// top, four doublings and one complete addition of the looked-up entry.
 func ScalarMult(k *secp256k1.ModNScalar, p, result *secp256k1.JacobianPoint) {
-	// Stub: replaced by the constant-time implementation.
-	secp256k1.ScalarMultNonConst(k, p, result)
-	normalize(result)
-}
-
-func normalize(p *secp256k1.JacobianPoint) {
-	if (p.X.IsZero() && p.Y.IsZero()) || p.Z.IsZero() {
-		p.X.Zero()
-		p.Y.Zero()
-		p.Z.Zero()
+	var a secp256k1.JacobianPoint
+	a.Set(p)
+	if IsIdentity(&a) { // p is public
+		result.X.Zero()
+		result.Y.Zero()
+		result.Z.Zero()
 		return
 	}
-	p.ToAffine()
+	a.ToAffine()
+	var tab [16]point
+	tab[0].setIdentity()
+	tab[1].x.Set(&a.X)
+	tab[1].y.Set(&a.Y)
+	tab[1].z.SetInt(1)
+	for i := 2; i < 16; i++ {
+		if i%2 == 0 {
+			double(&tab[i], &tab[i/2])
+		} else {
+			add(&tab[i], &tab[i-1], &tab[1])
+		}
+	}
+	kb := k.Bytes()
+	var q, e point
+	q.setIdentity()
+	for i := range 64 {
+		if i > 0 {
+			double(&q, &q)
+			double(&q, &q)
+			double(&q, &q)
+			double(&q, &q)
+		}
+		nib := uint32(kb[i/2]>>4) & 0xf
+		if i%2 == 1 {
+			nib = uint32(kb[i/2]) & 0xf
+		}
+		lookup(&e, &tab, nib)
+		add(&q, &q, &e)
+	}
+	clear(kb[:])
+	toJacobian(&q, result)
+}
+
+// baseTable[w][i-1] = i·16^w·G, affine, for w in 0..63 and i in 1..15.
+var (
+	baseTableOnce sync.Once
+	baseTable     *[64][15]affine
+)
+
+func initBaseTable() {
+	t := new([64][15]affine)
+	var step secp256k1.JacobianPoint // 16^w·G
+	var one secp256k1.ModNScalar
+	one.SetInt(1)
+	secp256k1.ScalarBaseMultNonConst(&one, &step) // public data
+	for w := range 64 {
+		var acc secp256k1.JacobianPoint
+		acc.Set(&step)
+		for i := range 15 {
+			if i > 0 {
+				secp256k1.AddNonConst(&acc, &step, &acc)
+			}
+			var a secp256k1.JacobianPoint
+			a.Set(&acc)
+			a.ToAffine()
+			t[w][i].x.Set(&a.X)
+			t[w][i].y.Set(&a.Y)
+		}
+		for range 4 {
+			secp256k1.DoubleNonConst(&step, &step)
+		}
+	}
+	baseTable = t
+}
+
+// ScalarBaseMult sets result to k·G in constant time (in k). The result is
+// affine (Z = 1), or all zero when k is zero.
+//
+// Method: k = Σ k_w·16^w with 4-bit windows; a precomputed table holds
+// i·16^w·G for every window, so the product is 64 mixed additions and no
+// doubling. A zero window adds a dummy entry whose result is discarded by
+// a constant-time select.
+func ScalarBaseMult(k *secp256k1.ModNScalar, result *secp256k1.JacobianPoint) {
+	baseTableOnce.Do(initBaseTable)
+	kb := k.Bytes()
+	var q, r point
+	var e affine
+	q.setIdentity()
+	for w := range 64 {
+		b := kb[31-w/2]
+		nib := uint32(b) & 0xf
+		if w%2 == 1 {
+			nib = uint32(b>>4) & 0xf
+		}
+		lookupAffine(&e, &baseTable[w], nib)
+		addMixed(&r, &q, &e)
+		m := uint32(0) - uint32(1^subtle.ConstantTimeEq(int32(nib), 0))
+		cmov(&q.x, &r.x, m)
+		cmov(&q.y, &r.y, m)
+		cmov(&q.z, &r.z, m)
+	}
+	clear(kb[:])
+	toJacobian(&q, result)
 }
