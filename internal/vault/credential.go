@@ -121,7 +121,9 @@ func (k *IssuerKey) Sign(msg []byte) [SignatureSize]byte {
 }
 
 // Format prints a fixed placeholder whatever the verb.
-func (k *IssuerKey) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, "vault.IssuerKey(redacted)") }
+func (k *IssuerKey) Format(f fmt.State, _ rune) {
+	_, _ = io.WriteString(f, "vault.IssuerKey(redacted)")
+}
 
 // GoString implements fmt.GoStringer with the same placeholder.
 func (k *IssuerKey) GoString() string { return "vault.IssuerKey(redacted)" }
