@@ -1,0 +1,96 @@
+package enclave
+
+import (
+	"bytes"
+	"fmt"
+)
+
+// Platform names known to the formats here.
+const (
+	PlatformSim    = "sim"
+	PlatformSEVSNP = "sev-snp"
+	PlatformTDX    = "tdx"
+	PlatformSGX    = "sgx"
+	PlatformNitro  = "nitro"
+)
+
+const (
+	quoteMagic      = "KMQUOTE\x01"
+	maxPlatformLen  = 32
+	maxEvidenceLen  = 1 << 16 // a Nitro COSE_Sign1 document with its chain is ~5 KiB
+	flagSimulated   = 1
+	knownQuoteFlags = flagSimulated
+)
+
+// Quote is an attestation document: the platform says that code with
+// Measurement runs in an enclave and chose ReportData. Evidence is the
+// platform's proof in its own format (sim: platform public key and Ed25519
+// signature; SEV-SNP: the signed ATTESTATION_REPORT and VCEK chain; Nitro: the
+// COSE_Sign1 document). Verify a Quote with package attest before trusting
+// any field.
+type Quote struct {
+	Platform    string
+	Simulated   bool // the platform says it is a simulation; clients must opt in
+	Measurement Measurement
+	ReportData  ReportData
+	Evidence    []byte
+}
+
+// SignedBytes returns the encoding of every field but Evidence: what a
+// platform that signs quotes itself (the sim) signs.
+func (q *Quote) SignedBytes() []byte {
+	b := make([]byte, 0, 128+len(q.Platform))
+	b = append(b, quoteMagic...)
+	b = append(b, byte(len(q.Platform)))
+	b = append(b, q.Platform...)
+	var flags byte
+	if q.Simulated {
+		flags |= flagSimulated
+	}
+	b = append(b, flags)
+	b = append(b, q.Measurement[:]...)
+	b = append(b, q.ReportData[:]...)
+	return b
+}
+
+// MarshalBinary encodes q canonically: magic, platform (1-byte length),
+// flags, measurement, report data, evidence (4-byte length).
+func (q *Quote) MarshalBinary() ([]byte, error) {
+	if q.Platform == "" || len(q.Platform) > maxPlatformLen {
+		return nil, fmt.Errorf("enclave: quote platform name length %d out of range", len(q.Platform))
+	}
+	if len(q.Evidence) > maxEvidenceLen {
+		return nil, fmt.Errorf("enclave: quote evidence is %d bytes, limit %d", len(q.Evidence), maxEvidenceLen)
+	}
+	return appendLP(q.SignedBytes(), q.Evidence), nil
+}
+
+// UnmarshalBinary decodes a quote strictly: unknown flags, an empty or long
+// platform name and trailing bytes are errors wrapping ErrMalformed.
+func (q *Quote) UnmarshalBinary(data []byte) error {
+	r := reader{b: data}
+	if m := r.bytes(len(quoteMagic), "magic"); r.err == nil && !bytes.Equal(m, []byte(quoteMagic)) {
+		r.fail("not a quote (bad magic)")
+	}
+	n := int(r.u8("platform length"))
+	if r.err == nil && (n == 0 || n > maxPlatformLen) {
+		r.fail("platform name length %d", n)
+	}
+	platform := r.bytes(n, "platform")
+	flags := r.u8("flags")
+	if r.err == nil && flags&^knownQuoteFlags != 0 {
+		r.fail("unknown flags %#x", flags)
+	}
+	var out Quote
+	copy(out.Measurement[:], r.bytes(len(out.Measurement), "measurement"))
+	copy(out.ReportData[:], r.bytes(len(out.ReportData), "report data"))
+	ev := r.lp(maxEvidenceLen, "evidence")
+	if err := r.done(); err != nil {
+		return fmt.Errorf("enclave: quote: %w", err)
+	}
+	out.Platform = string(platform)
+	out.Simulated = flags&flagSimulated != 0
+	out.Evidence = bytes.Clone(ev)
+	*q = out
+	return nil
+}

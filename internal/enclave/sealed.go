@@ -1,0 +1,67 @@
+package enclave
+
+import (
+	"bytes"
+	"fmt"
+)
+
+const (
+	sealedMagic      = "KMSEAL\x01"
+	maxSealedPayload = 16 << 20
+)
+
+// Sealed is the outer format of a sealed blob, shared by all backends:
+// which platform and measurement it was sealed to, and the backend's
+// ciphertext. The header is public and authenticated by the backend (it is
+// part of the AEAD's associated data), so a node can say which build sealed a
+// secret before it tries to open it.
+type Sealed struct {
+	Platform    string
+	Measurement Measurement
+	Payload     []byte
+}
+
+// Header returns the encoding of the fields before Payload; backends use it as
+// associated data.
+func (s *Sealed) Header() []byte {
+	b := make([]byte, 0, 64)
+	b = append(b, sealedMagic...)
+	b = append(b, byte(len(s.Platform)))
+	b = append(b, s.Platform...)
+	b = append(b, s.Measurement[:]...)
+	return b
+}
+
+// MarshalBinary encodes s: header, then the payload with a 4-byte length.
+func (s *Sealed) MarshalBinary() ([]byte, error) {
+	if s.Platform == "" || len(s.Platform) > maxPlatformLen {
+		return nil, fmt.Errorf("enclave: sealed platform name length %d out of range", len(s.Platform))
+	}
+	if len(s.Payload) > maxSealedPayload {
+		return nil, fmt.Errorf("enclave: sealed payload is %d bytes, limit %d", len(s.Payload), maxSealedPayload)
+	}
+	return appendLP(s.Header(), s.Payload), nil
+}
+
+// UnmarshalBinary decodes a sealed blob strictly.
+func (s *Sealed) UnmarshalBinary(data []byte) error {
+	r := reader{b: data}
+	if m := r.bytes(len(sealedMagic), "magic"); r.err == nil && !bytes.Equal(m, []byte(sealedMagic)) {
+		r.fail("not a sealed blob (bad magic)")
+	}
+	n := int(r.u8("platform length"))
+	if r.err == nil && (n == 0 || n > maxPlatformLen) {
+		r.fail("platform name length %d", n)
+	}
+	platform := r.bytes(n, "platform")
+	var out Sealed
+	copy(out.Measurement[:], r.bytes(len(out.Measurement), "measurement"))
+	payload := r.lp(maxSealedPayload, "payload")
+	if err := r.done(); err != nil {
+		return fmt.Errorf("enclave: sealed blob: %w", err)
+	}
+	out.Platform = string(platform)
+	out.Payload = bytes.Clone(payload)
+	*s = out
+	return nil
+}

@@ -1,0 +1,310 @@
+// Package sim is the software enclave backend. It does every operation of
+// enclave.Backend without hardware, and says so: every quote has
+// Simulated set, and clients refuse simulated quotes unless configured to
+// accept them.
+//
+//   - Measurement: SHA-256 of the running executable (os.Executable), so a
+//     reproducible build (enclave.BuildMeasurement) predicts it.
+//   - Quote: an Ed25519 signature by a platform key kept in the data
+//     directory, standing in for the chip's attestation key (SEV-SNP VCEK).
+//   - Seal: AES-256-GCM under HKDF-SHA256 (RFC 5869) of a platform secret kept
+//     in the data directory, salted with the measurement and labelled with the
+//     caller's label, standing in for SNP MSG_KEY_REQ / SGX EGETKEY: a binary
+//     with another measurement derives another key and cannot unseal.
+//
+// The sim protects against a changed binary, not against someone who can
+// read the data directory: the platform file is the "hardware" here.
+package sim
+
+import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/ed25519"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/keymesh/keymesh/internal/enclave"
+)
+
+const (
+	platformFile  = "platform"
+	platformMagic = "KMSIMPLATFORM\x01"
+	quoteDomain   = "keymesh sim quote v1\x00"
+	sealDomain    = "keymesh sim seal v1\x00"
+	evidenceLen   = ed25519.PublicKeySize + ed25519.SignatureSize
+	gcmNonceLen   = 12
+)
+
+// Config configures Open.
+type Config struct {
+	// Dir holds the simulated platform secrets (file "platform", mode 0600).
+	// It is created if missing. Use a directory under the node's data dir,
+	// e.g. <data>/enclave-sim.
+	Dir string
+	// Executable is the file measured; os.Executable() if empty. Tests set
+	// it; a node never should.
+	Executable string
+	// Rand is the randomness for nonces and keys; crypto/rand if nil.
+	Rand io.Reader
+}
+
+// Backend is the sim enclave backend. It is safe for concurrent use.
+type Backend struct {
+	measurement enclave.Measurement
+	signKey     ed25519.PrivateKey
+	sealSecret  []byte
+	rand        io.Reader
+}
+
+var _ enclave.Backend = (*Backend)(nil)
+
+// Open loads the simulated platform from c.Dir, creating it on first use, and
+// measures the executable.
+func Open(c Config) (*Backend, error) {
+	if c.Dir == "" {
+		return nil, errors.New("sim: no platform directory")
+	}
+	r := c.Rand
+	if r == nil {
+		r = rand.Reader
+	}
+	exe := c.Executable
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("sim: finding executable: %w", err)
+		}
+	}
+	m, err := enclave.MeasureFile(exe)
+	if err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
+	seed, secret, err := loadPlatform(c.Dir, r)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(seed)
+	return &Backend{
+		measurement: m,
+		signKey:     ed25519.NewKeyFromSeed(seed),
+		sealSecret:  secret,
+		rand:        r,
+	}, nil
+}
+
+// loadPlatform reads Dir/platform, or creates it atomically if absent:
+// magic ‖ Ed25519 seed (32) ‖ seal secret (32).
+func loadPlatform(dir string, r io.Reader) (seed, secret []byte, err error) {
+	path := filepath.Join(dir, platformFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, nil, fmt.Errorf("sim: %w", err)
+		}
+		fresh := make([]byte, len(platformMagic)+64)
+		copy(fresh, platformMagic)
+		if _, err := io.ReadFull(r, fresh[len(platformMagic):]); err != nil {
+			return nil, nil, fmt.Errorf("sim: platform secret: %w", err)
+		}
+		if err := writeExclusive(dir, path, fresh); err != nil {
+			clear(fresh)
+			return nil, nil, err
+		}
+		clear(fresh)
+		b, err = os.ReadFile(path) // another process may have won the race
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("sim: reading platform: %w", err)
+	}
+	defer clear(b)
+	if len(b) != len(platformMagic)+64 || !bytes.Equal(b[:len(platformMagic)], []byte(platformMagic)) {
+		return nil, nil, fmt.Errorf("sim: %s is not a sim platform file", path)
+	}
+	body := b[len(platformMagic):]
+	return bytes.Clone(body[:32]), bytes.Clone(body[32:]), nil
+}
+
+// writeExclusive writes data to path only if path does not exist, without
+// ever exposing a partial file.
+func writeExclusive(dir, path string, data []byte) error {
+	f, err := os.CreateTemp(dir, ".platform-*")
+	if err != nil {
+		return fmt.Errorf("sim: %w", err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return fmt.Errorf("sim: %w", err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("sim: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("sim: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("sim: %w", err)
+	}
+	if err := os.Link(tmp, path); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("sim: %w", err)
+	}
+	return nil
+}
+
+// Platform returns "sim".
+func (*Backend) Platform() string { return enclave.PlatformSim }
+
+// Simulated returns true.
+func (*Backend) Simulated() bool { return true }
+
+// Measurement returns SHA-256 of the executable measured at Open.
+func (b *Backend) Measurement() enclave.Measurement { return b.measurement }
+
+// PlatformKey returns the public key that signs this platform's quotes.
+func (b *Backend) PlatformKey() ed25519.PublicKey {
+	return bytes.Clone(b.signKey.Public().(ed25519.PublicKey))
+}
+
+// Quote returns a simulated quote over reportData signed by the platform key.
+func (b *Backend) Quote(reportData enclave.ReportData) (*enclave.Quote, error) {
+	q := &enclave.Quote{
+		Platform:    enclave.PlatformSim,
+		Simulated:   true,
+		Measurement: b.measurement,
+		ReportData:  reportData,
+	}
+	sig := ed25519.Sign(b.signKey, append([]byte(quoteDomain), q.SignedBytes()...))
+	q.Evidence = append(b.PlatformKey(), sig...)
+	return q, nil
+}
+
+// VerifyQuote checks a sim quote's signature and returns the platform key
+// that made it. It does not decide whether that key or the measurement is
+// trusted: package attest does, by pinning.
+func VerifyQuote(q *enclave.Quote) (ed25519.PublicKey, error) {
+	if q.Platform != enclave.PlatformSim {
+		return nil, fmt.Errorf("sim: quote is from platform %q", q.Platform)
+	}
+	if !q.Simulated {
+		return nil, errors.New("sim: quote does not say it is simulated")
+	}
+	if len(q.Evidence) != evidenceLen {
+		return nil, fmt.Errorf("sim: quote evidence is %d bytes, want %d", len(q.Evidence), evidenceLen)
+	}
+	pub := ed25519.PublicKey(bytes.Clone(q.Evidence[:ed25519.PublicKeySize]))
+	sig := q.Evidence[ed25519.PublicKeySize:]
+	if !ed25519.Verify(pub, append([]byte(quoteDomain), q.SignedBytes()...), sig) {
+		return nil, errors.New("sim: quote signature does not verify")
+	}
+	return pub, nil
+}
+
+// LocalVerifier returns an enclave.Verifier for migration on this host: the
+// quote must be signed by this platform's key and report the measurement want.
+func (b *Backend) LocalVerifier(want enclave.Measurement) enclave.Verifier {
+	own := b.PlatformKey()
+	return func(q *enclave.Quote) error {
+		pub, err := VerifyQuote(q)
+		if err != nil {
+			return err
+		}
+		if subtle.ConstantTimeCompare(pub, own) != 1 {
+			return errors.New("sim: quote is from another platform")
+		}
+		if !q.Measurement.Equal(want) {
+			return fmt.Errorf("sim: quote measurement is %s, want %s", q.Measurement, want)
+		}
+		return nil
+	}
+}
+
+func (b *Backend) sealKey(m enclave.Measurement, label string) (cipher.AEAD, error) {
+	key, err := hkdf.Key(sha256.New, b.sealSecret, m[:], sealDomain+label, 32)
+	if err != nil {
+		return nil, fmt.Errorf("sim: seal key: %w", err)
+	}
+	defer clear(key)
+	blk, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("sim: seal key: %w", err)
+	}
+	return cipher.NewGCM(blk)
+}
+
+// Seal encrypts plaintext under a key derived from the platform secret, this
+// measurement and label.
+func (b *Backend) Seal(plaintext []byte, label string) ([]byte, error) {
+	aead, err := b.sealKey(b.measurement, label)
+	if err != nil {
+		return nil, err
+	}
+	s := enclave.Sealed{Platform: enclave.PlatformSim, Measurement: b.measurement}
+	nonce := make([]byte, gcmNonceLen, gcmNonceLen+len(plaintext)+aead.Overhead())
+	if _, err := io.ReadFull(b.rand, nonce); err != nil {
+		return nil, fmt.Errorf("sim: seal nonce: %w", err)
+	}
+	s.Payload = aead.Seal(nonce, nonce, plaintext, s.Header())
+	return s.MarshalBinary()
+}
+
+// Unseal opens a blob made by Seal with the same label. A blob sealed by
+// another measurement fails with *enclave.MeasurementError before any
+// decryption; other failures wrap enclave.ErrUnseal.
+func (b *Backend) Unseal(sealed []byte, label string) ([]byte, error) {
+	var s enclave.Sealed
+	if err := s.UnmarshalBinary(sealed); err != nil {
+		return nil, fmt.Errorf("%w: %w", enclave.ErrUnseal, err)
+	}
+	if s.Platform != enclave.PlatformSim {
+		return nil, fmt.Errorf("%w: sealed by platform %q, this is %q", enclave.ErrUnseal, s.Platform, enclave.PlatformSim)
+	}
+	if !s.Measurement.Equal(b.measurement) {
+		return nil, &enclave.MeasurementError{SealedTo: s.Measurement, Running: b.measurement}
+	}
+	if len(s.Payload) < gcmNonceLen {
+		return nil, fmt.Errorf("%w: payload too short", enclave.ErrUnseal)
+	}
+	aead, err := b.sealKey(b.measurement, label)
+	if err != nil {
+		return nil, err
+	}
+	pt, err := aead.Open(nil, s.Payload[:gcmNonceLen], s.Payload[gcmNonceLen:], s.Header())
+	if err != nil {
+		return nil, fmt.Errorf("%w: wrong label, another platform, or tampered blob", enclave.ErrUnseal)
+	}
+	return pt, nil
+}
+
+// GenerateKey makes a key with the backend's randomness and seals it under
+// label.
+func (b *Backend) GenerateKey(kind enclave.KeyKind, label string) (*enclave.Key, []byte, error) {
+	k, err := enclave.NewKey(kind, b.rand)
+	if err != nil {
+		return nil, nil, err
+	}
+	sealed, err := enclave.SealKey(b, k, label)
+	if err != nil {
+		return nil, nil, err
+	}
+	return k, sealed, nil
+}
+
+// Close clears the platform secrets from memory. The backend must not be
+// used afterwards.
+func (b *Backend) Close() error {
+	clear(b.signKey)
+	clear(b.sealSecret)
+	return nil
+}

@@ -1,0 +1,237 @@
+package sim
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/keymesh/keymesh/internal/enclave"
+)
+
+// fakeExe writes a file to stand in for an executable, so one test process
+// can run backends with different measurements.
+func fakeExe(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "exe")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func open(t *testing.T, dir, exe string) *Backend {
+	t.Helper()
+	b, err := Open(Config{Dir: dir, Executable: exe})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestMeasurementIsSHA256OfExecutable(t *testing.T) {
+	b := open(t, t.TempDir(), fakeExe(t, "abc"))
+	// SHA-256("abc"), FIPS 180-2 Appendix B.1.
+	if got := b.Measurement().String(); got != "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" {
+		t.Fatalf("measurement = %s", got)
+	}
+	self, err := Open(Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, _ := os.Executable()
+	want, _ := enclave.MeasureFile(exe)
+	if self.Measurement() != want {
+		t.Fatal("default measurement is not the running executable's hash")
+	}
+}
+
+func TestSealUnseal(t *testing.T) {
+	dir := t.TempDir()
+	exeA := fakeExe(t, "build A")
+	a := open(t, dir, exeA)
+	secret := []byte("share record")
+	s, err := a.Seal(secret, "share/1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(s, secret) {
+		t.Fatal("sealed blob contains the plaintext")
+	}
+	// Reopening the same platform and binary (a restart) unseals.
+	a2 := open(t, dir, exeA)
+	got, err := a2.Unseal(s, "share/1")
+	if err != nil || !bytes.Equal(got, secret) {
+		t.Fatalf("unseal after restart: %q, %v", got, err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, platformFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("platform file mode: %v %v", fi.Mode(), err)
+	}
+
+	// Another binary on the same platform: a MeasurementError naming both.
+	b := open(t, dir, fakeExe(t, "build B"))
+	_, err = b.Unseal(s, "share/1")
+	var me *enclave.MeasurementError
+	if !errors.As(err, &me) || me.SealedTo != a.Measurement() || me.Running != b.Measurement() {
+		t.Fatalf("other binary: err = %v", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, a.Measurement().String()) || !strings.Contains(msg, b.Measurement().String()) {
+		t.Fatalf("error does not name both measurements: %s", msg)
+	}
+	// Even with the header rewritten to claim b's measurement, b's key differs.
+	var blob enclave.Sealed
+	if err := blob.UnmarshalBinary(s); err != nil {
+		t.Fatal(err)
+	}
+	blob.Measurement = b.Measurement()
+	forged, _ := blob.MarshalBinary()
+	if _, err := b.Unseal(forged, "share/1"); !errors.Is(err, enclave.ErrUnseal) {
+		t.Fatalf("forged header: err = %v", err)
+	}
+
+	// Same binary on another platform (another data dir).
+	other := open(t, t.TempDir(), exeA)
+	if _, err := other.Unseal(s, "share/1"); !errors.Is(err, enclave.ErrUnseal) {
+		t.Fatalf("other platform: err = %v", err)
+	}
+	// Wrong label.
+	if _, err := a.Unseal(s, "share/2"); !errors.Is(err, enclave.ErrUnseal) {
+		t.Fatalf("wrong label: err = %v", err)
+	}
+	// Any flipped byte.
+	for i := range s {
+		c := bytes.Clone(s)
+		c[i] ^= 0x40
+		if _, err := a.Unseal(c, "share/1"); err == nil {
+			t.Fatalf("flipped byte %d: unsealed", i)
+		}
+	}
+}
+
+func TestQuote(t *testing.T) {
+	b := open(t, t.TempDir(), fakeExe(t, "q"))
+	var rd enclave.ReportData
+	copy(rd[:], "keys")
+	q, err := b.Quote(rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !q.Simulated || q.Platform != "sim" || q.Measurement != b.Measurement() || q.ReportData != rd {
+		t.Fatalf("quote fields: %+v", q)
+	}
+	enc, _ := q.MarshalBinary()
+	var back enclave.Quote
+	if err := back.UnmarshalBinary(enc); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := VerifyQuote(&back)
+	if err != nil || !bytes.Equal(pub, b.PlatformKey()) {
+		t.Fatalf("VerifyQuote: %v", err)
+	}
+	tamper := []func(q *enclave.Quote){
+		func(q *enclave.Quote) { q.ReportData[0] ^= 1 },
+		func(q *enclave.Quote) { q.Measurement[0] ^= 1 },
+		func(q *enclave.Quote) { q.Simulated = false },
+		func(q *enclave.Quote) { q.Evidence[70] ^= 1 },
+		func(q *enclave.Quote) { q.Evidence = q.Evidence[:95] },
+		func(q *enclave.Quote) { q.Platform = "sev-snp" },
+	}
+	for i, f := range tamper {
+		var c enclave.Quote
+		_ = c.UnmarshalBinary(enc)
+		f(&c)
+		if _, err := VerifyQuote(&c); err == nil {
+			t.Errorf("tamper %d: quote verifies", i)
+		}
+	}
+	if err := b.LocalVerifier(b.Measurement())(q); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.LocalVerifier(enclave.Measurement{})(q); err == nil {
+		t.Fatal("LocalVerifier accepted the wrong measurement")
+	}
+	stranger := open(t, t.TempDir(), fakeExe(t, "q"))
+	if err := stranger.LocalVerifier(b.Measurement())(q); err == nil {
+		t.Fatal("LocalVerifier accepted another platform's quote")
+	}
+}
+
+func TestGenerateKey(t *testing.T) {
+	b := open(t, t.TempDir(), fakeExe(t, "k"))
+	k, sealed, err := b.GenerateKey(enclave.KeyHPKEXWing, "hpke")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, err := enclave.OpenKey(b, sealed, "hpke")
+	if err != nil || !k.Equal(k2) {
+		t.Fatalf("OpenKey: %v", err)
+	}
+	if _, err := enclave.OpenKey(b, sealed, "identity"); !errors.Is(err, enclave.ErrUnseal) {
+		t.Fatalf("OpenKey with the wrong label: %v", err)
+	}
+}
+
+func TestMigration(t *testing.T) {
+	dir := t.TempDir()
+	old := open(t, dir, fakeExe(t, "v1"))
+	next := open(t, dir, fakeExe(t, "v2"))
+	id, _ := old.Seal([]byte("identity key"), "identity")
+	share, _ := old.Seal([]byte("share"), "share/w1")
+	secrets := []enclave.Secret{{Label: "identity", Sealed: id}, {Label: "share/w1", Sealed: share}}
+
+	// The operator expects v3, but v2 asks: the old build refuses.
+	_, req, err := enclave.NewMigrationTarget(next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := enclave.ExportMigration(old, req, old.LocalVerifier(enclave.Measurement{3}), secrets); err == nil {
+		t.Fatal("export to an unexpected measurement succeeded")
+	}
+
+	target, req, err := enclave.NewMigrationTarget(next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle, err := enclave.ExportMigration(old, req, old.LocalVerifier(next.Measurement()), secrets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A bundle whose ciphertext was altered is refused (the source quote
+	// covers it), and refusing does not use up the target.
+	bad := bytes.Clone(bundle)
+	bad[len(bad)-1] ^= 1
+	if _, err := target.Import(bad, next.LocalVerifier(old.Measurement())); err == nil {
+		t.Fatal("tampered bundle imported")
+	}
+	// The target insists on the old build's measurement.
+	if _, err := target.Import(bundle, next.LocalVerifier(next.Measurement())); err == nil {
+		t.Fatal("bundle from an unexpected source imported")
+	}
+	got, err := target.Import(bundle, next.LocalVerifier(old.Measurement()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Label != "identity" || got[1].Label != "share/w1" {
+		t.Fatalf("imported %+v", got)
+	}
+	for i, want := range []string{"identity key", "share"} {
+		pt, err := next.Unseal(got[i].Sealed, got[i].Label)
+		if err != nil || string(pt) != want {
+			t.Fatalf("resealed secret %d: %q, %v", i, pt, err)
+		}
+		var me *enclave.MeasurementError
+		if _, err := old.Unseal(got[i].Sealed, got[i].Label); !errors.As(err, &me) {
+			t.Fatalf("old build opens the new build's secret: %v", err)
+		}
+	}
+	if _, err := target.Import(bundle, next.LocalVerifier(old.Measurement())); err == nil {
+		t.Fatal("second import succeeded")
+	}
+	// A bundle made for another request does not open here.
+	target2, _, _ := enclave.NewMigrationTarget(next)
+	if _, err := target2.Import(bundle, next.LocalVerifier(old.Measurement())); err == nil {
+		t.Fatal("bundle for another request imported")
+	}
+}
