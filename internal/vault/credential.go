@@ -109,7 +109,9 @@ func NewIssuerKey(b []byte) (*IssuerKey, error) {
 // Public returns the issuer's public key.
 func (k *IssuerKey) Public() IssuerPublicKey {
 	var p IssuerPublicKey
-	copy(p[:], k.k[ed25519.SeedSize:])
+	if len(k.k) == ed25519.PrivateKeySize {
+		copy(p[:], k.k[ed25519.SeedSize:])
+	}
 	return p
 }
 
@@ -121,15 +123,15 @@ func (k *IssuerKey) Sign(msg []byte) [SignatureSize]byte {
 }
 
 // Format prints a fixed placeholder whatever the verb.
-func (k *IssuerKey) Format(f fmt.State, _ rune) {
+func (k IssuerKey) Format(f fmt.State, _ rune) {
 	_, _ = io.WriteString(f, "vault.IssuerKey(redacted)")
 }
 
 // GoString implements fmt.GoStringer with the same placeholder.
-func (k *IssuerKey) GoString() string { return "vault.IssuerKey(redacted)" }
+func (k IssuerKey) GoString() string { return "vault.IssuerKey(redacted)" }
 
 // LogValue implements slog.LogValuer with the public key only.
-func (k *IssuerKey) LogValue() slog.Value {
+func (k IssuerKey) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("public", k.Public().String()))
 }
 

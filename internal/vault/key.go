@@ -115,14 +115,15 @@ func (k *PrivateKey) Destroy() {
 const redacted = "vault.PrivateKey(redacted)"
 
 // Format prints a fixed placeholder whatever the verb, so a key passed to
-// fmt by mistake does not leak.
-func (k *PrivateKey) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(redacted)) }
+// fmt by mistake does not leak. It has a value receiver so that a copied
+// PrivateKey (not only a pointer) is covered too.
+func (k PrivateKey) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(redacted)) }
 
 // GoString implements fmt.GoStringer with the same placeholder.
-func (k *PrivateKey) GoString() string { return redacted }
+func (k PrivateKey) GoString() string { return redacted }
 
 // LogValue implements slog.LogValuer: a logged key shows only its public half.
-func (k *PrivateKey) LogValue() slog.Value {
+func (k PrivateKey) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("public", k.pub.String()))
 }
 

@@ -7,7 +7,7 @@ import (
 
 // ErrInvalidUserID is wrapped by every error for a string that is not an
 // idOS user id.
-var ErrInvalidUserID = errors.New("vault: not a valid user id (want a version-4 UUID such as 9f51b3b2-4cbe-4c2b-8ea3-0b0c1b2f1a11)")
+var ErrInvalidUserID = errors.New("vault: not a valid user id (want a version-4 UUID, 8-4-4-4-12 hex digits)")
 
 // ValidUserID checks that s is an idOS user id: a UUID in its 36-character
 // textual form (RFC 9562 §4) with version nibble 4, hex digits in either

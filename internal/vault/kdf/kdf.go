@@ -130,13 +130,22 @@ func Derive(v Version, password, userID string) (*vault.PrivateKey, error) {
 	var dk []byte
 	switch p.Algorithm {
 	case "scrypt":
-		dk, err = scrypt.Key(pw, []byte(userID), p.N, p.R, p.P, KeySize)
-		if err != nil {
-			return nil, fmt.Errorf("kdf: scrypt: %w", err)
+		if dk, err = scryptKey(pw, []byte(userID), p.N, p.R, p.P, KeySize); err != nil {
+			return nil, err
 		}
 	case "argon2id":
 		dk = argon2.IDKey(pw, []byte(userID), p.Time, p.MemoryKiB, p.Threads, KeySize)
 	}
 	defer clear(dk)
 	return vault.NewPrivateKey(dk)
+}
+
+// scryptKey is RFC 7914 §6 scrypt; the known-answer tests call it with the
+// RFC's own parameters.
+func scryptKey(pw, salt []byte, n, r, p, dkLen int) ([]byte, error) {
+	dk, err := scrypt.Key(pw, salt, n, r, p, dkLen)
+	if err != nil {
+		return nil, fmt.Errorf("kdf: scrypt: %w", err)
+	}
+	return dk, nil
 }
