@@ -1,0 +1,47 @@
+package keygen
+
+import (
+	"crypto/subtle"
+	"errors"
+
+	"github.com/decred/dcrd/dcrec/secp256k1/v4"
+
+	"github.com/keymesh/keymesh/internal/mpc/curve"
+	"github.com/keymesh/keymesh/internal/mpc/dkls23"
+	"github.com/keymesh/keymesh/internal/mpc/round"
+)
+
+// round4 checks that every party computed the same public result, then
+// outputs.
+type round4 struct {
+	*round3
+	digest []byte
+	pk     secp256k1.JacobianPoint
+	shares []secp256k1.JacobianPoint
+	share  *dkls23.Share
+}
+
+var _ round.Round = (*round4)(nil)
+
+func (r *round4) Number() uint16           { return 4 }
+func (r *round4) Receives() round.Receives { return round.Receives{Broadcast: true} }
+
+func (r *round4) VerifyMessage(m *round.Message) error {
+	if !m.IsBroadcast() {
+		return errors.New("keygen: round 4 takes broadcasts only")
+	}
+	if subtle.ConstantTimeCompare(m.Payload, r.digest) != 1 {
+		return errors.New("keygen: result digest differs from ours")
+	}
+	return nil
+}
+
+func (r *round4) StoreMessage(*round.Message) error { return nil }
+
+// Finalize outputs the new share, or Departed.
+func (r *round4) Finalize() ([]*round.Message, round.Round, error) {
+	if r.share != nil {
+		return nil, &round.Output{Result: r.share}, nil
+	}
+	return nil, &round.Output{Result: &Departed{PublicKey: curve.EncodePoint(&r.pk)}}, nil
+}

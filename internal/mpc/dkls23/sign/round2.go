@@ -1,0 +1,112 @@
+package sign
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/decred/dcrd/dcrec/secp256k1/v4"
+
+	"github.com/keymesh/keymesh/internal/mpc/curve"
+	"github.com/keymesh/keymesh/internal/mpc/dkls23"
+	"github.com/keymesh/keymesh/internal/mpc/round"
+	"github.com/keymesh/keymesh/internal/mpc/rvole"
+)
+
+// round2 stores the commitments and the multiplications' first messages,
+// then runs the multiplications as Alice and opens R_i (steps 5–7).
+type round2 struct {
+	*round1
+
+	r, phi *secp256k1.ModNScalar // r_i, φ_i
+	bigR   []byte                // R_i, encoded
+	salt   []byte
+
+	chi    map[round.PartyID]*secp256k1.ModNScalar // χ_{i,j}: our Bob input with j
+	bobMul map[round.PartyID]*rvole.BobMul
+
+	commits map[round.PartyID][]byte
+	mul1    map[round.PartyID][]byte
+}
+
+var _ round.Round = (*round2)(nil)
+
+func (r *round2) Number() uint16           { return 2 }
+func (r *round2) Receives() round.Receives { return round.Receives{Broadcast: true, Direct: true} }
+
+func (r *round2) VerifyMessage(m *round.Message) error {
+	if m.IsBroadcast() && len(m.Payload) != 32 {
+		return fmt.Errorf("sign: commitment of %d bytes, want 32", len(m.Payload))
+	}
+	if !m.IsBroadcast() && len(m.Payload) == 0 {
+		return errors.New("sign: empty multiplication message")
+	}
+	return nil
+}
+
+func (r *round2) StoreMessage(m *round.Message) error {
+	if m.IsBroadcast() {
+		r.commits[m.From] = m.Payload
+	} else {
+		r.mul1[m.From] = m.Payload
+	}
+	return nil
+}
+
+// Finalize implements steps 5–7 of Protocol 3.6.
+func (r *round2) Finalize() ([]*round.Message, round.Round, error) {
+	next := &round3{
+		round2:  r,
+		cu:      map[round.PartyID]*secp256k1.ModNScalar{},
+		cv:      map[round.PartyID]*secp256k1.ModNScalar{},
+		opening: map[round.PartyID]*opening{},
+		adjust:  map[round.PartyID]*adjust{},
+	}
+	// Step 5: sk_i = λ_i·x_i + ζ_i and pk_i = sk_i·G.
+	l, err := dkls23.Lagrange(r.signers, r.self)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sign: %w", err)
+	}
+	x := r.share.SecretShare()
+	zeta := r.zeroShare()
+	next.sk.Mul2(l, x).Add(&zeta)
+	x.Zero()
+	zeta.Zero()
+	var pk secp256k1.JacobianPoint
+	curve.ScalarBaseMult(&next.sk, &pk)
+	next.pk = curve.EncodePoint(&pk)
+
+	out := []*round.Message{{
+		To:      round.Broadcast,
+		Payload: dkls23.AppendField(dkls23.AppendField(dkls23.AppendField(nil, r.bigR), r.salt), next.pk),
+	}}
+	// Step 6: with every peer j as Bob, multiply (r_i, sk_i) by χ_{j,i}.
+	alpha := []secp256k1.ModNScalar{*r.r, next.sk}
+	defer func() { alpha[0].Zero(); alpha[1].Zero() }()
+	for _, j := range r.peers {
+		c, m2, err := r.share.Peer(j).Alice.Multiply(r.mulSID(r.self, j), alpha, r.mul1[j], r.rand)
+		if err != nil {
+			return nil, nil, round.Abort(fmt.Errorf("sign: multiplication with %v: %w", j, err), j)
+		}
+		if len(c) != 2 {
+			return nil, nil, fmt.Errorf("sign: multiplication returned %d values", len(c))
+		}
+		next.cu[j], next.cv[j] = &c[0], &c[1]
+		// Step 7: Γ_u = c_u·G, Γ_v = c_v·G, ψ_{i,j} = φ_i − χ_{i,j}.
+		var gu, gv secp256k1.JacobianPoint
+		curve.ScalarBaseMult(&c[0], &gu)
+		curve.ScalarBaseMult(&c[1], &gv)
+		var psi secp256k1.ModNScalar
+		psi.NegateVal(r.chi[j]).Add(r.phi)
+		if curve.IsIdentity(&gu) || curve.IsIdentity(&gv) {
+			// c = 0 happens with probability 2^-256; the identity has
+			// no encoding, and strict decoding rejects it.
+			return nil, nil, errors.New("sign: degenerate multiplication output")
+		}
+		payload := dkls23.AppendField(nil, curve.EncodePoint(&gu))
+		payload = dkls23.AppendField(payload, curve.EncodePoint(&gv))
+		payload = dkls23.AppendField(payload, curve.EncodeScalar(&psi))
+		payload = dkls23.AppendField(payload, m2)
+		out = append(out, &round.Message{To: j, Payload: payload})
+	}
+	return out, next, nil
+}

@@ -1,0 +1,215 @@
+package sign
+
+import (
+	"crypto/subtle"
+	"errors"
+	"fmt"
+
+	"github.com/decred/dcrd/dcrec/secp256k1/v4"
+
+	"github.com/keymesh/keymesh/internal/mpc/curve"
+	"github.com/keymesh/keymesh/internal/mpc/dkls23"
+	"github.com/keymesh/keymesh/internal/mpc/round"
+)
+
+// opening is a peer's round-2 broadcast: R_j and pk_j.
+type opening struct {
+	bigR, pk *secp256k1.JacobianPoint
+}
+
+// adjust is a peer's round-2 direct message, after the multiplication.
+type adjust struct {
+	gu, gv *secp256k1.JacobianPoint
+	psi    *secp256k1.ModNScalar
+	du, dv secp256k1.ModNScalar
+}
+
+// round3 checks the openings and the multiplications, and computes the
+// shares (u_i, w_i) of the signature (steps 8–9).
+type round3 struct {
+	*round2
+
+	sk secp256k1.ModNScalar // sk_i
+	pk []byte               // pk_i, encoded
+
+	cu, cv  map[round.PartyID]*secp256k1.ModNScalar
+	opening map[round.PartyID]*opening
+	adjust  map[round.PartyID]*adjust
+}
+
+var _ round.Round = (*round3)(nil)
+
+func (r *round3) Number() uint16           { return 3 }
+func (r *round3) Receives() round.Receives { return round.Receives{Broadcast: true, Direct: true} }
+
+func (r *round3) VerifyMessage(m *round.Message) error {
+	if m.IsBroadcast() {
+		_, err := r.parseOpening(m)
+		return err
+	}
+	_, _, err := parseAdjust(m.Payload)
+	return err
+}
+
+func (r *round3) parseOpening(m *round.Message) (*opening, error) {
+	f, err := dkls23.SplitFields(m.Payload, 3)
+	if err != nil {
+		return nil, fmt.Errorf("sign: opening: %w", err)
+	}
+	if len(f[1]) != 32 {
+		return nil, errors.New("sign: opening salt of the wrong length")
+	}
+	if subtle.ConstantTimeCompare(r.commitment(m.From, f[0], f[1]), r.commits[m.From]) != 1 {
+		return nil, errors.New("sign: R_j does not open the commitment")
+	}
+	bigR, err := curve.DecodePoint(f[0])
+	if err != nil {
+		return nil, fmt.Errorf("sign: R_j: %w", err)
+	}
+	pk, err := curve.DecodePoint(f[2])
+	if err != nil {
+		return nil, fmt.Errorf("sign: pk_j: %w", err)
+	}
+	return &opening{bigR: bigR, pk: pk}, nil
+}
+
+func parseAdjust(payload []byte) (*adjust, []byte, error) {
+	f, err := dkls23.SplitFields(payload, 4)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sign: round 3 direct message: %w", err)
+	}
+	gu, err := curve.DecodePoint(f[0])
+	if err != nil {
+		return nil, nil, fmt.Errorf("sign: Γ_u: %w", err)
+	}
+	gv, err := curve.DecodePoint(f[1])
+	if err != nil {
+		return nil, nil, fmt.Errorf("sign: Γ_v: %w", err)
+	}
+	psi, err := curve.DecodeScalar(f[2])
+	if err != nil {
+		return nil, nil, fmt.Errorf("sign: ψ: %w", err)
+	}
+	return &adjust{gu: gu, gv: gv, psi: psi}, f[3], nil
+}
+
+func (r *round3) StoreMessage(m *round.Message) error {
+	if m.IsBroadcast() {
+		o, err := r.parseOpening(m)
+		if err != nil {
+			return err
+		}
+		r.opening[m.From] = o
+		return nil
+	}
+	a, m2, err := parseAdjust(m.Payload)
+	if err != nil {
+		return err
+	}
+	// Step 8: finish the multiplication as Bob: d_u, d_v.
+	d, err := r.bobMul[m.From].Finish(m2)
+	if err != nil {
+		return fmt.Errorf("sign: multiplication: %w", err)
+	}
+	if len(d) != 2 {
+		return fmt.Errorf("sign: multiplication returned %d values", len(d))
+	}
+	a.du, a.dv = d[0], d[1]
+	r.adjust[m.From] = a
+	return nil
+}
+
+// Finalize implements steps 8–9 of Protocol 3.6.
+func (r *round3) Finalize() ([]*round.Message, round.Round, error) {
+	// Step 8, consistency checks, per peer j:
+	//   χ_{i,j}·R_j = Γ_u + d_u·G and χ_{i,j}·pk_j = Γ_v + d_v·G.
+	var bad []round.PartyID
+	for _, j := range r.peers {
+		o, a := r.opening[j], r.adjust[j]
+		if !r.gammaCheck(r.chi[j], o.bigR, a.gu, &a.du) || !r.gammaCheck(r.chi[j], o.pk, a.gv, &a.dv) {
+			bad = append(bad, j)
+		}
+	}
+	if len(bad) > 0 {
+		return nil, nil, round.Abort(errors.New("sign: multiplication consistency check failed"), bad...)
+	}
+	// Σ pk_j = pk, and R = Σ R_j.
+	var sumPK, R secp256k1.JacobianPoint
+	own, err := curve.DecodePoint(r.pk)
+	if err != nil {
+		return nil, nil, err
+	}
+	ownR, err := curve.DecodePoint(r.bigR)
+	if err != nil {
+		return nil, nil, err
+	}
+	sumPK.Set(own)
+	R.Set(ownR)
+	for _, j := range r.peers {
+		secp256k1.AddNonConst(&sumPK, r.opening[j].pk, &sumPK)
+		secp256k1.AddNonConst(&R, r.opening[j].bigR, &R)
+	}
+	if !dkls23.EqualPoints(&sumPK, r.share.PublicKey()) {
+		return nil, nil, round.Abort(ErrKeyMismatch)
+	}
+	R.ToAffine()
+	if curve.IsIdentity(&R) {
+		return nil, nil, errors.New("sign: the instance point is the identity")
+	}
+	var rx secp256k1.ModNScalar
+	rx.SetByteSlice(R.X.Bytes()[:])
+
+	// Step 9: u_i, v_i, w_i.
+	var sumPsi, su, sv secp256k1.ModNScalar
+	sumPsi.Set(r.phi)
+	for _, j := range r.peers {
+		a := r.adjust[j]
+		sumPsi.Add(a.psi)
+		su.Add(r.cu[j]).Add(&a.du)
+		sv.Add(r.cv[j]).Add(&a.dv)
+	}
+	var u, v, w, t secp256k1.ModNScalar
+	u.Mul2(r.r, &sumPsi).Add(&su)
+	v.Mul2(&r.sk, &sumPsi).Add(&sv)
+	w.Mul2(&r.m, r.phi)
+	t.Mul2(&rx, &v)
+	w.Add(&t)
+	payload := dkls23.AppendField(dkls23.AppendField(nil, curve.EncodeScalar(&u)), curve.EncodeScalar(&w))
+
+	next := &round4{config: r.config, bigR: R, u: u, w: w}
+	r.wipe()
+	v.Zero()
+	t.Zero()
+	su.Zero()
+	sv.Zero()
+	sumPsi.Zero()
+	return []*round.Message{{To: round.Broadcast, Payload: payload}}, next, nil
+}
+
+// gammaCheck reports whether χ·P = Γ + d·G, with χ and d secret.
+func (r *round3) gammaCheck(chi *secp256k1.ModNScalar, P, gamma *secp256k1.JacobianPoint, d *secp256k1.ModNScalar) bool {
+	var lhs, dG, rhs secp256k1.JacobianPoint
+	curve.ScalarMult(chi, P, &lhs)
+	curve.ScalarBaseMult(d, &dG)
+	secp256k1.AddNonConst(gamma, &dG, &rhs)
+	return dkls23.EqualPoints(&lhs, &rhs)
+}
+
+// wipe zeroes the session's secrets once they are no longer needed: each is
+// used once.
+func (r *round3) wipe() {
+	r.r.Zero()
+	r.phi.Zero()
+	r.sk.Zero()
+	for _, c := range r.chi {
+		c.Zero()
+	}
+	for j := range r.cu {
+		r.cu[j].Zero()
+		r.cv[j].Zero()
+	}
+	for _, a := range r.adjust {
+		a.du.Zero()
+		a.dv.Zero()
+	}
+}
