@@ -382,3 +382,34 @@ func BenchmarkDecredScalarMultNonConst(b *testing.B) {
 		secp256k1.ScalarMultNonConst(k, &p, &r)
 	}
 }
+
+func TestAddAndSelect(t *testing.T) {
+	r := testRand(t)
+	var pts []secp256k1.JacobianPoint
+	for range 5 {
+		var p secp256k1.JacobianPoint
+		secp256k1.ScalarBaseMultNonConst(randScalar(t, r), &p)
+		pts = append(pts, p)
+	}
+	var neg secp256k1.JacobianPoint
+	neg.Set(&pts[0])
+	neg.Y.Normalize().Negate(1).Normalize()
+	pts = append(pts, neg, secp256k1.JacobianPoint{})
+	for i := range pts {
+		for j := range pts {
+			var got, want secp256k1.JacobianPoint
+			Add(&pts[i], &pts[j], &got)
+			secp256k1.AddNonConst(&pts[i], &pts[j], &want)
+			sameAsDecred(t, "Add", &got, &want)
+		}
+	}
+	var s secp256k1.JacobianPoint
+	Select(&s, &pts[0], &pts[1], 0)
+	if !s.EquivalentNonConst(&pts[0]) || s.EquivalentNonConst(&pts[1]) {
+		t.Fatal("Select 0 did not pick a")
+	}
+	Select(&s, &pts[0], &pts[1], 1)
+	if !s.EquivalentNonConst(&pts[1]) || s.EquivalentNonConst(&pts[0]) {
+		t.Fatal("Select 1 did not pick b")
+	}
+}

@@ -44,10 +44,8 @@ func EncodePoint(p *secp256k1.JacobianPoint) []byte {
 	q.Set(p)
 	q.ToAffine()
 	out := make([]byte, PointLen)
-	out[0] = 0x02
-	if q.Y.IsOdd() {
-		out[0] = 0x03
-	}
+	q.Y.Normalize()
+	out[0] = 0x02 | byte(q.Y.IsOddBit()) // no branch: p may be a secret DH value
 	q.X.PutBytesUnchecked(out[1:])
 	return out
 }

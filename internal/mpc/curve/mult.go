@@ -323,3 +323,51 @@ func ScalarBaseMult(k *secp256k1.ModNScalar, result *secp256k1.JacobianPoint) {
 	clear(kb[:])
 	toJacobian(&q, result)
 }
+
+// fromJacobian converts a Jacobian point (X, Y, Z) to homogeneous projective
+// (X·Z : Y : Z³), in constant time. Both identity forms (Z = 0, or all zero)
+// become (0 : 1 : 0).
+func fromJacobian(p *secp256k1.JacobianPoint, r *point) {
+	var z secp256k1.FieldVal
+	z.Set(&p.Z).Normalize()
+	isID := z.IsZeroBit()
+	var x, y secp256k1.FieldVal
+	x.Set(&p.X).Normalize()
+	y.Set(&p.Y).Normalize()
+	r.x.Mul2(&x, &z)
+	r.y.Set(&y)
+	r.z.SquareVal(&z).Mul(&z)
+	var one secp256k1.FieldVal
+	one.SetInt(1)
+	m := uint32(0) - isID
+	cmov(&r.y, &one, m)
+	r.x.Normalize()
+	r.y.Normalize()
+	r.z.Normalize()
+	var zero secp256k1.FieldVal
+	cmov(&r.x, &zero, m)
+}
+
+// Add sets result = p + q in constant time with complete formulas (RCB 2016,
+// Algorithm 7): no branch on whether p or q is the identity, equal or
+// opposite. Inputs may be in any Jacobian form; the result is affine (Z = 1),
+// or all zero for the identity.
+func Add(p, q, result *secp256k1.JacobianPoint) {
+	var a, b point
+	fromJacobian(p, &a)
+	fromJacobian(q, &b)
+	add(&a, &a, &b)
+	toJacobian(&a, result)
+}
+
+// Select sets result = a if bit == 0 and result = b if bit == 1, in constant
+// time. bit must be 0 or 1.
+func Select(result, a, b *secp256k1.JacobianPoint, bit uint32) {
+	m := uint32(0) - (bit & 1)
+	var r secp256k1.JacobianPoint
+	r.Set(a)
+	cmov(&r.X, &b.X, m)
+	cmov(&r.Y, &b.Y, m)
+	cmov(&r.Z, &b.Z, m)
+	result.Set(&r)
+}
