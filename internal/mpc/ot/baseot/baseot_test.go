@@ -115,7 +115,6 @@ func TestIndexBinding(t *testing.T) {
 	}
 }
 
-
 var (
 	gEnc, _     = hex.DecodeString("0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798")
 	offCurve, _ = hex.DecodeString("020000000000000000000000000000000000000000000000000000000000000005")
