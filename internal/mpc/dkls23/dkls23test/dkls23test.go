@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/decred/dcrd/dcrec/secp256k1/v4"
+
 	"github.com/keymesh/keymesh/internal/mpc/dkls23"
 	"github.com/keymesh/keymesh/internal/mpc/dkls23/keygen"
 	"github.com/keymesh/keymesh/internal/mpc/dkls23/sign"
@@ -113,4 +115,76 @@ func Sign(shares []*dkls23.Share, signers []round.PartyID, digest []byte, rule m
 		}
 	}
 	return first, res, nil
+}
+
+// Refresh runs a refresh of every share and returns the new shares in the
+// same order.
+func Refresh(shares []*dkls23.Share, seed uint64) ([]*dkls23.Share, error) {
+	nonce := Nonce()
+	var ss []*round.Session
+	var ps []round.PartyID
+	for _, sh := range shares {
+		s, err := keygen.NewRefreshSession(sh, nonce, rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		ss = append(ss, s)
+		ps = append(ps, sh.Self())
+	}
+	return Shares(mpctest.Run(ss, nil, seed), ps)
+}
+
+// Reshare moves the key of shares to newParties with threshold t: the
+// holders of shares in dealers deal, parties in newParties without a share
+// join with the public data of shares[0]. It returns the new shares in
+// party order and the dealers that left.
+func Reshare(shares []*dkls23.Share, dealers, newParties []round.PartyID, t int, seed uint64) ([]*dkls23.Share, []round.PartyID, error) {
+	nonce := Nonce()
+	byID := map[round.PartyID]*dkls23.Share{}
+	for _, sh := range shares {
+		byID[sh.Self()] = sh
+	}
+	pub := shares[0].PublicKey()
+	oldPub := map[round.PartyID]*secp256k1.JacobianPoint{}
+	for _, d := range dealers {
+		x, err := shares[0].PublicShare(d)
+		if err != nil {
+			return nil, nil, err
+		}
+		oldPub[d] = x
+	}
+	all := slices.Clone(dealers)
+	for _, p := range newParties {
+		if !slices.Contains(all, p) {
+			all = append(all, p)
+		}
+	}
+	slices.Sort(all)
+	var ss []*round.Session
+	for _, p := range all {
+		cfg := keygen.ReshareConfig{Self: p, Dealers: dealers, NewParties: newParties, NewThreshold: t, Nonce: nonce}
+		if slices.Contains(dealers, p) || (byID[p] != nil && slices.Contains(newParties, p)) {
+			cfg.Old = byID[p]
+		}
+		if cfg.Old == nil {
+			cfg.PublicKey, cfg.OldPublicShares = pub, oldPub
+		}
+		s, err := keygen.NewReshareSession(cfg, rand.Reader)
+		if err != nil {
+			return nil, nil, err
+		}
+		ss = append(ss, s)
+	}
+	res := mpctest.Run(ss, nil, seed)
+	if err := res.Err(); err != nil {
+		return nil, nil, err
+	}
+	var departed []round.PartyID
+	for _, p := range all {
+		if _, ok := res.Outputs[p].(*keygen.Departed); ok {
+			departed = append(departed, p)
+		}
+	}
+	out, err := Shares(res, slices.Sorted(slices.Values(newParties)))
+	return out, departed, err
 }

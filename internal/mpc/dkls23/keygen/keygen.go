@@ -38,8 +38,9 @@
 //	   send g_i(j) to each receiver j; receivers answer the rvole setup.
 //	3: everyone checks openings, proofs, the length of every C_i and
 //	   g_j(i)·G = Σ_k i^k·C_j,k; receivers finish the rvole setups and sum
-//	   their shares; everyone broadcasts a digest of the public result.
-//	4: everyone checks that every digest equals its own and outputs.
+//	   their shares; everyone broadcasts a digest of the public result and
+//	   sends each receiver a tag confirming their pairwise seed (direct).
+//	4: everyone checks that every digest and tag equals its own and outputs.
 //
 // A failed check aborts naming the party whose message failed. Direct
 // messages carry secret shares and seeds: the transport must keep them
@@ -88,8 +89,11 @@ type config struct {
 	oldPublic *secp256k1.JacobianPoint
 	oldShares map[round.PartyID]*secp256k1.JacobianPoint // dealers' old public shares
 	old       *dkls23.Share                              // our old share if we deal in a resharing
-	isKeygen  bool
-	protocol  string
+	// testingOnlySecret, when set, replaces the old secret share in the
+	// dealing (tests of a cheating dealer).
+	testingOnlySecret *secp256k1.ModNScalar
+	isKeygen          bool
+	protocol          string
 }
 
 func (c *config) isDealer(p round.PartyID) bool   { return contains(c.dealers, p) }
@@ -184,6 +188,18 @@ type ReshareConfig struct {
 // party set and threshold (see the package doc). The output is a
 // *dkls23.Share for a party in NewParties, *Departed for the others.
 func NewReshareSession(cfg ReshareConfig, rand io.Reader) (*round.Session, error) {
+	c, err := newReshareConfig(cfg, rand)
+	if err != nil {
+		return nil, err
+	}
+	s, err := round.NewSession(c.sid, cfg.Self, c.all, &round1{config: c})
+	if err != nil {
+		return nil, fmt.Errorf("keygen: %w", err)
+	}
+	return s, nil
+}
+
+func newReshareConfig(cfg ReshareConfig, rand io.Reader) (*config, error) {
 	dealers, err := checkSet(cfg.Dealers, "dealers")
 	if err != nil {
 		return nil, err
@@ -259,11 +275,7 @@ func NewReshareSession(cfg ReshareConfig, rand io.Reader) (*round.Session, error
 	if err != nil {
 		return nil, fmt.Errorf("keygen: %w", err)
 	}
-	s, err := round.NewSession(c.sid, cfg.Self, all, &round1{config: c})
-	if err != nil {
-		return nil, fmt.Errorf("keygen: %w", err)
-	}
-	return s, nil
+	return c, nil
 }
 
 func encodeParties(ps []round.PartyID) []byte {

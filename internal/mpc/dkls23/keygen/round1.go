@@ -93,6 +93,9 @@ func (r *round2) deal() error {
 			return fmt.Errorf("keygen: %w", err)
 		}
 		x := r.old.SecretShare()
+		if r.testingOnlySecret != nil {
+			x.Set(r.testingOnlySecret)
+		}
 		r.poly[0].Mul2(l, x)
 		x.Zero()
 	}

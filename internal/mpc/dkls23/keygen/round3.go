@@ -234,7 +234,31 @@ func (r *round3) Finalize() ([]*round.Message, round.Round, error) {
 	for _, s := range r.dealt {
 		s.Zero()
 	}
-	return []*round.Message{{To: round.Broadcast, Payload: digest}}, next, nil
+	out := []*round.Message{{To: round.Broadcast, Payload: digest}}
+	for _, p := range r.all {
+		if p == r.self {
+			continue
+		}
+		var tag []byte
+		if next.share != nil && r.isReceiver(p) {
+			tag = r.seedTag(r.self, p, next.share.Peer(p).Seed)
+		}
+		out = append(out, &round.Message{To: p, Payload: tag})
+	}
+	return out, next, nil
+}
+
+// seedTag confirms the F_Zero seed of the pair (from, to) without revealing
+// it: a party whose seed contribution was altered on its way ends up with a
+// different seed, and the check in round 4 aborts instead of leaving a key
+// whose zero shares do not cancel.
+func (r *round3) seedTag(from, to round.PartyID, seed [dkls23.SeedLen]byte) []byte {
+	t := round.NewTranscript("keymesh/dkls23/keygen/seed-confirm")
+	t.WriteBytes(r.sid[:])
+	t.WriteUint64(uint64(from))
+	t.WriteUint64(uint64(to))
+	t.WriteBytes(seed[:])
+	return t.Sum(nil)
 }
 
 // digest is what every party broadcasts in round 3 and checks in round 4:

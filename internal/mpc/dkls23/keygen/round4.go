@@ -24,11 +24,21 @@ type round4 struct {
 var _ round.Round = (*round4)(nil)
 
 func (r *round4) Number() uint16           { return 4 }
-func (r *round4) Receives() round.Receives { return round.Receives{Broadcast: true} }
+func (r *round4) Receives() round.Receives { return round.Receives{Broadcast: true, Direct: true} }
 
 func (r *round4) VerifyMessage(m *round.Message) error {
 	if !m.IsBroadcast() {
-		return errors.New("keygen: round 4 takes broadcasts only")
+		if r.share == nil || !r.isReceiver(m.From) {
+			if len(m.Payload) != 0 {
+				return errors.New("keygen: unexpected direct payload")
+			}
+			return nil
+		}
+		want := r.seedTag(m.From, r.self, r.share.Peer(m.From).Seed)
+		if subtle.ConstantTimeCompare(m.Payload, want) != 1 {
+			return errors.New("keygen: zero-sharing seed confirmation differs from ours")
+		}
+		return nil
 	}
 	if subtle.ConstantTimeCompare(m.Payload, r.digest) != 1 {
 		return errors.New("keygen: result digest differs from ours")
