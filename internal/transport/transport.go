@@ -1,0 +1,361 @@
+// Package transport carries keymesh's peer traffic: mutually authenticated
+// TLS 1.3 links between nodes, MPC sessions (round.Session) run over them,
+// and a small request/response RPC for invitations and catch-up.
+//
+// # Authentication
+//
+// There is no CA. Every node presents a certificate self-signed by its
+// Ed25519 identity key (config.Identity); each side pins the other's key
+// from the cluster config (config.Peer.IdentityKey) in
+// tls.Config.VerifyConnection. TLS 1.3's CertificateVerify (RFC 8446
+// §4.4.3) proves the peer holds that key. A connection from a key that is
+// not in the config is refused during the handshake, as is a server whose
+// key is not the one configured for the id we dialled. The peer id of a link
+// comes from the key, never from what the peer says: a round message whose
+// From differs from the link's peer id is dropped.
+//
+// # Links
+//
+// Each node dials every peer once and keeps that connection (its outbound
+// link) up: it pings it every PingInterval, closes it when nothing arrives
+// for PingTimeout, and redials with exponential backoff. A node sends
+// protocol messages and calls only over its outbound links and answers calls
+// and pings on the connections peers dialled to it, so a pair of nodes
+// shares two connections, one per direction, multiplexed by session id and
+// call id. Frames are length-prefixed, versioned and decoded strictly (see
+// frame.go).
+//
+// # Sessions
+//
+// RunSession drives a round.Session: it sends what the session produces
+// (a broadcast is the same message sent to each peer; the round engine's
+// echo check catches a peer that sends different ones) and feeds it what
+// arrives. Messages for a session that is not (yet) running here are kept
+// for PendingTTL, at most PendingMax of them, so a peer may start first.
+// A session fails with *PeerDownError as soon as a peer it needs is
+// unreachable, and with *TimeoutError naming the parties it waits for when
+// SessionTimeout passes.
+//
+// Library code: it never logs unless the daemon injects a *slog.Logger.
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/keymesh/keymesh/internal/config"
+	"github.com/keymesh/keymesh/internal/mpc/round"
+)
+
+// Options configure a Transport. Self and Identity are required; zero
+// durations take the defaults named beside them.
+type Options struct {
+	Self     *config.Node
+	Identity *config.Identity
+	// Logger receives connection events (refused keys, links up and down).
+	// Nil discards them.
+	Logger *slog.Logger
+
+	DialTimeout    time.Duration // dial + TLS handshake; default 5s
+	SessionTimeout time.Duration // per RunSession, and per Call without a deadline; default 30s
+	PingInterval   time.Duration // keep-alive on each link; default 2s
+	PingTimeout    time.Duration // silence after which a link is closed; default 3×PingInterval
+	PendingTTL     time.Duration // how long messages for an unknown session are kept; default 10s
+	PendingMax     int           // how many such messages are kept at most; default 1024
+}
+
+// Handler answers one peer RPC. from is the authenticated peer id. The
+// returned error's text is sent to the caller (at most 1024 bytes), so it
+// must not hold secrets. ctx is cancelled when the connection closes or
+// the transport is closed.
+type Handler func(ctx context.Context, from uint16, body []byte) ([]byte, error)
+
+// Transport is one node's set of peer links. Its methods are safe for
+// concurrent use.
+type Transport struct {
+	self   uint16
+	opts   Options
+	log    *slog.Logger
+	cert   tls.Certificate
+	server *tls.Config
+	links  map[uint16]*link
+	byKey  map[string]uint16
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex
+	closed    bool
+	handlers  map[string]Handler
+	sessions  map[round.SessionID]*runner
+	pending   []pendingMsg
+	pendBytes int
+	listeners map[net.Listener]struct{}
+	inbound   map[*peerConn]struct{}
+
+	stats counters
+
+	// testingOnlyAlterOutgoing, when set, may change each outgoing round
+	// message per recipient (a private copy), to play a misbehaving node.
+	testingOnlyAlterOutgoing func(to uint16, m *round.Message)
+}
+
+// New checks opts, makes the node's certificate and starts keeping a link
+// to every peer. Call Serve to accept the peers' links, Close when done.
+func New(opts Options) (*Transport, error) {
+	if opts.Self == nil || opts.Identity == nil {
+		return nil, errors.New("transport: Options.Self and Options.Identity are required")
+	}
+	if err := opts.Self.Validate(); err != nil {
+		return nil, fmt.Errorf("transport: %w", err)
+	}
+	if opts.DialTimeout <= 0 {
+		opts.DialTimeout = 5 * time.Second
+	}
+	if opts.SessionTimeout <= 0 {
+		opts.SessionTimeout = 30 * time.Second
+	}
+	if opts.PingInterval <= 0 {
+		opts.PingInterval = 2 * time.Second
+	}
+	if opts.PingTimeout <= 0 {
+		opts.PingTimeout = 3 * opts.PingInterval
+	}
+	if opts.PendingTTL <= 0 {
+		opts.PendingTTL = 10 * time.Second
+	}
+	if opts.PendingMax <= 0 {
+		opts.PendingMax = 1024
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	cert, err := selfSignedCert(opts.Identity)
+	if err != nil {
+		return nil, err
+	}
+	t := &Transport{
+		self:      opts.Self.ID,
+		opts:      opts,
+		log:       log,
+		cert:      cert,
+		links:     make(map[uint16]*link),
+		byKey:     make(map[string]uint16),
+		handlers:  make(map[string]Handler),
+		sessions:  make(map[round.SessionID]*runner),
+		listeners: make(map[net.Listener]struct{}),
+		inbound:   make(map[*peerConn]struct{}),
+	}
+	own := opts.Identity.PublicKey()
+	for _, p := range opts.Self.Peers {
+		pub, err := p.PublicKey()
+		if err != nil {
+			return nil, fmt.Errorf("transport: peer %d: %w", p.ID, err)
+		}
+		if string(pub) == string(own) {
+			return nil, fmt.Errorf("transport: peer %d is configured with this node's own identity key", p.ID)
+		}
+		t.byKey[string(pub)] = p.ID
+		t.links[p.ID] = &link{t: t, id: p.ID, addr: p.PeerAddr, tls: clientConfig(cert, p.ID, pub), wake: make(chan struct{}, 1)}
+	}
+	t.server = t.serverConfig(cert)
+	t.ctx, t.cancel = context.WithCancel(context.Background())
+	for _, l := range t.links {
+		t.wg.Add(1)
+		go l.maintain()
+	}
+	return t, nil
+}
+
+// Serve accepts peer links on ln until ctx is done or the transport is
+// closed, then closes ln and returns nil. It returns ln's error if Accept
+// fails for another reason. Serve may be called for several listeners.
+func (t *Transport) Serve(ctx context.Context, ln net.Listener) error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		ln.Close()
+		return ErrClosed
+	}
+	t.listeners[ln] = struct{}{}
+	t.mu.Unlock()
+	defer func() {
+		t.mu.Lock()
+		delete(t.listeners, ln)
+		t.mu.Unlock()
+	}()
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	handshakes := make(chan struct{}, 64)
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || t.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			return fmt.Errorf("transport: accept: %w", err)
+		}
+		delay = 0
+		select {
+		case handshakes <- struct{}{}:
+		default:
+			// Too many handshakes in flight: shed this one.
+			t.stats.connsRejected.Add(1)
+			c.Close()
+			continue
+		}
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			t.accept(c, handshakes)
+		}()
+	}
+}
+
+func (t *Transport) accept(c net.Conn, handshakes chan struct{}) {
+	tc := tls.Server(c, t.server)
+	ctx, cancel := context.WithTimeout(t.ctx, t.opts.DialTimeout)
+	err := tc.HandshakeContext(ctx)
+	cancel()
+	<-handshakes
+	var peer uint16
+	if err == nil {
+		cs := tc.ConnectionState()
+		if cs.NegotiatedProtocol != alpn {
+			err = fmt.Errorf("transport: peer did not negotiate %q", alpn)
+		} else if pub, kerr := peerKey(cs); kerr != nil {
+			err = kerr
+		} else {
+			peer = t.byKey[string(pub)]
+		}
+	}
+	if err != nil || peer == 0 {
+		t.stats.connsRejected.Add(1)
+		t.log.Warn("peer connection refused", "remote", c.RemoteAddr().String(), "err", err)
+		tc.Close()
+		return
+	}
+	pc := newPeerConn(t, peer, tc, nil)
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		tc.Close()
+		return
+	}
+	t.inbound[pc] = struct{}{}
+	t.mu.Unlock()
+	t.log.Debug("peer connected", "peer", peer, "remote", c.RemoteAddr().String())
+	pc.readLoop()
+	t.mu.Lock()
+	delete(t.inbound, pc)
+	t.mu.Unlock()
+}
+
+// Close stops every link, listener and session. Running sessions and calls
+// fail with ErrClosed; handler contexts are cancelled (Close does not wait
+// for handlers to return).
+func (t *Transport) Close() error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	t.closed = true
+	lns := make([]net.Listener, 0, len(t.listeners))
+	for ln := range t.listeners {
+		lns = append(lns, ln)
+	}
+	in := make([]*peerConn, 0, len(t.inbound))
+	for pc := range t.inbound {
+		in = append(in, pc)
+	}
+	t.mu.Unlock()
+	t.cancel()
+	for _, ln := range lns {
+		ln.Close()
+	}
+	for _, pc := range in {
+		pc.close(ErrClosed)
+	}
+	for _, l := range t.links {
+		if pc := l.current(); pc != nil {
+			pc.close(ErrClosed)
+		}
+	}
+	t.wg.Wait()
+	return nil
+}
+
+// PeerStatus is one peer link as Peers reports it.
+type PeerStatus struct {
+	ID        uint16
+	Addr      string
+	Reachable bool      // our link to it is up and answered a ping within PingTimeout
+	LastSeen  time.Time // last frame received from it on any connection; zero if never
+	LastError string    // last dial or link error, empty if none since the link came up
+}
+
+// Peers reports every configured peer, sorted by id. It takes no lock that
+// I/O holds, so it is cheap enough for a readiness probe.
+func (t *Transport) Peers() []PeerStatus {
+	out := make([]PeerStatus, 0, len(t.links))
+	for _, l := range t.links {
+		out = append(out, l.status())
+	}
+	slices.SortFunc(out, func(a, b PeerStatus) int { return int(a.ID) - int(b.ID) })
+	return out
+}
+
+// Stats are running totals since New, for metrics.
+type Stats struct {
+	BytesSent, BytesReceived   uint64
+	FramesSent, FramesReceived uint64
+	// MessagesDropped counts round messages not used: From not matching
+	// the link's peer, undecodable for their session, replays, overflow of
+	// the pending buffer or a session's queue, expiry in the pending buffer.
+	MessagesDropped   uint64
+	SessionsStarted   uint64
+	SessionsSucceeded uint64
+	SessionsFailed    uint64
+	CallsSent         uint64
+	CallsServed       uint64
+	// ConnsRejected counts inbound connections refused: unknown key, failed
+	// handshake, or too many handshakes at once.
+	ConnsRejected uint64
+}
+
+type counters struct {
+	bytesSent, bytesReceived, framesSent, framesReceived, dropped atomic.Uint64
+	sessionsStarted, sessionsSucceeded, sessionsFailed            atomic.Uint64
+	callsSent, callsServed, connsRejected                         atomic.Uint64
+}
+
+// Stats returns the counters.
+func (t *Transport) Stats() Stats {
+	c := &t.stats
+	return Stats{
+		BytesSent: c.bytesSent.Load(), BytesReceived: c.bytesReceived.Load(),
+		FramesSent: c.framesSent.Load(), FramesReceived: c.framesReceived.Load(),
+		MessagesDropped: c.dropped.Load(),
+		SessionsStarted: c.sessionsStarted.Load(), SessionsSucceeded: c.sessionsSucceeded.Load(), SessionsFailed: c.sessionsFailed.Load(),
+		CallsSent: c.callsSent.Load(), CallsServed: c.callsServed.Load(), ConnsRejected: c.connsRejected.Load(),
+	}
+}
