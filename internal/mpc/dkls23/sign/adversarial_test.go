@@ -1,0 +1,242 @@
+package sign_test
+
+import (
+	"crypto/rand"
+	"errors"
+	"testing"
+
+	"github.com/keymesh/keymesh/internal/mpc/dkls23"
+	"github.com/keymesh/keymesh/internal/mpc/dkls23/dkls23test"
+	"github.com/keymesh/keymesh/internal/mpc/dkls23/sign"
+	"github.com/keymesh/keymesh/internal/mpc/round"
+	"github.com/keymesh/keymesh/internal/mpctest"
+)
+
+// wantAbortBlaming asserts that no party output a signature and that every
+// honest party either aborted naming exactly culprit or was left waiting
+// for a party that had aborted, with at least one naming culprit.
+func wantAbortBlaming(t *testing.T, res *mpctest.Result, culprit round.PartyID) {
+	t.Helper()
+	if len(res.Outputs) != 0 {
+		t.Fatalf("outputs despite misbehaviour by %v: %v", culprit, res.Outputs)
+	}
+	blamed := false
+	for p, err := range res.Errors {
+		if p == culprit {
+			continue
+		}
+		var ae *round.AbortError
+		if errors.As(err, &ae) {
+			if !ae.Blames(culprit) || len(ae.Culprits) != 1 {
+				t.Fatalf("%v: abort %v does not blame exactly %v", p, ae, culprit)
+			}
+			blamed = true
+			continue
+		}
+		var stall *mpctest.StallError
+		if !errors.As(err, &stall) {
+			t.Fatalf("%v: %v", p, err)
+		}
+	}
+	if !blamed {
+		t.Fatalf("nobody blamed %v: %v", culprit, res.Errors)
+	}
+}
+
+func newDigest() []byte {
+	d := make([]byte, 32)
+	rand.Read(d)
+	return d
+}
+
+// flip returns a rule that flips bit (negative: from the end) of the
+// payload of the messages of party from in round rnd.
+func flip(from round.PartyID, rnd uint16, direct bool, bit int) mpctest.Rule {
+	return mpctest.Alter(mpctest.Match{From: from, Round: rnd, Direct: mpctest.Ptr(direct)}, func(m *round.Message) {
+		b := bit
+		if b < 0 {
+			b += 8 * len(m.Payload)
+		}
+		m.Payload[b/8] ^= 1 << (b % 8)
+	})
+}
+
+// Every message of signing up to round 3, altered by its sender, makes the
+// honest signers abort naming the sender, and nobody outputs a signature.
+func TestSignAlteredMessagesBlameSender(t *testing.T) {
+	shares, err := dkls23test.Keygen(2, 3, 21)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signers := []round.PartyID{1, 2, 3} // all three, so a third party sees it too
+	cases := []struct {
+		name   string
+		round  uint16
+		direct bool
+		bit    int
+	}{
+		{"commitment to R_i", 2, false, 5},
+		{"multiplication message 1 (OT extension)", 2, true, 8*40 + 3},
+		{"multiplication message 1, last byte", 2, true, -2},
+		{"opening R_i", 3, false, 8*5 + 1},
+		{"opening salt", 3, false, 8*(4+33+4) + 9},
+		{"pk_i", 3, false, -3},
+		{"Γ_u", 3, true, 8*5 + 2},
+		{"Γ_v", 3, true, 8*(4+33+5) + 2},
+		{"multiplication message 2", 3, true, -8*40 - 3},
+		{"multiplication message 2, last byte", 3, true, -1},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, res, err := dkls23test.Sign(shares, signers, newDigest(), flip(2, tc.round, tc.direct, tc.bit), uint64(i))
+			if err == nil {
+				t.Fatal("signing succeeded")
+			}
+			wantAbortBlaming(t, res, 2)
+		})
+	}
+}
+
+// A bad ψ_{i,j} (a party using different inversion masks with different
+// peers) or a bad share of the signature in the last round (u_i or w_i)
+// cannot be attributed without zero-knowledge proofs the paper does not
+// have, but it never yields an output: the combined signature fails
+// verification and every party aborts.
+func TestSignUnattributableNeverOutputs(t *testing.T) {
+	shares, err := dkls23test.Keygen(2, 3, 22)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range []mpctest.Rule{
+		flip(2, 3, true, 8*(4+33+4+33+4)+77), // ψ
+		flip(2, 4, false, 8*4+9),             // u_i
+		flip(2, 4, false, -5),                // w_i
+	} {
+		_, res, err := dkls23test.Sign(shares, []round.PartyID{1, 2}, newDigest(), r, uint64(i))
+		if err == nil || res.Outputs[1] != nil {
+			t.Fatalf("honest party 1 output %v, err %v", res.Outputs[1], err)
+		}
+		if !errors.Is(res.Errors[1], dkls23.ErrInvalidSignature) {
+			t.Fatalf("party 1: %v", res.Errors[1])
+		}
+	}
+}
+
+// Party 2 opens a different R_2 to party 3 than to party 1: party 3 sees a
+// commitment mismatch, or the echo in the last round exposes it.
+func TestSignInconsistentBroadcast(t *testing.T) {
+	shares, err := dkls23test.Keygen(2, 3, 23)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rule := mpctest.FlipBit(mpctest.Match{From: 2, To: 3, Round: 2, Direct: mpctest.Ptr(false)}, 17)
+	_, res, err := dkls23test.Sign(shares, []round.PartyID{1, 2, 3}, newDigest(), rule, 1)
+	if err == nil {
+		t.Fatal("signing succeeded")
+	}
+	wantAbortBlaming(t, res, 2)
+}
+
+// Messages from another signing session of the same key, replayed with this
+// session's header, fail their checks and name the sender; replayed as they
+// were, the engine drops them.
+func TestSignReplayFromAnotherSession(t *testing.T) {
+	shares, err := dkls23test.Keygen(2, 3, 24)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signers := []round.PartyID{1, 2, 3}
+	var rec mpctest.Recorder
+	if _, _, err := dkls23test.Sign(shares, signers, newDigest(), rec.Rule(), 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, rnd := range []uint16{2, 3} {
+		for _, direct := range []bool{false, true} {
+			rule := mpctest.Alter(mpctest.Match{From: 2, Round: rnd, Direct: mpctest.Ptr(direct)}, func(m *round.Message) {
+				for _, old := range rec.Seen {
+					if old.From == 2 && old.Round == rnd && old.To == m.To {
+						m.Payload = append([]byte(nil), old.Payload...)
+						return
+					}
+				}
+				t.Fatal("nothing recorded")
+			})
+			_, res, err := dkls23test.Sign(shares, signers, newDigest(), rule, 2)
+			if err == nil {
+				t.Fatalf("round %d direct %v: replay accepted", rnd, direct)
+			}
+			wantAbortBlaming(t, res, 2)
+		}
+	}
+	inject := func(to round.PartyID, m *round.Message) []*round.Message {
+		out := []*round.Message{m}
+		for _, old := range rec.Seen {
+			if old.Round == m.Round && old.From == m.From && (old.To == to || old.IsBroadcast()) {
+				out = append(out, old)
+			}
+		}
+		return out
+	}
+	if _, res, err := dkls23test.Sign(shares, signers, newDigest(), inject, 3); err != nil || res.Dropped == 0 {
+		t.Fatalf("old-session messages: err %v, dropped %d", err, res.Dropped)
+	}
+}
+
+// After a refresh, a signer that still uses its old share cannot take part:
+// its multiplications use the old OT setups and its key share is off the new
+// polynomial, so the run aborts, and nobody outputs a signature.
+func TestSignOldShareWithNewSharesFails(t *testing.T) {
+	shares, err := dkls23test.Keygen(2, 3, 25)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := dkls23test.Refresh(shares, 26)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := newDigest()
+	if _, _, err := dkls23test.Sign(fresh, []round.PartyID{1, 2}, digest, nil, 1); err != nil {
+		t.Fatalf("new shares: %v", err)
+	}
+	for i, mixed := range [][]*dkls23.Share{{shares[0], fresh[1]}, {fresh[0], shares[1], fresh[2]}} {
+		signers := []round.PartyID{}
+		for _, s := range mixed {
+			signers = append(signers, s.Self())
+		}
+		_, res, err := dkls23test.Sign(mixed, signers, digest, nil, uint64(i))
+		if err == nil || len(res.Outputs) != 0 {
+			t.Fatalf("mixed set %d signed", i)
+		}
+		for p, e := range res.Errors {
+			var ae *round.AbortError
+			var stall *mpctest.StallError
+			if !errors.As(e, &ae) && !errors.As(e, &stall) {
+				t.Fatalf("%v: %v", p, e)
+			}
+		}
+	}
+}
+
+func TestNewSessionRejectsBadInput(t *testing.T) {
+	shares, err := dkls23test.Keygen(2, 3, 27)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce := dkls23test.Nonce()
+	for name, tc := range map[string]struct {
+		signers []round.PartyID
+		digest  []byte
+	}{
+		"digest of 31 bytes": {[]round.PartyID{1, 2}, make([]byte, 31)},
+		"digest of 33 bytes": {[]round.PartyID{1, 2}, make([]byte, 33)},
+		"too few signers":    {[]round.PartyID{1}, make([]byte, 32)},
+		"unknown signer":     {[]round.PartyID{1, 4}, make([]byte, 32)},
+		"self not a signer":  {[]round.PartyID{2, 3}, make([]byte, 32)},
+		"duplicate signer":   {[]round.PartyID{1, 1}, make([]byte, 32)},
+		"zero party":         {[]round.PartyID{0, 1}, make([]byte, 32)},
+	} {
+		if _, err := sign.NewSession(shares[0], tc.signers, tc.digest, nonce, rand.Reader); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
