@@ -1,0 +1,72 @@
+package kos
+
+import "math/bits"
+
+// bmul64 returns the low 64 bits of the carry-less product of x and y, in
+// constant time: integer multiplications of the operands with "holes" every
+// four bits, so that carries never reach a bit that is kept (the technique
+// of BearSSL's ghash_ctmul64; our code).
+func bmul64(x, y uint64) uint64 {
+	const m0, m1, m2, m3 = 0x1111111111111111, 0x2222222222222222, 0x4444444444444444, 0x8888888888888888
+	x0, x1, x2, x3 := x&m0, x&m1, x&m2, x&m3
+	y0, y1, y2, y3 := y&m0, y&m1, y&m2, y&m3
+	z0 := (x0 * y0) ^ (x1 * y3) ^ (x2 * y2) ^ (x3 * y1)
+	z1 := (x0 * y1) ^ (x1 * y0) ^ (x2 * y3) ^ (x3 * y2)
+	z2 := (x0 * y2) ^ (x1 * y1) ^ (x2 * y0) ^ (x3 * y3)
+	z3 := (x0 * y3) ^ (x1 * y2) ^ (x2 * y1) ^ (x3 * y0)
+	return (z0 & m0) | (z1 & m1) | (z2 & m2) | (z3 & m3)
+}
+
+// clmul64 returns the 128-bit carry-less product of x and y.
+func clmul64(x, y uint64) (hi, lo uint64) {
+	lo = bmul64(x, y)
+	hi = bits.Reverse64(bmul64(bits.Reverse64(x), bits.Reverse64(y))) >> 1
+	return hi, lo
+}
+
+// clmul128 returns the 256-bit carry-less product of a and b (words little
+// endian), by Karatsuba over clmul64.
+func clmul128(a, b *[2]uint64) [4]uint64 {
+	h0, l0 := clmul64(a[0], b[0])
+	h1, l1 := clmul64(a[1], b[1])
+	hm, lm := clmul64(a[0]^a[1], b[0]^b[1])
+	hm ^= h0 ^ h1
+	lm ^= l0 ^ l1
+	return [4]uint64{l0, h0 ^ lm, l1 ^ hm, h1}
+}
+
+// transpose64 transposes a 64×64 bit matrix in place: afterwards bit c of
+// a[r] is what bit r of a[c] was.
+func transpose64(a *[64]uint64) {
+	j := 32
+	m := uint64(0x00000000FFFFFFFF)
+	for j != 0 {
+		for k := 0; k < 64; k = (k + j + 1) &^ j {
+			t := ((a[k] >> j) ^ a[k+j]) & m
+			a[k] ^= t << j
+			a[k+j] ^= t
+		}
+		j >>= 1
+		m ^= m << j
+	}
+}
+
+// transpose turns Kappa columns of nw words each (bit j of column i is
+// cols[i][j/64] bit j%64) into 64·nw rows of two words (bit i of row j is
+// bit j of column i).
+func transpose(cols *[Kappa][]uint64, nw int) [][2]uint64 {
+	rows := make([][2]uint64, 64*nw)
+	var blk [64]uint64
+	for h := range 2 {
+		for w := range nw {
+			for r := range 64 {
+				blk[r] = cols[64*h+r][w]
+			}
+			transpose64(&blk)
+			for c := range 64 {
+				rows[64*w+c][h] = blk[c]
+			}
+		}
+	}
+	return rows
+}
