@@ -28,8 +28,10 @@
 // (scope, data) canonically with a domain separator, so one person's data
 // gives unrelated outputs in different scopes.
 //
-// Group arithmetic and hashing are cloudflare/circl's (group.Ristretto255,
-// oprf, zk/dleq); ristretto255 operations in circl are constant time in the
-// scalar, which P-256/384/521 in circl are not. Pure code: no I/O, no
-// logging.
+// Group arithmetic, hashing to the group and the RFC 9497 Blind/Finalize
+// steps are cloudflare/circl's (group.Ristretto255, oprf); ristretto255
+// operations in circl are constant time in the scalar, which its
+// P-256/384/521 are not. The DLEQ proof (proof.go) is written here, byte
+// compatible with circl's zk/dleq but with fixed-base multiplications for
+// the generator. Pure code: no I/O, no logging.
 package oprf

@@ -7,7 +7,6 @@ import (
 	"fmt"
 
 	"github.com/cloudflare/circl/group"
-	"github.com/cloudflare/circl/zk/dleq"
 )
 
 // Request is the client's blinded element B = r·HashToGroup(input), sent to
@@ -42,7 +41,7 @@ func ParseRequest(b []byte) (*Request, error) {
 type Partial struct {
 	id    uint16
 	z     group.Element
-	proof *dleq.Proof
+	proof *proof
 }
 
 // ID returns the index of the node that claims to have made the partial.
@@ -60,11 +59,7 @@ func (p *Partial) MarshalBinary() ([]byte, error) {
 	b = append(b, encodingVersion)
 	b = binary.BigEndian.AppendUint16(b, p.id)
 	b = append(b, mustEncode(p.z)...)
-	pr, err := p.proof.MarshalBinary()
-	if err != nil {
-		return nil, fmt.Errorf("oprf: encoding proof: %w", err)
-	}
-	return append(b, pr...), nil
+	return append(b, p.proof.marshal()...), nil
 }
 
 // ParsePartial decodes a partial strictly. It does not verify the proof;
@@ -84,11 +79,11 @@ func ParsePartial(b []byte) (*Partial, error) {
 	if err != nil {
 		return nil, fmt.Errorf("oprf: partial of node %d: %w", id, err)
 	}
-	var pr dleq.Proof
-	if err := pr.UnmarshalBinary(g, b[3+elementLen:]); err != nil {
+	pr, err := parseProof(b[3+elementLen:])
+	if err != nil {
 		return nil, fmt.Errorf("oprf: proof of node %d: %w", id, err)
 	}
-	return &Partial{id: id, z: z, proof: &pr}, nil
+	return &Partial{id: id, z: z, proof: pr}, nil
 }
 
 // Evaluate is a node's half of RFC 9497 BlindEvaluate for its share: it
@@ -109,17 +104,12 @@ func evaluate(share *KeyShare, req *Request, r group.Scalar) (*Partial, error) {
 	}
 	z := g.NewElement().Mul(req.b, share.k)
 	y := share.pub.share(share.id)
-	proof, err := dleq.Prover{Params: proofParams}.ProveBatchWithRandomnessRFC9497(
-		share.k, y, []group.Element{req.b}, []group.Element{z}, r)
+	pr := generateProof(share.k, y, req.b, z, r)
 	r.SetUint64(0)
-	if err != nil {
-		return nil, fmt.Errorf("oprf: proving evaluation of node %d: %w", share.id, err)
-	}
-	return &Partial{id: share.id, z: z, proof: proof}, nil
+	return &Partial{id: share.id, z: z, proof: pr}, nil
 }
 
 // verify is RFC 9497 §2.2.2 VerifyProof for p against Y_i.
 func (p *Partial) verify(y group.Element, b group.Element) bool {
-	return dleq.Verifier{Params: proofParams}.VerifyBatchRFC9497(
-		y, []group.Element{b}, []group.Element{p.z}, p.proof)
+	return verifyProof(y, b, p.z, p.proof)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cloudflare/circl/group"
 	circloprf "github.com/cloudflare/circl/oprf"
+	"github.com/cloudflare/circl/zk/dleq"
 )
 
 type vectorFile []struct {
@@ -282,9 +283,29 @@ func TestStandardVOPRFVerifierAcceptsNodeProof(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := vc.Finalize(fd, &circloprf.Evaluation{Elements: []group.Element{p.z}, Proof: p.proof})
+	var pr dleq.Proof
+	if err := pr.UnmarshalBinary(g, p.proof.marshal()); err != nil {
+		t.Fatal(err)
+	}
+	out, err := vc.Finalize(fd, &circloprf.Evaluation{Elements: []group.Element{p.z}, Proof: &pr})
 	if err != nil {
 		t.Fatalf("circl VOPRF client rejects the node's proof: %v", err)
+	}
+	// And the other way: circl's VOPRF server's proof passes our verifier.
+	ev, err := circloprf.NewVerifiableServer(suite, circlKey(t, s.k)).Evaluate(&circloprf.EvaluationRequest{Elements: er.Elements})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, _ := ev.Proof.MarshalBinary()
+	cp, err := parseProof(pb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !verifyProof(s.pub.share(s.id), er.Elements[0], ev.Elements[0], cp) {
+		t.Fatal("our verifier rejects circl's VOPRF proof")
+	}
+	if verifyProof(s.pub.share(s.id), er.Elements[0], g.NewElement().Dbl(ev.Elements[0]), cp) {
+		t.Fatal("our verifier accepts circl's proof for another element")
 	}
 	want, _ := circloprf.NewVerifiableServer(suite, circlKey(t, s.k)).FullEvaluate([]byte("x"))
 	if !bytes.Equal(out[0], want) {

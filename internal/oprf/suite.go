@@ -1,7 +1,6 @@
 package oprf
 
 import (
-	"crypto"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 
 	"github.com/cloudflare/circl/group"
 	circloprf "github.com/cloudflare/circl/oprf"
-	"github.com/cloudflare/circl/zk/dleq"
 )
 
 // SuiteID is the RFC 9497 identifier of the only suite this package
@@ -32,11 +30,6 @@ const (
 var (
 	g     = group.Ristretto255
 	suite = circloprf.SuiteRistretto255
-
-	// proofParams are the RFC 9497 §2.2 DLEQ parameters with the VOPRF
-	// contextString (RFC 9497 §3.1: "OPRFV1-" ‖ I2OSP(0x01, 1) ‖ "-" ‖
-	// identifier), so that a node's proof is a standard VOPRF proof.
-	proofParams = dleq.Params{G: g, H: crypto.SHA512, DST: []byte("OPRFV1-\x01-" + SuiteID)}
 )
 
 // scopeLabel separates keymesh's scoped inputs from any other use of the
