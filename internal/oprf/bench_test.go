@@ -127,4 +127,3 @@ func BenchmarkThreshold(b *testing.B) {
 		})
 	}
 }
-
