@@ -1,0 +1,36 @@
+package api
+
+import "time"
+
+// Method names.
+const (
+	MethodNodeInfo = "keymesh_nodeInfo"
+)
+
+// NodeInfo is the result of keymesh_nodeInfo (no params): who the node is,
+// its cluster, and which of its peers it can reach now.
+type NodeInfo struct {
+	NodeID    uint16     `json:"nodeId"`
+	ClusterID string     `json:"clusterId"`
+	Threshold int        `json:"threshold"`
+	N         int        `json:"n"`
+	Version   string     `json:"version"`
+	Peers     []PeerInfo `json:"peers"`
+}
+
+// PeerInfo is one other node as seen by the answering node.
+type PeerInfo struct {
+	ID        uint16    `json:"id"`
+	APIURL    string    `json:"apiUrl,omitempty"`
+	Reachable bool      `json:"reachable"`
+	LastSeen  time.Time `json:"lastSeen,omitzero"`
+	LastError string    `json:"lastError,omitempty"`
+}
+
+// ReadyStatus is the JSON body of GET /readyz.
+type ReadyStatus struct {
+	Ready     bool     `json:"ready"`
+	Threshold int      `json:"threshold"`
+	Reachable int      `json:"reachable"` // nodes reachable, this one included
+	Down      []uint16 `json:"down"`      // ids of unreachable peers, never null
+}

@@ -1,0 +1,300 @@
+// Package httpapi serves a keymesh node's public HTTP API: JSON-RPC 2.0
+// (https://www.jsonrpc.org/specification) at POST /, batches included, and
+// GET /healthz, /readyz and /metrics beside it. The wire contract (limits,
+// error codes, HTTP statuses) is documented in package api.
+//
+// Methods live in a Registry, filled by one Register… function per method
+// group (a file each, e.g. node.go); the node wires them explicitly.
+//
+// The handler logs one line per HTTP request (request id, path, JSON-RPC
+// methods, status, duration) and the cause of every internal error, through
+// the injected *slog.Logger; it never logs request or response bodies. The
+// request id is returned to the client in the X-Request-Id header.
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/keymesh/keymesh/api"
+)
+
+// Options configure NewHandler.
+type Options struct {
+	Registry *Registry
+	Logger   *slog.Logger // required
+	Metrics  *Metrics     // nil: no metrics, and /metrics is 404
+	// Ready reports readiness for GET /readyz; nil means always ready.
+	Ready func(ctx context.Context) api.ReadyStatus
+}
+
+// handler is the http.Handler returned by NewHandler.
+type handler struct {
+	Options
+	mux *http.ServeMux
+}
+
+// NewHandler returns the node's HTTP handler.
+func NewHandler(opts Options) http.Handler {
+	if opts.Registry == nil {
+		opts.Registry = NewRegistry()
+	}
+	h := &handler{Options: opts, mux: http.NewServeMux()}
+	h.mux.HandleFunc("POST /{$}", h.serveRPC)
+	h.mux.HandleFunc("GET /healthz", h.serveHealth)
+	h.mux.HandleFunc("GET /readyz", h.serveReady)
+	if opts.Metrics != nil {
+		h.mux.Handle("GET /metrics", opts.Metrics.Handler())
+	}
+	return h
+}
+
+// Server timeouts, so that a slow or stuck client cannot hold a connection.
+// WriteTimeout bounds the whole handling of a request, MPC sessions
+// included.
+const (
+	ReadHeaderTimeout = 5 * time.Second
+	ReadTimeout       = 30 * time.Second
+	WriteTimeout      = 60 * time.Second
+	IdleTimeout       = 120 * time.Second
+)
+
+// NewServer returns an http.Server for h with the timeouts above and a
+// header size limit; the server's own errors go to logger.
+func NewServer(h http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadTimeout:       ReadTimeout,
+		WriteTimeout:      WriteTimeout,
+		IdleTimeout:       IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+}
+
+type ctxKey struct{}
+
+// RequestID returns the id of the HTTP request being served, for handlers
+// that log.
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(ctxKey{}).(string)
+	return id
+}
+
+// statusWriter records the status code for logs and metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	var b [8]byte
+	rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	w.Header().Set("X-Request-Id", id)
+	sw := &statusWriter{ResponseWriter: w}
+	var methods []string
+	ctx := context.WithValue(r.Context(), ctxKey{}, id)
+	ctx = context.WithValue(ctx, methodsKey{}, &methods)
+	h.mux.ServeHTTP(sw, r.WithContext(ctx))
+	if sw.status == 0 {
+		sw.status = http.StatusOK
+	}
+	path := r.URL.Path
+	if _, pattern := h.mux.Handler(r); pattern == "" {
+		path = "other" // bound the label set
+	}
+	if h.Metrics != nil {
+		h.Metrics.observeHTTP(path, sw.status)
+	}
+	level := slog.LevelInfo
+	if path == "/healthz" || path == "/readyz" || path == "/metrics" {
+		level = slog.LevelDebug
+	}
+	h.Logger.LogAttrs(ctx, level, "http request",
+		slog.String("request_id", id),
+		slog.String("http_method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.String("remote", r.RemoteAddr),
+		slog.String("rpc_methods", strings.Join(methods, ",")),
+		slog.Int("status", sw.status),
+		slog.Duration("duration", time.Since(start)))
+}
+
+type methodsKey struct{}
+
+func (h *handler) serveHealth(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (h *handler) serveReady(w http.ResponseWriter, r *http.Request) {
+	st := api.ReadyStatus{Ready: true, Down: []uint16{}}
+	if h.Ready != nil {
+		st = h.Ready(r.Context())
+		if st.Down == nil {
+			st.Down = []uint16{}
+		}
+	}
+	code := http.StatusOK
+	if !st.Ready {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, st)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only our own types are written here; they always marshal.
+		panic(fmt.Sprintf("httpapi: marshal %T: %v", v, err))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	w.Write(append(b, '\n'))
+}
+
+var nullID = json.RawMessage("null")
+
+func errorResponse(id json.RawMessage, e *api.Error) *api.Response {
+	if id == nil {
+		id = nullID
+	}
+	return &api.Response{JSONRPC: api.Version, ID: id, Error: e}
+}
+
+func (h *handler) serveRPC(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, api.MaxBodyBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			h.count(r.Context(), "invalid", api.CodeLimitExceeded, 0)
+			writeJSON(w, http.StatusRequestEntityTooLarge, errorResponse(nil,
+				api.Errorf(api.CodeLimitExceeded, "request body larger than %d bytes", api.MaxBodyBytes)))
+			return
+		}
+		// The client went away or sent a broken body: nobody to answer.
+		h.Logger.Debug("reading request body", "request_id", RequestID(r.Context()), "err", err)
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	items, batch, top := decodeBody(body)
+	if top != nil {
+		h.count(r.Context(), "invalid", top.Code, 0)
+		writeJSON(w, http.StatusOK, errorResponse(nil, top))
+		return
+	}
+	var out []*api.Response
+	for _, it := range items {
+		if resp := h.run(r.Context(), it); resp != nil {
+			out = append(out, resp)
+		}
+	}
+	switch {
+	case len(out) == 0:
+		w.WriteHeader(http.StatusNoContent)
+	case batch:
+		writeJSON(w, http.StatusOK, out)
+	default:
+		writeJSON(w, http.StatusOK, out[0])
+	}
+}
+
+// run executes one item and returns its response, or nil for a
+// notification.
+func (h *handler) run(ctx context.Context, it item) *api.Response {
+	if it.err != nil {
+		h.count(ctx, "invalid", it.err.Code, 0)
+		return errorResponse(it.id, it.err)
+	}
+	req := it.req
+	start := time.Now()
+	fn, ok := h.Registry.lookup(req.method)
+	label := req.method
+	if !ok {
+		label = "unknown"
+	}
+	if ms, ok := ctx.Value(methodsKey{}).(*[]string); ok {
+		*ms = append(*ms, label)
+	}
+	var result json.RawMessage
+	var rpcErr *api.Error
+	if !ok {
+		rpcErr = api.Errorf(api.CodeMethodNotFound, "method not found")
+	} else {
+		result, rpcErr = h.call(ctx, fn, req)
+	}
+	code := 0
+	if rpcErr != nil {
+		code = rpcErr.Code
+	}
+	h.count(ctx, label, code, time.Since(start))
+	if req.id == nil {
+		return nil // notification: run, never answered
+	}
+	if rpcErr != nil {
+		return errorResponse(req.id, rpcErr)
+	}
+	return &api.Response{JSONRPC: api.Version, ID: req.id, Result: result}
+}
+
+// call runs fn, turning any error that is not an *api.Error, and any panic,
+// into an internal error whose cause goes only to the log.
+func (h *handler) call(ctx context.Context, fn Handler, req *request) (result json.RawMessage, rpcErr *api.Error) {
+	internal := func(cause any) {
+		h.Logger.ErrorContext(ctx, "internal error",
+			"request_id", RequestID(ctx), "rpc_method", req.method, "err", cause)
+		result, rpcErr = nil, api.Errorf(api.CodeInternalError, "internal error")
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			internal(fmt.Sprintf("panic: %v\n%s", p, debug.Stack()))
+		}
+	}()
+	v, err := fn(ctx, req.params)
+	if err != nil {
+		var e *api.Error
+		if errors.As(err, &e) {
+			return nil, e
+		}
+		internal(err)
+		return
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		internal(fmt.Errorf("marshal result: %w", err))
+		return
+	}
+	return b, nil
+}
+
+func (h *handler) count(ctx context.Context, method string, code int, d time.Duration) {
+	if h.Metrics != nil {
+		h.Metrics.observeRPC(method, code, d)
+	}
+}
