@@ -1,17 +1,38 @@
 // Package rvole is the two-party random-VOLE (vector oblivious linear
 // evaluation) multiplication that DKLs23 signing uses: F_RVOLE(q, ℓ) of
 // Doerner, Kondi, Lee and shelat, "Threshold ECDSA in Three Rounds" (IEEE S&P
-// 2024, ePrint 2023/765), §3 (Functionality 3.5), realised with OT extension
-// as in Doerner, Kondi, Lee and shelat, "Threshold ECDSA from ECDSA
-// Assumptions: The Multiparty Case" (IEEE S&P 2019, DKLs19), §3 (Protocol 5,
-// π_Mul): Bob encodes his input β with a randomised encoding, and a
-// Fiat–Shamir check catches an Alice who used inconsistent inputs in the OT
-// correlations.
+// 2024, ePrint 2023/765), Functionality 3.5, realised by their Protocol 5.2
+// (π_RVOLE), which is the multiplication of DKLs19 ("Threshold ECDSA from
+// ECDSA Assumptions: The Multiparty Case", IEEE S&P 2019, Protocol 1) in its
+// two-message "forced reuse" form, on the OT extension of package kos
+// (base OTs from package baseot).
 //
-// Roles: Alice has a vector input α ∈ Zq^ℓ and is the OT-extension sender
+// Roles: Alice has a vector input a ∈ Zq^ℓ and is the OT-extension sender
 // (the base-OT receiver); Bob has a scalar input β and is the OT-extension
 // receiver (the base-OT sender). The outputs are additive shares
-// c[k] + d[k] = α[k]·β (mod q), c to Alice and d to Bob.
+// c[k] + d[k] = a[k]·β (mod q), c to Alice and d to Bob.
+//
+// Parameters: ξ = |q| + 2σ = 256 + 160 = 416 OTs per multiplication
+// (σ = 80 statistical), ρ = ⌈|q|/κ⌉ = 2 check columns (κ = 128), a public
+// gadget vector g ∈ Zq^ξ hashed from a fixed string.
+//
+// The protocol, with the names of Protocol 5.2:
+//
+//  1. Bob: random choice bits ω ∈ {0,1}^ξ (his randomised encoding: the
+//     random input b = ⟨g, ω⟩ is statistically close to uniform even given
+//     any σ bits of ω, which defeats selective failure on the OTs); runs the
+//     OT extension with choices ω; sends the extension message and
+//     δ = β − b. (The correction δ is our addition, to take a chosen β as
+//     the API does: b is uniform, so δ hides β; Alice folds a·δ into c.)
+//  2. Alice: from the OT pads (α⁰_j, α¹_j ∈ Zq^{ℓ+ρ}) computes
+//     c_i = −Σ_j g_j·α⁰_{j,i} + a_i·δ; samples â ∈ Zq^ρ; sends
+//     ã_{j,i} = α⁰_{j,i} − α¹_{j,i} + a_i (and â_k in the ρ check columns),
+//     η_k = â_k + Σ_i θ_{i,k}·a_i and μ = H(sid, {α⁰_{j,ℓ+k} + Σ_i θ_{i,k}·α⁰_{j,i}}),
+//     where θ = H(sid, msg1, ã) ∈ Zq^{ℓ×ρ}.
+//  3. Bob: ḋ_{j,i} = γ_{j,i} + ω_j·ã_{j,i} (γ_j his pad), d_i = Σ_j g_j·ḋ_{j,i};
+//     recomputes μ' from ḋ_{j,ℓ+k} + Σ_i θ_{i,k}·ḋ_{j,i} − ω_j·η_k and aborts
+//     unless μ' = μ. This check catches an Alice who used different a_i in
+//     different OTs.
 //
 // Usage:
 //
@@ -20,95 +41,476 @@
 //     Bob: (*BobSetupState).Finish(msg2). AliceSetup and BobSetup are the
 //     long-term secret seeds; store them with MarshalBinary.
 //  2. Per multiplication, two messages: Bob: (*BobSetup).Start(β) → msg1;
-//     Alice: (*AliceSetup).Multiply(α, msg1) → (c, msg2); Bob:
+//     Alice: (*AliceSetup).Multiply(a, msg1) → (c, msg2); Bob:
 //     (*BobMul).Finish(msg2) → d.
 //
 // The sid of each multiplication must be unique per session AND per ordered
-// pair; the caller binds its session ID, the pair and the key id into it. A
-// failed check returns an error wrapping ErrCheatDetected; the caller blames
-// the peer whose message was being processed.
+// pair, and Alice must answer at most one msg1 per sid: two extensions under
+// one sid would reveal her OT-extension secret Δ. The caller binds its
+// session ID, the pair and the key id into sid. Any failed check returns an
+// error wrapping ErrCheatDetected; the caller blames the peer whose message
+// was being processed, and should refuse that peer's setup from then on (a
+// failed OT-extension check leaks a bit of Δ; refresh re-keys the setup).
 package rvole
 
 import (
+	"crypto/subtle"
 	"errors"
+	"fmt"
 	"io"
+	"sync"
 
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
+
+	"github.com/keymesh/keymesh/internal/mpc/curve"
+	"github.com/keymesh/keymesh/internal/mpc/ot/kos"
+	"github.com/keymesh/keymesh/internal/mpc/round"
+)
+
+const (
+	// Xi is ξ, the number of OTs per multiplication.
+	Xi = 256 + 2*80
+	// Rho is ρ, the number of check columns.
+	Rho = 2
+	// MaxEll bounds ℓ, the length of Alice's input.
+	MaxEll = 64
+
+	version = 1
 )
 
 // ErrCheatDetected is wrapped by every error that proves the peer deviated
 // from the protocol (a failed consistency check, a malformed message).
 var ErrCheatDetected = errors.New("rvole: peer cheated")
 
-var errNotImplemented = errors.New("rvole: not implemented yet")
+var errUsed = errors.New("rvole: state already used (one-shot)")
+
+var (
+	gadgetOnce sync.Once
+	gadget     []secp256k1.ModNScalar
+)
+
+// g returns the public gadget vector: ξ scalars hashed from a fixed string.
+func g() []secp256k1.ModNScalar {
+	gadgetOnce.Do(func() {
+		gadget = hashScalars(round.NewTranscript("keymesh rvole gadget v1"), Xi)
+	})
+	return gadget
+}
+
+// hashScalars reads n scalars from a transcript, 32 bytes each reduced mod
+// q (bias below 2^-127).
+func hashScalars(t *round.Transcript, n int) []secp256k1.ModNScalar {
+	b := t.Read(nil, 32*n)
+	out := make([]secp256k1.ModNScalar, n)
+	for i := range out {
+		out[i].SetByteSlice(b[32*i : 32*i+32])
+	}
+	return out
+}
+
+func bytesToScalars(b []byte, out []secp256k1.ModNScalar) {
+	for i := range out {
+		out[i].SetByteSlice(b[32*i : 32*i+32])
+	}
+	clear(b)
+}
 
 // BobSetupState is Bob's state between SetupBob and Finish.
-type BobSetupState struct{ _ [0]func() }
+type BobSetupState struct {
+	st *kos.ReceiverSetupState
+}
 
 // AliceSetup is Alice's long-term secret seed for one ordered pair. It never
 // prints; it has no String method and no exported fields.
-type AliceSetup struct{ _ [0]func() }
+type AliceSetup struct {
+	ext kos.SenderSetup
+}
 
 // BobSetup is Bob's long-term secret seed for one ordered pair. It never
 // prints; it has no String method and no exported fields.
-type BobSetup struct{ _ [0]func() }
+type BobSetup struct {
+	ext kos.ReceiverSetup
+}
 
-// BobMul is Bob's state for one multiplication. It is one-shot: Finish may
-// succeed at most once.
-type BobMul struct{ _ [0]func() }
+func setupSID(sid []byte) []byte {
+	t := round.NewTranscript("keymesh rvole setup v1")
+	t.WriteBytes(sid)
+	return t.Sum(nil)
+}
 
 // SetupBob starts the pairwise setup and returns the message for Alice.
 func SetupBob(sid []byte, rand io.Reader) (*BobSetupState, []byte, error) {
-	return nil, nil, errNotImplemented
+	st, msg, err := kos.NewReceiverSetup(setupSID(sid), rand)
+	if err != nil {
+		return nil, nil, fmt.Errorf("rvole: setup: %w", err)
+	}
+	return &BobSetupState{st: st}, msg, nil
 }
 
 // SetupAlice answers Bob's setup message and returns Alice's seed and the
 // message for Bob. An error wrapping ErrCheatDetected blames Bob.
 func SetupAlice(sid []byte, msg1 []byte, rand io.Reader) (*AliceSetup, []byte, error) {
-	return nil, nil, errNotImplemented
+	s, msg, err := kos.NewSenderSetup(setupSID(sid), msg1, rand)
+	if err != nil {
+		return nil, nil, wrapKOS("setup", err)
+	}
+	return &AliceSetup{ext: *s}, msg, nil
 }
 
 // Finish completes Bob's setup. An error wrapping ErrCheatDetected blames
 // Alice. Finish may be called once.
 func (s *BobSetupState) Finish(msg2 []byte) (*BobSetup, error) {
-	return nil, errNotImplemented
+	r, err := s.st.Finish(msg2)
+	if err != nil {
+		return nil, wrapKOS("setup", err)
+	}
+	return &BobSetup{ext: *r}, nil
 }
 
-// MarshalBinary returns the versioned, canonical encoding of the seed.
-func (a *AliceSetup) MarshalBinary() ([]byte, error) { return nil, errNotImplemented }
+func wrapKOS(what string, err error) error {
+	if errors.Is(err, kos.ErrCheck) {
+		return fmt.Errorf("%w: %s: %w", ErrCheatDetected, what, err)
+	}
+	return fmt.Errorf("rvole: %s: %w", what, err)
+}
 
-// UnmarshalBinary parses an encoding made by MarshalBinary, strictly.
-func (a *AliceSetup) UnmarshalBinary(b []byte) error { return errNotImplemented }
+// Setup encodings: version byte, role byte ('A' or 'B'), then the OT
+// extension secret (package kos).
+const (
+	aliceSetupLen = 2 + kos.SenderSetupLen
+	bobSetupLen   = 2 + kos.ReceiverSetupLen
+)
+
+// MarshalBinary returns the versioned, canonical encoding of the seed.
+func (a *AliceSetup) MarshalBinary() ([]byte, error) {
+	b, err := a.ext.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte{version, 'A'}, b...), nil
+}
+
+// UnmarshalBinary parses an encoding made by MarshalBinary, strictly: wrong
+// version, role or length is an error and leaves a unchanged.
+func (a *AliceSetup) UnmarshalBinary(b []byte) error {
+	if len(b) != aliceSetupLen || b[0] != version || b[1] != 'A' {
+		return errors.New("rvole: invalid Alice setup encoding")
+	}
+	var e kos.SenderSetup
+	if err := e.UnmarshalBinary(b[2:]); err != nil {
+		return fmt.Errorf("rvole: Alice setup: %w", err)
+	}
+	a.ext = e
+	return nil
+}
 
 // Equal reports, in constant time, whether a and o hold the same seed.
-func (a *AliceSetup) Equal(o *AliceSetup) bool { return false }
+func (a *AliceSetup) Equal(o *AliceSetup) bool { return a.ext.Equal(&o.ext) }
 
 // MarshalBinary returns the versioned, canonical encoding of the seed.
-func (b *BobSetup) MarshalBinary() ([]byte, error) { return nil, errNotImplemented }
+func (b *BobSetup) MarshalBinary() ([]byte, error) {
+	e, err := b.ext.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte{version, 'B'}, e...), nil
+}
 
-// UnmarshalBinary parses an encoding made by MarshalBinary, strictly.
-func (b *BobSetup) UnmarshalBinary(data []byte) error { return errNotImplemented }
+// UnmarshalBinary parses an encoding made by MarshalBinary, strictly: wrong
+// version, role or length is an error and leaves b unchanged.
+func (b *BobSetup) UnmarshalBinary(data []byte) error {
+	if len(data) != bobSetupLen || data[0] != version || data[1] != 'B' {
+		return errors.New("rvole: invalid Bob setup encoding")
+	}
+	var e kos.ReceiverSetup
+	if err := e.UnmarshalBinary(data[2:]); err != nil {
+		return fmt.Errorf("rvole: Bob setup: %w", err)
+	}
+	b.ext = e
+	return nil
+}
 
 // Equal reports, in constant time, whether b and o hold the same seed.
-func (b *BobSetup) Equal(o *BobSetup) bool { return false }
+func (b *BobSetup) Equal(o *BobSetup) bool { return b.ext.Equal(&o.ext) }
+
+// Msg1Len returns the length of Bob's multiplication message: version, δ,
+// the OT-extension message.
+func Msg1Len() int { return 1 + curve.ScalarLen + kos.MsgLen(Xi) }
+
+// Msg2Len returns the length of Alice's multiplication message for ℓ
+// inputs: version, ℓ, ã (ξ·(ℓ+ρ) scalars), η (ρ scalars), μ (32 bytes).
+func Msg2Len(ell int) int { return 2 + (Xi*(ell+Rho)+Rho)*curve.ScalarLen + 32 }
+
+func extSID(sid []byte) []byte {
+	t := round.NewTranscript("keymesh rvole extension v1")
+	t.WriteBytes(sid)
+	return t.Sum(nil)
+}
+
+func msg1Digest(sid, msg1 []byte) []byte {
+	t := round.NewTranscript("keymesh rvole msg1 v1")
+	t.WriteBytes(sid)
+	t.WriteBytes(msg1)
+	return t.Sum(nil)
+}
+
+// theta derives θ ∈ Zq^{ℓ×ρ} (θ[i*Rho+k]) from sid, msg1 and ã.
+func theta(sid, d1, aTilde []byte, ell int) []secp256k1.ModNScalar {
+	t := round.NewTranscript("keymesh rvole theta v1")
+	t.WriteBytes(sid)
+	t.WriteBytes(d1)
+	t.WriteBytes(aTilde)
+	return hashScalars(t, ell*Rho)
+}
+
+// muHash hashes the ξ·ρ values μ_{j,k}.
+func muHash(sid []byte, mu []secp256k1.ModNScalar) []byte {
+	t := round.NewTranscript("keymesh rvole mu v1")
+	t.WriteBytes(sid)
+	buf := make([]byte, 0, 32*len(mu))
+	for i := range mu {
+		buf = append(buf, curve.EncodeScalar(&mu[i])...)
+	}
+	t.WriteBytes(buf)
+	clear(buf)
+	return t.Sum(nil)
+}
+
+// BobMul is Bob's state for one multiplication. It is one-shot: Finish may
+// be called once, whatever its result.
+type BobMul struct {
+	sid   []byte
+	d1    []byte
+	omega []byte // ω_j ∈ {0, 1}
+	ext   *kos.ReceiverOutput
+	used  bool
+}
 
 // Start begins one multiplication with Bob's input beta and returns the
-// round-1 message for Alice.
+// round-1 message for Alice. sid must never repeat for this setup.
 func (b *BobSetup) Start(sid []byte, beta *secp256k1.ModNScalar, rand io.Reader) (*BobMul, []byte, error) {
-	return nil, nil, errNotImplemented
+	rb := make([]byte, Xi/8)
+	if _, err := io.ReadFull(rand, rb); err != nil {
+		return nil, nil, fmt.Errorf("rvole: reading randomness: %w", err)
+	}
+	omega := make([]byte, Xi)
+	for j := range omega {
+		omega[j] = (rb[j/8] >> (j % 8)) & 1
+	}
+	clear(rb)
+	// b = ⟨g, ω⟩, in constant time.
+	gs := g()
+	var bb, bit, tmp secp256k1.ModNScalar
+	for j := range omega {
+		bit.SetInt(uint32(omega[j]))
+		tmp.Mul2(&gs[j], &bit)
+		bb.Add(&tmp)
+	}
+	var delta secp256k1.ModNScalar
+	delta.NegateVal(&bb).Add(beta)
+	bb.Zero()
+	tmp.Zero()
+
+	ext, kmsg, err := b.ext.Extend(extSID(sid), omega, rand)
+	if err != nil {
+		return nil, nil, fmt.Errorf("rvole: %w", err)
+	}
+	msg := make([]byte, 0, Msg1Len())
+	msg = append(msg, version)
+	msg = append(msg, curve.EncodeScalar(&delta)...)
+	msg = append(msg, kmsg...)
+	sidc := append([]byte(nil), sid...)
+	return &BobMul{sid: sidc, d1: msg1Digest(sidc, msg), omega: omega, ext: ext}, msg, nil
 }
 
 // Multiply is Alice's side of one multiplication: given her inputs alpha
-// (ℓ = len(alpha) ≥ 1) and Bob's round-1 message, it returns her shares c
-// (len ℓ) and the message for Bob. An error wrapping ErrCheatDetected
-// blames Bob.
+// (ℓ = len(alpha), 1 ≤ ℓ ≤ MaxEll) and Bob's round-1 message, it returns
+// her shares c (len ℓ) and the message for Bob. An error wrapping
+// ErrCheatDetected blames Bob. Alice must call Multiply at most once per
+// sid (see the package doc).
 func (a *AliceSetup) Multiply(sid []byte, alpha []secp256k1.ModNScalar, msg1 []byte, rand io.Reader) (c []secp256k1.ModNScalar, msg2 []byte, err error) {
-	return nil, nil, errNotImplemented
+	return a.multiply(sid, alpha, msg1, rand, nil)
+}
+
+// multiply is Multiply with a hook for tests: testingOnlyTamper, if not
+// nil, may change the encoded ã before θ is derived from it while η and μ
+// stay those of the honest inputs — what a cheating Alice does.
+func (a *AliceSetup) multiply(sid []byte, alpha []secp256k1.ModNScalar, msg1 []byte, rand io.Reader, testingOnlyTamper func(aTilde []byte)) (c []secp256k1.ModNScalar, msg2 []byte, err error) {
+	ell := len(alpha)
+	if ell < 1 || ell > MaxEll {
+		return nil, nil, fmt.Errorf("rvole: ℓ = %d out of range", ell)
+	}
+	if len(msg1) != Msg1Len() || msg1[0] != version {
+		return nil, nil, fmt.Errorf("%w: malformed message 1", ErrCheatDetected)
+	}
+	delta, err := curve.DecodeScalar(msg1[1 : 1+curve.ScalarLen])
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: δ: %w", ErrCheatDetected, err)
+	}
+	ext, err := a.ext.Extend(extSID(sid), Xi, msg1[1+curve.ScalarLen:])
+	if err != nil {
+		return nil, nil, wrapKOS("OT extension", err)
+	}
+	aHat := make([]secp256k1.ModNScalar, Rho)
+	for k := range aHat {
+		s, err := curve.RandomScalar(rand)
+		if err != nil {
+			return nil, nil, fmt.Errorf("rvole: %w", err)
+		}
+		aHat[k] = *s
+		s.Zero()
+	}
+
+	w := ell + Rho
+	gs := g()
+	alpha0 := make([]secp256k1.ModNScalar, Xi*w)
+	c = make([]secp256k1.ModNScalar, ell)
+	msg2 = make([]byte, 2, Msg2Len(ell))
+	msg2[0], msg2[1] = version, byte(ell)
+	p0, p1 := make([]byte, 32*w), make([]byte, 32*w)
+	a1 := make([]secp256k1.ModNScalar, w)
+	var tmp secp256k1.ModNScalar
+	for j := range Xi {
+		ext.Pads(j, p0, p1)
+		row := alpha0[j*w : (j+1)*w]
+		bytesToScalars(p0, row)
+		bytesToScalars(p1, a1)
+		for i := range w {
+			// ã_{j,i} = α⁰ − α¹ + (a_i or â_k)
+			tmp.NegateVal(&a1[i]).Add(&row[i])
+			if i < ell {
+				tmp.Add(&alpha[i])
+				var gc secp256k1.ModNScalar
+				gc.Mul2(&gs[j], &row[i])
+				c[i].Add(&gc)
+			} else {
+				tmp.Add(&aHat[i-ell])
+			}
+			msg2 = append(msg2, curve.EncodeScalar(&tmp)...)
+		}
+	}
+	clear(a1)
+	for i := range c {
+		// c_i = −Σ g_j α⁰_{j,i} + a_i·δ
+		c[i].Negate()
+		tmp.Mul2(&alpha[i], delta)
+		c[i].Add(&tmp)
+	}
+	if testingOnlyTamper != nil {
+		testingOnlyTamper(msg2[2:])
+	}
+	th := theta(sid, msg1Digest(sid, msg1), msg2[2:], ell)
+	for k := range Rho {
+		// η_k = â_k + Σ_i θ_{i,k}·a_i
+		eta := aHat[k]
+		for i := range ell {
+			tmp.Mul2(&th[i*Rho+k], &alpha[i])
+			eta.Add(&tmp)
+		}
+		msg2 = append(msg2, curve.EncodeScalar(&eta)...)
+	}
+	mu := make([]secp256k1.ModNScalar, Xi*Rho)
+	for j := range Xi {
+		row := alpha0[j*w : (j+1)*w]
+		for k := range Rho {
+			m := row[ell+k]
+			for i := range ell {
+				tmp.Mul2(&th[i*Rho+k], &row[i])
+				m.Add(&tmp)
+			}
+			mu[j*Rho+k] = m
+		}
+	}
+	msg2 = append(msg2, muHash(sid, mu)...)
+	clear(alpha0)
+	clear(mu)
+	clear(aHat)
+	tmp.Zero()
+	return c, msg2, nil
 }
 
 // Finish checks Alice's message and returns Bob's shares d, with
-// c[k] + d[k] = alpha[k]·beta. An error wrapping ErrCheatDetected blames
-// Alice. A BobMul is one-shot: any second call fails.
+// c[k] + d[k] = alpha[k]·beta; len(d) is Alice's ℓ as her message states,
+// which the caller must check against the ℓ it expects. An error wrapping
+// ErrCheatDetected blames Alice. A BobMul is one-shot: any second call
+// fails.
 func (m *BobMul) Finish(msg2 []byte) (d []secp256k1.ModNScalar, err error) {
-	return nil, errNotImplemented
+	if m.used {
+		return nil, errUsed
+	}
+	m.used = true
+	defer func() {
+		clear(m.omega)
+		m.ext = nil
+	}()
+	if len(msg2) < 2 || msg2[0] != version {
+		return nil, fmt.Errorf("%w: malformed message 2", ErrCheatDetected)
+	}
+	ell := int(msg2[1])
+	if ell < 1 || ell > MaxEll || len(msg2) != Msg2Len(ell) {
+		return nil, fmt.Errorf("%w: malformed message 2", ErrCheatDetected)
+	}
+	w := ell + Rho
+	aTildeBytes := msg2[2 : 2+Xi*w*32]
+	aTilde := make([]secp256k1.ModNScalar, Xi*w)
+	for i := range aTilde {
+		s, err := curve.DecodeScalar(aTildeBytes[32*i : 32*i+32])
+		if err != nil {
+			return nil, fmt.Errorf("%w: ã: %w", ErrCheatDetected, err)
+		}
+		aTilde[i] = *s
+	}
+	rest := msg2[2+Xi*w*32:]
+	eta := make([]secp256k1.ModNScalar, Rho)
+	for k := range eta {
+		s, err := curve.DecodeScalar(rest[32*k : 32*k+32])
+		if err != nil {
+			return nil, fmt.Errorf("%w: η: %w", ErrCheatDetected, err)
+		}
+		eta[k] = *s
+	}
+	muA := rest[32*Rho:]
+
+	th := theta(m.sid, m.d1, aTildeBytes, ell)
+	gs := g()
+	d = make([]secp256k1.ModNScalar, ell)
+	mu := make([]secp256k1.ModNScalar, Xi*Rho)
+	pad := make([]byte, 32*w)
+	dot := make([]secp256k1.ModNScalar, w)
+	var bit, tmp secp256k1.ModNScalar
+	for j := range Xi {
+		m.ext.Pad(j, pad)
+		bytesToScalars(pad, dot)
+		bit.SetInt(uint32(m.omega[j]))
+		for i := range w {
+			// ḋ_{j,i} = γ_{j,i} + ω_j·ã_{j,i}
+			tmp.Mul2(&bit, &aTilde[j*w+i])
+			dot[i].Add(&tmp)
+		}
+		for i := range ell {
+			tmp.Mul2(&gs[j], &dot[i])
+			d[i].Add(&tmp)
+		}
+		for k := range Rho {
+			// μ'_{j,k} = ḋ_{j,ℓ+k} + Σ_i θ_{i,k}·ḋ_{j,i} − ω_j·η_k
+			v := dot[ell+k]
+			for i := range ell {
+				tmp.Mul2(&th[i*Rho+k], &dot[i])
+				v.Add(&tmp)
+			}
+			tmp.Mul2(&bit, &eta[k]).Negate()
+			v.Add(&tmp)
+			mu[j*Rho+k] = v
+		}
+	}
+	clear(dot)
+	bit.Zero()
+	tmp.Zero()
+	ok := subtle.ConstantTimeCompare(muHash(m.sid, mu), muA) == 1
+	clear(mu)
+	if !ok {
+		clear(d)
+		return nil, fmt.Errorf("%w: multiplication check failed", ErrCheatDetected)
+	}
+	return d, nil
 }
