@@ -187,8 +187,8 @@ func encodeIdentity(id *Identity) ([]byte, error) {
 }
 
 // decodeIdentity is strict: exactly one PEM block of type PRIVATE KEY with
-// no headers and nothing after it, holding the canonical PKCS #8 encoding of
-// an Ed25519 key.
+// no headers and nothing after it, holding the PKCS #8 encoding of an
+// Ed25519 key, all in the one canonical form encodeIdentity produces.
 func decodeIdentity(data []byte) (*Identity, error) {
 	block, rest := pem.Decode(data)
 	if block == nil {
@@ -210,11 +210,13 @@ func decodeIdentity(data []byte) (*Identity, error) {
 		return nil, fmt.Errorf("a %T, want an Ed25519 key", key)
 	}
 	id := &Identity{priv: priv}
-	again, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil || !bytes.Equal(again, block.Bytes) {
+	// One encoding per key: what encodeIdentity writes (which is also what
+	// `openssl genpkey -algorithm ed25519` writes), byte for byte.
+	again, err := encodeIdentity(id)
+	if err != nil || !bytes.Equal(again, data) {
 		clear(again)
 		id.Destroy()
-		return nil, errors.New("non-canonical PKCS #8 encoding")
+		return nil, errors.New("non-canonical encoding (PEM line breaks or PKCS #8 fields differ from the standard form)")
 	}
 	clear(again)
 	return id, nil
