@@ -10,12 +10,15 @@ const (
 // NodeInfo is the result of keymesh_nodeInfo (no params): who the node is,
 // its cluster, and which of its peers it can reach now.
 type NodeInfo struct {
-	NodeID    uint16     `json:"nodeId"`
-	ClusterID string     `json:"clusterId"`
-	Threshold int        `json:"threshold"`
-	N         int        `json:"n"`
-	Version   string     `json:"version"`
-	Peers     []PeerInfo `json:"peers"`
+	NodeID    uint16 `json:"nodeId"`
+	ClusterID string `json:"clusterId"`
+	Threshold int    `json:"threshold"`
+	N         int    `json:"n"`
+	Version   string `json:"version"`
+	// IdentityKey is the node's Ed25519 identity public key, base64 (std,
+	// padded), as in the cluster config.
+	IdentityKey string     `json:"identityKey"`
+	Peers       []PeerInfo `json:"peers"`
 }
 
 // PeerInfo is one other node as seen by the answering node.

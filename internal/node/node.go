@@ -1,0 +1,308 @@
+// Package node wires one keymesh node together: cluster config → identity
+// key → store → peer transport → HTTP API, and runs it until its context is
+// cancelled, then shuts it down in the reverse order.
+//
+// It owns the process-level concerns the libraries below it leave out: the
+// listeners, the *slog.Logger handed to each component, metrics, and the
+// readiness rule (a node is ready when at least threshold nodes of the
+// cluster, itself included, are reachable, since that many are needed to
+// sign).
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/keymesh/keymesh/api"
+	"github.com/keymesh/keymesh/internal/config"
+	"github.com/keymesh/keymesh/internal/httpapi"
+	"github.com/keymesh/keymesh/internal/mpc/round"
+	"github.com/keymesh/keymesh/internal/store"
+	"github.com/keymesh/keymesh/internal/store/sqlite"
+	"github.com/keymesh/keymesh/internal/transport"
+	"github.com/keymesh/keymesh/internal/version"
+)
+
+// StoreFile is the name of the SQLite database inside a node's data dir.
+const StoreFile = "keymesh.db"
+
+// ShutdownTimeout bounds how long Run waits for in-flight HTTP requests
+// after its context is cancelled.
+const ShutdownTimeout = 10 * time.Second
+
+// Options configure New.
+type Options struct {
+	Config *config.Node // required, as returned by config.Load
+	Logger *slog.Logger // required
+
+	// APIListener and PeerListener, if set, are used instead of listening
+	// on Config.APIListen and Config.PeerListen (tests bind port 0 first).
+	// The node closes them.
+	APIListener, PeerListener net.Listener
+
+	// Transport overrides the transport's timing defaults (zero fields keep
+	// them); Self, Identity and Logger are always set by New.
+	Transport transport.Options
+}
+
+// Node is one running keymesh node.
+type Node struct {
+	cfg     *config.Node
+	log     *slog.Logger
+	ident   *config.Identity
+	pub     string // ident's public key, kept after ident is destroyed
+	store   *sqlite.DB
+	tr      *transport.Transport
+	metrics *httpapi.Metrics
+	api     *http.Server
+	apiLn   net.Listener
+	peerLn  net.Listener
+
+	runOnce sync.Once
+}
+
+// New loads the node's identity, opens and migrates its store, starts its
+// peer links and binds its listeners; nothing is served until Run. On error
+// everything opened is closed again.
+//
+// The identity key must already exist in the data dir (keymesh cluster init
+// creates it): a node that made itself a new one would not be trusted by
+// its peers, so New refuses to start instead.
+func New(opts Options) (n *Node, err error) {
+	cfg := opts.Config
+	if cfg == nil || opts.Logger == nil {
+		return nil, errors.New("node: Options.Config and Options.Logger are required")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	n = &Node{cfg: cfg, log: opts.Logger, apiLn: opts.APIListener, peerLn: opts.PeerListener}
+	defer func() {
+		if err != nil {
+			n.closeAll()
+		}
+	}()
+
+	keyPath := filepath.Join(cfg.DataDir, config.IdentityFile)
+	if _, err := os.Lstat(keyPath); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("node: no identity key at %s: create the cluster with `keymesh cluster init` and copy the node's data dir with its config", keyPath)
+	}
+	ident, _, err := config.LoadOrCreateIdentity(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	n.ident, n.pub = ident, ident.PublicKeyString()
+
+	n.store, err = sqlite.Open(filepath.Join(cfg.DataDir, StoreFile))
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := n.store.Migrate(ctx); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	if err := n.checkStoreIdentity(ctx); err != nil {
+		return nil, err
+	}
+
+	if n.apiLn == nil {
+		if n.apiLn, err = net.Listen("tcp", cfg.APIListen); err != nil {
+			return nil, fmt.Errorf("node: API listener: %w", err)
+		}
+	}
+	if n.peerLn == nil {
+		if n.peerLn, err = net.Listen("tcp", cfg.PeerListen); err != nil {
+			return nil, fmt.Errorf("node: peer listener: %w", err)
+		}
+	}
+
+	topts := opts.Transport
+	topts.Self, topts.Identity, topts.Logger = cfg, ident, opts.Logger.With("component", "transport")
+	if n.tr, err = transport.New(topts); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+
+	n.metrics = httpapi.NewMetrics(n.peerInfo)
+	reg := httpapi.NewRegistry()
+	httpapi.RegisterNode(reg, n.NodeInfo)
+	h := httpapi.NewHandler(httpapi.Options{
+		Registry: reg,
+		Logger:   opts.Logger.With("component", "api"),
+		Metrics:  n.metrics,
+		Ready:    func(context.Context) api.ReadyStatus { return n.Ready() },
+	})
+	n.api = httpapi.NewServer(h, opts.Logger.With("component", "http"))
+	return n, nil
+}
+
+// storeIdentityKey is where the store remembers which identity it belongs
+// to, so that a data dir paired with another node's key is noticed.
+const storeIdentityNS, storeIdentityKey = "node", "identity_key"
+
+func (n *Node) checkStoreIdentity(ctx context.Context) error {
+	pub := n.pub
+	got, err := n.store.Get(ctx, storeIdentityNS, storeIdentityKey)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		if err := n.store.Put(ctx, storeIdentityNS, storeIdentityKey, []byte(pub)); err != nil {
+			return fmt.Errorf("node: %w", err)
+		}
+	case err != nil:
+		return fmt.Errorf("node: %w", err)
+	case string(got) != pub:
+		return fmt.Errorf("node: the store in %s belongs to identity %s, not to this node's identity %s", n.cfg.DataDir, got, pub)
+	}
+	if _, err := n.store.Append(ctx, "node/starts", []byte(time.Now().UTC().Format(time.RFC3339Nano))); err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	return nil
+}
+
+// Run serves the API and the peer transport until ctx is cancelled, then
+// shuts down gracefully: the API stops accepting and finishes in-flight
+// requests (at most ShutdownTimeout), then the transport and the store are
+// closed. It returns nil after a clean shutdown, or the first serving
+// error. Run may be called once.
+func (n *Node) Run(ctx context.Context) error {
+	ran := false
+	n.runOnce.Do(func() { ran = true })
+	if !ran {
+		return errors.New("node: Run called twice")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	go func() {
+		err := n.api.Serve(n.apiLn)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		errc <- err
+	}()
+	go func() { errc <- n.tr.Serve(ctx, n.peerLn) }()
+	n.log.Info("node started", "node", n.cfg.ID, "cluster", n.cfg.ClusterID,
+		"threshold", n.cfg.Threshold, "n", n.cfg.N(),
+		"api", n.apiLn.Addr().String(), "peer", n.peerLn.Addr().String(),
+		"identity", n.pub, "version", version.String())
+
+	var first error
+	select {
+	case <-ctx.Done():
+	case first = <-errc:
+		cancel()
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer scancel()
+	if err := n.api.Shutdown(sctx); err != nil {
+		n.api.Close()
+		n.log.Warn("API shutdown", "err", err)
+	}
+	n.closeAll()
+	// Collect the other server's exit.
+	for range 2 {
+		if first != nil {
+			break
+		}
+		first = <-errc
+	}
+	n.log.Info("node stopped", "node", n.cfg.ID)
+	if first != nil {
+		return fmt.Errorf("node: %w", first)
+	}
+	return nil
+}
+
+// closeAll releases what New opened; it is safe on a partly built Node.
+func (n *Node) closeAll() {
+	if n.tr != nil {
+		n.tr.Close()
+	}
+	if n.apiLn != nil {
+		n.apiLn.Close()
+	}
+	if n.peerLn != nil {
+		n.peerLn.Close()
+	}
+	if n.store != nil {
+		n.store.Close()
+	}
+	if n.ident != nil {
+		n.ident.Destroy()
+	}
+}
+
+// Close releases a Node that was built by New but never Run.
+func (n *Node) Close() { n.closeAll() }
+
+// ID returns the node's id.
+func (n *Node) ID() uint16 { return n.cfg.ID }
+
+// APIURL returns the base URL the API listens on.
+func (n *Node) APIURL() string { return "http://" + n.apiLn.Addr().String() }
+
+// IdentityKey returns the node's identity public key as in the config.
+func (n *Node) IdentityKey() string { return n.pub }
+
+// Store returns the node's store, for the services wired on top of it.
+func (n *Node) Store() store.Store { return n.store }
+
+// Transport returns the node's peer transport.
+func (n *Node) Transport() *transport.Transport { return n.tr }
+
+// RunSession runs s over the peer transport and counts it in the
+// keymesh_mpc_sessions_total metric under protocol.
+func (n *Node) RunSession(ctx context.Context, protocol string, s *round.Session) (any, error) {
+	res, err := n.tr.RunSession(ctx, s)
+	n.metrics.SessionDone(protocol, err)
+	return res, err
+}
+
+func (n *Node) peerInfo() []api.PeerInfo {
+	ps := n.tr.Peers()
+	out := make([]api.PeerInfo, len(ps))
+	for i, p := range ps {
+		out[i] = api.PeerInfo{ID: p.ID, Reachable: p.Reachable, LastSeen: p.LastSeen, LastError: p.LastError}
+		if cp, ok := n.cfg.Peer(p.ID); ok {
+			out[i].APIURL = cp.APIURL
+		}
+	}
+	return out
+}
+
+// NodeInfo answers keymesh_nodeInfo.
+func (n *Node) NodeInfo(context.Context) (*api.NodeInfo, error) {
+	return &api.NodeInfo{
+		NodeID:      n.cfg.ID,
+		ClusterID:   n.cfg.ClusterID,
+		Threshold:   n.cfg.Threshold,
+		N:           n.cfg.N(),
+		Version:     version.String(),
+		IdentityKey: n.pub,
+		Peers:       n.peerInfo(),
+	}, nil
+}
+
+// Ready reports whether at least threshold nodes, this one included, are
+// reachable.
+func (n *Node) Ready() api.ReadyStatus {
+	st := api.ReadyStatus{Threshold: n.cfg.Threshold, Reachable: 1, Down: []uint16{}}
+	for _, p := range n.tr.Peers() {
+		if p.Reachable {
+			st.Reachable++
+		} else {
+			st.Down = append(st.Down, p.ID)
+		}
+	}
+	st.Ready = st.Reachable >= st.Threshold
+	return st
+}
