@@ -20,6 +20,10 @@ type PublicKey struct {
 	shares []group.Element // shares[j] = Y_{ids[j]}
 }
 
+// MaxNodes bounds the number of nodes sharing a key, so that checking a
+// public key (O(n·t) group operations) stays cheap on untrusted input.
+const MaxNodes = 64
+
 // NewPublicKey checks and assembles a public key. ids are the nodes'
 // evaluation points (non-zero, distinct), shares their verification shares
 // in the same order, y the public key. It verifies that the shares lie on
@@ -29,6 +33,9 @@ func NewPublicKey(threshold int, y group.Element, ids []uint16, shares []group.E
 	n := len(ids)
 	if n == 0 || n != len(shares) {
 		return nil, fmt.Errorf("oprf: %d node ids for %d shares", n, len(shares))
+	}
+	if n > MaxNodes {
+		return nil, fmt.Errorf("oprf: %d nodes, at most %d are supported", n, MaxNodes)
 	}
 	if threshold < 1 || threshold > n {
 		return nil, fmt.Errorf("oprf: threshold %d out of range for %d nodes", threshold, n)
@@ -166,6 +173,9 @@ func parsePublicKey(b []byte) (*PublicKey, []byte, error) {
 	}
 	t := int(binary.BigEndian.Uint16(b[1:]))
 	n := int(binary.BigEndian.Uint16(b[3:]))
+	if n > MaxNodes {
+		return nil, nil, fmt.Errorf("oprf: public key of %d nodes, at most %d are supported", n, MaxNodes)
+	}
 	y, err := decodeElement(b[5:head])
 	if err != nil {
 		return nil, nil, fmt.Errorf("oprf: public key: %w", err)

@@ -521,4 +521,9 @@ func TestKeyShareEncoding(t *testing.T) {
 	if _, err := ParsePublicKey(pb); err != nil {
 		t.Fatal(err)
 	}
+	// A node count above MaxNodes is refused before any group operation.
+	big := append([]byte{1, 0, 1, 0xff, 0xff}, pb[5:]...)
+	if _, err := ParsePublicKey(big); err == nil || !strings.Contains(err.Error(), "at most") {
+		t.Fatalf("65535-node public key: %v", err)
+	}
 }

@@ -99,6 +99,9 @@ func NewKeygen(sid round.SessionID, self round.PartyID, parties []round.PartyID,
 	if !slices.Contains(ps, self) {
 		return nil, fmt.Errorf("dkg: %v is not among the parties", self)
 	}
+	if len(ps) > oprf.MaxNodes {
+		return nil, fmt.Errorf("dkg: %d parties, at most %d are supported", len(ps), oprf.MaxNodes)
+	}
 	if threshold < 1 || threshold > len(ps) {
 		return nil, fmt.Errorf("dkg: threshold %d out of range for %d parties", threshold, len(ps))
 	}

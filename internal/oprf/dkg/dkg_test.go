@@ -390,6 +390,9 @@ func TestConfigErrors(t *testing.T) {
 	if _, err := NewKeygen(sid, 1, parties(3), 0); err == nil {
 		t.Error("threshold 0 accepted")
 	}
+	if _, err := NewKeygen(sid, 1, parties(oprf.MaxNodes+1), 2); err == nil {
+		t.Error("more than MaxNodes parties accepted")
+	}
 	if _, err := NewRefresh(sid, nil); err == nil {
 		t.Error("nil share accepted")
 	}
