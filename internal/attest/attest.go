@@ -1,0 +1,278 @@
+// Package attest binds a node's encryption keys to an enclave quote, and
+// verifies that binding on the client before anything is sealed to those
+// keys. The node serves a Document at GET /attestation (and the
+// keymesh_attestation method); the Go SDK and the CLI call Verify with the
+// client's Policy: the expected measurement pinned in its config, or trust on
+// first use with a warning.
+//
+// The quote's REPORT_DATA is SHA-512("keymesh attestation v1\x00" ‖ keys),
+// where keys is the canonical encoding of Keys — the same construction as an
+// SEV-SNP or TDX report binding a TLS key (report data is 64 bytes on every
+// platform).
+package attest
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/hpke"
+	"crypto/rsa"
+	"crypto/sha512"
+	"crypto/subtle"
+	"crypto/x509"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/keymesh/keymesh/internal/enclave"
+	"github.com/keymesh/keymesh/internal/enclave/sim"
+	"github.com/keymesh/keymesh/internal/envelope"
+)
+
+// Keys are the public keys a node attests.
+type Keys struct {
+	HPKEKEM  uint16 // envelope.KEMXWing or envelope.KEMX25519
+	HPKE     []byte // HPKE public key (SerializePublicKey)
+	RSA      []byte // RSA-3072 SubjectPublicKeyInfo DER, for compatibility mode; may be empty
+	Identity []byte // Ed25519 node identity key; may be empty
+}
+
+const (
+	keysMagic   = "KMKEYS\x01"
+	maxKeyLen   = 1 << 12
+	reportLabel = "keymesh attestation v1\x00"
+)
+
+// MarshalBinary encodes k canonically: magic ‖ kem (u16) ‖ hpke ‖ rsa ‖
+// identity, each with a u16 length.
+func (k *Keys) MarshalBinary() ([]byte, error) {
+	b := []byte(keysMagic)
+	b = binary.BigEndian.AppendUint16(b, k.HPKEKEM)
+	for _, f := range [][]byte{k.HPKE, k.RSA, k.Identity} {
+		if len(f) > maxKeyLen {
+			return nil, fmt.Errorf("attest: key of %d bytes, limit %d", len(f), maxKeyLen)
+		}
+		b = binary.BigEndian.AppendUint16(b, uint16(len(f)))
+		b = append(b, f...)
+	}
+	return b, nil
+}
+
+// UnmarshalBinary decodes k strictly (trailing bytes and over-long fields
+// are errors wrapping ErrMalformed). It does not validate the keys; Verify
+// and the accessor methods do.
+func (k *Keys) UnmarshalBinary(data []byte) error {
+	if !bytes.HasPrefix(data, []byte(keysMagic)) || len(data) < len(keysMagic)+2 {
+		return fmt.Errorf("%w: not a key set", ErrMalformed)
+	}
+	rest := data[len(keysMagic):]
+	var out Keys
+	out.HPKEKEM = binary.BigEndian.Uint16(rest)
+	rest = rest[2:]
+	fields := []*[]byte{&out.HPKE, &out.RSA, &out.Identity}
+	for _, f := range fields {
+		if len(rest) < 2 {
+			return fmt.Errorf("%w: key set truncated", ErrMalformed)
+		}
+		n := int(binary.BigEndian.Uint16(rest))
+		rest = rest[2:]
+		if n > maxKeyLen || len(rest) < n {
+			return fmt.Errorf("%w: key of %d bytes", ErrMalformed, n)
+		}
+		if n > 0 {
+			*f = bytes.Clone(rest[:n])
+		}
+		rest = rest[n:]
+	}
+	if len(rest) != 0 {
+		return fmt.Errorf("%w: %d trailing bytes", ErrMalformed, len(rest))
+	}
+	*k = out
+	return nil
+}
+
+// HPKEPublicKey parses the HPKE key for envelope.SealRequest.
+func (k *Keys) HPKEPublicKey() (hpke.PublicKey, error) {
+	return envelope.ParsePublicKey(k.HPKEKEM, k.HPKE)
+}
+
+// RSAPublicKey parses the RSA-3072 key for envelope.SealCompat.
+func (k *Keys) RSAPublicKey() (*rsa.PublicKey, error) {
+	if len(k.RSA) == 0 {
+		return nil, errors.New("attest: node has no RSA key")
+	}
+	p, err := x509.ParsePKIXPublicKey(k.RSA)
+	if err != nil {
+		return nil, fmt.Errorf("attest: RSA key: %w", err)
+	}
+	r, ok := p.(*rsa.PublicKey)
+	if !ok || r.N.BitLen() != 3072 {
+		return nil, errors.New("attest: not an RSA-3072 key")
+	}
+	return r, nil
+}
+
+// ReportData is the quote report data that binds keys.
+func ReportData(keys []byte) enclave.ReportData {
+	h := sha512.New()
+	h.Write([]byte(reportLabel))
+	h.Write(keys)
+	var rd enclave.ReportData
+	h.Sum(rd[:0])
+	return rd
+}
+
+// Document is the node's attestation: GET /attestation returns it as JSON
+// ({"keys": base64, "quote": base64}).
+type Document struct {
+	Keys  []byte `json:"keys"`  // Keys, canonical encoding
+	Quote []byte `json:"quote"` // enclave.Quote, canonical encoding
+}
+
+// New makes the node's attestation document for keys with backend b.
+func New(b enclave.Backend, keys Keys) (*Document, error) {
+	kb, err := keys.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	q, err := b.Quote(ReportData(kb))
+	if err != nil {
+		return nil, fmt.Errorf("attest: %w", err)
+	}
+	qb, err := q.MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("attest: %w", err)
+	}
+	return &Document{Keys: kb, Quote: qb}, nil
+}
+
+// Policy is what a client accepts.
+type Policy struct {
+	// Measurements pinned in the client config: the node must report one of
+	// them. If empty, TrustOnFirstUse decides.
+	Measurements []enclave.Measurement
+	// TrustOnFirstUse accepts any measurement when none is pinned; the
+	// Result says FirstUse, and the caller must warn and pin it.
+	TrustOnFirstUse bool
+	// AllowSimulated accepts quotes from the sim backend, which prove
+	// nothing about hardware. Off by default.
+	AllowSimulated bool
+	// SimPlatformKeys, if set, pins the sim platform keys accepted.
+	SimPlatformKeys []ed25519.PublicKey
+}
+
+// Result is a verified attestation.
+type Result struct {
+	Keys        Keys
+	Platform    string
+	Measurement enclave.Measurement
+	Simulated   bool
+	FirstUse    bool     // accepted by trust on first use: warn, then pin Measurement
+	Warnings    []string // for the user: simulated platform, first use
+}
+
+var (
+	// ErrMalformed: the document does not decode.
+	ErrMalformed = errors.New("attest: malformed document")
+	// ErrQuote: the quote's evidence does not verify.
+	ErrQuote = errors.New("attest: quote does not verify")
+	// ErrSimulated: the quote is simulated and the policy does not allow it.
+	ErrSimulated = errors.New("attest: node runs a simulated enclave and simulated quotes are not allowed")
+	// ErrUnsupportedPlatform: no verifier for the quote's platform yet.
+	ErrUnsupportedPlatform = errors.New("attest: unsupported platform")
+	// ErrKeysNotBound: the quote's report data does not cover the keys.
+	ErrKeysNotBound = errors.New("attest: quote does not cover the node's keys")
+	// ErrNoPin: no measurement pinned and trust on first use is off.
+	ErrNoPin = errors.New("attest: no measurement pinned (set one, or allow trust on first use)")
+)
+
+// MeasurementError says the node runs other code than the client pinned.
+type MeasurementError struct {
+	Got    enclave.Measurement
+	Pinned []enclave.Measurement
+}
+
+func (e *MeasurementError) Error() string {
+	p := make([]string, len(e.Pinned))
+	for i, m := range e.Pinned {
+		p[i] = m.String()
+	}
+	return fmt.Sprintf("attest: node reports measurement %s, but the pinned measurement is %s", e.Got, strings.Join(p, " or "))
+}
+
+// Verify checks doc against p: the quote's platform evidence, the platform
+// policy, the measurement, and that the quote covers the keys. Only then
+// may the caller seal to Result.Keys.
+func Verify(doc *Document, p Policy) (*Result, error) {
+	var q enclave.Quote
+	if err := q.UnmarshalBinary(doc.Quote); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	var keys Keys
+	if err := keys.UnmarshalBinary(doc.Keys); err != nil {
+		return nil, err
+	}
+	res := &Result{Platform: q.Platform, Measurement: q.Measurement, Simulated: q.Simulated}
+	if err := verifyQuote(&q, p, res); err != nil {
+		return nil, err
+	}
+	if want := ReportData(doc.Keys); subtle.ConstantTimeCompare(want[:], q.ReportData[:]) != 1 {
+		return nil, ErrKeysNotBound
+	}
+	if _, err := keys.HPKEPublicKey(); err != nil {
+		return nil, fmt.Errorf("attest: %w", err)
+	}
+	res.Keys = keys
+	return res, nil
+}
+
+func verifyQuote(q *enclave.Quote, p Policy, res *Result) error {
+	if q.Simulated && !p.AllowSimulated {
+		return ErrSimulated
+	}
+	switch q.Platform {
+	case enclave.PlatformSim:
+		pub, err := sim.VerifyQuote(q)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrQuote, err)
+		}
+		if len(p.SimPlatformKeys) > 0 && !containsKey(p.SimPlatformKeys, pub) {
+			return fmt.Errorf("%w: sim platform key %x is not pinned", ErrQuote, []byte(pub))
+		}
+		res.Warnings = append(res.Warnings, "the node runs the simulated enclave backend: its quote proves nothing about the hardware")
+	default:
+		return fmt.Errorf("%w: %q", ErrUnsupportedPlatform, q.Platform)
+	}
+	switch {
+	case len(p.Measurements) > 0:
+		for _, m := range p.Measurements {
+			if m.Equal(q.Measurement) {
+				return nil
+			}
+		}
+		return &MeasurementError{Got: q.Measurement, Pinned: p.Measurements}
+	case p.TrustOnFirstUse:
+		res.FirstUse = true
+		res.Warnings = append(res.Warnings, fmt.Sprintf("trusting measurement %s on first use: pin it to detect a changed node binary", q.Measurement))
+		return nil
+	}
+	return ErrNoPin
+}
+
+func containsKey(keys []ed25519.PublicKey, k ed25519.PublicKey) bool {
+	for _, c := range keys {
+		if c.Equal(k) {
+			return true
+		}
+	}
+	return false
+}
+
+// QuoteVerifier returns an enclave.Verifier applying p to a bare quote (no
+// key binding), for enclave.ExportMigration and MigrationTarget.Import: pin
+// the other build's measurement in p.Measurements.
+func QuoteVerifier(p Policy) enclave.Verifier {
+	return func(q *enclave.Quote) error {
+		return verifyQuote(q, p, &Result{})
+	}
+}
