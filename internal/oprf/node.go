@@ -113,3 +113,21 @@ func evaluate(share *KeyShare, req *Request, r group.Scalar) (*Partial, error) {
 func (p *Partial) verify(y group.Element, b group.Element) bool {
 	return verifyProof(y, b, p.z, p.proof)
 }
+
+// Verify checks p's proof against its node's verification share in pub and
+// the request it answers, as Finalize does, for a party (a gateway, an
+// auditor) that holds the request but not the blind. It returns a
+// *NodeError naming the node on failure.
+func (p *Partial) Verify(pub *PublicKey, req *Request) error {
+	if pub == nil || req == nil || req.b == nil {
+		return errors.New("oprf: nil public key or request")
+	}
+	y := pub.share(p.id)
+	if y == nil {
+		return &NodeError{Nodes: []uint16{p.id}, Err: fmt.Errorf("node %d not in the key", p.id)}
+	}
+	if !p.verify(y, req.b) {
+		return &NodeError{Nodes: []uint16{p.id}, Err: ErrBadProof}
+	}
+	return nil
+}

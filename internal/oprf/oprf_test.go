@@ -378,6 +378,14 @@ func TestWrongPartialIsNamed(t *testing.T) {
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {
 			ps, culprits := mutate(evalAll(t, shares, req))
+			if len(culprits) == 1 && name != "duplicate node" {
+				for _, p := range ps {
+					err := p.Verify(pub, req)
+					if (p.ID() == culprits[0]) != (err != nil) {
+						t.Fatalf("Verify of node %d: %v", p.ID(), err)
+					}
+				}
+			}
 			out, err := st.Finalize(pub, ps)
 			if out != nil {
 				t.Fatal("output despite a bad partial")
