@@ -45,6 +45,10 @@ type Partial struct {
 }
 
 // ID returns the index of the node that claims to have made the partial.
+// Finalize and Verify name nodes by this index; the caller must check that it
+// is the index of the peer the partial came from (a node that claims another
+// node's index can only replay that node's correct partial, since its own
+// would fail the proof under the other node's verification share).
 func (p *Partial) ID() uint16 { return p.id }
 
 const partialLen = 1 + 2 + elementLen + proofLen
