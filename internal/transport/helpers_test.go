@@ -51,7 +51,7 @@ func makeConfigs(idents []*config.Identity, addrs []string) []*config.Node {
 	return cfgs
 }
 
-func listen(t *testing.T) net.Listener {
+func listen(t testing.TB) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -69,6 +69,12 @@ func testOptions(o *Options) {
 
 // newCluster starts n transports over real TCP + mTLS on 127.0.0.1.
 func newCluster(t *testing.T, n int, tweak func(o *Options)) []*testNode {
+	return newClusterTB(t, n, tweak)
+}
+
+func newClusterB(b *testing.B, n int) []*testNode { return newClusterTB(b, n, nil) }
+
+func newClusterTB(t testing.TB, n int, tweak func(o *Options)) []*testNode {
 	t.Helper()
 	idents := make([]*config.Identity, n)
 	lns := make([]net.Listener, n)
@@ -89,7 +95,7 @@ func newCluster(t *testing.T, n int, tweak func(o *Options)) []*testNode {
 	return nodes
 }
 
-func startNode(t *testing.T, cfg *config.Node, ident *config.Identity, ln net.Listener, tweak func(o *Options)) *testNode {
+func startNode(t testing.TB, cfg *config.Node, ident *config.Identity, ln net.Listener, tweak func(o *Options)) *testNode {
 	t.Helper()
 	o := Options{Self: cfg, Identity: ident}
 	testOptions(&o)
