@@ -77,59 +77,62 @@ type Node struct {
 // The identity key must already exist in the data dir (keymesh cluster init
 // creates it): a node that made itself a new one would not be trusted by
 // its peers, so New refuses to start instead.
-func New(opts Options) (n *Node, err error) {
+func New(opts Options) (*Node, error) {
+	n := &Node{cfg: opts.Config, log: opts.Logger, apiLn: opts.APIListener, peerLn: opts.PeerListener}
+	if err := n.open(opts); err != nil {
+		n.closeAll()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *Node) open(opts Options) (err error) {
 	cfg := opts.Config
 	if cfg == nil || opts.Logger == nil {
-		return nil, errors.New("node: Options.Config and Options.Logger are required")
+		return errors.New("node: Options.Config and Options.Logger are required")
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("node: %w", err)
+		return fmt.Errorf("node: %w", err)
 	}
-	n = &Node{cfg: cfg, log: opts.Logger, apiLn: opts.APIListener, peerLn: opts.PeerListener}
-	defer func() {
-		if err != nil {
-			n.closeAll()
-		}
-	}()
 
 	keyPath := filepath.Join(cfg.DataDir, config.IdentityFile)
 	if _, err := os.Lstat(keyPath); errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("node: no identity key at %s: create the cluster with `keymesh cluster init` and copy the node's data dir with its config", keyPath)
+		return fmt.Errorf("node: no identity key at %s: create the cluster with `keymesh cluster init` and copy the node's data dir with its config", keyPath)
 	}
 	ident, _, err := config.LoadOrCreateIdentity(cfg.DataDir)
 	if err != nil {
-		return nil, fmt.Errorf("node: %w", err)
+		return fmt.Errorf("node: %w", err)
 	}
 	n.ident, n.pub = ident, ident.PublicKeyString()
 
 	n.store, err = sqlite.Open(filepath.Join(cfg.DataDir, StoreFile))
 	if err != nil {
-		return nil, fmt.Errorf("node: %w", err)
+		return fmt.Errorf("node: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := n.store.Migrate(ctx); err != nil {
-		return nil, fmt.Errorf("node: %w", err)
+		return fmt.Errorf("node: %w", err)
 	}
 	if err := n.checkStoreIdentity(ctx); err != nil {
-		return nil, err
+		return err
 	}
 
 	if n.apiLn == nil {
 		if n.apiLn, err = net.Listen("tcp", cfg.APIListen); err != nil {
-			return nil, fmt.Errorf("node: API listener: %w", err)
+			return fmt.Errorf("node: API listener: %w", err)
 		}
 	}
 	if n.peerLn == nil {
 		if n.peerLn, err = net.Listen("tcp", cfg.PeerListen); err != nil {
-			return nil, fmt.Errorf("node: peer listener: %w", err)
+			return fmt.Errorf("node: peer listener: %w", err)
 		}
 	}
 
 	topts := opts.Transport
 	topts.Self, topts.Identity, topts.Logger = cfg, ident, opts.Logger.With("component", "transport")
 	if n.tr, err = transport.New(topts); err != nil {
-		return nil, fmt.Errorf("node: %w", err)
+		return fmt.Errorf("node: %w", err)
 	}
 
 	n.metrics = httpapi.NewMetrics(n.peerInfo)
@@ -142,7 +145,7 @@ func New(opts Options) (n *Node, err error) {
 		Ready:    func(context.Context) api.ReadyStatus { return n.Ready() },
 	})
 	n.api = httpapi.NewServer(h, opts.Logger.With("component", "http"))
-	return n, nil
+	return nil
 }
 
 // storeIdentityKey is where the store remembers which identity it belongs
