@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"testing"
+	"time"
 
 	circloprf "github.com/cloudflare/circl/oprf"
 )
@@ -124,6 +125,69 @@ func BenchmarkThreshold(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+		})
+	}
+}
+
+// BenchmarkRatio interleaves circl's single-server evaluation and ours in
+// every iteration, so that load on a shared machine hits both alike, and
+// reports the cost ratios as metrics:
+//
+//	node/circl-base       our Evaluate ÷ circl Server.Evaluate (no proof)
+//	node/circl-voprf      our Evaluate ÷ circl VerifiableServer.Evaluate
+//	whole/circl-base      blind + t Evaluates + Finalize ÷ circl's blind +
+//	                      Evaluate + Finalize (base mode)
+//	whole/circl-voprf     the same ÷ circl's VOPRF blind + Evaluate + Finalize
+func BenchmarkRatio(b *testing.B) {
+	sk, _ := circloprf.GenerateKey(suite, rand.Reader)
+	base := circloprf.NewServer(suite, sk)
+	ver := circloprf.NewVerifiableServer(suite, sk)
+	bc := circloprf.NewClient(suite)
+	vc := circloprf.NewVerifiableClient(suite, sk.Public())
+	for _, tn := range [][2]int{{2, 3}, {3, 5}} {
+		shares := deal(b, g.RandomNonZeroScalar(rand.Reader), tn[0], seqIDs(tn[1]))
+		set, pub := shares[:tn[0]], shares[0].Public()
+		b.Run(fmt.Sprintf("t=%d,n=%d", tn[0], tn[1]), func(b *testing.B) {
+			var dBase, dVer, dNode, dWholeBase, dWholeVer, dWhole time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				fd, creq, _ := bc.Blind([][]byte{benchInput})
+				t1 := time.Now()
+				ev, _ := base.Evaluate(creq)
+				t2 := time.Now()
+				bc.Finalize(fd, ev)
+				t3 := time.Now()
+				vfd, vreq, _ := vc.Blind([][]byte{benchInput})
+				t4 := time.Now()
+				vev, _ := ver.Evaluate(vreq)
+				t5 := time.Now()
+				if _, err := vc.Finalize(vfd, vev); err != nil {
+					b.Fatal(err)
+				}
+				t6 := time.Now()
+				st, req, _ := Blind(benchInput)
+				ps := make([]*Partial, len(set))
+				var node time.Duration
+				for i, s := range set {
+					n0 := time.Now()
+					ps[i], _ = Evaluate(s, req)
+					node += time.Since(n0)
+				}
+				if _, err := st.Finalize(pub, ps); err != nil {
+					b.Fatal(err)
+				}
+				t7 := time.Now()
+				dBase += t2.Sub(t1)
+				dVer += t5.Sub(t4)
+				dNode += node / time.Duration(len(set))
+				dWholeBase += t3.Sub(t0)
+				dWholeVer += t6.Sub(t3)
+				dWhole += t7.Sub(t6)
+			}
+			b.ReportMetric(float64(dNode)/float64(dBase), "node/circl-base")
+			b.ReportMetric(float64(dNode)/float64(dVer), "node/circl-voprf")
+			b.ReportMetric(float64(dWhole)/float64(dWholeBase), "whole/circl-base")
+			b.ReportMetric(float64(dWhole)/float64(dWholeVer), "whole/circl-voprf")
 		})
 	}
 }
