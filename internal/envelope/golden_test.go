@@ -65,10 +65,24 @@ func TestGoldenRequest(t *testing.T) {
 }
 
 func FuzzOpen(f *testing.F) {
-	k, _ := hpke.MLKEM768X25519().NewPrivateKey(bytes.Repeat([]byte{7}, 32))
-	now := t0
+	// The seed is the golden envelope, not a fresh seal: fuzzing workers rerun
+	// this setup, and every process must agree on which input is genuine.
+	b, err := os.ReadFile(goldenFile)
+	if err != nil {
+		f.Fatal(err)
+	}
+	var g golden
+	if err := json.Unmarshal(b, &g); err != nil {
+		f.Fatal(err)
+	}
+	kb, _ := hex.DecodeString(g.Key)
+	k, err := hpke.MLKEM768X25519().NewPrivateKey(kb)
+	if err != nil {
+		f.Fatal(err)
+	}
+	now := g.Time
 	o, _ := newOpener(f, &now, k)
-	env, _, _ := SealRequest(k.PublicKey(), Request{Method: "m", Scope: "s", Body: []byte("b")}, now)
+	env, _ := hex.DecodeString(g.Envelope)
 	f.Add(env)
 	f.Add(env[:40])
 	f.Fuzz(func(t *testing.T, in []byte) {
