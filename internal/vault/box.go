@@ -1,12 +1,12 @@
 package vault
 
 import (
+	"crypto/ecdh"
 	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 
-	"golang.org/x/crypto/curve25519"
 	"golang.org/x/crypto/nacl/secretbox"
 	"golang.org/x/crypto/salsa20/salsa"
 )
@@ -83,7 +83,7 @@ func sealWith(eph *PrivateKey, nonce *[NonceSize]byte, recipient PublicKey, msg 
 // box does not authenticate, and ErrLowOrder for a low-order encryptor key
 // (which tweetnacl would accept; no honest sender makes one).
 func Open(k *PrivateKey, content []byte, encryptor PublicKey) ([]byte, error) {
-	if k == nil || !k.ok {
+	if k == nil || k.ek == nil {
 		return nil, errors.New("vault: open with an invalid private key")
 	}
 	if len(content) < MinContentSize {
@@ -126,8 +126,16 @@ func beforenm(sk *PrivateKey, pk PublicKey) ([32]byte, error) {
 // x25519 is RFC 7748 §5 X25519(sk, pk), refusing an all-zero result.
 func x25519(sk *PrivateKey, pk PublicKey) ([32]byte, error) {
 	var s [32]byte
-	out, err := curve25519.X25519(sk.k[:], pk[:])
+	if sk.ek == nil {
+		return s, errors.New("vault: invalid private key")
+	}
+	p, err := ecdh.X25519().NewPublicKey(pk[:])
 	if err != nil {
+		return s, fmt.Errorf("vault: public key: %w", err)
+	}
+	out, err := sk.ek.ECDH(p)
+	if err != nil {
+		// crypto/ecdh refuses only an all-zero shared secret here.
 		return s, ErrLowOrder
 	}
 	copy(s[:], out)

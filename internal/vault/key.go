@@ -1,14 +1,13 @@
 package vault
 
 import (
+	"crypto/ecdh"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
-
-	"golang.org/x/crypto/curve25519"
 )
 
 // KeySize is the size of an X25519 public or private key.
@@ -56,11 +55,17 @@ type noCompare [0]func()
 // "vault.PrivateKey(redacted)". Compare keys with Equal; == does not
 // compile. The zero value is not a valid key; use GenerateKey or
 // NewPrivateKey.
+//
+// The key also keeps a crypto/ecdh key made once from the same bytes, so a
+// box costs one scalar multiplication per key agreement (x/crypto's
+// curve25519.X25519 recomputes the public key on every call). Destroy
+// clears the bytes held here and drops the ecdh key, whose copy the
+// standard library does not let us clear.
 type PrivateKey struct {
 	_   noCompare
 	k   [KeySize]byte
+	ek  *ecdh.PrivateKey
 	pub PublicKey
-	ok  bool
 }
 
 // GenerateKey returns a new private key drawn from crypto/rand.
@@ -80,14 +85,13 @@ func NewPrivateKey(b []byte) (*PrivateKey, error) {
 	if len(b) != KeySize {
 		return nil, fmt.Errorf("vault: private key is %d bytes, want %d", len(b), KeySize)
 	}
-	k := &PrivateKey{ok: true}
-	copy(k.k[:], b)
-	pub, err := curve25519.X25519(k.k[:], curve25519.Basepoint)
+	ek, err := ecdh.X25519().NewPrivateKey(b)
 	if err != nil {
-		// X25519 with the base point cannot yield zero after clamping.
-		return nil, errors.New("vault: private key gives no public key")
+		return nil, errors.New("vault: private key rejected by crypto/ecdh")
 	}
-	copy(k.pub[:], pub)
+	k := &PrivateKey{ek: ek}
+	copy(k.k[:], b)
+	copy(k.pub[:], ek.PublicKey().Bytes())
 	return k, nil
 }
 
@@ -109,7 +113,7 @@ func (k *PrivateKey) Equal(o *PrivateKey) bool {
 // Destroy overwrites the secret bytes. The key must not be used afterwards.
 func (k *PrivateKey) Destroy() {
 	clear(k.k[:])
-	k.ok = false
+	k.ek = nil
 }
 
 const redacted = "vault.PrivateKey(redacted)"
