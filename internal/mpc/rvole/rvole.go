@@ -54,6 +54,7 @@
 package rvole
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -247,10 +248,14 @@ func extSID(sid []byte) []byte {
 	return t.Sum(nil)
 }
 
+// Large fields (msg1, ã, μ: tens of KB) enter the cSHAKE256 transcripts as
+// their SHA-256 digests, which the hardware computes several times faster.
+
 func msg1Digest(sid, msg1 []byte) []byte {
+	d := sha256.Sum256(msg1)
 	t := round.NewTranscript("keymesh rvole msg1 v1")
 	t.WriteBytes(sid)
-	t.WriteBytes(msg1)
+	t.WriteBytes(d[:])
 	return t.Sum(nil)
 }
 
@@ -259,20 +264,22 @@ func theta(sid, d1, aTilde []byte, ell int) []secp256k1.ModNScalar {
 	t := round.NewTranscript("keymesh rvole theta v1")
 	t.WriteBytes(sid)
 	t.WriteBytes(d1)
-	t.WriteBytes(aTilde)
+	d := sha256.Sum256(aTilde)
+	t.WriteBytes(d[:])
 	return hashScalars(t, ell*Rho)
 }
 
 // muHash hashes the ξ·ρ values μ_{j,k}.
 func muHash(sid []byte, mu []secp256k1.ModNScalar) []byte {
+	buf := make([]byte, 32*len(mu))
+	for i := range mu {
+		mu[i].PutBytesUnchecked(buf[32*i:])
+	}
+	d := sha256.Sum256(buf)
+	clear(buf)
 	t := round.NewTranscript("keymesh rvole mu v1")
 	t.WriteBytes(sid)
-	buf := make([]byte, 0, 32*len(mu))
-	for i := range mu {
-		buf = append(buf, curve.EncodeScalar(&mu[i])...)
-	}
-	t.WriteBytes(buf)
-	clear(buf)
+	t.WriteBytes(d[:])
 	return t.Sum(nil)
 }
 
@@ -365,8 +372,9 @@ func (a *AliceSetup) multiply(sid []byte, alpha []secp256k1.ModNScalar, msg1 []b
 	gs := g()
 	alpha0 := make([]secp256k1.ModNScalar, Xi*w)
 	c = make([]secp256k1.ModNScalar, ell)
-	msg2 = make([]byte, 2, Msg2Len(ell))
+	msg2 = make([]byte, Msg2Len(ell))
 	msg2[0], msg2[1] = version, byte(ell)
+	off := 2
 	p0, p1 := make([]byte, 32*w), make([]byte, 32*w)
 	a1 := make([]secp256k1.ModNScalar, w)
 	var tmp secp256k1.ModNScalar
@@ -386,7 +394,8 @@ func (a *AliceSetup) multiply(sid []byte, alpha []secp256k1.ModNScalar, msg1 []b
 			} else {
 				tmp.Add(&aHat[i-ell])
 			}
-			msg2 = append(msg2, curve.EncodeScalar(&tmp)...)
+			tmp.PutBytesUnchecked(msg2[off:])
+			off += 32
 		}
 	}
 	clear(a1)
@@ -399,7 +408,7 @@ func (a *AliceSetup) multiply(sid []byte, alpha []secp256k1.ModNScalar, msg1 []b
 	if testingOnlyTamper != nil {
 		testingOnlyTamper(msg2[2:])
 	}
-	th := theta(sid, msg1Digest(sid, msg1), msg2[2:], ell)
+	th := theta(sid, msg1Digest(sid, msg1), msg2[2:off], ell)
 	for k := range Rho {
 		// η_k = â_k + Σ_i θ_{i,k}·a_i
 		eta := aHat[k]
@@ -407,7 +416,8 @@ func (a *AliceSetup) multiply(sid []byte, alpha []secp256k1.ModNScalar, msg1 []b
 			tmp.Mul2(&th[i*Rho+k], &alpha[i])
 			eta.Add(&tmp)
 		}
-		msg2 = append(msg2, curve.EncodeScalar(&eta)...)
+		eta.PutBytesUnchecked(msg2[off:])
+		off += 32
 	}
 	mu := make([]secp256k1.ModNScalar, Xi*Rho)
 	for j := range Xi {
@@ -421,7 +431,7 @@ func (a *AliceSetup) multiply(sid []byte, alpha []secp256k1.ModNScalar, msg1 []b
 			mu[j*Rho+k] = m
 		}
 	}
-	msg2 = append(msg2, muHash(sid, mu)...)
+	copy(msg2[off:], muHash(sid, mu))
 	clear(alpha0)
 	clear(mu)
 	clear(aHat)
@@ -454,11 +464,9 @@ func (m *BobMul) Finish(msg2 []byte) (d []secp256k1.ModNScalar, err error) {
 	aTildeBytes := msg2[2 : 2+Xi*w*32]
 	aTilde := make([]secp256k1.ModNScalar, Xi*w)
 	for i := range aTilde {
-		s, err := curve.DecodeScalar(aTildeBytes[32*i : 32*i+32])
-		if err != nil {
-			return nil, fmt.Errorf("%w: ã: %w", ErrCheatDetected, err)
+		if aTilde[i].SetByteSlice(aTildeBytes[32*i : 32*i+32]) {
+			return nil, fmt.Errorf("%w: ã: %w", ErrCheatDetected, curve.ErrInvalidScalar)
 		}
-		aTilde[i] = *s
 	}
 	rest := msg2[2+Xi*w*32:]
 	eta := make([]secp256k1.ModNScalar, Rho)
@@ -477,15 +485,30 @@ func (m *BobMul) Finish(msg2 []byte) (d []secp256k1.ModNScalar, err error) {
 	mu := make([]secp256k1.ModNScalar, Xi*Rho)
 	pad := make([]byte, 32*w)
 	dot := make([]secp256k1.ModNScalar, w)
-	var bit, tmp secp256k1.ModNScalar
+	// ω_j·x is computed by masking x's encoding with ω_j, in constant time.
+	var tmp secp256k1.ModNScalar
+	var masked [32]byte
+	etaBytes := rest[:32*Rho]
+	negEta := make([]secp256k1.ModNScalar, Rho)
 	for j := range Xi {
 		m.ext.Pad(j, pad)
 		bytesToScalars(pad, dot)
-		bit.SetInt(uint32(m.omega[j]))
+		mask := -m.omega[j]
 		for i := range w {
 			// ḋ_{j,i} = γ_{j,i} + ω_j·ã_{j,i}
-			tmp.Mul2(&bit, &aTilde[j*w+i])
+			src := aTildeBytes[32*(j*w+i):]
+			for k := range masked {
+				masked[k] = src[k] & mask
+			}
+			tmp.SetBytes(&masked)
 			dot[i].Add(&tmp)
+		}
+		for k := range Rho {
+			for b := range masked {
+				masked[b] = etaBytes[32*k+b] & mask
+			}
+			negEta[k].SetBytes(&masked)
+			negEta[k].Negate()
 		}
 		for i := range ell {
 			tmp.Mul2(&gs[j], &dot[i])
@@ -498,13 +521,13 @@ func (m *BobMul) Finish(msg2 []byte) (d []secp256k1.ModNScalar, err error) {
 				tmp.Mul2(&th[i*Rho+k], &dot[i])
 				v.Add(&tmp)
 			}
-			tmp.Mul2(&bit, &eta[k]).Negate()
-			v.Add(&tmp)
+			v.Add(&negEta[k])
 			mu[j*Rho+k] = v
 		}
 	}
 	clear(dot)
-	bit.Zero()
+	clear(negEta)
+	clear(masked[:])
 	tmp.Zero()
 	ok := subtle.ConstantTimeCompare(muHash(m.sid, mu), muA) == 1
 	clear(mu)

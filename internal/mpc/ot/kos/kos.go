@@ -42,10 +42,13 @@
 //
 // The sid of every extension must be unique per setup: extending twice under
 // the same sid with different choice bits would reveal Δ. H and G are
-// SHA-256 with a domain-separated prefix (sid hashed by cSHAKE256 first).
+// SHA-256 with a domain-separated prefix (sid hashed by cSHAKE256 first);
+// χ is AES-CTR output under a key hashed from sid and u.
 package kos
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/binary"
@@ -294,12 +297,21 @@ func (k *sessionKeys) padInto(out []byte, j int, row [2]uint64) {
 	clear(in[:])
 }
 
-// chi derives the check coefficients from sid and u.
+// chi derives the check coefficients from sid and u: a cSHAKE256 transcript
+// of sid and SHA-256(u) (SHA-256 is hardware-accelerated; u is 10 KB per
+// multiplication) gives an AES-256 key, and AES-CTR under it gives χ.
 func chi(sid, u []byte, mp int) [][2]uint64 {
+	du := sha256.Sum256(u)
 	t := round.NewTranscript("keymesh kos check v1")
 	t.WriteBytes(sid)
-	t.WriteBytes(u)
-	b := t.Read(nil, 16*mp)
+	t.WriteBytes(du[:])
+	key := t.Sum(nil)
+	blk, err := aes.NewCipher(key)
+	if err != nil {
+		panic("kos: " + err.Error()) // unreachable: the key is 32 bytes
+	}
+	b := make([]byte, 16*mp)
+	cipher.NewCTR(blk, make([]byte, aes.BlockSize)).XORKeyStream(b, b)
 	c := make([][2]uint64, mp)
 	for j := range c {
 		c[j][0] = binary.LittleEndian.Uint64(b[16*j:])
