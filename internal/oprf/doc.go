@@ -15,7 +15,11 @@
 //
 // Base-mode evaluation is linear in the key, so Lagrange coefficients λ_i
 // applied "in the exponent" recombine the shares; the partially-oblivious
-// mode inverts the key and does not threshold this simply.
+// mode inverts the key and does not threshold this simply. This is the
+// threshold 2HashDH of Jarecki, Kiayias, Krawczyk and Xu, "TOPPSS" (ACNS
+// 2017), §3, whose security rests on the one-more gap threshold DH
+// assumption: each Evaluate call is one oracle query, so the service that
+// calls it must authenticate and rate-limit clients.
 //
 // Each node's proof π_i is the RFC 9497 §2.2 proof (GenerateProof /
 // VerifyProof, with ComputeComposites) under the VOPRF context string
