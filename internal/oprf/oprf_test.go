@@ -535,3 +535,30 @@ func TestKeyShareEncoding(t *testing.T) {
 		t.Fatalf("65535-node public key: %v", err)
 	}
 }
+
+func TestNodeErrorAndZero(t *testing.T) {
+	shares := deal(t, g.RandomNonZeroScalar(rand.Reader), 2, seqIDs(3))
+	st, req, _ := Blind([]byte("erin"))
+	ps := evalAll(t, shares, req)
+	ps[0].z, ps[2].z = ps[2].z, ps[0].z
+	_, err := st.Finalize(shares[0].Public(), ps)
+	var ne *NodeError
+	if !errors.As(err, &ne) || !ne.Blames(1) || !ne.Blames(3) || ne.Blames(2) || !errors.Is(err, ErrBadProof) {
+		t.Fatalf("got %v", err)
+	}
+	if want := "oprf: rejected partial evaluation from nodes 1, 3: oprf: DLEQ proof does not verify"; err.Error() != want {
+		t.Fatalf("message %q, want %q", err.Error(), want)
+	}
+	c, _ := ParseKeyShare(must(shares[0].MarshalBinary()))
+	c.Zero()
+	if !c.k.IsZero() || c.Equal(shares[0]) {
+		t.Fatal("Zero did not wipe the share")
+	}
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
