@@ -65,6 +65,9 @@ func testOptions(o *Options) {
 	o.DialTimeout = 2 * time.Second
 	o.SessionTimeout = 30 * time.Second
 	o.PingInterval = 200 * time.Millisecond
+	// Generous: under -race on a loaded machine a goroutine can stall for
+	// most of a second, and a lost link fails sessions.
+	o.PingTimeout = 3 * time.Second
 }
 
 // newCluster starts n transports over real TCP + mTLS on 127.0.0.1.
@@ -246,6 +249,14 @@ func rawLink(t *testing.T, as, to *testNode) *peerConn {
 	tc := tls.Client(c, clientConfig(cert, to.cfg.ID, to.ident.PublicKey()))
 	if err := tc.Handshake(); err != nil {
 		t.Fatal(err)
+	}
+	// As link.dial does: a pong shows the server accepted our certificate.
+	b, _ := appendFrame(nil, &frame{typ: framePing, id: 1})
+	if _, err := tc.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if f, _, err := readFrame(tc); err != nil || f.typ != framePong {
+		t.Fatalf("no pong: %v", err)
 	}
 	return newPeerConn(as.tr, to.cfg.ID, tc, nil)
 }

@@ -111,7 +111,7 @@ func helperNode(path string) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("node", cfg.ID)
-	tr, err := New(Options{Self: cfg, Identity: ident, Logger: log, SessionTimeout: helperTimeout, PingInterval: helperPingEvery})
+	tr, err := New(Options{Self: cfg, Identity: ident, Logger: log, SessionTimeout: helperTimeout, PingInterval: helperPingEvery, PingTimeout: 3 * time.Second})
 	if err != nil {
 		return err
 	}

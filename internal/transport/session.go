@@ -166,8 +166,10 @@ func (t *Transport) peerDown(peer uint16, err error) {
 //     protocol aborts;
 //   - ctx.Err() or ErrClosed.
 //
-// On failure s is ended with s.Fail. One session ID may run only once at a
-// time.
+// On failure s is ended with s.Fail. When s aborts, the messages it produced
+// in the same step are not sent: a run that blamed someone goes no further,
+// and the other parties learn of it from their own checks or their timeout.
+// One session ID may run only once at a time.
 func (t *Transport) RunSession(ctx context.Context, s *round.Session) (any, error) {
 	sid := s.ID()
 	res, err := t.runSession(ctx, s)
