@@ -3,7 +3,9 @@ package rvole
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	mrand "math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
@@ -510,4 +512,30 @@ func BenchmarkMultiply2(b *testing.B) {
 	}
 	b.ReportMetric(float64(n1), "msg1-bytes")
 	b.ReportMetric(float64(n2), "msg2-bytes")
+}
+
+// TestSecretsNeverPrint: fmt with any verb prints a placeholder, never the
+// seeds (fmt would otherwise print unexported fields).
+func TestSecretsNeverPrint(t *testing.T) {
+	r := testRand(t)
+	as, bs := setupPair(t, r)
+	var beta secp256k1.ModNScalar
+	beta.SetInt(1)
+	bm, _, _ := bs.Start([]byte("p"), &beta, r)
+	st, _, _ := SetupBob([]byte("q"), r)
+	ab, _ := as.MarshalBinary()
+	bb, _ := bs.MarshalBinary()
+	for _, v := range []any{as, bs, bm, st, *as, *bs} {
+		for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%x", "%d"} {
+			out := fmt.Sprintf(verb, v)
+			if !strings.Contains(out, "redacted") {
+				t.Errorf("%s of %T printed %q", verb, v, out)
+			}
+			for _, secret := range [][]byte{ab[2:18], bb[2:18]} {
+				if strings.Contains(out, fmt.Sprintf("%x", secret)) || strings.Contains(out, fmt.Sprint(secret[:4])) {
+					t.Errorf("%s of %T leaks seed bytes", verb, v)
+				}
+			}
+		}
+	}
 }

@@ -120,6 +120,9 @@ func NewSenderSetup(sid []byte, msg1 []byte, rand io.Reader) (*SenderSetup, []by
 	s.delta[0] = binary.LittleEndian.Uint64(db[:8])
 	s.delta[1] = binary.LittleEndian.Uint64(db[8:])
 	clear(db[:])
+	if s.delta[0]|s.delta[1] == 0 { // probability 2^-128: a broken source
+		return nil, nil, errors.New("kos: randomness source returned zero Δ")
+	}
 	choices := make([]byte, Kappa)
 	for i := range choices {
 		choices[i] = byte(s.delta[i/64]>>(i%64)) & 1
@@ -173,17 +176,22 @@ func (s *SenderSetup) MarshalBinary() ([]byte, error) {
 	return out, nil
 }
 
-// UnmarshalBinary parses the encoding of MarshalBinary; any other length is
-// an error.
+// UnmarshalBinary parses the encoding of MarshalBinary; any other length,
+// or Δ = 0 (which would make the sender's two pads equal), is an error.
 func (s *SenderSetup) UnmarshalBinary(b []byte) error {
 	if len(b) != SenderSetupLen {
 		return fmt.Errorf("kos: sender setup length %d, want %d", len(b), SenderSetupLen)
 	}
-	s.delta[0] = binary.LittleEndian.Uint64(b[:8])
-	s.delta[1] = binary.LittleEndian.Uint64(b[8:16])
-	for i := range s.seeds {
-		copy(s.seeds[i][:], b[16+i*SeedLen:])
+	var t SenderSetup
+	t.delta[0] = binary.LittleEndian.Uint64(b[:8])
+	t.delta[1] = binary.LittleEndian.Uint64(b[8:16])
+	if t.delta[0]|t.delta[1] == 0 {
+		return errors.New("kos: sender setup: Δ is zero")
 	}
+	for i := range t.seeds {
+		copy(t.seeds[i][:], b[16+i*SeedLen:])
+	}
+	*s = t
 	return nil
 }
 
