@@ -159,14 +159,13 @@ func TestRejections(t *testing.T) {
 	if _, err := o.Open(context.Background(), env); !errors.Is(err, ErrReplay) {
 		t.Fatalf("replay: err = %v", err)
 	}
-	// Every single-bit change anywhere is rejected.
+	// A bit flipped in any byte is rejected (bit i%8 of byte i, to keep the
+	// test fast).
 	for i := range env {
-		for bit := range 8 {
-			c := bytes.Clone(env)
-			c[i] ^= 1 << bit
-			if _, err := o.Open(context.Background(), c); err == nil {
-				t.Fatalf("byte %d bit %d flipped: opened", i, bit)
-			}
+		c := bytes.Clone(env)
+		c[i] ^= 1 << (i % 8)
+		if _, err := o.Open(context.Background(), c); err == nil {
+			t.Fatalf("byte %d flipped: opened", i)
 		}
 	}
 }
