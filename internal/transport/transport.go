@@ -68,7 +68,12 @@ type Options struct {
 	DialTimeout    time.Duration // dial + TLS handshake; default 5s
 	SessionTimeout time.Duration // per RunSession, and per Call without a deadline; default 30s
 	PingInterval   time.Duration // keep-alive on each link; default 2s
-	PingTimeout    time.Duration // silence after which a link is closed; default 3×PingInterval
+	// PingTimeout is the silence after which a link is closed; default
+	// 3×PingInterval but at least 2s. It must exceed the peers'
+	// PingInterval. A peer process that dies is noticed at once from its
+	// closed connection; this only catches silent failures (a partition, a
+	// hung host), and too short a value breaks links under load.
+	PingTimeout time.Duration
 	PendingTTL     time.Duration // how long messages for an unknown session are kept; default 10s
 	PendingMax     int           // how many such messages are kept at most; default 1024
 }
@@ -129,7 +134,7 @@ func New(opts Options) (*Transport, error) {
 		opts.PingInterval = 2 * time.Second
 	}
 	if opts.PingTimeout <= 0 {
-		opts.PingTimeout = 3 * opts.PingInterval
+		opts.PingTimeout = max(3*opts.PingInterval, 2*time.Second)
 	}
 	if opts.PendingTTL <= 0 {
 		opts.PendingTTL = 10 * time.Second
