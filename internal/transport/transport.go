@@ -74,8 +74,8 @@ type Options struct {
 	// closed connection; this only catches silent failures (a partition, a
 	// hung host), and too short a value breaks links under load.
 	PingTimeout time.Duration
-	PendingTTL     time.Duration // how long messages for an unknown session are kept; default 10s
-	PendingMax     int           // how many such messages are kept at most; default 1024
+	PendingTTL  time.Duration // how long messages for an unknown session are kept; default 10s
+	PendingMax  int           // how many such messages are kept at most; default 1024
 }
 
 // Handler answers one peer RPC. from is the authenticated peer id. The
