@@ -19,7 +19,7 @@ func TestWycheproofECDH(t *testing.T) {
 	}
 	var f struct {
 		Tests []struct {
-			TcID                     int `json:"tcId"`
+			TcID                    int `json:"tcId"`
 			Public, Private, Shared string
 		}
 	}
