@@ -314,10 +314,12 @@ func (c *Credential) UnmarshalJSON(b []byte) error {
 }
 
 // ParseCredentialJSON decodes an idOS credential object strictly: unknown
-// fields, duplicate-free but malformed values, non-canonical base64, wrong
-// key or signature sizes, and anything after the object are errors. Empty
-// id and user_id are allowed (idOS fills them in); if present they must be
-// UUIDs. It does not verify the signatures.
+// fields, non-canonical base64, wrong key or signature sizes, ids that are
+// not UUIDs and anything after the object are errors. Empty id and user_id
+// are allowed (idOS fills them in). As with encoding/json generally, field
+// names match case-insensitively and a repeated field keeps its last value;
+// MarshalJSON always writes the one canonical form. It does not verify the
+// signatures.
 func ParseCredentialJSON(b []byte) (*Credential, error) {
 	var j credentialJSON
 	dec := json.NewDecoder(bytes.NewReader(b))

@@ -3,6 +3,7 @@ package vault
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/sha512"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -217,5 +218,30 @@ func TestCredentialBinary(t *testing.T) {
 	v[1] = 2
 	if err := back.UnmarshalBinary(v); err == nil || !strings.Contains(err.Error(), "version") {
 		t.Fatalf("version 2: %v", err)
+	}
+}
+
+// A leaked issuer key opens nothing: the content is sealed under an
+// ephemeral key, so neither the issuer's Ed25519 key nor the X25519 key
+// derived from its seed (RFC 8032 §5.1.5 clamped scalar) opens it.
+func TestLeakedIssuerKeyOpensNothing(t *testing.T) {
+	seed := bytes.Repeat([]byte{0x11}, 32)
+	ik, _ := NewIssuerKey(seed)
+	holder := mustKey(t)
+	c, err := Issue(ik, testUserID, "", []byte("secret"), holder.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha512.Sum512(seed)
+	for _, b := range [][]byte{seed, h[:32]} {
+		k, err := NewPrivateKey(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, enc := range []PublicKey{c.EncryptorPublicKey, holder.Public()} {
+			if _, err := Open(k, c.Content, enc); !errors.Is(err, ErrOpen) {
+				t.Fatalf("issuer-derived key: %v, want ErrOpen", err)
+			}
+		}
 	}
 }

@@ -3,6 +3,7 @@ package vault
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -56,8 +57,12 @@ func TestGrantContentHashMismatch(t *testing.T) {
 	f := newGrantFixture(t, time.Time{})
 	g := *f.g
 	g.ContentHash = HashContent([]byte("something else"))
-	if _, err := MakeCopy(f.owner, f.orig, &g); !errors.Is(err, ErrContentHash) {
+	_, err := MakeCopy(f.owner, f.orig, &g)
+	if !errors.Is(err, ErrContentHash) {
 		t.Fatalf("MakeCopy: %v, want ErrContentHash", err)
+	}
+	if strings.Contains(err.Error(), "X123") || strings.Contains(err.Error(), HashContent(f.plain).String()) {
+		t.Fatalf("error leaks the plaintext or its hash: %v", err)
 	}
 	// A copy of other data, sealed to the grantee, is refused on opening.
 	wrong, _ := SealTo(f.grantee.Public(), []byte(`{"passport":"X124"}`))
