@@ -218,3 +218,30 @@ func FuzzParseKey(f *testing.F) {
 		}
 	})
 }
+
+// leaks reports whether out shows secret in any of the forms fmt uses for
+// byte slices.
+func leaks(out string, secret []byte) bool {
+	dec := fmt.Sprint(secret[:8])
+	return strings.Contains(out, dec[1:len(dec)-1]) ||
+		strings.Contains(strings.ToLower(out), hex.EncodeToString(secret[:8])) ||
+		strings.Contains(out, string(secret[:8]))
+}
+
+func TestKeyNestedNeverPrints(t *testing.T) {
+	k, err := NewKey(KeyEd25519, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := k.marshal()[1:]
+	holder := struct {
+		P *Key
+		V Key
+		u Key
+	}{k, *k, *k}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%x", "%d", "%s"} {
+		if out := fmt.Sprintf(verb, holder); leaks(out, secret) {
+			t.Errorf("%s of a struct holding a Key prints the secret: %s", verb, out)
+		}
+	}
+}

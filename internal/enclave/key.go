@@ -51,7 +51,18 @@ func (k KeyKind) String() string {
 // Key is a private key held by the enclave. It never prints its secret: every
 // fmt verb shows only the kind. Compare keys with Equal, not ==.
 type Key struct {
-	_    [0]func() // not comparable
+	_ [0]func() // not comparable
+	// Behind a closure: fmt prints a func as an address whatever the verb,
+	// even inside a struct field where it cannot call Format.
+	state func() *keyState
+}
+
+// hide wraps v so that fmt cannot reach it.
+func hide[T any](v T) func() T { return func() T { return v } }
+
+func (k *Key) s() *keyState { return k.state() }
+
+type keyState struct {
 	kind KeyKind
 	raw  []byte // canonical secret encoding (see marshal)
 
@@ -100,7 +111,8 @@ func ParseKey(b []byte) (*Key, error) {
 }
 
 func parseKey(kind KeyKind, body []byte) (*Key, error) {
-	k := &Key{kind: kind, raw: append([]byte{byte(kind)}, body...)}
+	st := &keyState{kind: kind, raw: append([]byte{byte(kind)}, body...)}
+	k := &Key{state: hide(st)}
 	switch kind {
 	case KeyEd25519, KeyHPKEXWing, KeyHPKEX25519, KeySecret32:
 		if len(body) != 32 {
@@ -109,13 +121,13 @@ func parseKey(kind KeyKind, body []byte) (*Key, error) {
 	}
 	switch kind {
 	case KeyEd25519:
-		k.ed = ed25519.NewKeyFromSeed(body)
+		st.ed = ed25519.NewKeyFromSeed(body)
 	case KeyHPKEXWing:
 		p, err := hpke.MLKEM768X25519().NewPrivateKey(body)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v key: %v", ErrMalformed, kind, err)
 		}
-		k.hpke = p
+		st.hpke = p
 	case KeyHPKEX25519:
 		sk, err := ecdh.X25519().NewPrivateKey(body)
 		if err != nil {
@@ -125,7 +137,7 @@ func parseKey(kind KeyKind, body []byte) (*Key, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v key: %v", ErrMalformed, kind, err)
 		}
-		k.hpke = p
+		st.hpke = p
 	case KeyRSA3072:
 		p, err := x509.ParsePKCS8PrivateKey(body)
 		if err != nil {
@@ -139,7 +151,7 @@ func parseKey(kind KeyKind, body []byte) (*Key, error) {
 		if err != nil || !bytes.Equal(again, body) {
 			return nil, fmt.Errorf("%w: non-canonical RSA key encoding", ErrMalformed)
 		}
-		k.rsa = r
+		st.rsa = r
 	case KeySecret32:
 	default:
 		return nil, fmt.Errorf("%w: unknown key kind %d", ErrMalformed, uint8(kind))
@@ -147,22 +159,22 @@ func parseKey(kind KeyKind, body []byte) (*Key, error) {
 	return k, nil
 }
 
-func (k *Key) marshal() []byte { return bytes.Clone(k.raw) }
+func (k *Key) marshal() []byte { return bytes.Clone(k.s().raw) }
 
 // Kind returns the key's kind.
-func (k *Key) Kind() KeyKind { return k.kind }
+func (k *Key) Kind() KeyKind { return k.s().kind }
 
 // Public returns the public key bytes a client needs: the raw 32-byte Ed25519
 // key, the HPKE SerializePublicKey output, or the RSA SubjectPublicKeyInfo DER.
 // It is nil for KeySecret32.
 func (k *Key) Public() []byte {
-	switch k.kind {
+	switch k.s().kind {
 	case KeyEd25519:
-		return bytes.Clone(k.ed.Public().(ed25519.PublicKey))
+		return bytes.Clone(k.s().ed.Public().(ed25519.PublicKey))
 	case KeyHPKEXWing, KeyHPKEX25519:
-		return k.hpke.PublicKey().Bytes()
+		return k.s().hpke.PublicKey().Bytes()
 	case KeyRSA3072:
-		der, err := x509.MarshalPKIXPublicKey(&k.rsa.PublicKey)
+		der, err := x509.MarshalPKIXPublicKey(&k.s().rsa.PublicKey)
 		if err != nil {
 			return nil
 		}
@@ -173,48 +185,48 @@ func (k *Key) Public() []byte {
 
 // Signer returns the Ed25519 signer, or an error for other kinds.
 func (k *Key) Signer() (crypto.Signer, error) {
-	if k.kind != KeyEd25519 {
-		return nil, fmt.Errorf("enclave: %v key cannot sign", k.kind)
+	if k.s().kind != KeyEd25519 {
+		return nil, fmt.Errorf("enclave: %v key cannot sign", k.s().kind)
 	}
-	return k.ed, nil
+	return k.s().ed, nil
 }
 
 // HPKE returns the HPKE private key of a KeyHPKEXWing or KeyHPKEX25519 key.
 func (k *Key) HPKE() (hpke.PrivateKey, error) {
-	if k.hpke == nil {
-		return nil, fmt.Errorf("enclave: %v key is not an HPKE key", k.kind)
+	if k.s().hpke == nil {
+		return nil, fmt.Errorf("enclave: %v key is not an HPKE key", k.s().kind)
 	}
-	return k.hpke, nil
+	return k.s().hpke, nil
 }
 
 // RSA returns the RSA private key of a KeyRSA3072 key.
 func (k *Key) RSA() (*rsa.PrivateKey, error) {
-	if k.rsa == nil {
-		return nil, fmt.Errorf("enclave: %v key is not an RSA key", k.kind)
+	if k.s().rsa == nil {
+		return nil, fmt.Errorf("enclave: %v key is not an RSA key", k.s().kind)
 	}
-	return k.rsa, nil
+	return k.s().rsa, nil
 }
 
 // Secret returns a copy of the 32 bytes of a KeySecret32 key. The caller
 // should clear it when done.
 func (k *Key) Secret() ([]byte, error) {
-	if k.kind != KeySecret32 {
+	if k.s().kind != KeySecret32 {
 		return nil, errors.New("enclave: not a secret32 key")
 	}
-	return bytes.Clone(k.raw[1:]), nil
+	return bytes.Clone(k.s().raw[1:]), nil
 }
 
 // Equal reports whether k and o are the same key, in constant time.
 func (k *Key) Equal(o *Key) bool {
-	return subtle.ConstantTimeCompare(k.raw, o.raw) == 1
+	return subtle.ConstantTimeCompare(k.s().raw, o.s().raw) == 1
 }
 
 // Format prints only the kind, for every verb, so that a Key in a log line or
 // an error never shows secret bytes.
 func (k *Key) Format(f fmt.State, _ rune) {
-	fmt.Fprintf(f, "enclave.Key(%v, redacted)", k.kind)
+	fmt.Fprintf(f, "enclave.Key(%v, redacted)", k.s().kind)
 }
 
 // Destroy overwrites the key's canonical secret encoding. The parsed forms
 // held by the standard library cannot be cleared; drop the Key afterwards.
-func (k *Key) Destroy() { clear(k.raw) }
+func (k *Key) Destroy() { clear(k.s().raw) }

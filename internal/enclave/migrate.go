@@ -57,7 +57,7 @@ var (
 // ephemeral private key; use it for one Import.
 type MigrationTarget struct {
 	b       Backend
-	priv    hpke.PrivateKey
+	priv    func() hpke.PrivateKey // a closure, so that fmt cannot print it
 	request []byte
 	used    bool
 }
@@ -81,7 +81,7 @@ func NewMigrationTarget(b Backend) (*MigrationTarget, []byte, error) {
 	req := []byte(migrateRequestMagic)
 	req = appendLP(req, pub)
 	req = appendLP(req, qb)
-	return &MigrationTarget{b: b, priv: priv, request: req}, bytes.Clone(req), nil
+	return &MigrationTarget{b: b, priv: hide(priv), request: req}, bytes.Clone(req), nil
 }
 
 func migrateRequestReportData(pub []byte) ReportData {
@@ -222,7 +222,7 @@ func (t *MigrationTarget) Import(bundle []byte, verifySource Verifier) ([]Secret
 	if want := migrateBundleReportData(t.request, enc, ct); !bytes.Equal(q.ReportData[:], want[:]) {
 		return nil, errors.New("enclave: migration bundle quote does not cover this request and ciphertext")
 	}
-	recv, err := hpke.NewRecipient(enc, t.priv, migrateKDF, migrateAEAD, migrateInfo(t.request))
+	recv, err := hpke.NewRecipient(enc, t.priv(), migrateKDF, migrateAEAD, migrateInfo(t.request))
 	if err != nil {
 		return nil, fmt.Errorf("enclave: migration bundle: %w", err)
 	}

@@ -57,7 +57,7 @@ type CompatRequest struct {
 
 // CompatPending is the client's state for one request: it opens the response.
 type CompatPending struct {
-	key   []byte
+	key   func() *[compatKeyLen]byte // a closure, so that fmt cannot print it
 	nonce [nonceLen]byte
 	used  bool
 }
@@ -75,19 +75,19 @@ func SealCompat(pub *rsa.PublicKey, req CompatRequest, now time.Time) (string, m
 	if err := checkFieldNames(req.Fields); err != nil {
 		return "", nil, nil, err
 	}
-	key := make([]byte, compatKeyLen)
+	key := new([compatKeyLen]byte)
 	var nonce [nonceLen]byte
-	if _, err := rand.Read(key); err != nil {
+	if _, err := rand.Read(key[:]); err != nil {
 		return "", nil, nil, fmt.Errorf("envelope: %w", err)
 	}
 	if _, err := rand.Read(nonce[:]); err != nil {
 		return "", nil, nil, fmt.Errorf("envelope: %w", err)
 	}
-	wrapped, err := rsa.EncryptOAEP(sha256.New(), rand.Reader, pub, []byte(b64.EncodeToString(key)), nil)
+	wrapped, err := rsa.EncryptOAEP(sha256.New(), rand.Reader, pub, []byte(b64.EncodeToString(key[:])), nil)
 	if err != nil {
 		return "", nil, nil, fmt.Errorf("envelope: wrapping key: %w", err)
 	}
-	aead, err := newGCM(key)
+	aead, err := newGCM(key[:])
 	if err != nil {
 		return "", nil, nil, err
 	}
@@ -106,7 +106,7 @@ func SealCompat(pub *rsa.PublicKey, req CompatRequest, now time.Time) (string, m
 	if body[MetaField], err = sealField(aead, nil, meta); err != nil {
 		return "", nil, nil, err
 	}
-	return b64.EncodeToString(wrapped), body, &CompatPending{key: key, nonce: nonce}, nil
+	return b64.EncodeToString(wrapped), body, &CompatPending{key: hide(key), nonce: nonce}, nil
 }
 
 func checkFieldNames[V any](fields map[string]V) error {
@@ -235,7 +235,7 @@ type CompatOpened struct {
 	Nonce  [nonceLen]byte
 	Fields map[string][]byte // MetaField removed
 
-	aead cipher.AEAD
+	aead func() cipher.AEAD // a closure, so that fmt cannot print the key schedule
 }
 
 // Check returns ErrBinding unless the request was sealed for method and scope.
@@ -302,7 +302,7 @@ func (o *CompatOpener) Open(ctx context.Context, encryptedKey string, body map[s
 	if m := r.bytes(len(compatReqMagic), "meta magic"); r.err == nil && !bytes.Equal(m, []byte(compatReqMagic)) {
 		r.fail("meta field is not a request meta")
 	}
-	out := &CompatOpened{aead: aead}
+	out := &CompatOpened{aead: hide(aead)}
 	ms := r.u64("timestamp")
 	copy(out.Nonce[:], r.bytes(nonceLen, "nonce"))
 	out.Method = string(r.bytes(int(r.u8("method length")), "method"))
@@ -345,13 +345,13 @@ func (o *CompatOpened) SealResponse(fields map[string][]byte) (map[string]string
 	if err := checkFieldNames(fields); err != nil {
 		return nil, err
 	}
-	body, err := sealFields(o.aead, fields)
+	body, err := sealFields(o.aead(), fields)
 	if err != nil {
 		return nil, err
 	}
 	meta := append([]byte(compatRespMagic), o.Nonce[:]...)
 	meta = append(meta, fieldDigest(body)...)
-	if body[MetaField], err = sealField(o.aead, nil, meta); err != nil {
+	if body[MetaField], err = sealField(o.aead(), nil, meta); err != nil {
 		return nil, err
 	}
 	return body, nil
@@ -366,7 +366,7 @@ func (p *CompatPending) OpenResponse(body map[string]string) (map[string][]byte,
 	if err := checkFieldNames(body); err != nil {
 		return nil, err
 	}
-	aead, err := newGCM(p.key)
+	aead, err := newGCM(p.key()[:])
 	if err != nil {
 		return nil, err
 	}
@@ -397,6 +397,6 @@ func (p *CompatPending) OpenResponse(body map[string]string) (map[string][]byte,
 		out[name] = pt
 	}
 	p.used = true
-	clear(p.key)
+	clear(p.key()[:])
 	return out, nil
 }

@@ -6,10 +6,13 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -281,4 +284,29 @@ func FuzzCompatOpen(f *testing.F) {
 			t.Fatal("opened a fuzzed request")
 		}
 	})
+}
+
+func TestCompatStateNeverPrints(t *testing.T) {
+	k, _ := testRSA(t)
+	now := t0
+	o, _ := newCompatOpener(t, &now, k)
+	hdr, body, pending, err := SealCompat(&k.PublicKey, CompatRequest{Method: "m", Fields: map[string][]byte{"a": {1}}}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened, err := o.Open(context.Background(), hdr, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := pending.key()[:]
+	dec := fmt.Sprint(secret[:8])
+	for _, v := range []any{opened, *opened, pending, *pending, struct{ P *CompatPending }{pending}} {
+		for _, verb := range []string{"%v", "%+v", "%#v", "%x", "%d", "%s", "%q"} {
+			out := fmt.Sprintf(verb, v)
+			if strings.Contains(out, dec[1:len(dec)-1]) || strings.Contains(out, hex.EncodeToString(secret[:8])) ||
+				strings.Contains(out, "cipher.") {
+				t.Fatalf("%s prints key material: %s", verb, out)
+			}
+		}
+	}
 }

@@ -165,7 +165,7 @@ func parseRequest(b []byte) (*parsedRequest, error) {
 // Pending is the client's state for one sealed request: it opens the
 // response. Use it for exactly one response.
 type Pending struct {
-	respKey []byte
+	respKey func() *[32]byte // a closure, so that fmt cannot print it
 	nonce   [nonceLen]byte
 	used    bool
 }
@@ -203,9 +203,9 @@ func SealRequest(pk hpke.PublicKey, req Request, now time.Time) ([]byte, *Pendin
 		return nil, nil, fmt.Errorf("envelope: %w", err)
 	}
 	defer clear(macKey)
-	respKey, err := sender.Export(exportResponse, 32)
+	respKey, err := exportKey(sender.Export)
 	if err != nil {
-		return nil, nil, fmt.Errorf("envelope: %w", err)
+		return nil, nil, err
 	}
 	out := h.encode()
 	mac := hmac.New(sha256.New, macKey)
@@ -218,7 +218,7 @@ func SealRequest(pk hpke.PublicKey, req Request, now time.Time) ([]byte, *Pendin
 	}
 	out = binary.BigEndian.AppendUint32(out, uint32(len(ct)))
 	out = append(out, ct...)
-	return out, &Pending{respKey: respKey, nonce: h.nonce}, nil
+	return out, &Pending{respKey: hide(respKey), nonce: h.nonce}, nil
 }
 
 // Opener opens sealed requests on the node. It is safe for concurrent use.
@@ -265,7 +265,7 @@ type Opened struct {
 	Nonce  [nonceLen]byte
 	Body   []byte
 
-	respKey []byte
+	respKey func() *[32]byte // a closure, so that fmt cannot print it
 }
 
 // Check returns ErrBinding unless the request was sealed for method and
@@ -313,9 +313,9 @@ func (o *Opener) Open(ctx context.Context, env []byte) (*Opened, error) {
 	if err != nil {
 		return nil, ErrCiphertext
 	}
-	respKey, err := recv.Export(exportResponse, 32)
+	respKey, err := exportKey(recv.Export)
 	if err != nil {
-		return nil, fmt.Errorf("envelope: %w", err)
+		return nil, err
 	}
 	// The timestamp is acceptable up to and including ts+window, so the nonce
 	// must be remembered strictly beyond it.
@@ -326,7 +326,7 @@ func (o *Opener) Open(ctx context.Context, env []byte) (*Opened, error) {
 	if seen {
 		return nil, ErrReplay
 	}
-	return &Opened{Method: p.h.method, Scope: p.h.scope, Time: ts, Nonce: p.h.nonce, Body: body, respKey: respKey}, nil
+	return &Opened{Method: p.h.method, Scope: p.h.scope, Time: ts, Nonce: p.h.nonce, Body: body, respKey: hide(respKey)}, nil
 }
 
 // SealResponse seals the response body with AES-256-GCM under the secret
@@ -337,7 +337,7 @@ func (o *Opened) SealResponse(body []byte) ([]byte, error) {
 	if len(body) > MaxBody {
 		return nil, fmt.Errorf("envelope: body of %d bytes, limit %d", len(body), MaxBody)
 	}
-	aead, err := newGCM(o.respKey)
+	aead, err := newGCM(o.respKey()[:])
 	if err != nil {
 		return nil, err
 	}
@@ -359,7 +359,7 @@ func (p *Pending) OpenResponse(resp []byte) ([]byte, error) {
 	if len(resp) < len(responseMagic)+12+16 || !bytes.Equal(resp[:len(responseMagic)], []byte(responseMagic)) {
 		return nil, fmt.Errorf("%w: not a sealed response", ErrMalformed)
 	}
-	aead, err := newGCM(p.respKey)
+	aead, err := newGCM(p.respKey()[:])
 	if err != nil {
 		return nil, err
 	}
@@ -369,7 +369,7 @@ func (p *Pending) OpenResponse(resp []byte) ([]byte, error) {
 		return nil, ErrCiphertext
 	}
 	p.used = true
-	clear(p.respKey)
+	clear(p.respKey()[:])
 	return pt, nil
 }
 
@@ -395,4 +395,20 @@ func recipient(k hpke.PrivateKey, kemID, kdfID, aeadID uint16, enc, info []byte)
 		return nil, fmt.Errorf("%w: encapsulated key: %v", ErrHeader, err)
 	}
 	return r, nil
+}
+
+// hide wraps v in a closure: fmt prints a func as an address whatever the
+// verb, even in a struct field where it cannot call a Format method.
+func hide[T any](v T) func() T { return func() T { return v } }
+
+// exportKey exports the response key from an HPKE context (RFC 9180 §5.3).
+func exportKey(export func(string, int) ([]byte, error)) (*[32]byte, error) {
+	b, err := export(exportResponse, 32)
+	if err != nil {
+		return nil, fmt.Errorf("envelope: %w", err)
+	}
+	k := new([32]byte)
+	copy(k[:], b)
+	clear(b)
+	return k, nil
 }

@@ -9,8 +9,10 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -364,4 +366,25 @@ func unhex(t testing.TB, s string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+func TestStateNeverPrints(t *testing.T) {
+	now := t0
+	k := newKey(t, hpke.MLKEM768X25519())
+	o, _ := newOpener(t, &now, k)
+	env, pending, _ := SealRequest(k.PublicKey(), Request{Method: "m"}, now)
+	opened, err := o.Open(context.Background(), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := opened.respKey()[:]
+	for _, v := range []any{opened, *opened, pending, *pending, struct{ O *Opened }{opened}} {
+		for _, verb := range []string{"%v", "%+v", "%#v", "%x", "%d", "%s", "%q"} {
+			out := fmt.Sprintf(verb, v)
+			dec := fmt.Sprint(secret[:8])
+			if strings.Contains(out, dec[1:len(dec)-1]) || strings.Contains(out, hex.EncodeToString(secret[:8])) {
+				t.Fatalf("%s prints the response key: %s", verb, out)
+			}
+		}
+	}
 }

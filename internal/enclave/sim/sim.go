@@ -60,9 +60,19 @@ type Config struct {
 // Backend is the sim enclave backend. It is safe for concurrent use.
 type Backend struct {
 	measurement enclave.Measurement
-	signKey     ed25519.PrivateKey
-	sealSecret  []byte
 	rand        io.Reader
+	// Behind a closure: fmt prints a func as an address whatever the verb.
+	secrets func() *secrets
+}
+
+type secrets struct {
+	signKey    ed25519.PrivateKey
+	sealSecret []byte
+}
+
+// Format prints the platform and measurement only.
+func (b *Backend) Format(f fmt.State, _ rune) {
+	fmt.Fprintf(f, "sim.Backend(measurement %s)", b.measurement)
 }
 
 var _ enclave.Backend = (*Backend)(nil)
@@ -95,9 +105,8 @@ func Open(c Config) (*Backend, error) {
 	defer clear(seed)
 	return &Backend{
 		measurement: m,
-		signKey:     ed25519.NewKeyFromSeed(seed),
-		sealSecret:  secret,
 		rand:        r,
+		secrets:     hide(&secrets{signKey: ed25519.NewKeyFromSeed(seed), sealSecret: secret}),
 	}, nil
 }
 
@@ -163,6 +172,8 @@ func writeExclusive(dir, path string, data []byte) error {
 	return nil
 }
 
+func hide[T any](v T) func() T { return func() T { return v } }
+
 // Platform returns "sim".
 func (*Backend) Platform() string { return enclave.PlatformSim }
 
@@ -174,7 +185,7 @@ func (b *Backend) Measurement() enclave.Measurement { return b.measurement }
 
 // PlatformKey returns the public key that signs this platform's quotes.
 func (b *Backend) PlatformKey() ed25519.PublicKey {
-	return bytes.Clone(b.signKey.Public().(ed25519.PublicKey))
+	return bytes.Clone(b.secrets().signKey.Public().(ed25519.PublicKey))
 }
 
 // Quote returns a simulated quote over reportData signed by the platform key.
@@ -185,7 +196,7 @@ func (b *Backend) Quote(reportData enclave.ReportData) (*enclave.Quote, error) {
 		Measurement: b.measurement,
 		ReportData:  reportData,
 	}
-	sig := ed25519.Sign(b.signKey, append([]byte(quoteDomain), q.SignedBytes()...))
+	sig := ed25519.Sign(b.secrets().signKey, append([]byte(quoteDomain), q.SignedBytes()...))
 	q.Evidence = append(b.PlatformKey(), sig...)
 	return q, nil
 }
@@ -231,7 +242,7 @@ func (b *Backend) LocalVerifier(want enclave.Measurement) enclave.Verifier {
 }
 
 func (b *Backend) sealKey(m enclave.Measurement, label string) (cipher.AEAD, error) {
-	key, err := hkdf.Key(sha256.New, b.sealSecret, m[:], sealDomain+label, 32)
+	key, err := hkdf.Key(sha256.New, b.secrets().sealSecret, m[:], sealDomain+label, 32)
 	if err != nil {
 		return nil, fmt.Errorf("sim: seal key: %w", err)
 	}
@@ -304,7 +315,7 @@ func (b *Backend) GenerateKey(kind enclave.KeyKind, label string) (*enclave.Key,
 // Close clears the platform secrets from memory. The backend must not be
 // used afterwards.
 func (b *Backend) Close() error {
-	clear(b.signKey)
-	clear(b.sealSecret)
+	clear(b.secrets().signKey)
+	clear(b.secrets().sealSecret)
 	return nil
 }

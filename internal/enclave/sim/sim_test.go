@@ -2,7 +2,9 @@ package sim
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -233,5 +235,21 @@ func TestMigration(t *testing.T) {
 	target2, _, _ := enclave.NewMigrationTarget(next)
 	if _, err := target2.Import(bundle, next.LocalVerifier(old.Measurement())); err == nil {
 		t.Fatal("bundle for another request imported")
+	}
+}
+
+func TestBackendNeverPrints(t *testing.T) {
+	b := open(t, t.TempDir(), fakeExe(t, "p"))
+	holder := struct{ B, c *Backend }{b, b}
+	for _, secret := range [][]byte{b.secrets().sealSecret, b.secrets().signKey.Seed()} {
+		for _, verb := range []string{"%v", "%+v", "%#v", "%x", "%d", "%s", "%q"} {
+			for _, v := range []any{b, *b, holder} {
+				out := fmt.Sprintf(verb, v)
+				dec := fmt.Sprint(secret[:8])
+				if strings.Contains(out, dec[1:len(dec)-1]) || strings.Contains(out, hex.EncodeToString(secret[:8])) {
+					t.Fatalf("%s prints a platform secret: %s", verb, out)
+				}
+			}
+		}
 	}
 }
