@@ -129,3 +129,33 @@ func SealKey(b Backend, k *Key, label string) ([]byte, error) {
 	defer clear(raw)
 	return b.Seal(raw, label)
 }
+
+// LoadOrCreateKey returns the node's key named label: it unseals the blob
+// that load returns, or, when load returns nil (no key stored yet), generates
+// one inside b and passes its sealed form to save. Errors from Unseal are
+// returned as they are: a *MeasurementError means the binary changed and the
+// node must refuse to start with that error's message.
+func LoadOrCreateKey(b Backend, kind KeyKind, label string, load func() ([]byte, error), save func([]byte) error) (*Key, error) {
+	sealed, err := load()
+	if err != nil {
+		return nil, fmt.Errorf("enclave: loading %s: %w", label, err)
+	}
+	if sealed != nil {
+		k, err := OpenKey(b, sealed, label)
+		if err != nil {
+			return nil, err
+		}
+		if k.Kind() != kind {
+			return nil, fmt.Errorf("enclave: %s is a %v key, want %v", label, k.Kind(), kind)
+		}
+		return k, nil
+	}
+	k, sealed, err := b.GenerateKey(kind, label)
+	if err != nil {
+		return nil, err
+	}
+	if err := save(sealed); err != nil {
+		return nil, fmt.Errorf("enclave: saving %s: %w", label, err)
+	}
+	return k, nil
+}

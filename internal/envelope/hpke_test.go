@@ -10,6 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -386,5 +387,20 @@ func TestStateNeverPrints(t *testing.T) {
 				t.Fatalf("%s prints the response key: %s", verb, out)
 			}
 		}
+	}
+}
+
+func TestDetectModeAndAdmit(t *testing.T) {
+	h := http.Header{}
+	if m := DetectMode(h); m != ModePlaintext || !errors.Is(Admit(m, false), ErrPlaintext) || Admit(m, true) != nil {
+		t.Fatalf("plaintext: %v", m)
+	}
+	h.Set("Content-Type", ContentType)
+	if m := DetectMode(h); m != ModeHPKE || Admit(m, false) != nil {
+		t.Fatalf("hpke: %v", m)
+	}
+	h.Set(HeaderEncryptedKey, "abc")
+	if m := DetectMode(h); m != ModeCompat || Admit(m, false) != nil {
+		t.Fatalf("compat: %v", m)
 	}
 }

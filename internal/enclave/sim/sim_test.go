@@ -253,3 +253,33 @@ func TestBackendNeverPrints(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadOrCreateKey(t *testing.T) {
+	dir := t.TempDir()
+	exe := fakeExe(t, "node v1")
+	var stored []byte
+	load := func() ([]byte, error) { return stored, nil }
+	save := func(b []byte) error { stored = b; return nil }
+
+	b := open(t, dir, exe)
+	k1, err := enclave.LoadOrCreateKey(b, enclave.KeyEd25519, "node/identity", load, save)
+	if err != nil || stored == nil {
+		t.Fatalf("create: %v", err)
+	}
+	// Restart: the same key comes back.
+	k2, err := enclave.LoadOrCreateKey(open(t, dir, exe), enclave.KeyEd25519, "node/identity", load, save)
+	if err != nil || !k1.Equal(k2) {
+		t.Fatalf("reload: %v", err)
+	}
+	if _, err := enclave.LoadOrCreateKey(b, enclave.KeyHPKEXWing, "node/identity", load, save); err == nil {
+		t.Fatal("wrong kind accepted")
+	}
+	// New binary: refuses, with the measurement error, and does not
+	// overwrite the stored key.
+	before := bytes.Clone(stored)
+	_, err = enclave.LoadOrCreateKey(open(t, dir, fakeExe(t, "node v2")), enclave.KeyEd25519, "node/identity", load, save)
+	var me *enclave.MeasurementError
+	if !errors.As(err, &me) || !bytes.Equal(stored, before) {
+		t.Fatalf("changed binary: %v", err)
+	}
+}
