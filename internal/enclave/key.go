@@ -83,8 +83,8 @@ func NewKey(kind KeyKind, rand io.Reader) (*Key, error) {
 		}
 		defer clear(seed)
 	case KeyRSA3072:
-		// rsa.GenerateKey ignores rand outside tests since Go 1.24 and uses
-		// the system generator, which is what a backend provides anyway.
+		// Since Go 1.26 rsa.GenerateKey ignores rand and always uses the
+		// system generator (inside the enclave, the enclave's).
 		priv, err := rsa.GenerateKey(rand, 3072)
 		if err != nil {
 			return nil, fmt.Errorf("enclave: generating %v key: %w", kind, err)
