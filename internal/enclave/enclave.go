@@ -159,3 +159,16 @@ func LoadOrCreateKey(b Backend, kind KeyKind, label string, load func() ([]byte,
 	}
 	return k, nil
 }
+
+// Seal labels for the node's secrets at rest (docs/enclave.md).
+const (
+	LabelIdentity = "node/identity" // Ed25519 node identity key
+	LabelHPKE     = "envelope/hpke" // HPKE X-Wing request key
+	LabelRSA      = "envelope/rsa"  // RSA-3072 compatibility-mode key
+)
+
+// LabelShare is the seal label of the DKLs23 share record of a wallet.
+func LabelShare(wallet string) string { return "share/" + wallet }
+
+// LabelSession is the seal label of a session secret.
+func LabelSession(id string) string { return "session/" + id }
