@@ -325,7 +325,7 @@ func (o *CompatOpener) Open(ctx context.Context, encryptedKey string, body map[s
 		}
 		pt, err := openField(aead, v)
 		if err != nil {
-			return nil, fmt.Errorf("field %q: %w", name, err)
+			return nil, fmt.Errorf("envelope: field %q: %w", name, err)
 		}
 		out.Fields[name] = pt
 	}
@@ -392,7 +392,7 @@ func (p *CompatPending) OpenResponse(body map[string]string) (map[string][]byte,
 		}
 		pt, err := openField(aead, v)
 		if err != nil {
-			return nil, fmt.Errorf("field %q: %w", name, err)
+			return nil, fmt.Errorf("envelope: field %q: %w", name, err)
 		}
 		out[name] = pt
 	}
