@@ -110,7 +110,9 @@ func (k *PrivateKey) Equal(o *PrivateKey) bool {
 	return subtle.ConstantTimeCompare(k.k[:], o.k[:]) == 1
 }
 
-// Destroy overwrites the secret bytes. The key must not be used afterwards.
+// Destroy overwrites the secret bytes held here and drops the crypto/ecdh
+// key (which the garbage collector frees but cannot be made to clear). The
+// key must not be used afterwards; Open refuses it.
 func (k *PrivateKey) Destroy() {
 	clear(k.k[:])
 	k.ek = nil
