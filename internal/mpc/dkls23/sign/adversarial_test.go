@@ -3,6 +3,7 @@ package sign_test
 import (
 	"crypto/rand"
 	"errors"
+	"sync"
 	"testing"
 
 	"github.com/keymesh/keymesh/internal/mpc/dkls23"
@@ -43,6 +44,23 @@ func wantAbortBlaming(t *testing.T, res *mpctest.Result, culprit round.PartyID) 
 	}
 }
 
+var (
+	once23   sync.Once
+	cached23 []*dkls23.Share
+	err23    error
+)
+
+// shares23 returns one 2-of-3 key shared by the tests that only sign with
+// it (key generation is the expensive part: the base OTs).
+func shares23(t *testing.T) []*dkls23.Share {
+	t.Helper()
+	once23.Do(func() { cached23, err23 = dkls23test.Keygen(2, 3, 20) })
+	if err23 != nil {
+		t.Fatal(err23)
+	}
+	return cached23
+}
+
 func newDigest() []byte {
 	d := make([]byte, 32)
 	rand.Read(d)
@@ -64,10 +82,7 @@ func flip(from round.PartyID, rnd uint16, direct bool, bit int) mpctest.Rule {
 // Every message of signing up to round 3, altered by its sender, makes the
 // honest signers abort naming the sender, and nobody outputs a signature.
 func TestSignAlteredMessagesBlameSender(t *testing.T) {
-	shares, err := dkls23test.Keygen(2, 3, 21)
-	if err != nil {
-		t.Fatal(err)
-	}
+	shares := shares23(t)
 	signers := []round.PartyID{1, 2, 3} // all three, so a third party sees it too
 	cases := []struct {
 		name   string
@@ -103,10 +118,7 @@ func TestSignAlteredMessagesBlameSender(t *testing.T) {
 // have, but it never yields an output: the combined signature fails
 // verification and every party aborts.
 func TestSignUnattributableNeverOutputs(t *testing.T) {
-	shares, err := dkls23test.Keygen(2, 3, 22)
-	if err != nil {
-		t.Fatal(err)
-	}
+	shares := shares23(t)
 	for i, r := range []mpctest.Rule{
 		flip(2, 3, true, 8*(4+33+4+33+4)+77), // ψ
 		flip(2, 4, false, 8*4+9),             // u_i
@@ -125,10 +137,7 @@ func TestSignUnattributableNeverOutputs(t *testing.T) {
 // Party 2 opens a different R_2 to party 3 than to party 1: party 3 sees a
 // commitment mismatch, or the echo in the last round exposes it.
 func TestSignInconsistentBroadcast(t *testing.T) {
-	shares, err := dkls23test.Keygen(2, 3, 23)
-	if err != nil {
-		t.Fatal(err)
-	}
+	shares := shares23(t)
 	rule := mpctest.FlipBit(mpctest.Match{From: 2, To: 3, Round: 2, Direct: mpctest.Ptr(false)}, 17)
 	_, res, err := dkls23test.Sign(shares, []round.PartyID{1, 2, 3}, newDigest(), rule, 1)
 	if err == nil {
@@ -141,10 +150,7 @@ func TestSignInconsistentBroadcast(t *testing.T) {
 // session's header, fail their checks and name the sender; replayed as they
 // were, the engine drops them.
 func TestSignReplayFromAnotherSession(t *testing.T) {
-	shares, err := dkls23test.Keygen(2, 3, 24)
-	if err != nil {
-		t.Fatal(err)
-	}
+	shares := shares23(t)
 	signers := []round.PartyID{1, 2, 3}
 	var rec mpctest.Recorder
 	if _, _, err := dkls23test.Sign(shares, signers, newDigest(), rec.Rule(), 1); err != nil {
@@ -218,10 +224,7 @@ func TestSignOldShareWithNewSharesFails(t *testing.T) {
 }
 
 func TestNewSessionRejectsBadInput(t *testing.T) {
-	shares, err := dkls23test.Keygen(2, 3, 27)
-	if err != nil {
-		t.Fatal(err)
-	}
+	shares := shares23(t)
 	nonce := dkls23test.Nonce()
 	for name, tc := range map[string]struct {
 		signers []round.PartyID
