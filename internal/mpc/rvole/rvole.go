@@ -13,7 +13,8 @@
 // c[k] + d[k] = a[k]·β (mod q), c to Alice and d to Bob.
 //
 // Parameters: ξ = |q| + 2σ = 256 + 160 = 416 OTs per multiplication
-// (σ = 80 statistical), ρ = ⌈|q|/κ⌉ = 2 check columns (κ = 128), a public
+// (σ = 80 statistical); ρ = ⌈κ/|q|⌉ = 1 check column (κ = 128: a cheating
+// Alice passes the check with probability about q^-ρ ≤ 2^-κ); a public
 // gadget vector g ∈ Zq^ξ hashed from a fixed string.
 //
 // The protocol, with the names of Protocol 5.2:
@@ -71,8 +72,8 @@ import (
 const (
 	// Xi is ξ, the number of OTs per multiplication.
 	Xi = 256 + 2*80
-	// Rho is ρ, the number of check columns.
-	Rho = 2
+	// Rho is ρ = ⌈κ/|q|⌉, the number of check columns.
+	Rho = 1
 	// MaxEll bounds ℓ, the length of Alice's input.
 	MaxEll = 64
 

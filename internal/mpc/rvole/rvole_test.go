@@ -266,7 +266,7 @@ func TestCheatingAliceCaught(t *testing.T) {
 	w := ell + Rho
 	caught, harmless := 0, 0
 	for trial, j := range []int{0, 1, 7, 200, 415, 3, 4, 5} {
-		for _, col := range []int{0, 1, ell, ell + 1} {
+		for col := range w { // the ℓ input columns and the ρ check columns
 			sid := []byte{byte(trial), byte(col)}
 			beta := &randScalars(t, r, 1)[0]
 			a := randScalars(t, r, ell)

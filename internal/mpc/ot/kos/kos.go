@@ -41,9 +41,11 @@
 // refuse a peer after one failed check and re-run the setup (refresh).
 //
 // The sid of every extension must be unique per setup: extending twice under
-// the same sid with different choice bits would reveal Δ. H and G are
-// SHA-256 with a domain-separated prefix (sid hashed by cSHAKE256 first);
-// χ is AES-CTR output under a key hashed from sid and u.
+// the same sid with different choice bits would reveal Δ. G is SHA-256 in
+// counter mode with a domain-separated prefix (sid hashed by cSHAKE256
+// first); H is the tweakable correlation-robust hash π(π(x) ⊕ tweak) ⊕ π(x)
+// of Guo–Katz–Wang–Yu (S&P 2020) with π = AES-256 under a key hashed from
+// sid; χ is AES-CTR output under a key hashed from sid and u.
 package kos
 
 import (
@@ -255,8 +257,8 @@ func MsgLen(m int) int {
 
 // sessionKeys are the per-extension hash prefixes.
 type sessionKeys struct {
-	prg [32]byte // column PRG
-	pad [32]byte // output pads
+	prg [32]byte     // column PRG
+	pad cipher.Block // π of the output hash, AES-256 keyed by sid
 }
 
 func newSessionKeys(sid []byte) *sessionKeys {
@@ -266,7 +268,10 @@ func newSessionKeys(sid []byte) *sessionKeys {
 	copy(k.prg[:], t.Sum(nil))
 	t = round.NewTranscript("keymesh kos pad v1")
 	t.WriteBytes(sid)
-	copy(k.pad[:], t.Sum(nil))
+	var err error
+	if k.pad, err = aes.NewCipher(t.Sum(nil)); err != nil {
+		panic("kos: " + err.Error()) // unreachable: the key is 32 bytes
+	}
 	return &k
 }
 
@@ -288,21 +293,29 @@ func (k *sessionKeys) expand(col []uint64, i int, seed *[SeedLen]byte) {
 	clear(in[:])
 }
 
-// Pad fills out (a multiple of 32 bytes, at most 2^16·32) with H(sid, j,
-// row): SHA-256 over prefix ‖ j ‖ ctr ‖ row, one compression per 32 bytes.
+// padInto fills out (a positive multiple of 16 bytes) with the output hash
+// of OT j with row x: 16-byte blocks Ĥ(x, (j, i)) = π(π(x) ⊕ (j, i)) ⊕ π(x)
+// for i = 0, 1, …, the tweakable correlation-robust hash of Guo, Katz,
+// Wang and Yu, "Efficient and Secure Multiparty Computation from Fixed-Key
+// Block Ciphers" (IEEE S&P 2020), §7.4, with π = AES-256 under a key hashed
+// from sid (so pads of different sessions are independent). The tweak
+// (j, i) is unique per block within a session.
 func (k *sessionKeys) padInto(out []byte, j int, row [2]uint64) {
-	var in [32 + 4 + 2 + 16]byte
-	copy(in[:32], k.pad[:])
-	binary.LittleEndian.PutUint32(in[32:], uint32(j))
-	binary.LittleEndian.PutUint64(in[38:], row[0])
-	binary.LittleEndian.PutUint64(in[46:], row[1])
-	for ctr := 0; ctr*32 < len(out); ctr++ {
-		binary.LittleEndian.PutUint16(in[36:], uint16(ctr))
-		h := sha256.Sum256(in[:])
-		copy(out[ctr*32:], h[:])
-		clear(h[:])
+	var x, px, b [16]byte
+	binary.LittleEndian.PutUint64(x[:8], row[0])
+	binary.LittleEndian.PutUint64(x[8:], row[1])
+	k.pad.Encrypt(px[:], x[:])
+	for i := 0; 16*i < len(out); i++ {
+		b = px
+		binary.LittleEndian.PutUint32(b[0:4], binary.LittleEndian.Uint32(px[0:4])^uint32(j))
+		binary.LittleEndian.PutUint32(b[4:8], binary.LittleEndian.Uint32(px[4:8])^uint32(i))
+		o := out[16*i : 16*i+16]
+		k.pad.Encrypt(o, b[:])
+		subtle.XORBytes(o, o, px[:])
 	}
-	clear(in[:])
+	clear(x[:])
+	clear(px[:])
+	clear(b[:])
 }
 
 // chi derives the check coefficients from sid and u: a cSHAKE256 transcript
@@ -339,7 +352,7 @@ type ReceiverOutput struct {
 func (o *ReceiverOutput) Len() int { return len(o.rows) }
 
 // Pad fills out with the receiver's pad of OT j, v_j^{r_j}. len(out) must be
-// a positive multiple of 32.
+// a positive multiple of 16.
 func (o *ReceiverOutput) Pad(j int, out []byte) { o.keys.padInto(out, j, o.rows[j]) }
 
 // SenderOutput holds, for each of the m OTs, the row q_j from which the
@@ -354,7 +367,7 @@ type SenderOutput struct {
 func (o *SenderOutput) Len() int { return len(o.rows) }
 
 // Pads fills out0 and out1 with the sender's pads of OT j, v_j^0 and v_j^1.
-// Their lengths must be positive multiples of 32.
+// Their lengths must be positive multiples of 16.
 func (o *SenderOutput) Pads(j int, out0, out1 []byte) {
 	q := o.rows[j]
 	o.keys.padInto(out0, j, q)
