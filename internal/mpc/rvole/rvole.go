@@ -306,12 +306,17 @@ func (b *BobSetup) Start(sid []byte, beta *secp256k1.ModNScalar, rand io.Reader)
 		omega[j] = (rb[j/8] >> (j % 8)) & 1
 	}
 	clear(rb)
-	// b = ⟨g, ω⟩, in constant time.
+	// b = ⟨g, ω⟩, in constant time: ω_j·g_j by masking g_j's encoding.
 	gs := g()
-	var bb, bit, tmp secp256k1.ModNScalar
+	var bb, tmp secp256k1.ModNScalar
+	var gb [32]byte
 	for j := range omega {
-		bit.SetInt(uint32(omega[j]))
-		tmp.Mul2(&gs[j], &bit)
+		gs[j].PutBytes(&gb)
+		mask := -omega[j]
+		for k := range gb {
+			gb[k] &= mask
+		}
+		tmp.SetBytes(&gb)
 		bb.Add(&tmp)
 	}
 	var delta secp256k1.ModNScalar

@@ -9,7 +9,7 @@
 //
 // Why KOS and not SoftSpokenOT (Roy 2022): in DKLs23 signing the OT
 // extension message is small next to the VOLE message that rides on it
-// (for 416 OTs, 10 KB here against 53 KB of scalars in package rvole), so
+// (for 416 OTs, 10 KB here against 40 KB of scalars in package rvole), so
 // SoftSpokenOT's saving on this message (a factor k) buys little, while its
 // CPU cost grows as 2^k/k and its subspace-VOLE code is much larger. KOS with
 // κ = 128 base OTs costs one pass of SHA-256 and a bit transposition.
