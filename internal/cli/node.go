@@ -1,0 +1,47 @@
+package cli
+
+import (
+	"errors"
+	"log/slog"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keymesh/keymesh/internal/config"
+	"github.com/keymesh/keymesh/internal/node"
+)
+
+func newNodeCmd() *cobra.Command {
+	var cfgPath, level string
+	cmd := &cobra.Command{
+		Use:   "node --config FILE",
+		Short: "Run one node of a cluster",
+		Long: `Run one node of a cluster from its config file (written by
+keymesh cluster init). The node's data dir must hold its identity key.
+It serves the JSON-RPC API and the peer transport until SIGINT or SIGTERM,
+then shuts down gracefully. Logs are JSON lines on stderr.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cfgPath == "" {
+				return errors.New("--config is required")
+			}
+			var lv slog.Level
+			if err := lv.UnmarshalText([]byte(level)); err != nil {
+				return err
+			}
+			cfg, err := config.Load(cfgPath)
+			if err != nil {
+				return err
+			}
+			logger := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lv})).
+				With("node", cfg.ID, "cluster", cfg.ClusterID)
+			n, err := node.New(node.Options{Config: cfg, Logger: logger})
+			if err != nil {
+				return err
+			}
+			return n.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVar(&cfgPath, "config", "", "node config file (node-<id>.json)")
+	cmd.Flags().StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
+	return cmd
+}
