@@ -413,3 +413,50 @@ func TestAddAndSelect(t *testing.T) {
 		t.Fatal("Select 1 did not pick b")
 	}
 }
+
+func TestTableMatchesDecred(t *testing.T) {
+	r := testRand(t)
+	for range 3 {
+		var p secp256k1.JacobianPoint
+		secp256k1.ScalarBaseMultNonConst(randScalar(t, r), &p) // Z != 1
+		tab, err := NewTable(&p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ks := edgeScalars(t)
+		for range 20 {
+			ks = append(ks, randScalar(t, r))
+		}
+		for _, k := range ks {
+			var got, want secp256k1.JacobianPoint
+			tab.Mult(k, &got)
+			secp256k1.ScalarMultNonConst(k, &p, &want)
+			sameAsDecred(t, "Table.Mult", &got, &want)
+		}
+	}
+	if _, err := NewTable(&secp256k1.JacobianPoint{}); err == nil {
+		t.Fatal("NewTable of the identity succeeded")
+	}
+}
+
+func BenchmarkTableMult(b *testing.B) {
+	rr := testRand(b)
+	var p, r secp256k1.JacobianPoint
+	secp256k1.ScalarBaseMultNonConst(randScalar(b, rr), &p)
+	tab, _ := NewTable(&p)
+	k := randScalar(b, rr)
+	for b.Loop() {
+		tab.Mult(k, &r)
+	}
+}
+
+func BenchmarkNewTable(b *testing.B) {
+	rr := testRand(b)
+	var p secp256k1.JacobianPoint
+	secp256k1.ScalarBaseMultNonConst(randScalar(b, rr), &p)
+	for b.Loop() {
+		if _, err := NewTable(&p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

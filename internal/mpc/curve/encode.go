@@ -42,7 +42,12 @@ func EncodePoint(p *secp256k1.JacobianPoint) []byte {
 	}
 	var q secp256k1.JacobianPoint
 	q.Set(p)
-	q.ToAffine()
+	q.Z.Normalize()
+	if q.Z.IsOne() { // already affine, as every result of this package
+		q.X.Normalize()
+	} else {
+		q.ToAffine()
+	}
 	out := make([]byte, PointLen)
 	q.Y.Normalize()
 	out[0] = 0x02 | byte(q.Y.IsOddBit()) // no branch: p may be a secret DH value

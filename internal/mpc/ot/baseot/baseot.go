@@ -227,6 +227,10 @@ func Receive(sid []byte, choices []byte, msg1 []byte, rand io.Reader) (*Receiver
 		return nil, nil, fmt.Errorf("%w: invalid proof of knowledge", ErrCheat)
 	}
 
+	tabB, err := curve.NewTable(B) // n multiplications of B follow
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: B: %w", ErrCheat, err)
+	}
 	out := &ReceiverOutput{k: make([]Key, n)}
 	msg2 := make([]byte, 0, Msg2Len(n))
 	for i, c := range choices {
@@ -245,7 +249,7 @@ func Receive(sid []byte, choices []byte, msg1 []byte, rand io.Reader) (*Receiver
 			return nil, nil, errors.New("baseot: degenerate A, retry")
 		}
 		encA := curve.EncodePoint(&A)
-		curve.ScalarMult(a, B, &P)
+		tabB.Mult(a, &P)
 		a.Zero()
 		deriveKey(&out.k[i], sid, i, c, encB, encA, &P)
 		msg2 = append(msg2, encA...)
