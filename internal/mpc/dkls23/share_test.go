@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
@@ -16,11 +17,18 @@ import (
 	"github.com/keymesh/keymesh/internal/mpc/round"
 )
 
+var (
+	sharesOnce sync.Once
+	shares     []*dkls23.Share
+	sharesErr  error
+)
+
+// testShares returns one 2-of-3 key, generated once per test binary.
 func testShares(t testing.TB) []*dkls23.Share {
 	t.Helper()
-	shares, err := dkls23test.Keygen(2, 3, 42)
-	if err != nil {
-		t.Fatal(err)
+	sharesOnce.Do(func() { shares, sharesErr = dkls23test.Keygen(2, 3, 42) })
+	if sharesErr != nil {
+		t.Fatal(sharesErr)
 	}
 	return shares
 }

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"slices"
+	"testing"
 
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 
@@ -187,4 +188,15 @@ func Reshare(shares []*dkls23.Share, dealers, newParties []round.PartyID, t int,
 	}
 	out, err := Shares(res, slices.Sorted(slices.Values(newParties)))
 	return out, departed, err
+}
+
+// SkipUnderRace skips a test when the race detector is on. The protocols
+// run every party in one goroutine, so -race finds nothing in them; it only
+// slows the base OTs of key generation twenty-fold. The tests it skips run
+// in every ordinary `go test`.
+func SkipUnderRace(t testing.TB) {
+	t.Helper()
+	if raceEnabled {
+		t.Skip("expensive key generation; runs without -race")
+	}
 }

@@ -13,6 +13,7 @@ import (
 // of any round, to party 1's key generation: the decoders and checks must
 // never panic, and any share party 1 outputs must be a valid share record.
 func FuzzKeygenMessages(f *testing.F) {
+	dkls23test.SkipUnderRace(f)
 	f.Add(uint8(0), false, make([]byte, 32))
 	f.Add(uint8(0), true, dkls23.AppendField(dkls23.AppendField(nil, make([]byte, 32)), []byte{1}))
 	f.Add(uint8(1), false, dkls23.AppendField(dkls23.AppendField(dkls23.AppendField(dkls23.AppendField(nil, make([]byte, 32)), make([]byte, 33)), make([]byte, 33)), make([]byte, 65)))

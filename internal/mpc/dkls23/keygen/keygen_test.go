@@ -74,6 +74,9 @@ func checkShares(t *testing.T, shares []*dkls23.Share, threshold int, pub *secp2
 func TestKeygen(t *testing.T) {
 	for _, tc := range []struct{ t, n int }{{2, 2}, {2, 3}, {3, 5}} {
 		t.Run(fmt.Sprintf("%d-of-%d", tc.t, tc.n), func(t *testing.T) {
+			if tc.n > 3 {
+				dkls23test.SkipUnderRace(t)
+			}
 			shares, err := dkls23test.Keygen(tc.t, tc.n, 7)
 			if err != nil {
 				t.Fatal(err)
@@ -186,6 +189,7 @@ func TestKeygenAlteredMessagesBlameSender(t *testing.T) {
 // A commitment vector of the wrong length (t+1 or t−1 points) is rejected
 // even when the commitment to it is honest: the dealer is the culprit.
 func TestKeygenWrongLengthCommitmentVector(t *testing.T) {
+	dkls23test.SkipUnderRace(t)
 	ps := dkls23test.Parties(3)
 	ss, err := dkls23test.KeygenSessions(2, ps, dkls23test.Nonce())
 	if err != nil {
@@ -221,6 +225,7 @@ func TestKeygenInconsistentBroadcast(t *testing.T) {
 // the new session's ID, as a transport-level attacker would need) fail: a
 // proof of knowledge or an opening from another session does not verify.
 func TestKeygenReplayFromAnotherSession(t *testing.T) {
+	dkls23test.SkipUnderRace(t)
 	ps := dkls23test.Parties(2)
 	var rec mpctest.Recorder
 	ss, err := dkls23test.KeygenSessions(2, ps, dkls23test.Nonce())
@@ -310,6 +315,7 @@ func TestRefresh(t *testing.T) {
 }
 
 func TestReshare(t *testing.T) {
+	dkls23test.SkipUnderRace(t)
 	shares, err := dkls23test.Keygen(2, 3, 10)
 	if err != nil {
 		t.Fatal(err)
@@ -336,6 +342,7 @@ func TestReshare(t *testing.T) {
 }
 
 func TestReshareRejectsTooFewDealers(t *testing.T) {
+	dkls23test.SkipUnderRace(t)
 	shares, err := dkls23test.Keygen(3, 3, 13)
 	if err != nil {
 		t.Fatal(err)
@@ -348,6 +355,7 @@ func TestReshareRejectsTooFewDealers(t *testing.T) {
 // A dealer in a resharing that deals a constant other than its
 // Lagrange-weighted share (trying to change the key) is named.
 func TestReshareWrongConstantBlamesDealer(t *testing.T) {
+	dkls23test.SkipUnderRace(t)
 	shares, err := dkls23test.Keygen(2, 3, 15)
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ var (
 // never panic, and party 1 must never output a signature that does not
 // verify.
 func FuzzSignMessages(f *testing.F) {
+	dkls23test.SkipUnderRace(f)
 	f.Add(uint8(0), false, make([]byte, 32))
 	f.Add(uint8(1), false, dkls23.AppendField(dkls23.AppendField(dkls23.AppendField(nil, make([]byte, 33)), make([]byte, 32)), make([]byte, 33)))
 	f.Add(uint8(1), true, dkls23.AppendField(dkls23.AppendField(dkls23.AppendField(dkls23.AppendField(nil, make([]byte, 33)), make([]byte, 33)), make([]byte, 32)), []byte{1, 2, 3}))

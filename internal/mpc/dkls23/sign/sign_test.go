@@ -87,6 +87,7 @@ func TestSignEverySubset(t *testing.T) {
 			if tc.n == 3 {
 				shares = shares23(t)
 			} else {
+				dkls23test.SkipUnderRace(t)
 				var err error
 				if shares, err = dkls23test.Keygen(tc.t, tc.n, 1); err != nil {
 					t.Fatal(err)

@@ -1,0 +1,5 @@
+//go:build !race
+
+package dkls23test
+
+const raceEnabled = false
