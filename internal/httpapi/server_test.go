@@ -368,3 +368,30 @@ func TestLogs(t *testing.T) {
 		t.Fatalf("no log line with request id %s", id)
 	}
 }
+
+func BenchmarkRPCNodeInfo(b *testing.B) {
+	reg := NewRegistry()
+	RegisterNode(reg, func(context.Context) (*api.NodeInfo, error) {
+		return &api.NodeInfo{NodeID: 1, ClusterID: "km-bench", Threshold: 2, N: 3,
+			Peers: []api.PeerInfo{{ID: 2, Reachable: true}, {ID: 3, Reachable: true}}}, nil
+	})
+	h := NewHandler(Options{Registry: reg, Logger: slog.New(slog.DiscardHandler), Metrics: NewMetrics(nil)})
+	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"keymesh_nodeInfo"}`)
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body)))
+		if w.Code != http.StatusOK {
+			b.Fatal(w.Code)
+		}
+	}
+}
+
+func BenchmarkDecodeBatch(b *testing.B) {
+	body := []byte("[" + strings.TrimSuffix(strings.Repeat(`{"jsonrpc":"2.0","id":1,"method":"keymesh_nodeInfo","params":[{"a":1}]},`, api.MaxBatch), ",") + "]")
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, _, top := decodeBody(body); top != nil {
+			b.Fatal(top)
+		}
+	}
+}
