@@ -16,6 +16,12 @@
 // point of ScalarMult may be converted to affine coordinates in variable
 // time.
 //
+// Also constant time: Add (complete addition of two points, for a sum that
+// involves a secret point), Select (a point chosen by a secret bit), and
+// Table, the precomputed windows of one public point for repeated
+// multiplications (the base-OT receiver multiplies the sender's point 128
+// times). ScalarBaseMult uses the same kind of table for G, built once.
+//
 // The identity point is represented, in results, as the JacobianPoint with
 // X = Y = Z = 0. Every other result is normalised to affine form with Z = 1.
 //
