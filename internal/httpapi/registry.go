@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 
 	"github.com/keymesh/keymesh/api"
@@ -102,6 +103,9 @@ func DecodeParams(params json.RawMessage, v any) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return api.Errorf(api.CodeInvalidParams, "invalid params: %s", describe(err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return api.Errorf(api.CodeInvalidParams, "invalid params: trailing data")
 	}
 	return nil
 }
