@@ -32,8 +32,7 @@ then shuts down gracefully. Logs are JSON lines on stderr.`,
 			if err != nil {
 				return err
 			}
-			logger := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lv})).
-				With("node", cfg.ID, "cluster", cfg.ClusterID)
+			logger := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lv}))
 			n, err := node.New(node.Options{Config: cfg, Logger: logger})
 			if err != nil {
 				return err

@@ -42,7 +42,7 @@ const ShutdownTimeout = 10 * time.Second
 // Options configure New.
 type Options struct {
 	Config *config.Node // required, as returned by config.Load
-	Logger *slog.Logger // required
+	Logger *slog.Logger // required; the node adds a "node" attribute (its id) to every line
 
 	// APIListener and PeerListener, if set, are used instead of listening
 	// on Config.APIListen and Config.PeerListen (tests bind port 0 first).
@@ -78,7 +78,7 @@ type Node struct {
 // creates it): a node that made itself a new one would not be trusted by
 // its peers, so New refuses to start instead.
 func New(opts Options) (*Node, error) {
-	n := &Node{cfg: opts.Config, log: opts.Logger, apiLn: opts.APIListener, peerLn: opts.PeerListener}
+	n := &Node{cfg: opts.Config, apiLn: opts.APIListener, peerLn: opts.PeerListener}
 	if err := n.open(opts); err != nil {
 		n.closeAll()
 		return nil, err
@@ -94,6 +94,7 @@ func (n *Node) open(opts Options) (err error) {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
+	n.log = opts.Logger.With("node", cfg.ID)
 
 	keyPath := filepath.Join(cfg.DataDir, config.IdentityFile)
 	if _, err := os.Lstat(keyPath); errors.Is(err, fs.ErrNotExist) {
@@ -130,7 +131,7 @@ func (n *Node) open(opts Options) (err error) {
 	}
 
 	topts := opts.Transport
-	topts.Self, topts.Identity, topts.Logger = cfg, ident, opts.Logger.With("component", "transport")
+	topts.Self, topts.Identity, topts.Logger = cfg, ident, n.log.With("component", "transport")
 	if n.tr, err = transport.New(topts); err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
@@ -140,11 +141,11 @@ func (n *Node) open(opts Options) (err error) {
 	httpapi.RegisterNode(reg, n.NodeInfo)
 	h := httpapi.NewHandler(httpapi.Options{
 		Registry: reg,
-		Logger:   opts.Logger.With("component", "api"),
+		Logger:   n.log.With("component", "api"),
 		Metrics:  n.metrics,
 		Ready:    func(context.Context) api.ReadyStatus { return n.Ready() },
 	})
-	n.api = httpapi.NewServer(h, opts.Logger.With("component", "http"))
+	n.api = httpapi.NewServer(h, n.log.With("component", "http"))
 	return nil
 }
 
@@ -193,7 +194,7 @@ func (n *Node) Run(ctx context.Context) error {
 		errc <- err
 	}()
 	go func() { errc <- n.tr.Serve(ctx, n.peerLn) }()
-	n.log.Info("node started", "node", n.cfg.ID, "cluster", n.cfg.ClusterID,
+	n.log.Info("node started", "cluster", n.cfg.ClusterID,
 		"threshold", n.cfg.Threshold, "n", n.cfg.N(),
 		"api", n.apiLn.Addr().String(), "peer", n.peerLn.Addr().String(),
 		"identity", n.pub, "version", version.String())
@@ -218,7 +219,7 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 		first = <-errc
 	}
-	n.log.Info("node stopped", "node", n.cfg.ID)
+	n.log.Info("node stopped")
 	if first != nil {
 		return fmt.Errorf("node: %w", first)
 	}

@@ -32,6 +32,7 @@ var fastLinks = transport.Options{PingInterval: 150 * time.Millisecond, DialTime
 // with its own SQLite store and real TCP sockets on ports the kernel chose.
 type testCluster struct {
 	t       *testing.T
+	logs    syncBuffer // node 1's JSON log
 	dir     string
 	cfgs    []*config.Node
 	nodes   []*Node
@@ -93,7 +94,10 @@ func listen(t *testing.T, addr string) net.Listener {
 
 func (tc *testCluster) start(i int, apiLn, peerLn net.Listener) {
 	tc.t.Helper()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil)).With("node", i+1)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if i == 0 {
+		logger = slog.New(slog.NewJSONHandler(&tc.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	n, err := New(Options{Config: tc.cfgs[i], Logger: logger, APIListener: apiLn, PeerListener: peerLn, Transport: fastLinks})
 	if err != nil {
 		tc.t.Fatal(err)
@@ -313,6 +317,20 @@ func TestCluster(t *testing.T) {
 	}
 	wantReady(t, tc.nodes[0], 200, 2)
 	wantReady(t, tc.nodes[2], 200, 2)
+
+	// Node 1's log: JSON lines, each naming the node once, with the start,
+	// request and peer events.
+	logs := tc.logs.String()
+	for _, want := range []string{`"msg":"node started"`, `"msg":"http request"`, `"rpc_methods":"keymesh_nodeInfo"`, `"component":"transport"`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("node 1's log lacks %s", want)
+		}
+	}
+	for line := range strings.Lines(logs) {
+		if strings.Count(line, `"node":`) != 1 || !strings.Contains(line, `"node":1`) {
+			t.Fatalf("log line does not name node 1 exactly once: %s", line)
+		}
+	}
 }
 
 func get(t *testing.T, url string) string {
