@@ -55,6 +55,7 @@ type Share struct {
 	public     secp256k1.JacobianPoint   // affine
 	shares     []secp256k1.JacobianPoint // affine, in party order
 	peers      map[round.PartyID]*Peer
+	refused    []round.PartyID // sorted peers caught cheating
 	_          [0]func()
 }
 
@@ -148,6 +149,30 @@ func (s *Share) SecretShare() *secp256k1.ModNScalar {
 
 // Peer returns the pairwise state for party p, or nil.
 func (s *Share) Peer(p round.PartyID) *Peer { return s.peers[p] }
+
+// Refuse records that peer p was caught cheating (a failed OT-extension
+// consistency check or multiplication check, or any other check that named
+// it): sign.NewSession refuses to sign with p from then on. The refusal is
+// part of the share record, so it survives a restart once the caller
+// persists the share again. Reusing OT correlations with a peer that has
+// seen a selective-abort outcome would leak bits of our OT secrets (Trail
+// of Bits, "Don't overextend your Oblivious Transfer", 2023); only a
+// refresh, which re-keys every OT setup, gives a share without refusals.
+func (s *Share) Refuse(p round.PartyID) error {
+	if s.peers[p] == nil {
+		return fmt.Errorf("dkls23: %v is not a peer", p)
+	}
+	if i, found := slices.BinarySearch(s.refused, p); !found {
+		s.refused = slices.Insert(s.refused, i, p)
+	}
+	return nil
+}
+
+// Refused reports whether p has been refused.
+func (s *Share) Refused(p round.PartyID) bool {
+	_, found := slices.BinarySearch(s.refused, p)
+	return found
+}
 
 // Zero overwrites the secret share and the zero-sharing seeds. The
 // random-VOLE setups are dropped (their memory is the rvole package's).
@@ -309,7 +334,8 @@ func EqualPoints(a, b *secp256k1.JacobianPoint) bool { return equalPoints(a, b) 
 //	magic "KMDS" ‖ version(1)=1 ‖ t(1) ‖ n(1) ‖ self(2) ‖ generation(32) ‖
 //	parties: n × id(2) ‖ public key(33) ‖ public shares: n × point(33) ‖
 //	secret(32) ‖ for each other party, in order: seed(32) ‖
-//	len(4) ‖ alice setup ‖ len(4) ‖ bob setup
+//	len(4) ‖ alice setup ‖ len(4) ‖ bob setup ‖
+//	refused count(1) ‖ refused: count × id(2), sorted peers
 //
 // There is no checksum: integrity at rest is the sealing layer's job, and the
 // decoder's consistency checks (secret against public share, public shares
@@ -353,6 +379,10 @@ func (s *Share) MarshalBinary() ([]byte, error) {
 			b = binary.BigEndian.AppendUint32(b, uint32(len(e)))
 			b = append(b, e...)
 		}
+	}
+	b = append(b, byte(len(s.refused)))
+	for _, p := range s.refused {
+		b = binary.BigEndian.AppendUint16(b, uint16(p))
 	}
 	return b, nil
 }
@@ -427,6 +457,14 @@ func (s *Share) UnmarshalBinary(data []byte) error {
 			return fmt.Errorf("%w: pairwise state for %v: %w", ErrInvalidShare, p, err)
 		}
 		out.peers[p] = peer
+	}
+	nr := int(r.next(1)[0])
+	for range nr {
+		p := round.PartyID(r.u16())
+		if out.peers[p] == nil || (len(out.refused) > 0 && out.refused[len(out.refused)-1] >= p) {
+			return fmt.Errorf("%w: refused list is not sorted distinct peers", ErrInvalidShare)
+		}
+		out.refused = append(out.refused, p)
 	}
 	if r.err != nil {
 		return fmt.Errorf("%w: truncated", ErrInvalidShare)

@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -122,6 +124,10 @@ func TestShareDecodeIsStrict(t *testing.T) {
 		"secret ≥ q":              set(offSecret, bytes.Repeat([]byte{0xff}, 32)),
 		"other secret":            set(offSecret+31, []byte{good[offSecret+31] ^ 1}),
 		"setup length too long":   set(offPeers+32, []byte{0xff, 0xff, 0xff, 0xff}),
+		"refused non-peer":        append(bytes.Clone(good[:len(good)-1]), 1, 0, 9),
+		"refused self":            append(bytes.Clone(good[:len(good)-1]), 1, 0, 1),
+		"refused unsorted":        append(bytes.Clone(good[:len(good)-1]), 2, 0, 3, 0, 2),
+		"refused count too big":   append(bytes.Clone(good[:len(good)-1]), 2, 0, 3),
 		"setup length off by one": edit(func(b []byte) []byte { b[offPeers+35]++; return b }),
 	}
 	for name, b := range cases {
@@ -226,14 +232,12 @@ func TestSplitFieldsIsStrict(t *testing.T) {
 	}
 }
 
+// FuzzShareUnmarshal's seeds are real 2-of-3 share records in
+// testdata/fuzz/FuzzShareUnmarshal (written by TestWriteShareCorpus): a live
+// key generation per fuzz worker would be too slow under the fuzzer's
+// instrumentation.
 func FuzzShareUnmarshal(f *testing.F) {
-	for _, s := range testShares(f) {
-		b, err := s.MarshalBinary()
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	f.Add([]byte("KMDS"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var s dkls23.Share
 		if err := s.UnmarshalBinary(b); err != nil {
@@ -292,4 +296,27 @@ func generator() *secp256k1.JacobianPoint {
 	secp256k1.ScalarBaseMultNonConst(&one, &g)
 	g.ToAffine()
 	return &g
+}
+
+// TestWriteShareCorpus rewrites the seed corpus of FuzzShareUnmarshal when
+// KEYMESH_WRITE_FUZZ_CORPUS=1 (after a change to the share encoding).
+func TestWriteShareCorpus(t *testing.T) {
+	if os.Getenv("KEYMESH_WRITE_FUZZ_CORPUS") != "1" {
+		t.Skip("set KEYMESH_WRITE_FUZZ_CORPUS=1 to rewrite the corpus")
+	}
+	dir := filepath.Join("testdata", "fuzz", "FuzzShareUnmarshal")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range testShares(t) {
+		b, err := s.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", b)
+		name := filepath.Join(dir, fmt.Sprintf("share-2-of-3-party-%d", s.Self()))
+		if err := os.WriteFile(name, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/keymesh/keymesh/internal/mpc/dkls23/dkls23test"
 	"github.com/keymesh/keymesh/internal/mpc/dkls23/sign"
 	"github.com/keymesh/keymesh/internal/mpc/round"
+	"github.com/keymesh/keymesh/internal/mpc/rvole"
 	"github.com/keymesh/keymesh/internal/mpctest"
 )
 
@@ -241,5 +242,63 @@ func TestNewSessionRejectsBadInput(t *testing.T) {
 		if _, err := sign.NewSession(shares[0], tc.signers, tc.digest, nonce, rand.Reader); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// Selective abort on OT correlations (Trail of Bits 2023, GHSA-7f6p-phw2-8253):
+// a peer that flips one bit of its OT-extension message is caught by the
+// consistency check and named; the honest party refuses it from then on,
+// across a restart (the refusal is in the share record), until a refresh
+// re-keys the OT setups.
+func TestSelectiveAbortPeerIsRefused(t *testing.T) {
+	shares, err := dkls23test.Keygen(2, 3, 28)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for bit := range []int{0, 1} {
+		_, res, err := dkls23test.Sign(shares, []round.PartyID{1, 2}, newDigest(), flip(2, 2, true, 8*100+bit), uint64(bit))
+		if err == nil {
+			t.Fatal("signing succeeded")
+		}
+		wantAbortBlaming(t, res, 2)
+		if !errors.Is(res.Errors[1], rvole.ErrCheatDetected) {
+			t.Fatalf("party 1: %v does not wrap rvole.ErrCheatDetected", res.Errors[1])
+		}
+		if got := sign.Cheaters(res.Errors[1]); len(got) != 1 || got[0] != 2 {
+			t.Fatalf("Cheaters = %v", got)
+		}
+	}
+	// Party 1 refuses party 2 and persists its share; after a "restart"
+	// the refusal holds.
+	if err := shares[0].Refuse(2); err != nil {
+		t.Fatal(err)
+	}
+	b, err := shares[0].MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var restarted dkls23.Share
+	if err := restarted.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	if !restarted.Refused(2) || restarted.Refused(3) {
+		t.Fatal("refusals not persisted")
+	}
+	if _, err := sign.NewSession(&restarted, []round.PartyID{1, 2}, newDigest(), dkls23test.Nonce(), rand.Reader); !errors.Is(err, sign.ErrRefused) {
+		t.Fatalf("signing with a refused peer: %v", err)
+	}
+	if _, _, err := dkls23test.Sign([]*dkls23.Share{&restarted, shares[2]}, []round.PartyID{1, 3}, newDigest(), nil, 3); err != nil {
+		t.Fatalf("signing with an honest peer: %v", err)
+	}
+	// A refresh re-keys every OT setup; the new share has no refusals.
+	fresh, err := dkls23test.Refresh([]*dkls23.Share{&restarted, shares[1], shares[2]}, 29)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fresh[0].Refused(2) {
+		t.Fatal("refusal survived the refresh")
+	}
+	if _, _, err := dkls23test.Sign(fresh, []round.PartyID{1, 2}, newDigest(), nil, 4); err != nil {
+		t.Fatal(err)
 	}
 }

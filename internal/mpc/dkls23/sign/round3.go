@@ -131,7 +131,7 @@ func (r *round3) Finalize() ([]*round.Message, round.Round, error) {
 		}
 	}
 	if len(bad) > 0 {
-		return nil, nil, round.Abort(errors.New("sign: multiplication consistency check failed"), bad...)
+		return nil, nil, round.Abort(errGammaCheck, bad...)
 	}
 	// Σ pk_j = pk, and R = Σ R_j.
 	var sumPK, R secp256k1.JacobianPoint
@@ -185,6 +185,8 @@ func (r *round3) Finalize() ([]*round.Message, round.Round, error) {
 	sumPsi.Zero()
 	return []*round.Message{{To: round.Broadcast, Payload: payload}}, next, nil
 }
+
+var errGammaCheck = errors.New("sign: multiplication consistency check (Γ) failed")
 
 // gammaCheck reports whether χ·P = Γ + d·G, with χ and d secret.
 func (r *round3) gammaCheck(chi *secp256k1.ModNScalar, P, gamma *secp256k1.JacobianPoint, d *secp256k1.ModNScalar) bool {

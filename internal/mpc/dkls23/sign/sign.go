@@ -66,6 +66,7 @@ import (
 
 	"github.com/keymesh/keymesh/internal/mpc/dkls23"
 	"github.com/keymesh/keymesh/internal/mpc/round"
+	"github.com/keymesh/keymesh/internal/mpc/rvole"
 )
 
 // Protocol is the protocol name hashed into session IDs.
@@ -74,6 +75,25 @@ const Protocol = "keymesh/dkls23/sign/v1"
 // ErrKeyMismatch is wrapped by the abort when the signers' public key
 // shares do not add up to the public key.
 var ErrKeyMismatch = errors.New("sign: the signers' key shares do not add up to the public key")
+
+// ErrRefused is wrapped by NewSession's error when a signer has been
+// refused (see dkls23.Share.Refuse).
+var ErrRefused = errors.New("sign: signer was caught cheating and is refused")
+
+// Cheaters returns the parties that err (a signing session's result) proves
+// deviated in a random-VOLE multiplication: its culprits if err is an
+// *round.AbortError wrapping rvole.ErrCheatDetected or a failed Γ check,
+// nil otherwise. The caller should Refuse them on its share and persist it.
+func Cheaters(err error) []round.PartyID {
+	var ae *round.AbortError
+	if !errors.As(err, &ae) {
+		return nil
+	}
+	if errors.Is(err, rvole.ErrCheatDetected) || errors.Is(err, errGammaCheck) {
+		return slices.Clone(ae.Culprits)
+	}
+	return nil
+}
 
 // config is what every round of one party needs.
 type config struct {
@@ -121,6 +141,11 @@ func NewSession(share *dkls23.Share, signers []round.PartyID, digest, nonce []by
 	}
 	if !slices.Contains(ss, share.Self()) {
 		return nil, fmt.Errorf("sign: %v is not among the signers", share.Self())
+	}
+	for _, p := range ss {
+		if share.Refused(p) {
+			return nil, fmt.Errorf("%w: %v", ErrRefused, p)
+		}
 	}
 	sid, err := SessionID(share, ss, digest, nonce)
 	if err != nil {
