@@ -137,6 +137,7 @@ func (n *Node) open(opts Options) (err error) {
 	}
 
 	n.metrics = httpapi.NewMetrics(n.peerInfo)
+	registerTransportMetrics(n.metrics.Registry(), n.tr)
 	reg := httpapi.NewRegistry()
 	httpapi.RegisterNode(reg, n.NodeInfo)
 	h := httpapi.NewHandler(httpapi.Options{

@@ -266,10 +266,15 @@ func TestCluster(t *testing.T) {
 			`keymesh_peer_reachable{peer="2"} 1`,
 			`keymesh_peer_reachable{peer="3"} 1`,
 			`keymesh_mpc_sessions_total{protocol="commit-reveal",result="ok"} 1`,
+			`keymesh_transport_bytes_sent_total `,
+			`keymesh_transport_conns_rejected_total 0`,
 		} {
 			if !strings.Contains(body, want) {
 				t.Errorf("/metrics lacks %s", want)
 			}
+		}
+		if strings.Contains(body, "keymesh_transport_bytes_sent_total 0\n") {
+			t.Error("no bytes counted after a session")
 		}
 	})
 
