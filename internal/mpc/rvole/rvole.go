@@ -91,16 +91,29 @@ var ErrCheatDetected = errors.New("rvole: peer cheated")
 var errUsed = errors.New("rvole: state already used (one-shot)")
 
 var (
-	gadgetOnce sync.Once
-	gadget     []secp256k1.ModNScalar
+	gadgetOnce  sync.Once
+	gadget      []secp256k1.ModNScalar
+	gadgetLimbs []limbs
 )
+
+func initGadget() {
+	gadget = hashScalars(round.NewTranscript("keymesh rvole gadget v1"), Xi)
+	gadgetLimbs = make([]limbs, Xi)
+	for j := range gadget {
+		gadgetLimbs[j] = toLimbs(&gadget[j])
+	}
+}
 
 // g returns the public gadget vector: ξ scalars hashed from a fixed string.
 func g() []secp256k1.ModNScalar {
-	gadgetOnce.Do(func() {
-		gadget = hashScalars(round.NewTranscript("keymesh rvole gadget v1"), Xi)
-	})
+	gadgetOnce.Do(initGadget)
 	return gadget
+}
+
+// gLimbs returns the gadget vector as limbs, for wideAcc.
+func gLimbs() []limbs {
+	gadgetOnce.Do(initGadget)
+	return gadgetLimbs
 }
 
 // hashScalars reads n scalars from a transcript, 32 bytes each reduced mod
@@ -379,7 +392,8 @@ func (a *AliceSetup) multiply(sid []byte, alpha []secp256k1.ModNScalar, msg1 []b
 	}
 
 	w := ell + Rho
-	gs := g()
+	gl := gLimbs()
+	accC := make([]wideAcc, ell)
 	alpha0 := make([]secp256k1.ModNScalar, Xi*w)
 	c = make([]secp256k1.ModNScalar, ell)
 	msg2 = make([]byte, Msg2Len(ell))
@@ -398,9 +412,8 @@ func (a *AliceSetup) multiply(sid []byte, alpha []secp256k1.ModNScalar, msg1 []b
 			tmp.NegateVal(&a1[i]).Add(&row[i])
 			if i < ell {
 				tmp.Add(&alpha[i])
-				var gc secp256k1.ModNScalar
-				gc.Mul2(&gs[j], &row[i])
-				c[i].Add(&gc)
+				lr := toLimbs(&row[i])
+				accC[i].addMul(&gl[j], &lr)
 			} else {
 				tmp.Add(&aHat[i-ell])
 			}
@@ -411,6 +424,7 @@ func (a *AliceSetup) multiply(sid []byte, alpha []secp256k1.ModNScalar, msg1 []b
 	clear(a1)
 	for i := range c {
 		// c_i = −Σ g_j α⁰_{j,i} + a_i·δ
+		c[i] = accC[i].reduce()
 		c[i].Negate()
 		tmp.Mul2(&alpha[i], delta)
 		c[i].Add(&tmp)
@@ -445,6 +459,7 @@ func (a *AliceSetup) multiply(sid []byte, alpha []secp256k1.ModNScalar, msg1 []b
 	clear(alpha0)
 	clear(mu)
 	clear(aHat)
+	clear(accC)
 	tmp.Zero()
 	return c, msg2, nil
 }
@@ -490,7 +505,8 @@ func (m *BobMul) Finish(msg2 []byte) (d []secp256k1.ModNScalar, err error) {
 	muA := rest[32*Rho:]
 
 	th := theta(m.sid, m.d1, aTildeBytes, ell)
-	gs := g()
+	gl := gLimbs()
+	accD := make([]wideAcc, ell)
 	d = make([]secp256k1.ModNScalar, ell)
 	mu := make([]secp256k1.ModNScalar, Xi*Rho)
 	pad := make([]byte, 32*w)
@@ -521,8 +537,8 @@ func (m *BobMul) Finish(msg2 []byte) (d []secp256k1.ModNScalar, err error) {
 			negEta[k].Negate()
 		}
 		for i := range ell {
-			tmp.Mul2(&gs[j], &dot[i])
-			d[i].Add(&tmp)
+			ld := toLimbs(&dot[i])
+			accD[i].addMul(&gl[j], &ld)
 		}
 		for k := range Rho {
 			// μ'_{j,k} = ḋ_{j,ℓ+k} + Σ_i θ_{i,k}·ḋ_{j,i} − ω_j·η_k
@@ -535,6 +551,10 @@ func (m *BobMul) Finish(msg2 []byte) (d []secp256k1.ModNScalar, err error) {
 			mu[j*Rho+k] = v
 		}
 	}
+	for i := range d {
+		d[i] = accD[i].reduce()
+	}
+	clear(accD)
 	clear(dot)
 	clear(negEta)
 	clear(masked[:])
