@@ -4,10 +4,11 @@
 // It is Schnorr's sigma protocol (C. P. Schnorr, "Efficient signature
 // generation by smart cards", J. Cryptology 1991) made non-interactive with
 // the Fiat–Shamir transform: A = k·G, e = H(context, X, A), z = k + e·x;
-// the verifier checks z·G = A + e·X. DKLs23's key generation uses it so that
+// the verifier checks z·G = A + e·X. keymesh's DKLs23 key generation uses it,
+// with a hash commitment opened only after every commitment is in, so that
 // no party can choose its contribution to the public key as a function of
-// the others' (DKLs23 §6 / Functionality 6.x relies on F_Com and F_DLog;
-// this proof realises F_DLog in the random-oracle model).
+// the others' (the proof realises the ideal discrete-logarithm
+// zero-knowledge functionality in the random-oracle model).
 //
 // The hash is a round.Transcript (cSHAKE256 with length-prefixed fields), and
 // the caller's context must bind the session ID, the prover's party ID and

@@ -13,7 +13,7 @@ import (
 )
 
 // round1 samples the instance key and the inversion mask, commits to the
-// instance point and starts the multiplications as Bob (steps 1–4).
+// instance point and starts the multiplications as Bob (steps 4–6).
 type round1 struct {
 	*config
 }
@@ -29,7 +29,7 @@ func (r *round1) StoreMessage(*round.Message) error {
 	return errors.New("sign: round 1 takes no messages")
 }
 
-// Finalize implements steps 1–4 of Protocol 3.6.
+// Finalize implements steps 4–6 of Protocol 3.6.
 func (r *round1) Finalize() ([]*round.Message, round.Round, error) {
 	next := &round2{
 		round1:  r,
@@ -38,7 +38,7 @@ func (r *round1) Finalize() ([]*round.Message, round.Round, error) {
 		commits: map[round.PartyID][]byte{},
 		mul1:    map[round.PartyID][]byte{},
 	}
-	// Step 1: instance key r_i and inversion mask φ_i.
+	// Step 5: instance key r_i and inversion mask φ_i.
 	ri, err := curve.RandomScalar(r.rand)
 	if err != nil {
 		return nil, nil, fmt.Errorf("sign: %w", err)
@@ -51,13 +51,13 @@ func (r *round1) Finalize() ([]*round.Message, round.Round, error) {
 	var R secp256k1.JacobianPoint
 	curve.ScalarBaseMult(ri, &R)
 	next.bigR = curve.EncodePoint(&R)
-	// Step 2: commit to R_i.
+	// Step 6: commit to R_i.
 	next.salt = make([]byte, 32)
 	if _, err := io.ReadFull(r.rand, next.salt); err != nil {
 		return nil, nil, fmt.Errorf("sign: reading randomness: %w", err)
 	}
 	out := []*round.Message{{To: round.Broadcast, Payload: r.commitment(r.self, next.bigR, next.salt)}}
-	// Steps 3–4: with every peer j as Alice, start the multiplication as
+	// Step 6: with every peer j as Alice, start the multiplication as
 	// Bob with a random input χ_{i,j}.
 	for _, j := range r.peers {
 		chi, err := curve.RandomScalar(r.rand)

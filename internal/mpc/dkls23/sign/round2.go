@@ -13,7 +13,7 @@ import (
 )
 
 // round2 stores the commitments and the multiplications' first messages,
-// then runs the multiplications as Alice and opens R_i (steps 5–7).
+// then runs the multiplications as Alice and opens R_i (step 7).
 type round2 struct {
 	*round1
 
@@ -52,7 +52,7 @@ func (r *round2) StoreMessage(m *round.Message) error {
 	return nil
 }
 
-// Finalize implements steps 5–7 of Protocol 3.6.
+// Finalize implements step 7 of Protocol 3.6.
 func (r *round2) Finalize() ([]*round.Message, round.Round, error) {
 	next := &round3{
 		round2:  r,
@@ -61,7 +61,7 @@ func (r *round2) Finalize() ([]*round.Message, round.Round, error) {
 		opening: map[round.PartyID]*opening{},
 		adjust:  map[round.PartyID]*adjust{},
 	}
-	// Step 5: sk_i = λ_i·x_i + ζ_i and pk_i = sk_i·G.
+	// Step 7: sk_i = λ_i·x_i + ζ_i and pk_i = sk_i·G.
 	l, err := dkls23.Lagrange(r.signers, r.self)
 	if err != nil {
 		return nil, nil, fmt.Errorf("sign: %w", err)
@@ -79,7 +79,7 @@ func (r *round2) Finalize() ([]*round.Message, round.Round, error) {
 		To:      round.Broadcast,
 		Payload: dkls23.AppendField(dkls23.AppendField(dkls23.AppendField(nil, r.bigR), r.salt), next.pk),
 	}}
-	// Step 6: with every peer j as Bob, multiply (r_i, sk_i) by χ_{j,i}.
+	// Step 7: with every peer j as Bob, multiply (r_i, sk_i) by χ_{j,i}.
 	alpha := []secp256k1.ModNScalar{*r.r, next.sk}
 	defer func() { alpha[0].Zero(); alpha[1].Zero() }()
 	for _, j := range r.peers {

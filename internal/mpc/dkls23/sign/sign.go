@@ -1,7 +1,8 @@
 // Package sign is DKLs23 threshold ECDSA signing over secp256k1: Protocol
 // 3.6 of Doerner, Kondi, Lee, shelat, "Threshold ECDSA in Three Rounds"
 // (IEEE S&P 2024, IACR ePrint 2023/765), for any set of at least t holders
-// of shares made by package keygen. Step numbers below are the paper's.
+// of shares made by package keygen. Step numbers below are the paper's (as
+// the reference implementation 0xCarbon/DKLs23 numbers them).
 //
 // Intended use, one session per signing party:
 //
@@ -22,17 +23,19 @@
 // record, so that Σ sk_i = sk and the additive shares are fresh in every
 // session):
 //
-//	engine round 1 (steps 1–4): sample the instance key r_i and the inversion
-//	   mask φ_i, R_i = r_i·G; broadcast a commitment to R_i; for every peer j
+//	engine round 1 (steps 4–6): check the signer set (NewSession); sample
+//	   the instance key r_i and the inversion mask φ_i, R_i = r_i·G; broadcast a commitment to R_i; for every peer j
 //	   start the random-VOLE multiplication with j as Alice and i as Bob with
 //	   random input χ_{i,j} (direct).
-//	engine round 2 (steps 5–7): as Alice with every peer j, multiply
+//	engine round 2 (step 7): as Alice with every peer j, multiply
 //	   (r_i, sk_i) by χ_{j,i} → (c_u, c_v); broadcast R_i (the opening) and
 //	   pk_i = sk_i·G; send j Γ_u = c_u·G, Γ_v = c_v·G, ψ_{i,j} = φ_i − χ_{i,j}
 //	   and the multiplication's second message (direct).
 //	engine round 3 (steps 8–9): finish every multiplication as Bob →
 //	   (d_u, d_v); check χ_{i,j}·R_j = Γ_u + d_u·G and χ_{i,j}·pk_j = Γ_v +
-//	   d_v·G for every j (blaming j), and Σ_j pk_j = pk; R = Σ R_j,
+//	   d_v·G for every j (blaming j; the paper writes λ_j·P(j) for pk_j in
+//	   the second check, which with the zero shares must read pk_j, as its
+//	   own derivation of Γ_v shows), and Σ_j pk_j = pk; R = Σ R_j,
 //	   r = x(R) mod q; u_i = r_i·(φ_i + Σ ψ_{j,i}) + Σ (c_u + d_u),
 //	   v_i = sk_i·(φ_i + Σ ψ_{j,i}) + Σ (c_v + d_v), w_i = H(m)·φ_i + r·v_i;
 //	   broadcast (u_i, w_i).
@@ -48,8 +51,15 @@
 // sender. Two failures cannot be attributed without zero-knowledge proofs the
 // paper does not have: Σ pk_j ≠ pk (a party signing with a share of another
 // generation, or a faulty one) and a final signature that does not verify (a
-// bad u_j or w_j in the last round). Both abort with no culprit, and never
-// output a signature.
+// bad ψ, u_j or w_j). Both abort with no culprit, and never output a
+// signature.
+//
+// Selective abort: a multiplication check that fails (rvole.ErrCheatDetected
+// or the Γ check) may have leaked a bit of our OT secrets to the peer it
+// names (Trail of Bits, "Don't overextend your Oblivious Transfer", 2023).
+// The caller must stop using OT correlations with it: Cheaters(err) names
+// the peers to pass to (*dkls23.Share).Refuse before persisting the share;
+// NewSession then refuses them until a refresh re-keys every OT setup.
 //
 // Every session ID binds the protocol, the signer set, the threshold, the
 // nonce, the key id and the digest; parties that disagree on any of them
