@@ -32,7 +32,7 @@ import (
 // Options configure NewHandler.
 type Options struct {
 	Registry *Registry
-	Logger   *slog.Logger // required
+	Logger   *slog.Logger // nil discards logs
 	Metrics  *Metrics     // nil: no metrics, and /metrics is 404
 	// Ready reports readiness for GET /readyz; nil means always ready.
 	Ready func(ctx context.Context) api.ReadyStatus
@@ -48,6 +48,9 @@ type handler struct {
 func NewHandler(opts Options) http.Handler {
 	if opts.Registry == nil {
 		opts.Registry = NewRegistry()
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	h := &handler{Options: opts, mux: http.NewServeMux()}
 	h.mux.HandleFunc("POST /{$}", h.serveRPC)
@@ -67,6 +70,10 @@ const (
 	ReadTimeout       = 30 * time.Second
 	WriteTimeout      = 60 * time.Second
 	IdleTimeout       = 120 * time.Second
+	// RequestTimeout bounds the handling of one JSON-RPC body (a whole
+	// batch): handlers see it as their context's deadline, so they stop
+	// before WriteTimeout cuts the connection.
+	RequestTimeout = WriteTimeout - 5*time.Second
 )
 
 // NewServer returns an http.Server for h with the timeouts above and a
@@ -209,9 +216,11 @@ func (h *handler) serveRPC(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, errorResponse(nil, top))
 		return
 	}
+	ctx, cancel := context.WithTimeout(r.Context(), RequestTimeout)
+	defer cancel()
 	var out []*api.Response
 	for _, it := range items {
-		if resp := h.run(r.Context(), it); resp != nil {
+		if resp := h.run(ctx, it); resp != nil {
 			out = append(out, resp)
 		}
 	}
