@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/keymesh/keymesh/api"
 )
@@ -393,5 +394,34 @@ func BenchmarkDecodeBatch(b *testing.B) {
 		if _, _, top := decodeBody(body); top != nil {
 			b.Fatal(top)
 		}
+	}
+}
+
+// TestHandlerDeadline: handlers run under RequestTimeout and see the
+// request id.
+func TestHandlerDeadline(t *testing.T) {
+	reg := NewRegistry()
+	reg.Register("test_ctx", func(ctx context.Context, _ json.RawMessage) (any, error) {
+		d, ok := ctx.Deadline()
+		return map[string]any{"ok": ok && time.Until(d) <= RequestTimeout && time.Until(d) > RequestTimeout-time.Second, "id": RequestID(ctx)}, nil
+	})
+	srv := httptest.NewServer(NewHandler(Options{Registry: reg}))
+	defer srv.Close()
+	resp, err := http.Post(srv.URL, "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"test_ctx"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Result struct {
+			OK bool   `json:"ok"`
+			ID string `json:"id"`
+		} `json:"result"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		t.Fatal(err)
+	}
+	if !r.Result.OK || r.Result.ID == "" || r.Result.ID != resp.Header.Get("X-Request-Id") {
+		t.Fatalf("handler context: %+v, header id %q", r.Result, resp.Header.Get("X-Request-Id"))
 	}
 }
