@@ -164,7 +164,11 @@ func TestKeygenAlteredMessagesBlameSender(t *testing.T) {
 		{"opening salt", 3, false, 8*4 + 5},
 		{"opening commitment vector", 3, false, 8*(4+32+4) + 20},
 		{"opening proof", 3, false, -8*2 - 1}, // last bytes: the proof's z
+		{"rvole setup message 1 (base OT)", 2, true, 8*(4+32+4) + 8*50 + 3},
+		{"rvole setup message 1, last byte", 2, true, -4},
 		{"dealt share", 3, true, 8*4 + 100},
+		{"rvole setup message 2 (base OT)", 3, true, 8*(4+32+4) + 8*50 + 3},
+		{"rvole setup message 2, last byte", 3, true, -4},
 		{"result digest", 4, false, 7},
 		{"seed confirmation", 4, true, 9},
 	}
