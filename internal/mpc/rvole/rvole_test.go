@@ -542,3 +542,26 @@ func TestSecretsNeverPrint(t *testing.T) {
 		}
 	}
 }
+
+func TestSetupOneShot(t *testing.T) {
+	r := testRand(t)
+	st, m1, err := SetupBob([]byte("pair"), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, m2, err := SetupAlice([]byte("pair"), m1, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Finish(m2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Finish(m2); err == nil {
+		t.Fatal("second setup Finish succeeded")
+	}
+	// Bob's setup message replayed to another pair: his proof of knowledge
+	// is bound to the sid, so Alice rejects it.
+	if _, _, err := SetupAlice([]byte("other pair"), m1, r); !errors.Is(err, ErrCheatDetected) {
+		t.Fatalf("setup message for another pair accepted: %v", err)
+	}
+}
