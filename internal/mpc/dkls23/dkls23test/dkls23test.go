@@ -118,18 +118,28 @@ func Sign(shares []*dkls23.Share, signers []round.PartyID, digest []byte, rule m
 	return first, res, nil
 }
 
-// Refresh runs a refresh of every share and returns the new shares in the
-// same order.
-func Refresh(shares []*dkls23.Share, seed uint64) ([]*dkls23.Share, error) {
-	nonce := Nonce()
+// RefreshSessions returns one refresh session per share.
+func RefreshSessions(shares []*dkls23.Share, nonce []byte) ([]*round.Session, error) {
 	var ss []*round.Session
-	var ps []round.PartyID
 	for _, sh := range shares {
 		s, err := keygen.NewRefreshSession(sh, nonce, rand.Reader)
 		if err != nil {
 			return nil, err
 		}
 		ss = append(ss, s)
+	}
+	return ss, nil
+}
+
+// Refresh runs a refresh of every share and returns the new shares in the
+// same order.
+func Refresh(shares []*dkls23.Share, seed uint64) ([]*dkls23.Share, error) {
+	ss, err := RefreshSessions(shares, Nonce())
+	if err != nil {
+		return nil, err
+	}
+	var ps []round.PartyID
+	for _, sh := range shares {
 		ps = append(ps, sh.Self())
 	}
 	return Shares(mpctest.Run(ss, nil, seed), ps)

@@ -318,6 +318,27 @@ func TestRefresh(t *testing.T) {
 	}
 }
 
+// Every message of a refresh, altered by its sender, makes the honest party
+// abort naming the sender.
+func TestRefreshAlteredMessagesBlameSender(t *testing.T) {
+	shares, err := dkls23test.Keygen(2, 2, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rnd := range []uint16{2, 3, 4} {
+		for _, direct := range []bool{false, true} {
+			t.Run(fmt.Sprintf("round %d direct %v", rnd, direct), func(t *testing.T) {
+				ss, err := dkls23test.RefreshSessions(shares, dkls23test.Nonce())
+				if err != nil {
+					t.Fatal(err)
+				}
+				rule := mpctest.FlipBit(mpctest.Match{From: 2, Round: rnd, Direct: mpctest.Ptr(direct)}, 8*4+8*20+1)
+				wantAbortBlaming(t, mpctest.Run(ss, rule, 1), 2)
+			})
+		}
+	}
+}
+
 func TestReshare(t *testing.T) {
 	dkls23test.SkipUnderRace(t)
 	shares, err := dkls23test.Keygen(2, 3, 10)
