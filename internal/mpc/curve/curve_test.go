@@ -460,3 +460,59 @@ func BenchmarkNewTable(b *testing.B) {
 		}
 	}
 }
+
+// TestBatchForms checks the batch multiplications and additions against
+// the single forms, with identity results (zero scalars, P + (-P), identity
+// inputs) mixed in.
+func TestBatchForms(t *testing.T) {
+	r := testRand(t)
+	const n = 9
+	ks := make([]secp256k1.ModNScalar, n)
+	ps := make([]secp256k1.JacobianPoint, n)
+	for i := range ks {
+		ks[i] = *randScalar(t, r)
+		secp256k1.ScalarBaseMultNonConst(randScalar(t, r), &ps[i])
+	}
+	ks[3].Zero()                      // 0·P
+	ps[5] = secp256k1.JacobianPoint{} // k·O
+	k := randScalar(t, r)
+
+	same := func(what string, got, want *secp256k1.JacobianPoint) {
+		t.Helper()
+		sameAsDecred(t, what, got, want)
+	}
+	out := make([]secp256k1.JacobianPoint, n)
+	ScalarMultAll(k, ps, out)
+	for i := range ps {
+		var want secp256k1.JacobianPoint
+		secp256k1.ScalarMultNonConst(k, &ps[i], &want)
+		same("ScalarMultAll", &out[i], &want)
+	}
+	ScalarBaseMultAll(ks, out)
+	for i := range ks {
+		var want secp256k1.JacobianPoint
+		secp256k1.ScalarBaseMultNonConst(&ks[i], &want)
+		same("ScalarBaseMultAll", &out[i], &want)
+	}
+	tab, err := NewTable(&ps[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab.MultAll(ks, out)
+	for i := range ks {
+		var want secp256k1.JacobianPoint
+		secp256k1.ScalarMultNonConst(&ks[i], &ps[0], &want)
+		same("Table.MultAll", &out[i], &want)
+	}
+	q := ps[1]
+	var negQ secp256k1.JacobianPoint
+	negQ.Set(&q)
+	negQ.Y.Normalize().Negate(1).Normalize()
+	ps[2] = negQ // ps[2] + q = O
+	AddAll(ps, &q, out)
+	for i := range ps {
+		var want secp256k1.JacobianPoint
+		secp256k1.AddNonConst(&ps[i], &q, &want)
+		same("AddAll", &out[i], &want)
+	}
+}

@@ -221,12 +221,17 @@ func toJacobian(p *point, r *secp256k1.JacobianPoint) {
 // Method: a table of 0·P … 15·P, then for each 4-bit window of k from the
 // top, four doublings and one complete addition of the looked-up entry.
 func ScalarMult(k *secp256k1.ModNScalar, p, result *secp256k1.JacobianPoint) {
+	var q point
+	scalarMultProj(k, p, &q)
+	toJacobian(&q, result)
+}
+
+// scalarMultProj sets q = k·p in projective coordinates (see ScalarMult).
+func scalarMultProj(k *secp256k1.ModNScalar, p *secp256k1.JacobianPoint, q *point) {
 	var a secp256k1.JacobianPoint
 	a.Set(p)
 	if IsIdentity(&a) { // p is public
-		result.X.Zero()
-		result.Y.Zero()
-		result.Z.Zero()
+		q.setIdentity()
 		return
 	}
 	a.ToAffine()
@@ -243,24 +248,23 @@ func ScalarMult(k *secp256k1.ModNScalar, p, result *secp256k1.JacobianPoint) {
 		}
 	}
 	kb := k.Bytes()
-	var q, e point
+	var e point
 	q.setIdentity()
 	for i := range 64 {
 		if i > 0 {
-			double(&q, &q)
-			double(&q, &q)
-			double(&q, &q)
-			double(&q, &q)
+			double(q, q)
+			double(q, q)
+			double(q, q)
+			double(q, q)
 		}
 		nib := uint32(kb[i/2]>>4) & 0xf
 		if i%2 == 1 {
 			nib = uint32(kb[i/2]) & 0xf
 		}
 		lookup(&e, &tab, nib)
-		add(&q, &q, &e)
+		add(q, q, &e)
 	}
 	clear(kb[:])
-	toJacobian(&q, result)
 }
 
 // windowTable[w][i-1] = i·16^w·P, affine, for w in 0..63 and i in 1..15.
@@ -321,8 +325,15 @@ func newWindowTable(p *secp256k1.JacobianPoint) *windowTable {
 // mixed additions, one per 4-bit window of k, and no doubling. A zero window
 // adds a dummy entry whose result is discarded by a constant-time select.
 func (t *windowTable) mult(k *secp256k1.ModNScalar, result *secp256k1.JacobianPoint) {
+	var q point
+	t.multProj(k, &q)
+	toJacobian(&q, result)
+}
+
+// multProj is mult with a projective result.
+func (t *windowTable) multProj(k *secp256k1.ModNScalar, q *point) {
 	kb := k.Bytes()
-	var q, r point
+	var r point
 	var e affine
 	q.setIdentity()
 	for w := range 64 {
@@ -332,14 +343,13 @@ func (t *windowTable) mult(k *secp256k1.ModNScalar, result *secp256k1.JacobianPo
 			nib = uint32(b>>4) & 0xf
 		}
 		lookupAffine(&e, &t[w], nib)
-		addMixed(&r, &q, &e)
+		addMixed(&r, q, &e)
 		m := uint32(0) - uint32(1^subtle.ConstantTimeEq(int32(nib), 0))
 		cmov(&q.x, &r.x, m)
 		cmov(&q.y, &r.y, m)
 		cmov(&q.z, &r.z, m)
 	}
 	clear(kb[:])
-	toJacobian(&q, result)
 }
 
 var (
@@ -353,14 +363,16 @@ var (
 // Method: k = Σ k_w·16^w with 4-bit windows; a table computed once holds
 // i·16^w·G for every window, so the product is 64 mixed additions.
 func ScalarBaseMult(k *secp256k1.ModNScalar, result *secp256k1.JacobianPoint) {
-	baseTableOnce.Do(func() {
-		var g secp256k1.JacobianPoint
-		var one secp256k1.ModNScalar
-		one.SetInt(1)
-		secp256k1.ScalarBaseMultNonConst(&one, &g)
-		baseTable = newWindowTable(&g)
-	})
+	baseTableOnce.Do(initBaseTable)
 	baseTable.mult(k, result)
+}
+
+func initBaseTable() {
+	var g secp256k1.JacobianPoint
+	var one secp256k1.ModNScalar
+	one.SetInt(1)
+	secp256k1.ScalarBaseMultNonConst(&one, &g)
+	baseTable = newWindowTable(&g)
 }
 
 // Table holds the multiples of one public point that make repeated

@@ -166,9 +166,7 @@ func (s *Sender) Finish(msg2 []byte) (*SenderOutput, error) {
 		return nil, fmt.Errorf("%w: message length %d, want %d", ErrCheat, len(msg2), Msg2Len(s.n))
 	}
 	out := &SenderOutput{k0: make([]Key, s.n), k1: make([]Key, s.n)}
-	var negBB secp256k1.JacobianPoint
-	negBB.Set(&s.bB)
-	negBB.Y.Normalize().Negate(1).Normalize()
+	As := make([]secp256k1.JacobianPoint, s.n)
 	for i := range s.n {
 		encA := msg2[i*curve.PointLen : (i+1)*curve.PointLen]
 		A, err := curve.DecodePoint(encA)
@@ -178,14 +176,24 @@ func (s *Sender) Finish(msg2 []byte) (*SenderOutput, error) {
 		if subtle.ConstantTimeCompare(encA, s.encB) == 1 {
 			return nil, fmt.Errorf("%w: OT %d: A equals B", ErrCheat, i)
 		}
-		var p0, p1 secp256k1.JacobianPoint
-		curve.ScalarMult(&s.b, A, &p0)
-		curve.Add(&p0, &negBB, &p1) // b·A − b·B
-		if curve.IsIdentity(&p1) || curve.IsIdentity(&p0) {
+		As[i] = *A
+	}
+	var negBB secp256k1.JacobianPoint
+	negBB.Set(&s.bB)
+	negBB.Y.Normalize().Negate(1).Normalize()
+	p0 := make([]secp256k1.JacobianPoint, s.n)
+	p1 := make([]secp256k1.JacobianPoint, s.n)
+	curve.ScalarMultAll(&s.b, As, p0) // b·A_i
+	curve.AddAll(p0, &negBB, p1)      // b·A_i − b·B
+	defer clear(p0)
+	defer clear(p1)
+	for i := range s.n {
+		encA := msg2[i*curve.PointLen : (i+1)*curve.PointLen]
+		if curve.IsIdentity(&p1[i]) || curve.IsIdentity(&p0[i]) {
 			return nil, fmt.Errorf("%w: OT %d: degenerate point", ErrCheat, i)
 		}
-		deriveKey(&out.k0[i], s.sid, i, 0, s.encB, encA, &p0)
-		deriveKey(&out.k1[i], s.sid, i, 1, s.encB, encA, &p1)
+		deriveKey(&out.k0[i], s.sid, i, 0, s.encB, encA, &p0[i])
+		deriveKey(&out.k1[i], s.sid, i, 1, s.encB, encA, &p1[i])
 		if subtle.ConstantTimeCompare(out.k0[i][:], out.k1[i][:]) == 1 {
 			return nil, fmt.Errorf("%w: OT %d: equal keys", ErrCheat, i)
 		}
@@ -231,8 +239,8 @@ func Receive(sid []byte, choices []byte, msg1 []byte, rand io.Reader) (*Receiver
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: B: %w", ErrCheat, err)
 	}
-	out := &ReceiverOutput{k: make([]Key, n)}
-	msg2 := make([]byte, 0, Msg2Len(n))
+	as := make([]secp256k1.ModNScalar, n)
+	defer clear(as)
 	for i, c := range choices {
 		if c > 1 {
 			return nil, nil, fmt.Errorf("baseot: choice %d is not a bit", i)
@@ -241,17 +249,29 @@ func Receive(sid []byte, choices []byte, msg1 []byte, rand io.Reader) (*Receiver
 		if err != nil {
 			return nil, nil, fmt.Errorf("baseot: %w", err)
 		}
-		var aG, aGB, A, P secp256k1.JacobianPoint
-		curve.ScalarBaseMult(a, &aG)
-		curve.Add(&aG, B, &aGB)
-		curve.Select(&A, &aG, &aGB, uint32(c))
-		if curve.IsIdentity(&A) { // a = -ω·b: probability 2^-256
+		as[i] = *a
+		a.Zero()
+	}
+	aG := make([]secp256k1.JacobianPoint, n)
+	aGB := make([]secp256k1.JacobianPoint, n)
+	P := make([]secp256k1.JacobianPoint, n)
+	defer clear(aG)
+	defer clear(aGB)
+	defer clear(P)
+	curve.ScalarBaseMultAll(as, aG) // a_i·G
+	curve.AddAll(aG, B, aGB)        // a_i·G + B
+	tabB.MultAll(as, P)             // a_i·B
+
+	out := &ReceiverOutput{k: make([]Key, n)}
+	msg2 := make([]byte, 0, Msg2Len(n))
+	for i, c := range choices {
+		var A secp256k1.JacobianPoint
+		curve.Select(&A, &aG[i], &aGB[i], uint32(c))
+		if curve.IsIdentity(&A) { // a_i = -ω_i·b: probability 2^-256
 			return nil, nil, errors.New("baseot: degenerate A, retry")
 		}
 		encA := curve.EncodePoint(&A)
-		tabB.Mult(a, &P)
-		a.Zero()
-		deriveKey(&out.k[i], sid, i, c, encB, encA, &P)
+		deriveKey(&out.k[i], sid, i, c, encB, encA, &P[i])
 		msg2 = append(msg2, encA...)
 	}
 	return out, msg2, nil
