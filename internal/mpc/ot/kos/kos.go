@@ -41,9 +41,9 @@
 // refuse a peer after one failed check and re-run the setup (refresh).
 //
 // The sid of every extension must be unique per setup: extending twice under
-// the same sid with different choice bits would reveal Δ. G is SHA-256 in
-// counter mode with a domain-separated prefix (sid hashed by cSHAKE256
-// first); H is the tweakable correlation-robust hash π(π(x) ⊕ tweak) ⊕ π(x)
+// the same sid with different choice bits would reveal Δ. G is AES-256-CTR
+// under SHA-256(prefix ‖ column ‖ seed), the prefix a cSHAKE256 hash of
+// sid; H is the tweakable correlation-robust hash π(π(x) ⊕ tweak) ⊕ π(x)
 // of Guo–Katz–Wang–Yu (S&P 2020) with π = AES-256 under a key hashed from
 // sid; χ is AES-CTR output under a key hashed from sid and u.
 package kos
@@ -259,6 +259,10 @@ func MsgLen(m int) int {
 type sessionKeys struct {
 	prg [32]byte     // column PRG
 	pad cipher.Block // π of the output hash, AES-256 keyed by sid
+	// scratch holds padInto's blocks (x, π(x), π(x) ⊕ tweak), so that
+	// they do not escape to the heap on every call. It makes the outputs
+	// of one extension unsafe for concurrent use.
+	scratch [3][16]byte
 }
 
 func newSessionKeys(sid []byte) *sessionKeys {
@@ -275,22 +279,27 @@ func newSessionKeys(sid []byte) *sessionKeys {
 	return &k
 }
 
-// expand fills col (nw words) with G(sid, i, seed): SHA-256 in counter mode
-// over prefix ‖ i ‖ ctr ‖ seed.
+// expand fills col (nw words) with G(sid, i, seed): AES-256-CTR (zero IV)
+// under the key SHA-256(prefix ‖ i ‖ seed), fresh for every session and
+// column.
 func (k *sessionKeys) expand(col []uint64, i int, seed *[SeedLen]byte) {
-	var in [32 + 2 + 2 + SeedLen]byte
+	var in [32 + 2 + SeedLen]byte
 	copy(in[:32], k.prg[:])
 	binary.LittleEndian.PutUint16(in[32:], uint16(i))
-	copy(in[36:], seed[:])
-	for ctr, w := 0, 0; w < len(col); ctr++ {
-		binary.LittleEndian.PutUint16(in[34:], uint16(ctr))
-		h := sha256.Sum256(in[:])
-		for o := 0; o < 32 && w < len(col); o, w = o+8, w+1 {
-			col[w] = binary.LittleEndian.Uint64(h[o:])
-		}
-		clear(h[:])
-	}
+	copy(in[34:], seed[:])
+	key := sha256.Sum256(in[:])
 	clear(in[:])
+	blk, err := aes.NewCipher(key[:])
+	clear(key[:])
+	if err != nil {
+		panic("kos: " + err.Error()) // unreachable: the key is 32 bytes
+	}
+	buf := make([]byte, 8*len(col))
+	cipher.NewCTR(blk, make([]byte, aes.BlockSize)).XORKeyStream(buf, buf)
+	for w := range col {
+		col[w] = binary.LittleEndian.Uint64(buf[8*w:])
+	}
+	clear(buf)
 }
 
 // padInto fills out (a positive multiple of 16 bytes) with the output hash
@@ -301,21 +310,19 @@ func (k *sessionKeys) expand(col []uint64, i int, seed *[SeedLen]byte) {
 // from sid (so pads of different sessions are independent). The tweak
 // (j, i) is unique per block within a session.
 func (k *sessionKeys) padInto(out []byte, j int, row [2]uint64) {
-	var x, px, b [16]byte
+	x, px, b := &k.scratch[0], &k.scratch[1], &k.scratch[2]
 	binary.LittleEndian.PutUint64(x[:8], row[0])
 	binary.LittleEndian.PutUint64(x[8:], row[1])
 	k.pad.Encrypt(px[:], x[:])
 	for i := 0; 16*i < len(out); i++ {
-		b = px
+		*b = *px
 		binary.LittleEndian.PutUint32(b[0:4], binary.LittleEndian.Uint32(px[0:4])^uint32(j))
 		binary.LittleEndian.PutUint32(b[4:8], binary.LittleEndian.Uint32(px[4:8])^uint32(i))
 		o := out[16*i : 16*i+16]
 		k.pad.Encrypt(o, b[:])
 		subtle.XORBytes(o, o, px[:])
 	}
-	clear(x[:])
-	clear(px[:])
-	clear(b[:])
+	clear(k.scratch[:])
 }
 
 // chi derives the check coefficients from sid and u: a cSHAKE256 transcript
@@ -348,7 +355,7 @@ type ReceiverOutput struct {
 	rows [][2]uint64
 }
 
-// Len returns m.
+// Len returns m. A ReceiverOutput is not safe for concurrent use.
 func (o *ReceiverOutput) Len() int { return len(o.rows) }
 
 // Pad fills out with the receiver's pad of OT j, v_j^{r_j}. len(out) must be
@@ -363,7 +370,7 @@ type SenderOutput struct {
 	rows  [][2]uint64
 }
 
-// Len returns m.
+// Len returns m. A SenderOutput is not safe for concurrent use.
 func (o *SenderOutput) Len() int { return len(o.rows) }
 
 // Pads fills out0 and out1 with the sender's pads of OT j, v_j^0 and v_j^1.
