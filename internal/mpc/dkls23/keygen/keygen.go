@@ -42,7 +42,17 @@
 //	   sends each receiver a tag confirming their pairwise seed (direct).
 //	4: everyone checks that every digest and tag equals its own and outputs.
 //
-// A failed check aborts naming the party whose message failed. Direct
+// A failed check aborts naming the party whose message failed, with one
+// exception inherited from the base OT (package baseot, Chou–Orlandi with
+// the sender's proof of knowledge): the base-OT receiver's points A_i must
+// hide its choice bits, so the other party cannot check them, and a party
+// that sends a valid point other than the one it computed is not caught
+// here. It holds no valid key for that column, which harms only itself; the
+// first signing with that peer aborts (the cheater's own OT-extension check
+// fails, and it names the honest peer) and never outputs a signature
+// (TestKeygenSubstitutedBaseOTPointNeverSigns). An abort is a claim by the
+// party that reports it: the node should not act on one party's accusation
+// of another. Direct
 // messages carry secret shares and seeds: the transport must keep them
 // confidential (mutually authenticated TLS between nodes).
 //

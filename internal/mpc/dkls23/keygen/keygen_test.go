@@ -167,8 +167,10 @@ func TestKeygenAlteredMessagesBlameSender(t *testing.T) {
 		{"rvole setup message 1 (base OT)", 2, true, 8*(4+32+4) + 8*50 + 3},
 		{"rvole setup message 1, last byte", 2, true, -4},
 		{"dealt share", 3, true, 8*4 + 100},
-		{"rvole setup message 2 (base OT)", 3, true, 8*(4+32+4) + 8*50 + 3},
-		{"rvole setup message 2, last byte", 3, true, -4},
+		// Message 2 is the base-OT receiver's points A_i; a flip that
+		// leaves a valid point is the case of the next test.
+		{"rvole setup message 2, invalid point A_0", 3, true, 8*(4+32+4) + 2},
+		{"rvole setup message 2, invalid point A_127", 3, true, 8*(4+32+4+33*127) + 2},
 		{"result digest", 4, false, 7},
 		{"seed confirmation", 4, true, 9},
 	}
@@ -188,6 +190,36 @@ func TestKeygenAlteredMessagesBlameSender(t *testing.T) {
 			wantAbortBlaming(t, mpctest.Run(ss, rule, 1), 2)
 		})
 	}
+}
+
+// A party that sends, as the base-OT receiver, a valid point A_i other than
+// the one it computed (here −A_0) cannot be caught at setup: the base OT
+// (Chou–Orlandi with the sender's proof, package baseot) gives the sender no
+// way to check the receiver, whose choice bits A_i must hide. The pair's OT
+// keys then disagree in one column, which hurts only the cheater (it holds
+// no valid key for that column). What must hold is that nothing bad comes of
+// it: the first signing between the two parties aborts, and nobody outputs a
+// signature.
+func TestKeygenSubstitutedBaseOTPointNeverSigns(t *testing.T) {
+	ps := dkls23test.Parties(2)
+	ss, err := dkls23test.KeygenSessions(2, ps, dkls23test.Nonce())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rule := mpctest.Alter(mpctest.Match{From: 2, Round: 3, Direct: mpctest.Ptr(true)}, func(m *round.Message) {
+		m.Payload[4+32+4] ^= 1 // 0x02 ↔ 0x03: the negated point, always valid
+	})
+	shares, err := dkls23test.Shares(mpctest.Run(ss, rule, 1), ps)
+	if err != nil {
+		t.Fatal(err) // the run completes: see above
+	}
+	digest := make([]byte, 32)
+	rand.Read(digest)
+	_, res, err := dkls23test.Sign(shares, ps, digest, nil, 1)
+	if err == nil || len(res.Outputs) != 0 {
+		t.Fatalf("signing with a broken OT setup: outputs %v, err %v", res.Outputs, err)
+	}
+	t.Logf("signing aborted: %v", res.Errors)
 }
 
 // A commitment vector of the wrong length (t+1 or t−1 points) is rejected
