@@ -395,6 +395,7 @@ func (a *AliceSetup) multiply(sid []byte, alpha []secp256k1.ModNScalar, msg1 []b
 	gl := gLimbs()
 	accC := make([]wideAcc, ell)
 	alpha0 := make([]secp256k1.ModNScalar, Xi*w)
+	alpha0L := make([]limbs, Xi*w)
 	c = make([]secp256k1.ModNScalar, ell)
 	msg2 = make([]byte, Msg2Len(ell))
 	msg2[0], msg2[1] = version, byte(ell)
@@ -410,10 +411,10 @@ func (a *AliceSetup) multiply(sid []byte, alpha []secp256k1.ModNScalar, msg1 []b
 		for i := range w {
 			// ã_{j,i} = α⁰ − α¹ + (a_i or â_k)
 			tmp.NegateVal(&a1[i]).Add(&row[i])
+			alpha0L[j*w+i] = toLimbs(&row[i])
 			if i < ell {
 				tmp.Add(&alpha[i])
-				lr := toLimbs(&row[i])
-				accC[i].addMul(&gl[j], &lr)
+				accC[i].addMul(&gl[j], &alpha0L[j*w+i])
 			} else {
 				tmp.Add(&aHat[i-ell])
 			}
@@ -443,20 +444,26 @@ func (a *AliceSetup) multiply(sid []byte, alpha []secp256k1.ModNScalar, msg1 []b
 		eta.PutBytesUnchecked(msg2[off:])
 		off += 32
 	}
+	thL := make([]limbs, len(th))
+	for i := range th {
+		thL[i] = toLimbs(&th[i])
+	}
 	mu := make([]secp256k1.ModNScalar, Xi*Rho)
 	for j := range Xi {
-		row := alpha0[j*w : (j+1)*w]
+		row := alpha0L[j*w : (j+1)*w]
 		for k := range Rho {
-			m := row[ell+k]
+			// μ_{j,k} = α⁰_{j,ℓ+k} + Σ_i θ_{i,k}·α⁰_{j,i}
+			var acc wideAcc
+			acc.addScalar(&row[ell+k])
 			for i := range ell {
-				tmp.Mul2(&th[i*Rho+k], &row[i])
-				m.Add(&tmp)
+				acc.addMul(&thL[i*Rho+k], &row[i])
 			}
-			mu[j*Rho+k] = m
+			mu[j*Rho+k] = acc.reduce()
 		}
 	}
 	copy(msg2[off:], muHash(sid, mu))
 	clear(alpha0)
+	clear(alpha0L)
 	clear(mu)
 	clear(aHat)
 	clear(accC)
@@ -505,12 +512,17 @@ func (m *BobMul) Finish(msg2 []byte) (d []secp256k1.ModNScalar, err error) {
 	muA := rest[32*Rho:]
 
 	th := theta(m.sid, m.d1, aTildeBytes, ell)
+	thL := make([]limbs, len(th))
+	for i := range th {
+		thL[i] = toLimbs(&th[i])
+	}
 	gl := gLimbs()
 	accD := make([]wideAcc, ell)
 	d = make([]secp256k1.ModNScalar, ell)
 	mu := make([]secp256k1.ModNScalar, Xi*Rho)
 	pad := make([]byte, 32*w)
 	dot := make([]secp256k1.ModNScalar, w)
+	dotL := make([]limbs, w)
 	// ω_j·x is computed by masking x's encoding with ω_j, in constant time.
 	var tmp secp256k1.ModNScalar
 	var masked [32]byte
@@ -536,19 +548,22 @@ func (m *BobMul) Finish(msg2 []byte) (d []secp256k1.ModNScalar, err error) {
 			negEta[k].SetBytes(&masked)
 			negEta[k].Negate()
 		}
+		for i := range w {
+			dotL[i] = toLimbs(&dot[i])
+		}
 		for i := range ell {
-			ld := toLimbs(&dot[i])
-			accD[i].addMul(&gl[j], &ld)
+			accD[i].addMul(&gl[j], &dotL[i])
 		}
 		for k := range Rho {
 			// μ'_{j,k} = ḋ_{j,ℓ+k} + Σ_i θ_{i,k}·ḋ_{j,i} − ω_j·η_k
-			v := dot[ell+k]
+			var acc wideAcc
+			acc.addScalar(&dotL[ell+k])
 			for i := range ell {
-				tmp.Mul2(&th[i*Rho+k], &dot[i])
-				v.Add(&tmp)
+				acc.addMul(&thL[i*Rho+k], &dotL[i])
 			}
-			v.Add(&negEta[k])
-			mu[j*Rho+k] = v
+			ne := toLimbs(&negEta[k])
+			acc.addScalar(&ne)
+			mu[j*Rho+k] = acc.reduce()
 		}
 	}
 	for i := range d {
@@ -556,6 +571,7 @@ func (m *BobMul) Finish(msg2 []byte) (d []secp256k1.ModNScalar, err error) {
 	}
 	clear(accD)
 	clear(dot)
+	clear(dotL)
 	clear(negEta)
 	clear(masked[:])
 	tmp.Zero()

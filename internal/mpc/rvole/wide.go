@@ -51,48 +51,70 @@ func (w *wideAcc) addMul(a, b *limbs) {
 	w[8] += c
 }
 
-// twoTo256 and twoTo512 are 2^256 mod q and 2^512 mod q.
-var twoTo256, twoTo512 = wideConstants()
+// qc holds c = 2^256 − q (129 bits) as little-endian limbs: q = 2^256 − c,
+// so 2^256 ≡ c (mod q).
+var qc = [3]uint64{0x402da1732fc9bebf, 0x4551231950b75fc4, 0x1}
 
-func wideConstants() (c256, c512 secp256k1.ModNScalar) {
-	// 2^256 mod q = 2^256 − q, since q < 2^256 < 2q; the subtraction is
-	// done bytewise on the public constant q.
-	q := [32]byte{
-		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe,
-		0xba, 0xae, 0xdc, 0xe6, 0xaf, 0x48, 0xa0, 0x3b, 0xbf, 0xd2, 0x5e, 0x8c, 0xd0, 0x36, 0x41, 0x41,
-	}
-	var c [32]byte
-	borrow := 0
-	for i := 31; i >= 0; i-- {
-		v := -int(q[i]) - borrow
-		borrow = 0
-		if v < 0 {
-			v += 256
-			borrow = 1
+// fold returns lo + hi·c for in = lo (limbs 0–3) + hi·2^256 (limbs 4–8),
+// which is ≡ in (mod q). Each fold shrinks the value by about 127 bits.
+func fold(in *[9]uint64) [9]uint64 {
+	var out [9]uint64
+	copy(out[:4], in[:4])
+	for i := range 5 {
+		var carry uint64
+		for j := range 3 {
+			hi, lo := bits.Mul64(in[4+i], qc[j])
+			var c uint64
+			lo, c = bits.Add64(lo, out[i+j], 0)
+			hi += c
+			lo, c = bits.Add64(lo, carry, 0)
+			hi += c
+			out[i+j] = lo
+			carry = hi
 		}
-		c[i] = byte(v)
+		for k := i + 3; k < 9; k++ {
+			out[k], carry = bits.Add64(out[k], carry, 0)
+		}
 	}
-	c256.SetBytes(&c)
-	c512.Mul2(&c256, &c256)
-	return c256, c512
+	return out
 }
 
-// reduce returns the accumulated sum mod q.
+// reduce returns the accumulated sum mod q, in constant time: four folds
+// take any 576-bit value below 2^256 (2^576 → 2^450 → 2^323 → 2^257 →
+// 2^256), then one conditional subtraction of q.
 func (w *wideAcc) reduce() secp256k1.ModNScalar {
-	var lo, hi [32]byte
-	for k := range 4 {
-		binary.BigEndian.PutUint64(lo[24-8*k:], w[k])
-		binary.BigEndian.PutUint64(hi[24-8*k:], w[4+k])
+	v := [9]uint64(*w)
+	for range 4 {
+		v = fold(&v)
 	}
-	var r, t secp256k1.ModNScalar
-	r.SetBytes(&lo) // < 2^256 < 2q: SetBytes reduces it
-	t.SetBytes(&hi)
-	t.Mul(&twoTo256)
-	r.Add(&t)
-	t.SetInt(uint32(w[8])) // < 2^32 while fewer than 2^32 terms
-	t.Mul(&twoTo512)
-	r.Add(&t)
-	clear(lo[:])
-	clear(hi[:])
+	// t = v + c; a carry out of 2^256 means v ≥ q, and then t mod 2^256
+	// = v − q.
+	var t [4]uint64
+	var carry uint64
+	t[0], carry = bits.Add64(v[0], qc[0], 0)
+	t[1], carry = bits.Add64(v[1], qc[1], carry)
+	t[2], carry = bits.Add64(v[2], qc[2], carry)
+	t[3], carry = bits.Add64(v[3], 0, carry)
+	mask := -carry
+	var b [32]byte
+	for k := range 4 {
+		binary.BigEndian.PutUint64(b[24-8*k:], (v[k]&^mask)|(t[k]&mask))
+	}
+	var r secp256k1.ModNScalar
+	r.SetBytes(&b) // below q: no reduction happens
+	clear(b[:])
+	clear(v[:])
+	clear(t[:])
 	return r
+}
+
+// addScalar adds x (as limbs) to the accumulator.
+func (w *wideAcc) addScalar(x *limbs) {
+	var c uint64
+	for k := range 4 {
+		w[k], c = bits.Add64(w[k], x[k], c)
+	}
+	for k := 4; k < 9; k++ {
+		w[k], c = bits.Add64(w[k], 0, c)
+	}
 }
