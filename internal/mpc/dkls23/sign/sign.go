@@ -129,6 +129,13 @@ func SessionID(share *dkls23.Share, signers []round.PartyID, digest, nonce []byt
 // the same at every signer (≥ 16 bytes); rand supplies this party's
 // randomness (crypto/rand.Reader in production). The output is a
 // *dkls23.Signature that has been verified against the public key.
+//
+// The nonce must never repeat for a key: the session ID keys the OT
+// extension of every pairwise multiplication, and a repeated one would make
+// a party reuse OT pads across two signatures, which leaks its share to the
+// peer (Trail of Bits, "Don't overextend your OT", 2023). The node keeps a
+// record of the signing session IDs it has taken part in and refuses a
+// repeat (the transport's replay check); SessionID computes them.
 func NewSession(share *dkls23.Share, signers []round.PartyID, digest, nonce []byte, rand io.Reader) (*round.Session, error) {
 	if share == nil {
 		return nil, errors.New("sign: no share")
