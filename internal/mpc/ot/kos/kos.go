@@ -42,8 +42,8 @@
 //
 // The sid of every extension must be unique per setup: extending twice under
 // the same sid with different choice bits would reveal Δ. G is AES-256-CTR
-// under SHA-256(prefix ‖ column ‖ seed), the prefix a cSHAKE256 hash of
-// sid; H is the tweakable correlation-robust hash π(π(x) ⊕ tweak) ⊕ π(x)
+// keyed by the seed, from the counter block SHA-256(prefix ‖ column), the
+// prefix a cSHAKE256 hash of sid; H is the tweakable correlation-robust hash π(π(x) ⊕ tweak) ⊕ π(x)
 // of Guo–Katz–Wang–Yu (S&P 2020) with π = AES-256 under a key hashed from
 // sid; χ is AES-CTR output under a key hashed from sid and u.
 package kos
@@ -57,6 +57,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/keymesh/keymesh/internal/mpc/ot/baseot"
 	"github.com/keymesh/keymesh/internal/mpc/round"
@@ -86,12 +87,68 @@ var ErrCheck = errors.New("kos: peer cheated")
 type SenderSetup struct {
 	delta [2]uint64
 	seeds [Kappa][SeedLen]byte
+
+	// cache holds the AES key schedules of the seeds, built on first use;
+	// copies of a setup share it (they hold the same seeds).
+	cache *senderCache
+}
+
+type senderCache struct {
+	once sync.Once
+	blks [Kappa]cipher.Block
 }
 
 // ReceiverSetup is the receiver's long-term secret: both seeds of every base
 // OT. It has no String method and no exported fields.
 type ReceiverSetup struct {
 	seeds [2][Kappa][SeedLen]byte
+
+	// cache holds the AES key schedules of the seeds, built on first use;
+	// copies of a setup share it (they hold the same seeds).
+	cache *receiverCache
+}
+
+type receiverCache struct {
+	once sync.Once
+	blks [2][Kappa]cipher.Block
+}
+
+func newBlock(key *[SeedLen]byte) cipher.Block {
+	b, err := aes.NewCipher(key[:])
+	if err != nil {
+		panic("kos: " + err.Error()) // unreachable: the key is 32 bytes
+	}
+	return b
+}
+
+// blocks returns the key schedules of the seeds, computed once.
+func (r *ReceiverSetup) blocks() *[2][Kappa]cipher.Block {
+	c := r.cache
+	if c == nil { // a setup not made by this package: no cache to fill
+		c = new(receiverCache)
+	}
+	c.once.Do(func() {
+		for h := range 2 {
+			for i := range Kappa {
+				c.blks[h][i] = newBlock(&r.seeds[h][i])
+			}
+		}
+	})
+	return &c.blks
+}
+
+// blocks returns the key schedules of the seeds, computed once.
+func (s *SenderSetup) blocks() *[Kappa]cipher.Block {
+	c := s.cache
+	if c == nil {
+		c = new(senderCache)
+	}
+	c.once.Do(func() {
+		for i := range Kappa {
+			c.blks[i] = newBlock(&s.seeds[i])
+		}
+	})
+	return &c.blks
 }
 
 // ReceiverSetupState is the receiver's state between its base-OT message
@@ -114,7 +171,7 @@ func NewReceiverSetup(sid []byte, rand io.Reader) (*ReceiverSetupState, []byte, 
 // bits Δ and returns the sender's setup and the message for the receiver.
 // An error wrapping ErrCheck blames the receiver.
 func NewSenderSetup(sid []byte, msg1 []byte, rand io.Reader) (*SenderSetup, []byte, error) {
-	s := new(SenderSetup)
+	s := &SenderSetup{cache: new(senderCache)}
 	var db [16]byte
 	if _, err := io.ReadFull(rand, db[:]); err != nil {
 		return nil, nil, fmt.Errorf("kos: reading randomness: %w", err)
@@ -153,7 +210,7 @@ func (st *ReceiverSetupState) Finish(msg2 []byte) (*ReceiverSetup, error) {
 		}
 		return nil, fmt.Errorf("kos: %w", err)
 	}
-	r := new(ReceiverSetup)
+	r := &ReceiverSetup{cache: new(receiverCache)}
 	for i := range Kappa {
 		k0, k1 := out.Keys(i)
 		r.seeds[0][i], r.seeds[1][i] = *k0, *k1
@@ -184,7 +241,7 @@ func (s *SenderSetup) UnmarshalBinary(b []byte) error {
 	if len(b) != SenderSetupLen {
 		return fmt.Errorf("kos: sender setup length %d, want %d", len(b), SenderSetupLen)
 	}
-	var t SenderSetup
+	t := SenderSetup{cache: new(senderCache)}
 	t.delta[0] = binary.LittleEndian.Uint64(b[:8])
 	t.delta[1] = binary.LittleEndian.Uint64(b[8:16])
 	if t.delta[0]|t.delta[1] == 0 {
@@ -214,7 +271,7 @@ func (r *ReceiverSetup) UnmarshalBinary(b []byte) error {
 	if len(b) != ReceiverSetupLen {
 		return fmt.Errorf("kos: receiver setup length %d, want %d", len(b), ReceiverSetupLen)
 	}
-	var t ReceiverSetup
+	t := ReceiverSetup{cache: new(receiverCache)}
 	for h := range 2 {
 		for i := range Kappa {
 			copy(t.seeds[h][i][:], b[(h*Kappa+i)*SeedLen:])
@@ -279,23 +336,17 @@ func newSessionKeys(sid []byte) *sessionKeys {
 	return &k
 }
 
-// expand fills col (nw words) with G(sid, i, seed): AES-256-CTR (zero IV)
-// under the key SHA-256(prefix ‖ i ‖ seed), fresh for every session and
-// column.
-func (k *sessionKeys) expand(col []uint64, i int, seed *[SeedLen]byte) {
-	var in [32 + 2 + SeedLen]byte
+// expand fills col (nw words) with G(sid, i, seed): AES-256-CTR under the
+// long-term key seed (its key schedule kept in blk), starting from the
+// counter block H(sid, i) — a 128-bit hash, so the counter ranges of
+// different sessions and columns overlap with negligible probability.
+func (k *sessionKeys) expand(col []uint64, i int, blk cipher.Block) {
+	var in [32 + 2]byte
 	copy(in[:32], k.prg[:])
 	binary.LittleEndian.PutUint16(in[32:], uint16(i))
-	copy(in[34:], seed[:])
-	key := sha256.Sum256(in[:])
-	clear(in[:])
-	blk, err := aes.NewCipher(key[:])
-	clear(key[:])
-	if err != nil {
-		panic("kos: " + err.Error()) // unreachable: the key is 32 bytes
-	}
+	iv := sha256.Sum256(in[:])
 	buf := make([]byte, 8*len(col))
-	cipher.NewCTR(blk, make([]byte, aes.BlockSize)).XORKeyStream(buf, buf)
+	cipher.NewCTR(blk, iv[:aes.BlockSize]).XORKeyStream(buf, buf)
 	for w := range col {
 		col[w] = binary.LittleEndian.Uint64(buf[8*w:])
 	}
@@ -416,13 +467,14 @@ func (r *ReceiverSetup) extend(sid []byte, choices []byte, rand io.Reader, testi
 	clear(rb)
 
 	keys := newSessionKeys(sid)
+	blks := r.blocks()
 	var t [Kappa][]uint64
 	msg := make([]byte, 0, MsgLen(m))
 	g1 := make([]uint64, nw)
 	for i := range Kappa {
 		t[i] = make([]uint64, nw)
-		keys.expand(t[i], i, &r.seeds[0][i])
-		keys.expand(g1, i, &r.seeds[1][i])
+		keys.expand(t[i], i, blks[0][i])
+		keys.expand(g1, i, blks[1][i])
 		for w := range nw {
 			msg = binary.LittleEndian.AppendUint64(msg, t[i][w]^g1[w]^rw[w])
 		}
@@ -473,10 +525,11 @@ func (s *SenderSetup) Extend(sid []byte, m int, msg []byte) (*SenderOutput, erro
 	mp, nw := paddedLen(m)
 	u := msg[:Kappa*mp/8]
 	keys := newSessionKeys(sid)
+	blks := s.blocks()
 	var q [Kappa][]uint64
 	for i := range Kappa {
 		q[i] = make([]uint64, nw)
-		keys.expand(q[i], i, &s.seeds[i])
+		keys.expand(q[i], i, blks[i])
 		mask := -((s.delta[i/64] >> (i % 64)) & 1)
 		for w := range nw {
 			q[i][w] ^= mask & binary.LittleEndian.Uint64(u[(i*nw+w)*8:])
