@@ -1,6 +1,7 @@
 package dkls23
 
 import (
+	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -30,12 +31,33 @@ var ErrInvalidShare = errors.New("dkls23: invalid share")
 
 // Peer is the pairwise state a party keeps for one other party: the two
 // random-VOLE setups (this party as Alice, the peer as Bob; and the reverse)
-// and the seed of F_Zero for the pair. It is secret and never prints.
+// and the seed of F_Zero for the pair. It is secret: its fields are
+// unexported, it never prints, and its seed compares in constant time.
 type Peer struct {
-	Alice *rvole.AliceSetup
-	Bob   *rvole.BobSetup
-	Seed  [SeedLen]byte
+	alice *rvole.AliceSetup
+	bob   *rvole.BobSetup
+	seed  [SeedLen]byte
 	_     [0]func()
+}
+
+// NewPeer assembles the pairwise state for one peer; it copies the seed.
+func NewPeer(alice *rvole.AliceSetup, bob *rvole.BobSetup, seed *[SeedLen]byte) *Peer {
+	return &Peer{alice: alice, bob: bob, seed: *seed}
+}
+
+// Alice returns the random-VOLE setup in which this party is Alice.
+func (p *Peer) Alice() *rvole.AliceSetup { return p.alice }
+
+// Bob returns the random-VOLE setup in which this party is Bob.
+func (p *Peer) Bob() *rvole.BobSetup { return p.bob }
+
+// Seed returns a copy of the F_Zero seed of the pair. It is secret.
+func (p *Peer) Seed() [SeedLen]byte { return p.seed }
+
+// Equal reports, in constant time in the secrets, whether p and o hold the
+// same pairwise state.
+func (p *Peer) Equal(o *Peer) bool {
+	return subtle.ConstantTimeCompare(p.seed[:], o.seed[:]) == 1 && p.alice.Equal(o.alice) && p.bob.Equal(o.bob)
 }
 
 // Share is one party's record of a t-of-n key: its Shamir share x_i = p(i)
@@ -82,10 +104,10 @@ func NewShare(threshold int, self round.PartyID, parties []round.PartyID, genera
 		s.shares = append(s.shares, p)
 	}
 	for id, p := range peers {
-		if p == nil || p.Alice == nil || p.Bob == nil {
+		if p == nil || p.alice == nil || p.bob == nil {
 			return nil, fmt.Errorf("%w: incomplete pairwise state for %v", ErrInvalidShare, id)
 		}
-		s.peers[id] = &Peer{Alice: p.Alice, Bob: p.Bob, Seed: p.Seed}
+		s.peers[id] = &Peer{alice: p.alice, bob: p.bob, seed: p.seed}
 	}
 	if err := s.check(); err != nil {
 		return nil, err
@@ -179,8 +201,8 @@ func (s *Share) Refused(p round.PartyID) bool {
 func (s *Share) Zero() {
 	s.secret.Zero()
 	for id, p := range s.peers {
-		clear(p.Seed[:])
-		p.Alice, p.Bob = nil, nil
+		clear(p.seed[:])
+		p.alice, p.bob = nil, nil
 		delete(s.peers, id)
 	}
 }
@@ -367,8 +389,8 @@ func (s *Share) MarshalBinary() ([]byte, error) {
 			continue
 		}
 		peer := s.peers[p]
-		b = append(b, peer.Seed[:]...)
-		for _, m := range []interface{ MarshalBinary() ([]byte, error) }{peer.Alice, peer.Bob} {
+		b = append(b, peer.seed[:]...)
+		for _, m := range []interface{ MarshalBinary() ([]byte, error) }{peer.alice, peer.bob} {
 			e, err := m.MarshalBinary()
 			if err != nil {
 				return nil, fmt.Errorf("dkls23: encoding pairwise state for %v: %w", p, err)
@@ -443,17 +465,17 @@ func (s *Share) UnmarshalBinary(data []byte) error {
 		if _, dup := out.peers[p]; dup {
 			return fmt.Errorf("%w: party %v repeated", ErrInvalidShare, p)
 		}
-		peer := &Peer{Alice: new(rvole.AliceSetup), Bob: new(rvole.BobSetup)}
-		copy(peer.Seed[:], r.next(SeedLen))
+		peer := &Peer{alice: new(rvole.AliceSetup), bob: new(rvole.BobSetup)}
+		copy(peer.seed[:], r.next(SeedLen))
 		a := r.field()
 		bb := r.field()
 		if r.err != nil {
 			return fmt.Errorf("%w: truncated pairwise state", ErrInvalidShare)
 		}
-		if err := peer.Alice.UnmarshalBinary(a); err != nil {
+		if err := peer.alice.UnmarshalBinary(a); err != nil {
 			return fmt.Errorf("%w: pairwise state for %v: %w", ErrInvalidShare, p, err)
 		}
-		if err := peer.Bob.UnmarshalBinary(bb); err != nil {
+		if err := peer.bob.UnmarshalBinary(bb); err != nil {
 			return fmt.Errorf("%w: pairwise state for %v: %w", ErrInvalidShare, p, err)
 		}
 		out.peers[p] = peer

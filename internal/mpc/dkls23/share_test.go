@@ -61,7 +61,7 @@ func TestShareRoundTrip(t *testing.T) {
 				continue
 			}
 			a, b := s.Peer(p), got.Peer(p)
-			if a.Seed != b.Seed || !a.Alice.Equal(b.Alice) || !a.Bob.Equal(b.Bob) {
+			if !a.Equal(b) {
 				t.Fatalf("pairwise state for %v differs", p)
 			}
 		}
@@ -154,7 +154,7 @@ func TestShareNeverPrintsSecrets(t *testing.T) {
 	secrets = append(secrets, hex.EncodeToString(x[:]), fmt.Sprint(x[:]))
 	for _, p := range s.Parties() {
 		if p != s.Self() {
-			seed := s.Peer(p).Seed
+			seed := s.Peer(p).Seed()
 			secrets = append(secrets, hex.EncodeToString(seed[:]), fmt.Sprint(seed[:]))
 		}
 	}

@@ -85,7 +85,7 @@ func TestKeygen(t *testing.T) {
 			// Pairwise seeds agree and differ between pairs.
 			for _, a := range shares {
 				for _, b := range shares {
-					if a.Self() < b.Self() && a.Peer(b.Self()).Seed != b.Peer(a.Self()).Seed {
+					if a.Self() < b.Self() && a.Peer(b.Self()).Seed() != b.Peer(a.Self()).Seed() {
 						t.Fatalf("seed of %v and %v differs", a.Self(), b.Self())
 					}
 				}
@@ -335,10 +335,10 @@ func TestRefresh(t *testing.T) {
 			if p == fresh[i].Self() {
 				continue
 			}
-			if fresh[i].Peer(p).Seed == shares[i].Peer(p).Seed {
+			if fresh[i].Peer(p).Seed() == shares[i].Peer(p).Seed() {
 				t.Fatal("zero-sharing seed unchanged")
 			}
-			if fresh[i].Peer(p).Alice.Equal(shares[i].Peer(p).Alice) || fresh[i].Peer(p).Bob.Equal(shares[i].Peer(p).Bob) {
+			if fresh[i].Peer(p).Alice().Equal(shares[i].Peer(p).Alice()) || fresh[i].Peer(p).Bob().Equal(shares[i].Peer(p).Bob()) {
 				t.Fatal("rvole setup unchanged")
 			}
 		}

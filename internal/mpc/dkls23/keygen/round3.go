@@ -219,7 +219,9 @@ func (r *round3) Finalize() ([]*round.Message, round.Round, error) {
 			if p == r.self {
 				continue
 			}
-			peers[p] = &dkls23.Peer{Alice: r.alice[p], Bob: r.bob[p], Seed: r.seed(r.self, p, r.mySeeds[p], r.seeds[p])}
+			seed := r.seed(r.self, p, r.mySeeds[p], r.seeds[p])
+			peers[p] = dkls23.NewPeer(r.alice[p], r.bob[p], &seed)
+			clear(seed[:])
 		}
 		share, err := dkls23.NewShare(r.threshold, r.self, r.receivers, r.sid, &x, &pk, shares, peers)
 		x.Zero()
@@ -241,7 +243,7 @@ func (r *round3) Finalize() ([]*round.Message, round.Round, error) {
 		}
 		var tag []byte
 		if next.share != nil && r.isReceiver(p) {
-			tag = r.seedTag(r.self, p, next.share.Peer(p).Seed)
+			tag = r.seedTag(r.self, p, next.share.Peer(p).Seed())
 		}
 		out = append(out, &round.Message{To: p, Payload: tag})
 	}

@@ -34,7 +34,7 @@ func (r *round4) VerifyMessage(m *round.Message) error {
 			}
 			return nil
 		}
-		want := r.seedTag(m.From, r.self, r.share.Peer(m.From).Seed)
+		want := r.seedTag(m.From, r.self, r.share.Peer(m.From).Seed())
 		if subtle.ConstantTimeCompare(m.Payload, want) != 1 {
 			return errors.New("keygen: zero-sharing seed confirmation differs from ours")
 		}

@@ -64,7 +64,7 @@ func (r *round1) Finalize() ([]*round.Message, round.Round, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("sign: %w", err)
 		}
-		mul, m1, err := r.share.Peer(j).Bob.Start(r.mulSID(j, r.self), chi, r.rand)
+		mul, m1, err := r.share.Peer(j).Bob().Start(r.mulSID(j, r.self), chi, r.rand)
 		if err != nil {
 			return nil, nil, fmt.Errorf("sign: multiplication with %v: %w", j, err)
 		}

@@ -83,7 +83,7 @@ func (r *round2) Finalize() ([]*round.Message, round.Round, error) {
 	alpha := []secp256k1.ModNScalar{*r.r, next.sk}
 	defer func() { alpha[0].Zero(); alpha[1].Zero() }()
 	for _, j := range r.peers {
-		c, m2, err := r.share.Peer(j).Alice.Multiply(r.mulSID(r.self, j), alpha, r.mul1[j], r.rand)
+		c, m2, err := r.share.Peer(j).Alice().Multiply(r.mulSID(r.self, j), alpha, r.mul1[j], r.rand)
 		if err != nil {
 			return nil, nil, round.Abort(fmt.Errorf("sign: multiplication with %v: %w", j, err), j)
 		}

@@ -212,7 +212,7 @@ func (c *config) commitment(p round.PartyID, bigR, salt []byte) []byte {
 func (c *config) zeroShare() secp256k1.ModNScalar {
 	var z secp256k1.ModNScalar
 	for _, j := range c.peers {
-		seed := c.share.Peer(j).Seed
+		seed := c.share.Peer(j).Seed()
 		t := round.NewTranscript("keymesh/dkls23/sign/zero-share")
 		t.WriteBytes(seed[:])
 		t.WriteBytes(c.sid[:])
