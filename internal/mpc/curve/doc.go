@@ -5,8 +5,10 @@
 // decred's field (FieldVal) and scalar (ModNScalar) arithmetic is constant
 // time, but its point multiplications ScalarBaseMultNonConst and
 // ScalarMultNonConst are not. ScalarBaseMult and ScalarMult here have the
-// same shapes and are constant time in the scalar: a fixed 4-bit window,
-// table lookups that touch every entry, and the complete addition and
+// same shapes and are constant time in the scalar: fixed 4-bit windows,
+// table lookups that touch every entry, the GLV endomorphism split
+// k = k1 + k2·λ into 128-bit halves for ScalarMult (computed with
+// fixed-length arithmetic, glv.go), and the complete addition and
 // doubling formulas for short Weierstrass curves with a = 0 of Renes,
 // Costello and Batina, "Complete addition formulas for prime order elliptic
 // curves" (EUROCRYPT 2016, ePrint 2015/1060), Algorithms 7 (addition),

@@ -218,8 +218,8 @@ func toJacobian(p *point, r *secp256k1.JacobianPoint) {
 // be in any Jacobian form, including the identity (Z = 0). The result is
 // affine (Z = 1), or all zero for the identity.
 //
-// Method: a table of 0·P … 15·P, then for each 4-bit window of k from the
-// top, four doublings and one complete addition of the looked-up entry.
+// Method: see scalarMultProj (GLV split, two 16-entry tables, complete
+// additions).
 func ScalarMult(k *secp256k1.ModNScalar, p, result *secp256k1.JacobianPoint) {
 	var q point
 	scalarMultProj(k, p, &q)
@@ -227,6 +227,12 @@ func ScalarMult(k *secp256k1.ModNScalar, p, result *secp256k1.JacobianPoint) {
 }
 
 // scalarMultProj sets q = k·p in projective coordinates (see ScalarMult).
+//
+// Method: the GLV split k ≡ ±k1 ± k2·λ with 128-bit halves (glvSplit);
+// tables of 0·P … 15·P and of their images under φ(x, y) = (β·x, y), each
+// negated in constant time when its half is negative; then for each 4-bit
+// window of the halves, from the top, four doublings and two complete
+// additions of looked-up entries — 124 doublings instead of 252.
 func scalarMultProj(k *secp256k1.ModNScalar, p *secp256k1.JacobianPoint, q *point) {
 	var a secp256k1.JacobianPoint
 	a.Set(p)
@@ -235,7 +241,7 @@ func scalarMultProj(k *secp256k1.ModNScalar, p *secp256k1.JacobianPoint, q *poin
 		return
 	}
 	a.ToAffine()
-	var tab [16]point
+	var tab, tabPhi [16]point
 	tab[0].setIdentity()
 	tab[1].x.Set(&a.X)
 	tab[1].y.Set(&a.Y)
@@ -247,24 +253,38 @@ func scalarMultProj(k *secp256k1.ModNScalar, p *secp256k1.JacobianPoint, q *poin
 			add(&tab[i], &tab[i-1], &tab[1])
 		}
 	}
-	kb := k.Bytes()
+	k1, k2, neg1, neg2 := glvSplit(k)
+	m1, m2 := uint32(0)-neg1, uint32(0)-neg2
+	for i := range tab {
+		var ny secp256k1.FieldVal
+		ny.NegateVal(&tab[i].y, 3).Normalize()
+		tabPhi[i].x.Mul2(&tab[i].x, &glvBeta)
+		tabPhi[i].y.Set(&tab[i].y)
+		tabPhi[i].z.Set(&tab[i].z)
+		cmov(&tabPhi[i].y, &ny, m2)
+		cmov(&tab[i].y, &ny, m1)
+	}
+	b1, b2 := k1.Bytes(), k2.Bytes() // top 16 bytes are zero
+	k1.Zero()
+	k2.Zero()
 	var e point
 	q.setIdentity()
-	for i := range 64 {
+	for i := range 32 {
 		if i > 0 {
 			double(q, q)
 			double(q, q)
 			double(q, q)
 			double(q, q)
 		}
-		nib := uint32(kb[i/2]>>4) & 0xf
-		if i%2 == 1 {
-			nib = uint32(kb[i/2]) & 0xf
-		}
-		lookup(&e, &tab, nib)
+		byteIdx := 16 + i/2
+		shift := uint(4 * (1 - i%2))
+		lookup(&e, &tab, uint32(b1[byteIdx]>>shift)&0xf)
+		add(q, q, &e)
+		lookup(&e, &tabPhi, uint32(b2[byteIdx]>>shift)&0xf)
 		add(q, q, &e)
 	}
-	clear(kb[:])
+	clear(b1[:])
+	clear(b2[:])
 }
 
 // windowTable[w][i-1] = i·16^w·P, affine, for w in 0..63 and i in 1..15.
