@@ -96,3 +96,18 @@ func TestSummarize(t *testing.T) {
 }
 
 var _ = sha256.New
+
+func TestCMP(t *testing.T) {
+	if testing.Short() {
+		t.Skip("CMP keygen takes seconds")
+	}
+	for _, tn := range [][2]int{{2, 3}} {
+		p, err := NewCMP(tn[0], tn[1], testTimeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkProtocol(t, p)
+	}
+}
+
+func TestDoerner(t *testing.T) { checkProtocol(t, NewDoerner(testTimeout)) }
