@@ -71,18 +71,16 @@ func (r *round2) Finalize() ([]*round.Message, round.Round, error) {
 	next.sk.Mul2(l, x).Add(&zeta)
 	x.Zero()
 	zeta.Zero()
-	var pk secp256k1.JacobianPoint
-	curve.ScalarBaseMult(&next.sk, &pk)
-	next.pk = curve.EncodePoint(&pk)
-
-	out := []*round.Message{{
-		To:      round.Broadcast,
-		Payload: dkls23.AppendField(dkls23.AppendField(dkls23.AppendField(nil, r.bigR), r.salt), next.pk),
-	}}
 	// Step 7: with every peer j as Bob, multiply (r_i, sk_i) by χ_{j,i}.
 	alpha := []secp256k1.ModNScalar{*r.r, next.sk}
 	defer func() { alpha[0].Zero(); alpha[1].Zero() }()
-	for _, j := range r.peers {
+	// ks holds sk_i, then c_u, c_v for every peer: their multiples of G
+	// are computed as one batch (one field inversion).
+	ks := make([]secp256k1.ModNScalar, 1, 1+2*len(r.peers))
+	ks[0] = next.sk
+	defer clear(ks)
+	m2s := make([][]byte, len(r.peers))
+	for k, j := range r.peers {
 		c, m2, err := r.share.Peer(j).Alice().Multiply(r.mulSID(r.self, j), alpha, r.mul1[j], r.rand)
 		if err != nil {
 			return nil, nil, round.Abort(fmt.Errorf("sign: multiplication with %v: %w", j, err), j)
@@ -91,21 +89,32 @@ func (r *round2) Finalize() ([]*round.Message, round.Round, error) {
 			return nil, nil, fmt.Errorf("sign: multiplication returned %d values", len(c))
 		}
 		next.cu[j], next.cv[j] = &c[0], &c[1]
-		// Step 7: Γ_u = c_u·G, Γ_v = c_v·G, ψ_{i,j} = φ_i − χ_{i,j}.
-		var gu, gv secp256k1.JacobianPoint
-		curve.ScalarBaseMult(&c[0], &gu)
-		curve.ScalarBaseMult(&c[1], &gv)
+		ks = append(ks, c[0], c[1])
+		m2s[k] = m2
+	}
+	// pk_i = sk_i·G, Γ_u = c_u·G, Γ_v = c_v·G.
+	pts := make([]secp256k1.JacobianPoint, len(ks))
+	curve.ScalarBaseMultAll(ks, pts)
+	for i := range pts {
+		if curve.IsIdentity(&pts[i]) {
+			// A zero scalar happens with probability 2^-256; the
+			// identity has no encoding, and strict decoding rejects it.
+			return nil, nil, errors.New("sign: degenerate key share or multiplication output")
+		}
+	}
+	next.pk = curve.EncodePoint(&pts[0])
+	out := []*round.Message{{
+		To:      round.Broadcast,
+		Payload: dkls23.AppendField(dkls23.AppendField(dkls23.AppendField(nil, r.bigR), r.salt), next.pk),
+	}}
+	for k, j := range r.peers {
+		// Step 7: ψ_{i,j} = φ_i − χ_{i,j}.
 		var psi secp256k1.ModNScalar
 		psi.NegateVal(r.chi[j]).Add(r.phi)
-		if curve.IsIdentity(&gu) || curve.IsIdentity(&gv) {
-			// c = 0 happens with probability 2^-256; the identity has
-			// no encoding, and strict decoding rejects it.
-			return nil, nil, errors.New("sign: degenerate multiplication output")
-		}
-		payload := dkls23.AppendField(nil, curve.EncodePoint(&gu))
-		payload = dkls23.AppendField(payload, curve.EncodePoint(&gv))
+		payload := dkls23.AppendField(nil, curve.EncodePoint(&pts[1+2*k]))
+		payload = dkls23.AppendField(payload, curve.EncodePoint(&pts[2+2*k]))
 		payload = dkls23.AppendField(payload, curve.EncodeScalar(&psi))
-		payload = dkls23.AppendField(payload, m2)
+		payload = dkls23.AppendField(payload, m2s[k])
 		out = append(out, &round.Message{To: j, Payload: payload})
 	}
 	return out, next, nil

@@ -211,7 +211,7 @@ func (r *round3) gammaCheck(chi *secp256k1.ModNScalar, P, gamma *secp256k1.Jacob
 	var lhs, dG, rhs secp256k1.JacobianPoint
 	curve.ScalarMult(chi, P, &lhs)
 	curve.ScalarBaseMult(d, &dG)
-	secp256k1.AddNonConst(gamma, &dG, &rhs)
+	curve.Add(gamma, &dG, &rhs) // complete formulas: d·G is secret
 	return dkls23.EqualPoints(&lhs, &rhs)
 }
 
