@@ -18,3 +18,22 @@ func TestingOnlyReshareWithSecret(cfg ReshareConfig, secret *secp256k1.ModNScala
 	c.testingOnlySecret = secret
 	return round.NewSession(c.sid, cfg.Self, c.all, &round1{config: c})
 }
+
+// TestingOnlyKeygenWithOpening is NewSession for a dealer that commits to
+// and opens opening (salt, commitment vector, proof: the fields of a round-3
+// broadcast) instead of its own.
+func TestingOnlyKeygenWithOpening(self round.PartyID, parties []round.PartyID, threshold int, nonce []byte, opening [][]byte, rand io.Reader) (*round.Session, error) {
+	s, err := NewSession(self, parties, threshold, nonce, rand)
+	if err != nil {
+		return nil, err
+	}
+	sid, err := round.NewSessionID(ProtocolKeygen, parties, threshold, nonce)
+	if err != nil {
+		return nil, err
+	}
+	c := &config{
+		sid: sid, self: self, all: s.Parties(), dealers: s.Parties(), receivers: s.Parties(), threshold: threshold,
+		rand: rand, isKeygen: true, protocol: ProtocolKeygen, testingOnlyOpening: opening,
+	}
+	return round.NewSession(sid, self, s.Parties(), &round1{config: c})
+}

@@ -102,8 +102,11 @@ type config struct {
 	// testingOnlySecret, when set, replaces the old secret share in the
 	// dealing (tests of a cheating dealer).
 	testingOnlySecret *secp256k1.ModNScalar
-	isKeygen          bool
-	protocol          string
+	// testingOnlyOpening, when set, replaces this dealer's salt, commitment
+	// vector and proof (tests of a dealer replaying an old opening).
+	testingOnlyOpening [][]byte
+	isKeygen           bool
+	protocol           string
 }
 
 func (c *config) isDealer(p round.PartyID) bool   { return contains(c.dealers, p) }

@@ -11,6 +11,7 @@ import (
 	"github.com/keymesh/keymesh/internal/mpc/curve"
 	"github.com/keymesh/keymesh/internal/mpc/dkls23"
 	"github.com/keymesh/keymesh/internal/mpc/dkls23/dkls23test"
+	"github.com/keymesh/keymesh/internal/mpc/dkls23/dlog"
 	"github.com/keymesh/keymesh/internal/mpc/dkls23/keygen"
 	"github.com/keymesh/keymesh/internal/mpc/round"
 	"github.com/keymesh/keymesh/internal/mpctest"
@@ -441,4 +442,46 @@ func TestReshareWrongConstantBlamesDealer(t *testing.T) {
 		ss = append(ss, s)
 	}
 	wantAbortBlaming(t, mpctest.Run(ss, nil, 17), 2)
+}
+
+// A dealer that reuses an opening (commitment vector and proof of
+// knowledge) from another session, its own or another party's, and commits
+// to it properly in this session, is caught by the proof of knowledge, which
+// is bound to the session and the dealer (TSSHOCK-style replay).
+func TestKeygenReplayedProofOfKnowledge(t *testing.T) {
+	ps := dkls23test.Parties(2)
+	var rec mpctest.Recorder
+	old, err := dkls23test.KeygenSessions(2, ps, dkls23test.Nonce())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mpctest.Run(old, rec.Rule(), 1).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, victim := range []round.PartyID{2, 1} { // replay own, then party 1's
+		var opening []byte
+		for _, m := range rec.Seen {
+			if m.From == victim && m.Round == 3 && m.IsBroadcast() {
+				opening = m.Payload
+			}
+		}
+		f, err := dkls23.SplitFields(opening, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nonce := dkls23test.Nonce()
+		honest, err := keygen.NewSession(1, ps, 2, nonce, rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cheat, err := keygen.TestingOnlyKeygenWithOpening(2, ps, 2, nonce, f, rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := mpctest.Run([]*round.Session{honest, cheat}, nil, 2)
+		wantAbortBlaming(t, res, 2)
+		if !errors.Is(res.Errors[1], dlog.ErrInvalidProof) {
+			t.Fatalf("replaying %v's opening: %v is not a proof failure", victim, res.Errors[1])
+		}
+	}
 }

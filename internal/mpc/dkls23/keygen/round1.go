@@ -51,7 +51,10 @@ func (r *round1) Finalize() ([]*round.Message, round.Round, error) {
 		return nil, nil, fmt.Errorf("keygen: reading randomness: %w", err)
 	}
 	next.salt = salt
-	next.myCommit = r.commitment(r.self, salt, next.coeffs)
+	if o := r.testingOnlyOpening; o != nil {
+		next.salt, next.coeffs, next.proof = o[0], o[1:len(o)-1], o[len(o)-1]
+	}
+	next.myCommit = r.commitment(r.self, next.salt, next.coeffs)
 	out := []*round.Message{{To: round.Broadcast, Payload: next.myCommit}}
 	for _, p := range r.all {
 		if p == r.self {
