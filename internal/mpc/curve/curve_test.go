@@ -80,7 +80,7 @@ func sameAsDecred(t *testing.T, what string, got, want *secp256k1.JacobianPoint)
 }
 
 func TestFieldValLayout(t *testing.T) {
-	if !fieldValLayoutOK {
+	if !fieldValLayoutOK() {
 		t.Fatal("decred FieldVal layout changed")
 	}
 	var a, b secp256k1.FieldVal

@@ -145,28 +145,24 @@ func double(r, p *point) {
 
 // limbs exposes the ten 26-bit limbs of a decred FieldVal so that table
 // lookups can use masks instead of arithmetic. decred's FieldVal is
-// `struct{ n [10]uint32 }` (v4.4.1, pinned in go.mod); TestFieldValLayout
-// checks that assumption, and fieldValLayoutOK guards it at run time.
+// `struct{ n [10]uint32 }` (v4.4.1, pinned in go.mod): the two array
+// declarations below fail to compile unless its size is 40 bytes, and
+// TestFieldValLayout checks the limb order.
 func limbs(f *secp256k1.FieldVal) *[10]uint32 {
 	return (*[10]uint32)(unsafe.Pointer(f))
 }
 
-var fieldValLayoutOK = func() bool {
-	if unsafe.Sizeof(secp256k1.FieldVal{}) != 40 {
-		return false
-	}
+var (
+	_ [unsafe.Sizeof(secp256k1.FieldVal{}) - 40]byte
+	_ [40 - unsafe.Sizeof(secp256k1.FieldVal{})]byte
+)
+
+// fieldValLayoutOK reports whether limbs sees a small value in limb 0.
+func fieldValLayoutOK() bool {
 	var f secp256k1.FieldVal
 	f.SetInt(5)
 	l := limbs(&f)
 	return l[0] == 5 && l[1] == 0 && l[9] == 0
-}()
-
-func init() {
-	// Not a registration side effect: a guard that fails loudly if a
-	// future decred changes FieldVal's layout under limbs.
-	if !fieldValLayoutOK {
-		panic("curve: unexpected decred FieldVal layout")
-	}
 }
 
 // cmov sets dst = src if mask is all ones, leaves dst if mask is zero.
