@@ -111,3 +111,5 @@ func TestCMP(t *testing.T) {
 }
 
 func TestDoerner(t *testing.T) { checkProtocol(t, NewDoerner(testTimeout)) }
+
+func TestKryptology(t *testing.T) { checkProtocol(t, NewKryptology()) }
