@@ -24,7 +24,8 @@
 // is never the identity; every key derivation is a length-prefixed cSHAKE256
 // transcript binding sid, the instance index i, the bit, B and A_i; and the
 // two outputs of every instance are checked to differ. All multiplications
-// by secret scalars are constant time (curve.ScalarBaseMult, ScalarMult).
+// by secret scalars are constant time (package curve's batch forms of
+// ScalarBaseMult and ScalarMult, and a Table of B for the receiver's a_i·B).
 //
 // Omitted on purpose: DKLs18's verification round trip (Protocol 7, steps
 // 3–5: challenge, response, opening), which would need three more messages
