@@ -17,8 +17,8 @@ require (
 	github.com/btcsuite/btcd/btcec/v2 v2.3.2 // indirect
 	github.com/btcsuite/btcd/chaincfg/chainhash v1.0.1 // indirect
 	github.com/btcsuite/btcutil v1.0.3-0.20201208143702-a53e38424cce // indirect
-	github.com/bwesterb/go-ristretto v1.2.0 // indirect
-	github.com/consensys/gnark-crypto v0.5.3 // indirect
+	github.com/bwesterb/go-ristretto v1.2.4 // indirect
+	github.com/consensys/gnark-crypto v0.18.1 // indirect
 	github.com/cronokirby/saferith v0.33.0 // indirect
 	github.com/decred/dcrd/dcrec/edwards/v2 v2.0.3 // indirect
 	github.com/fxamacker/cbor/v2 v2.4.0 // indirect
@@ -27,6 +27,7 @@ require (
 	github.com/hashicorp/errwrap v1.0.0 // indirect
 	github.com/hashicorp/go-multierror v1.1.1 // indirect
 	github.com/ipfs/go-log/v2 v2.1.3 // indirect
+	github.com/keymesh/keymesh v0.0.0
 	github.com/klauspost/cpuid/v2 v2.2.5 // indirect
 	github.com/mimoo/StrobeGo v0.0.0-20181016162300-f8f6d4d2b643 // indirect
 	github.com/opentracing/opentracing-go v1.2.0 // indirect
@@ -39,7 +40,7 @@ require (
 	go.uber.org/zap v1.16.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
-	google.golang.org/protobuf v1.31.0 // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
 )
 
 replace github.com/keymesh/keymesh => ../..
@@ -47,3 +48,5 @@ replace github.com/keymesh/keymesh => ../..
 replace github.com/agl/ed25519 => github.com/binance-chain/edwards25519 v0.0.0-20200305024217-f36fc4b53d43
 
 replace github.com/btcsuite/btcd => github.com/btcsuite/btcd v0.22.3
+
+replace github.com/consensys/gnark-crypto => github.com/consensys/gnark-crypto v0.5.3

@@ -113,3 +113,13 @@ func TestCMP(t *testing.T) {
 func TestDoerner(t *testing.T) { checkProtocol(t, NewDoerner(testTimeout)) }
 
 func TestKryptology(t *testing.T) { checkProtocol(t, NewKryptology()) }
+
+func TestKeymesh(t *testing.T) {
+	for _, tn := range [][2]int{{2, 3}, {3, 5}} {
+		p, err := NewKeymesh(tn[0], tn[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkProtocol(t, p)
+	}
+}
