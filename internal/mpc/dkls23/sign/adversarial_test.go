@@ -3,6 +3,7 @@ package sign_test
 import (
 	"crypto/rand"
 	"errors"
+	mrand "math/rand/v2"
 	"sync"
 	"testing"
 
@@ -300,5 +301,41 @@ func TestSelectiveAbortPeerIsRefused(t *testing.T) {
 	}
 	if _, _, err := dkls23test.Sign(fresh, []round.PartyID{1, 2}, newDigest(), nil, 4); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Random single-bit flips anywhere in any message of party 2: party 1 never
+// outputs a signature that does not verify, and a flip never goes unnoticed
+// (every payload bit matters).
+func TestSignRandomBitFlipsNeverYieldBadSignature(t *testing.T) {
+	shares := shares23(t)
+	pub := shares[0].PublicKey()
+	rng := mrand.New(mrand.NewPCG(1, 2))
+	n := 40
+	if testing.Short() {
+		n = 10
+	}
+	for i := range n {
+		rnd := uint16(2 + rng.IntN(3))
+		direct := rng.IntN(2) == 0
+		if rnd == 4 {
+			direct = false // round 4 takes broadcasts only
+		}
+		pos := rng.Uint64()
+		rule := mpctest.Alter(mpctest.Match{From: 2, Round: rnd, Direct: mpctest.Ptr(direct)}, func(m *round.Message) {
+			b := int(pos % uint64(8*len(m.Payload)))
+			m.Payload[b/8] ^= 1 << (b % 8)
+		})
+		digest := newDigest()
+		_, res, err := dkls23test.Sign(shares, []round.PartyID{1, 2}, digest, rule, uint64(i))
+		if err == nil {
+			t.Fatalf("flip %d (round %d, direct %v, bit %d) went unnoticed", i, rnd, direct, pos)
+		}
+		if sig, ok := res.Outputs[1].(*dkls23.Signature); ok {
+			if err := sig.Verify(pub, digest); err != nil {
+				t.Fatalf("flip %d: party 1 output an invalid signature", i)
+			}
+			t.Fatalf("flip %d: party 1 output a signature despite a flipped message", i)
+		}
 	}
 }
