@@ -2,7 +2,7 @@ package peer
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
+	"errors"
 	"testing"
 	"time"
 
@@ -95,8 +95,6 @@ func TestSummarize(t *testing.T) {
 	}
 }
 
-var _ = sha256.New
-
 func TestCMP(t *testing.T) {
 	if testing.Short() {
 		t.Skip("CMP keygen takes seconds")
@@ -121,5 +119,51 @@ func TestKeymesh(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkProtocol(t, p)
+	}
+}
+
+func TestMeasure(t *testing.T) {
+	p, err := NewKeymesh(2, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := Measure(p, 2, 3)
+	if r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if len(r.Keygen.Runs) != 2 || len(r.Sign.Runs) != 3 || r.Sign.Median <= 0 || r.BytesPerSig <= 0 {
+		t.Fatalf("Measure = %+v", r)
+	}
+}
+
+// TestMeasureRejectsBadSignature checks that Measure verifies what it times:
+// a protocol returning a wrong signature stops with an error.
+func TestMeasureRejectsBadSignature(t *testing.T) {
+	p, err := NewKeymesh(2, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := Measure(badSigner{p}, 1, 2)
+	if r.Err == nil || len(r.Sign.Runs) != 0 {
+		t.Fatalf("a bad signature was accepted: %+v", r)
+	}
+}
+
+type badSigner struct{ Protocol }
+
+func (b badSigner) Sign(k Key, d []byte) (*Signature, error) {
+	sig, err := b.Protocol.Sign(k, d)
+	if err == nil {
+		var one secp256k1.ModNScalar
+		one.SetInt(1)
+		sig.S.Add(&one)
+	}
+	return sig, err
+}
+
+func TestUnavailable(t *testing.T) {
+	r := Measure(Unavailable("x", 2, 3, errors.New("does not build")), 1, 1)
+	if !errors.Is(r.Err, ErrUnavailable) || len(r.Keygen.Runs) != 0 {
+		t.Fatalf("Measure(unavailable) = %+v", r)
 	}
 }
