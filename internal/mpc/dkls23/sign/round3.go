@@ -42,13 +42,28 @@ var _ round.Round = (*round3)(nil)
 func (r *round3) Number() uint16           { return 3 }
 func (r *round3) Receives() round.Receives { return round.Receives{Broadcast: true, Direct: true} }
 
+// VerifyMessage checks the structure of a message (field count and
+// lengths). Decoding the points (a square root each) and the commitment
+// check happen once, in StoreMessage, whose errors blame the sender too.
 func (r *round3) VerifyMessage(m *round.Message) error {
 	if m.IsBroadcast() {
-		_, err := r.parseOpening(m)
-		return err
+		f, err := dkls23.SplitFields(m.Payload, 3)
+		if err != nil {
+			return fmt.Errorf("sign: opening: %w", err)
+		}
+		if len(f[0]) != curve.PointLen || len(f[1]) != 32 || len(f[2]) != curve.PointLen {
+			return errors.New("sign: opening fields of the wrong length")
+		}
+		return nil
 	}
-	_, _, err := parseAdjust(m.Payload)
-	return err
+	f, err := dkls23.SplitFields(m.Payload, 4)
+	if err != nil {
+		return fmt.Errorf("sign: round 3 direct message: %w", err)
+	}
+	if len(f[0]) != curve.PointLen || len(f[1]) != curve.PointLen || len(f[2]) != curve.ScalarLen {
+		return errors.New("sign: round 3 direct message fields of the wrong length")
+	}
+	return nil
 }
 
 func (r *round3) parseOpening(m *round.Message) (*opening, error) {
@@ -123,31 +138,29 @@ func (r *round3) StoreMessage(m *round.Message) error {
 func (r *round3) Finalize() ([]*round.Message, round.Round, error) {
 	// Step 8, consistency checks, per peer j:
 	//   χ_{i,j}·R_j = Γ_u + d_u·G and χ_{i,j}·pk_j = Γ_v + d_v·G.
-	// Both are checked at once as a random linear combination with a
-	// fresh local ρ, drawn after the messages are in:
-	//   χ·(R_j + ρ·pk_j) = (Γ_u + ρ·Γ_v) + (d_u + ρ·d_v)·G,
-	// which holds for a wrong pair with probability 1/q. It saves one
-	// constant-time multiplication by a secret per check.
-	var bad []round.PartyID
+	// The multiplications by the secrets χ and d are constant time and
+	// batched: χ·R_j and χ·pk_j share χ (one inversion per peer), and every
+	// d·G is one batch.
+	ds := make([]secp256k1.ModNScalar, 0, 2*len(r.peers))
 	for _, j := range r.peers {
+		ds = append(ds, r.adjust[j].du, r.adjust[j].dv)
+	}
+	dG := make([]secp256k1.JacobianPoint, len(ds))
+	curve.ScalarBaseMultAll(ds, dG)
+	clear(ds)
+	var bad []round.PartyID
+	for k, j := range r.peers {
 		o, a := r.opening[j], r.adjust[j]
-		rho, err := curve.RandomScalar(r.rand)
-		if err != nil {
-			return nil, nil, fmt.Errorf("sign: %w", err)
-		}
-		var P, gamma, t secp256k1.JacobianPoint
-		secp256k1.ScalarMultNonConst(rho, o.pk, &t) // public
-		secp256k1.AddNonConst(o.bigR, &t, &P)
-		secp256k1.ScalarMultNonConst(rho, a.gv, &t) // public
-		secp256k1.AddNonConst(a.gu, &t, &gamma)
-		var d secp256k1.ModNScalar
-		d.Mul2(rho, &a.dv).Add(&a.du)
-		ok := r.gammaCheck(r.chi[j], &P, &gamma, &d)
-		d.Zero()
-		if !ok {
+		lhs := make([]secp256k1.JacobianPoint, 2)
+		curve.ScalarMultAll(r.chi[j], []secp256k1.JacobianPoint{*o.bigR, *o.pk}, lhs)
+		var ru, rv secp256k1.JacobianPoint
+		curve.Add(a.gu, &dG[2*k], &ru) // complete formulas: d·G is secret
+		curve.Add(a.gv, &dG[2*k+1], &rv)
+		if !dkls23.EqualPoints(&lhs[0], &ru) || !dkls23.EqualPoints(&lhs[1], &rv) {
 			bad = append(bad, j)
 		}
 	}
+	clear(dG)
 	if len(bad) > 0 {
 		return nil, nil, round.Abort(errGammaCheck, bad...)
 	}
@@ -205,15 +218,6 @@ func (r *round3) Finalize() ([]*round.Message, round.Round, error) {
 }
 
 var errGammaCheck = errors.New("sign: multiplication consistency check (Γ) failed")
-
-// gammaCheck reports whether χ·P = Γ + d·G, with χ and d secret.
-func (r *round3) gammaCheck(chi *secp256k1.ModNScalar, P, gamma *secp256k1.JacobianPoint, d *secp256k1.ModNScalar) bool {
-	var lhs, dG, rhs secp256k1.JacobianPoint
-	curve.ScalarMult(chi, P, &lhs)
-	curve.ScalarBaseMult(d, &dG)
-	curve.Add(gamma, &dG, &rhs) // complete formulas: d·G is secret
-	return dkls23.EqualPoints(&lhs, &rhs)
-}
 
 // wipe zeroes the session's secrets once they are no longer needed: each is
 // used once.
