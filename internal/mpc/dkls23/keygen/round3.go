@@ -32,10 +32,21 @@ var _ round.Round = (*round3)(nil)
 func (r *round3) Number() uint16           { return 3 }
 func (r *round3) Receives() round.Receives { return round.Receives{Broadcast: true, Direct: true} }
 
+// VerifyMessage checks the direct messages fully and the openings'
+// structure; the openings' commitment, points and proof are checked once,
+// in StoreMessage, whose errors blame the sender too.
 func (r *round3) VerifyMessage(m *round.Message) error {
 	if m.IsBroadcast() {
-		_, err := r.parseOpening(m.From, m.Payload)
-		return err
+		if !r.isDealer(m.From) {
+			if len(m.Payload) != 0 {
+				return errors.New("keygen: opening from a party that does not deal")
+			}
+			return nil
+		}
+		if _, err := dkls23.SplitFields(m.Payload, r.threshold+2); err != nil {
+			return fmt.Errorf("keygen: opening (want %d commitments): %w", r.threshold, err)
+		}
+		return nil
 	}
 	_, _, err := r.parseDirect(m.From, m.Payload)
 	return err
