@@ -209,16 +209,14 @@ func (s *Share) Zero() {
 
 // Format prints only the public parts of the share, whatever the verb, so
 // that no secret reaches a log through fmt.
-func (s *Share) Format(f fmt.State, verb rune) {
-	if s == nil {
-		fmt.Fprint(f, "dkls23.Share(nil)")
-		return
-	}
+// It has a value receiver so that a Share value, not only a pointer, is
+// covered.
+func (s Share) Format(f fmt.State, verb rune) {
 	fmt.Fprintf(f, "dkls23.Share{%v, %d-of-%d, key %x}", s.self, s.threshold, len(s.parties), curve.EncodePoint(&s.public))
 }
 
 // Format prints a placeholder: the pairwise state is secret.
-func (p *Peer) Format(f fmt.State, verb rune) { fmt.Fprint(f, "dkls23.Peer(secret)") }
+func (p Peer) Format(f fmt.State, verb rune) { fmt.Fprint(f, "dkls23.Peer(secret)") }
 
 // check validates the invariants of a share: the encoding's decoder and
 // NewShare both call it.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -160,10 +161,19 @@ func TestShareNeverPrintsSecrets(t *testing.T) {
 	}
 	var x0 secp256k1.ModNScalar
 	x0.Set(s.SecretShare())
+	// The secret's internal limbs, as fmt would print them by reflection.
+	for _, w := range strings.Fields(strings.Trim(fmt.Sprint(reflect.ValueOf(x0).Field(0)), "[]")) {
+		if len(w) >= 6 {
+			secrets = append(secrets, w)
+		}
+	}
 	type wrapper struct{ S *dkls23.Share }
+	type valueWrapper struct{ S dkls23.Share }
 	for _, out := range []string{
 		fmt.Sprintf("%v %+v %#v %s %x %X %q %d", s, s, s, s, s, s, s, s),
-		fmt.Sprintf("%v %+v %#v", *s, *s, wrapper{s}),
+		fmt.Sprintf("%v %+v %#v %x", *s, *s, wrapper{s}, *s),
+		fmt.Sprintf("%v %+v %#v", valueWrapper{*s}, []dkls23.Share{*s}, map[int]dkls23.Share{1: *s}),
+		fmt.Sprintf("%v %+v", *s.Peer(2), []dkls23.Peer{*s.Peer(2)}),
 		fmt.Sprintf("%v %+v %#v %x", s.Peer(2), s.Peer(2), s.Peer(2), s.Peer(2)),
 		fmt.Sprint(s),
 	} {
