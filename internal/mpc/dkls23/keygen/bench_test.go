@@ -36,3 +36,22 @@ func BenchmarkRefresh(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkKeygenConcurrent is BenchmarkKeygen with every party in its own
+// goroutine (dkls23test.RunConcurrent).
+func BenchmarkKeygenConcurrent(b *testing.B) {
+	for _, tc := range []struct{ t, n int }{{2, 3}, {3, 5}} {
+		b.Run(fmt.Sprintf("%d-of-%d", tc.t, tc.n), func(b *testing.B) {
+			ps := dkls23test.Parties(tc.n)
+			for b.Loop() {
+				ss, err := dkls23test.KeygenSessions(tc.t, ps, dkls23test.Nonce())
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := dkls23test.Shares(dkls23test.RunConcurrent(ss), ps); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

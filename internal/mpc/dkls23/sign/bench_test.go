@@ -41,3 +41,28 @@ func BenchmarkSign(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSignConcurrent is BenchmarkSign with every party in its own
+// goroutine (dkls23test.RunConcurrent): the latency of one signature when
+// the parties work in parallel, as separate nodes do.
+func BenchmarkSignConcurrent(b *testing.B) {
+	for _, tc := range []struct{ t, n int }{{2, 3}, {3, 5}} {
+		b.Run(fmt.Sprintf("%d-of-%d", tc.t, tc.n), func(b *testing.B) {
+			shares, err := dkls23test.Keygen(tc.t, tc.n, 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			signers := dkls23test.Parties(tc.t)
+			digest := make([]byte, 32)
+			for b.Loop() {
+				ss, err := dkls23test.SignSessions(shares, signers, digest, dkls23test.Nonce())
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := dkls23test.RunConcurrent(ss).Err(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
