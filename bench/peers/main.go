@@ -69,6 +69,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
+	started := time.Now().UTC()
 	var results []peer.Result
 	for _, p := range peer.Set(tss, tssErr, *timeout) {
 		if !re.MatchString(p.Name()) {
@@ -82,8 +83,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		results = append(results, r)
 	}
 
-	fmt.Fprintf(stdout, "Go %s, %s/%s, GOMAXPROCS=%d, NumCPU=%d, %s\n",
-		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), runtime.NumCPU(), time.Now().UTC().Format(time.RFC3339))
+	fmt.Fprintf(stdout, "Go %s, %s/%s, GOMAXPROCS=%d, NumCPU=%d, started %s\n",
+		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), runtime.NumCPU(), started.Format(time.RFC3339))
 	fmt.Fprintf(stdout, "Command: go run . %s (in bench/peers); medians of %d keygens and %d signatures, all parties in one process\n\n",
 		strings.Join(args, " "), max(*keygens, 1), *signs)
 	writeTable(stdout, results)

@@ -2,6 +2,7 @@ package peer
 
 import (
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -11,6 +12,16 @@ import (
 func benchSet(b *testing.B) []Protocol {
 	pre, err := TSSFixturePreParams(5)
 	return Set(pre, err, testTimeout)
+}
+
+// skipOrFail skips a protocol that is not available in this build and
+// fails on any other error.
+func skipOrFail(b *testing.B, err error) {
+	b.Helper()
+	if errors.Is(err, ErrUnavailable) {
+		b.Skip(err)
+	}
+	b.Fatal(err)
 }
 
 func benchName(p Protocol) string {
@@ -27,7 +38,7 @@ func BenchmarkKeygen(b *testing.B) {
 		b.Run(benchName(p), func(b *testing.B) {
 			for b.Loop() {
 				if _, err := p.Keygen(); err != nil {
-					b.Skip(err)
+					skipOrFail(b, err)
 				}
 			}
 		})
@@ -42,7 +53,7 @@ func BenchmarkSign(b *testing.B) {
 		b.Run(benchName(p), func(b *testing.B) {
 			k, err := p.Keygen()
 			if err != nil {
-				b.Skip(err)
+				skipOrFail(b, err)
 			}
 			digest := make([]byte, 32)
 			if _, err := rand.Read(digest); err != nil {
