@@ -97,7 +97,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 func writeTable(w io.Writer, results []peer.Result) {
 	ours := map[[2]int]peer.Result{}
 	for _, r := range results {
-		if r.Protocol.Name() == "keymesh DKLs23" && r.Err == nil {
+		if r.Protocol.Name() == peer.KeymeshName && r.Err == nil {
 			ours[[2]int{r.Protocol.T(), r.Protocol.N()}] = r
 		}
 	}

@@ -9,29 +9,59 @@ import (
 
 	"github.com/keymesh/keymesh/internal/mpc/dkls23"
 	"github.com/keymesh/keymesh/internal/mpc/dkls23/dkls23test"
+	"github.com/keymesh/keymesh/internal/mpc/round"
 	"github.com/keymesh/keymesh/internal/mpctest"
 )
 
-// NewKeymesh returns keymesh's DKLs23 (internal/mpc/dkls23) at t-of-n,
-// run the way its own benchmarks run it: every party's round.Session on
-// the in-process mpctest network (messages encoded to count bytes, order
-// shuffled by a seed), each signer verifying the signature before output.
-func NewKeymesh(t, n int) (Protocol, error) {
+// KeymeshName is the Name of the keymesh rows that the peers are compared
+// with (NewKeymesh).
+const KeymeshName = "keymesh DKLs23"
+
+// NewKeymesh returns keymesh's DKLs23 (internal/mpc/dkls23) at t-of-n with
+// a goroutine per party (dkls23test.RunConcurrent), as separate nodes would
+// run and as the peers are run here; each signer verifies the signature
+// before output.
+func NewKeymesh(t, n int) (Protocol, error) { return newKeymesh(t, n, false) }
+
+// NewKeymeshSequential is NewKeymesh with every party stepped in one
+// goroutine on the mpctest network (shuffled delivery), the way keymesh's
+// own package benchmarks run: its time is the sum of every party's work.
+func NewKeymeshSequential(t, n int) (Protocol, error) { return newKeymesh(t, n, true) }
+
+func newKeymesh(t, n int, sequential bool) (Protocol, error) {
 	if t < dkls23.MinThreshold || t > n || n > dkls23.MaxParties {
 		return nil, fmt.Errorf("peer: keymesh: invalid %d-of-%d", t, n)
 	}
-	return &keymesh{t: t, n: n}, nil
+	return &keymesh{t: t, n: n, sequential: sequential}, nil
 }
 
 type keymesh struct {
-	t, n int
-	seed atomic.Uint64
+	t, n       int
+	sequential bool
+	seed       atomic.Uint64
 }
 
-func (p *keymesh) Name() string { return "keymesh DKLs23" }
-func (p *keymesh) T() int       { return p.t }
-func (p *keymesh) N() int       { return p.n }
-func (p *keymesh) Note() string { return "" }
+func (p *keymesh) Name() string {
+	if p.sequential {
+		return KeymeshName + " (sequential)"
+	}
+	return KeymeshName
+}
+func (p *keymesh) T() int { return p.t }
+func (p *keymesh) N() int { return p.n }
+func (p *keymesh) Note() string {
+	if p.sequential {
+		return "all parties in one goroutine: sum of the parties' work"
+	}
+	return "a goroutine per party"
+}
+
+func (p *keymesh) run(ss []*round.Session) *mpctest.Result {
+	if p.sequential {
+		return mpctest.Run(ss, nil, p.seed.Add(1))
+	}
+	return dkls23test.RunConcurrent(ss)
+}
 
 type keymeshKey struct {
 	shares []*dkls23.Share
@@ -46,7 +76,7 @@ func (p *keymesh) Keygen() (Key, error) {
 	if err != nil {
 		return nil, wrap(p, "keygen", err)
 	}
-	shares, err := dkls23test.Shares(mpctest.Run(ss, nil, p.seed.Add(1)), ps)
+	shares, err := dkls23test.Shares(p.run(ss), ps)
 	if err != nil {
 		return nil, wrap(p, "keygen", err)
 	}
@@ -65,7 +95,7 @@ func (p *keymesh) Sign(key Key, digest []byte) (*Signature, error) {
 	if err != nil {
 		return nil, wrap(p, "sign", err)
 	}
-	res := mpctest.Run(ss, nil, p.seed.Add(1))
+	res := p.run(ss)
 	if err := res.Err(); err != nil {
 		return nil, wrap(p, "sign", err)
 	}

@@ -114,11 +114,13 @@ func TestKryptology(t *testing.T) { checkProtocol(t, NewKryptology()) }
 
 func TestKeymesh(t *testing.T) {
 	for _, tn := range [][2]int{{2, 3}, {3, 5}} {
-		p, err := NewKeymesh(tn[0], tn[1])
-		if err != nil {
-			t.Fatal(err)
+		for _, mk := range []func(int, int) (Protocol, error){NewKeymesh, NewKeymeshSequential} {
+			p, err := mk(tn[0], tn[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkProtocol(t, p)
 		}
-		checkProtocol(t, p)
 	}
 }
 

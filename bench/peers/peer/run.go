@@ -8,7 +8,7 @@ import (
 )
 
 // Set lists the protocols of a comparison run, keymesh first at each
-// (t, n): DKLs23, tss-lib and CMP at 2-of-3 and 3-of-5, and the 2-of-2
+// (t, n) (a goroutine per party, then sequential): DKLs23, tss-lib and CMP at 2-of-3 and 3-of-5, and the 2-of-2
 // protocols (multi-party-sig Doerner, kryptology) next to DKLs23 at 2-of-2.
 // tss may be nil when tss-lib's pre-parameters could not be had; its rows
 // then report why instead of a time. timeout bounds each single run.
@@ -23,7 +23,9 @@ func Set(tss *TSSPreParams, tssErr error, timeout time.Duration) []Protocol {
 	for _, tn := range [][2]int{{2, 3}, {3, 5}} {
 		t, n := tn[0], tn[1]
 		p, err := NewKeymesh(t, n)
-		add(p, err, "keymesh DKLs23", t, n)
+		add(p, err, KeymeshName, t, n)
+		p, err = NewKeymeshSequential(t, n)
+		add(p, err, KeymeshName+" (sequential)", t, n)
 		if tss == nil {
 			if tssErr == nil {
 				tssErr = errors.New("no pre-parameters")
@@ -37,7 +39,9 @@ func Set(tss *TSSPreParams, tssErr error, timeout time.Duration) []Protocol {
 		add(p, err, mpsVersion+" CMP", t, n)
 	}
 	p, err := NewKeymesh(2, 2)
-	add(p, err, "keymesh DKLs23", 2, 2)
+	add(p, err, KeymeshName, 2, 2)
+	p, err = NewKeymeshSequential(2, 2)
+	add(p, err, KeymeshName+" (sequential)", 2, 2)
 	ps = append(ps, NewDoerner(timeout), NewKryptology())
 	return ps
 }
