@@ -210,3 +210,7 @@ func SkipUnderRace(t testing.TB) {
 		t.Skip("expensive key generation; runs without -race")
 	}
 }
+
+// Race reports whether the race detector is on, for tests that run fewer
+// iterations under it.
+func Race() bool { return raceEnabled }

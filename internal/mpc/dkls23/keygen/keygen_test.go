@@ -175,8 +175,11 @@ func TestKeygenAlteredMessagesBlameSender(t *testing.T) {
 		{"result digest", 4, false, 7},
 		{"seed confirmation", 4, true, 9},
 	}
-	for _, tc := range cases {
+	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			if i%2 == 1 {
+				dkls23test.SkipUnderRace(t) // half the cases under -race
+			}
 			ss, err := dkls23test.KeygenSessions(2, ps, dkls23test.Nonce())
 			if err != nil {
 				t.Fatal(err)
@@ -202,6 +205,7 @@ func TestKeygenAlteredMessagesBlameSender(t *testing.T) {
 // it: the first signing between the two parties aborts, and nobody outputs a
 // signature.
 func TestKeygenSubstitutedBaseOTPointNeverSigns(t *testing.T) {
+	dkls23test.SkipUnderRace(t)
 	ps := dkls23test.Parties(2)
 	ss, err := dkls23test.KeygenSessions(2, ps, dkls23test.Nonce())
 	if err != nil {
@@ -354,6 +358,7 @@ func TestRefresh(t *testing.T) {
 // Every message of a refresh, altered by its sender, makes the honest party
 // abort naming the sender.
 func TestRefreshAlteredMessagesBlameSender(t *testing.T) {
+	dkls23test.SkipUnderRace(t)
 	shares, err := dkls23test.Keygen(2, 2, 30)
 	if err != nil {
 		t.Fatal(err)
@@ -449,6 +454,7 @@ func TestReshareWrongConstantBlamesDealer(t *testing.T) {
 // to it properly in this session, is caught by the proof of knowledge, which
 // is bound to the session and the dealer (TSSHOCK-style replay).
 func TestKeygenReplayedProofOfKnowledge(t *testing.T) {
+	dkls23test.SkipUnderRace(t)
 	ps := dkls23test.Parties(2)
 	var rec mpctest.Recorder
 	old, err := dkls23test.KeygenSessions(2, ps, dkls23test.Nonce())

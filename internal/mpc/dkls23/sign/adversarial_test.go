@@ -152,6 +152,7 @@ func TestSignInconsistentBroadcast(t *testing.T) {
 // session's header, fail their checks and name the sender; replayed as they
 // were, the engine drops them.
 func TestSignReplayFromAnotherSession(t *testing.T) {
+	dkls23test.SkipUnderRace(t)
 	shares := shares23(t)
 	signers := []round.PartyID{1, 2, 3}
 	var rec mpctest.Recorder
@@ -194,6 +195,7 @@ func TestSignReplayFromAnotherSession(t *testing.T) {
 // its multiplications use the old OT setups and its key share is off the new
 // polynomial, so the run aborts, and nobody outputs a signature.
 func TestSignOldShareWithNewSharesFails(t *testing.T) {
+	dkls23test.SkipUnderRace(t)
 	shares, err := dkls23test.Keygen(2, 3, 25)
 	if err != nil {
 		t.Fatal(err)
@@ -312,8 +314,8 @@ func TestSignRandomBitFlipsNeverYieldBadSignature(t *testing.T) {
 	pub := shares[0].PublicKey()
 	rng := mrand.New(mrand.NewPCG(1, 2))
 	n := 40
-	if testing.Short() {
-		n = 10
+	if testing.Short() || dkls23test.Race() {
+		n = 8
 	}
 	for i := range n {
 		rnd := uint16(2 + rng.IntN(3))

@@ -95,7 +95,11 @@ func TestSignEverySubset(t *testing.T) {
 			}
 			pub := shares[0].PublicKey()
 			for _, signers := range subsets(dkls23test.Parties(tc.n), tc.t) {
-				for k := range tc.digests {
+				digests := tc.digests
+				if dkls23test.Race() {
+					digests = 1
+				}
+				for k := range digests {
 					digest := make([]byte, 32)
 					rand.Read(digest)
 					sig, _, err := dkls23test.Sign(shares, signers, digest, nil, uint64(k))
