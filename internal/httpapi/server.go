@@ -36,6 +36,16 @@ type Options struct {
 	Metrics  *Metrics     // nil: no metrics, and /metrics is 404
 	// Ready reports readiness for GET /readyz; nil means always ready.
 	Ready func(ctx context.Context) api.ReadyStatus
+	// Routes are extra HTTP routes beside JSON-RPC (the attestation
+	// document, the passkey page); each Pattern is an http.ServeMux pattern
+	// such as "GET /attestation".
+	Routes []Route
+}
+
+// Route is one extra HTTP route served by NewHandler's handler.
+type Route struct {
+	Pattern string
+	Handler http.Handler
 }
 
 // handler is the http.Handler returned by NewHandler.
@@ -58,6 +68,9 @@ func NewHandler(opts Options) http.Handler {
 	h.mux.HandleFunc("GET /readyz", h.serveReady)
 	if opts.Metrics != nil {
 		h.mux.Handle("GET /metrics", opts.Metrics.Handler())
+	}
+	for _, r := range opts.Routes {
+		h.mux.Handle(r.Pattern, r.Handler)
 	}
 	return h
 }
@@ -129,6 +142,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var methods []string
 	ctx := context.WithValue(r.Context(), ctxKey{}, id)
 	ctx = context.WithValue(ctx, methodsKey{}, &methods)
+	ctx = withProofs(ctx, r.Header.Get(ProofsHeader))
 	h.mux.ServeHTTP(sw, r.WithContext(ctx))
 	if sw.status == 0 {
 		sw.status = http.StatusOK

@@ -67,6 +67,8 @@ type Node struct {
 	apiLn   net.Listener
 	peerLn  net.Listener
 
+	closers []func() // services' Close, run in reverse order by closeAll
+
 	runOnce sync.Once
 }
 
@@ -138,13 +140,17 @@ func (n *Node) open(opts Options) (err error) {
 
 	n.metrics = httpapi.NewMetrics(n.peerInfo)
 	registerTransportMetrics(n.metrics.Registry(), n.tr)
-	reg := httpapi.NewRegistry()
-	httpapi.RegisterNode(reg, n.NodeInfo)
+	svc := &services{reg: httpapi.NewRegistry()}
+	httpapi.RegisterNode(svc.reg, n.NodeInfo)
+	if err := n.openServices(svc); err != nil {
+		return err
+	}
 	h := httpapi.NewHandler(httpapi.Options{
-		Registry: reg,
+		Registry: svc.reg,
 		Logger:   n.log.With("component", "api"),
 		Metrics:  n.metrics,
 		Ready:    func(context.Context) api.ReadyStatus { return n.Ready() },
+		Routes:   svc.routes,
 	})
 	n.api = httpapi.NewServer(h, n.log.With("component", "http"))
 	return nil
@@ -229,6 +235,10 @@ func (n *Node) Run(ctx context.Context) error {
 
 // closeAll releases what New opened; it is safe on a partly built Node.
 func (n *Node) closeAll() {
+	for i := len(n.closers) - 1; i >= 0; i-- {
+		n.closers[i]()
+	}
+	n.closers = nil
 	if n.tr != nil {
 		n.tr.Close()
 	}
