@@ -1,0 +1,21 @@
+// Package wallet is keymesh's threshold wallet service: accounts whose
+// secp256k1 key is made by DKLs23 distributed key generation across all n
+// nodes of the cluster, and Ethereum signing by any t of them, with EIP-1193
+// method names (personal_sign, eth_signTypedData_v4, eth_signTransaction) so
+// that viem and ethers use a node as their provider. No node ever holds the
+// key.
+//
+// The node a client talks to (the gateway) orchestrates: for account creation
+// it invites every peer to a key generation with a fresh session id; for
+// signing it picks t live signers (itself and t−1 reachable peers) and
+// forwards the client's params, its approval proofs and the request id.
+// Every participant recomputes the operation (the digest to sign and
+// OperationHash) from the forwarded params and asks auth (Authorizer) itself
+// before it sends its first protocol message, so a gateway cannot make the
+// others sign anything the account's owner did not approve.
+//
+// Share records are sealed at rest (Sealer, the enclave backend) under
+// enclave.LabelShare(address); ownership (scope, account) → addresses is kept
+// on every node. Signing sessions use a fresh 32-byte nonce each: DKLs23's OT
+// pads must never be used twice (see package sign).
+package wallet
