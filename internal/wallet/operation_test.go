@@ -24,7 +24,7 @@ func TestOperationHash(t *testing.T) {
 		t.Fatalf("OperationHash = %x, want %x", got, want)
 	}
 	// Every input is bound.
-	seen := map[[32]byte]string{hex.EncodeToString(want[:]): "base"}
+	seen := map[string]string{hex.EncodeToString(want[:]): "base"}
 	other := digest
 	other[0] = 1
 	for name, h := range map[string][32]byte{
