@@ -1,0 +1,552 @@
+package record
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+)
+
+// Mode is a scope's account-control mode: whose approval an operation on
+// one of its accounts needs.
+type Mode uint8
+
+const (
+	ModeUser      Mode = 1 // the user's (passkey or session key)
+	ModeDeveloper Mode = 2 // the developer's (DOA signature)
+	ModeHybrid    Mode = 3 // both
+)
+
+func (m Mode) String() string {
+	switch m {
+	case ModeUser:
+		return "user"
+	case ModeDeveloper:
+		return "developer"
+	case ModeHybrid:
+		return "hybrid"
+	}
+	return fmt.Sprintf("mode(%d)", uint8(m))
+}
+
+// ParseMode parses "user", "developer" or "hybrid".
+func ParseMode(s string) (Mode, error) {
+	for _, m := range []Mode{ModeUser, ModeDeveloper, ModeHybrid} {
+		if m.String() == s {
+			return m, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: mode %q: want user, developer or hybrid", ErrMalformed, s)
+}
+
+// Limits of the fields of a record body.
+const (
+	MaxScopeID      = 64
+	MaxAccountID    = 128
+	MaxRPID         = 253
+	MaxOrigin       = 256
+	MaxOrigins      = 8
+	MaxDevKeys      = 8
+	MaxMethod       = 64
+	MaxCredentialID = 1023 // WebAuthn §5.8.3 credential ids are at most 1023 bytes
+	MaxCOSEKey      = 1024
+)
+
+// accountRE is what an account id (a user identifier chosen by the
+// developer or the user: a name, an e-mail address, a number) may hold.
+var accountRE = regexp.MustCompile(`^[A-Za-z0-9._@+\-]{1,128}$`)
+
+// scopeRE is what a scope id looks like (see ScopeCreateBody.ScopeID).
+var scopeRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// CheckAccountID reports whether s is a valid account id.
+func CheckAccountID(s string) error {
+	if !accountRE.MatchString(s) {
+		return fmt.Errorf("%w: account id must be 1 to 128 of A-Z a-z 0-9 . _ @ + -", ErrMalformed)
+	}
+	return nil
+}
+
+// CheckScopeID reports whether s is a valid scope id.
+func CheckScopeID(s string) error {
+	if !scopeRE.MatchString(s) {
+		return fmt.Errorf("%w: scope id must be 32 lowercase hex digits", ErrMalformed)
+	}
+	return nil
+}
+
+// ScopeConfig is a scope's configuration, set by its developer.
+type ScopeConfig struct {
+	RPID       string      // WebAuthn relying party id (a domain)
+	Origins    []string    // allowed WebAuthn origins, e.g. https://app.example
+	Mode       Mode        // account-control mode
+	SessionTTL uint32      // longest session lifetime, seconds
+	DevKeys    []PublicKey // keys allowed to update the scope and to sign DOA approvals
+}
+
+// Check reports whether c is usable.
+func (c *ScopeConfig) Check() error {
+	switch {
+	case c.RPID == "" || len(c.RPID) > MaxRPID:
+		return fmt.Errorf("%w: rp id must be 1 to %d bytes", ErrMalformed, MaxRPID)
+	case len(c.Origins) == 0 || len(c.Origins) > MaxOrigins:
+		return fmt.Errorf("%w: 1 to %d origins", ErrMalformed, MaxOrigins)
+	case c.Mode < ModeUser || c.Mode > ModeHybrid:
+		return fmt.Errorf("%w: unknown mode %d", ErrMalformed, c.Mode)
+	case c.SessionTTL == 0 || c.SessionTTL > 30*24*3600:
+		return fmt.Errorf("%w: session lifetime must be 1 s to 30 days", ErrMalformed)
+	case len(c.DevKeys) == 0 || len(c.DevKeys) > MaxDevKeys:
+		return fmt.Errorf("%w: 1 to %d developer keys", ErrMalformed, MaxDevKeys)
+	}
+	for _, o := range c.Origins {
+		if o == "" || len(o) > MaxOrigin {
+			return fmt.Errorf("%w: origin must be 1 to %d bytes", ErrMalformed, MaxOrigin)
+		}
+	}
+	for _, k := range c.DevKeys {
+		if err := k.Check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// HasDevKey reports whether k is one of the developer keys.
+func (c *ScopeConfig) HasDevKey(k PublicKey) bool {
+	for _, d := range c.DevKeys {
+		if d.Equal(k) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *ScopeConfig) encode(w *Writer) {
+	w.String(c.RPID)
+	w.U32(uint32(len(c.Origins)))
+	for _, o := range c.Origins {
+		w.String(o)
+	}
+	w.U8(uint8(c.Mode))
+	w.U32(c.SessionTTL)
+	w.U32(uint32(len(c.DevKeys)))
+	for _, k := range c.DevKeys {
+		k.Encode(w)
+	}
+}
+
+func decodeScopeConfig(r *Reader) ScopeConfig {
+	var c ScopeConfig
+	c.RPID = r.String(MaxRPID, "rp id")
+	n := r.Count(MaxOrigins, "origins")
+	for range n {
+		c.Origins = append(c.Origins, r.String(MaxOrigin, "origin"))
+	}
+	c.Mode = Mode(r.U8("mode"))
+	c.SessionTTL = r.U32("session lifetime")
+	n = r.Count(MaxDevKeys, "developer keys")
+	for range n {
+		c.DevKeys = append(c.DevKeys, DecodePublicKey(r))
+	}
+	if r.Err() == nil {
+		if err := c.Check(); err != nil {
+			r.fail("%v", err)
+		}
+	}
+	return c
+}
+
+// CredentialKind is how a credential proves itself.
+type CredentialKind uint8
+
+const (
+	// CredPasskey: a WebAuthn credential; PublicKey is its COSE key.
+	CredPasskey CredentialKind = 1
+	// CredKey: a plain key; PublicKey is a PublicKey encoding.
+	CredKey CredentialKind = 2
+)
+
+// Credential is one way a user proves they control an account.
+type Credential struct {
+	ID        []byte
+	Kind      CredentialKind
+	PublicKey []byte
+}
+
+func (c *Credential) encode(w *Writer) {
+	w.Var(c.ID)
+	w.U8(uint8(c.Kind))
+	w.Var(c.PublicKey)
+}
+
+func decodeCredential(r *Reader) Credential {
+	c := Credential{ID: r.Var(MaxCredentialID, "credential id"), Kind: CredentialKind(r.U8("credential kind")), PublicKey: r.Var(MaxCOSEKey, "credential key")}
+	if r.Err() != nil {
+		return c
+	}
+	if len(c.ID) == 0 {
+		r.fail("empty credential id")
+	}
+	switch c.Kind {
+	case CredPasskey:
+		if len(c.PublicKey) == 0 {
+			r.fail("empty passkey public key")
+		}
+	case CredKey:
+		kr := NewReader(c.PublicKey)
+		DecodePublicKey(kr)
+		if err := kr.Done(); err != nil {
+			r.fail("credential key: %v", err)
+		}
+	default:
+		r.fail("unknown credential kind %d", c.Kind)
+	}
+	return c
+}
+
+// KeyCredential makes a CredKey credential for k; its id is k.ID().
+func KeyCredential(k PublicKey) Credential {
+	var w Writer
+	k.Encode(&w)
+	id := k.ID()
+	return Credential{ID: id[:], Kind: CredKey, PublicKey: w.Bytes()}
+}
+
+// Key returns a CredKey credential's key.
+func (c *Credential) Key() (PublicKey, error) {
+	if c.Kind != CredKey {
+		return PublicKey{}, fmt.Errorf("record: credential is not a plain key")
+	}
+	r := NewReader(c.PublicKey)
+	k := DecodePublicKey(r)
+	return k, r.Done()
+}
+
+func checkIDs(r *Reader, scope, account string) {
+	if r.Err() != nil {
+		return
+	}
+	if err := CheckScopeID(scope); err != nil {
+		r.fail("%v", err)
+	} else if err := CheckAccountID(account); err != nil {
+		r.fail("%v", err)
+	}
+}
+
+// ScopeCreateBody creates a scope. It must be signed by one of
+// Config.DevKeys.
+type ScopeCreateBody struct {
+	Nonce  [16]byte
+	Config ScopeConfig
+}
+
+// ScopeID is the new scope's id: the first 16 bytes of
+// SHA-256("keymesh/scope-id/v1" ‖ body), in hex, so that no one can choose
+// (or squat) another developer's id.
+func (b *ScopeCreateBody) ScopeID() string {
+	h := sha256.Sum256(append([]byte("keymesh/scope-id/v1"), b.Marshal()...))
+	return hex.EncodeToString(h[:16])
+}
+
+func (b *ScopeCreateBody) Marshal() []byte {
+	var w Writer
+	w.Fixed(b.Nonce[:])
+	b.Config.encode(&w)
+	return w.Bytes()
+}
+
+func DecodeScopeCreate(p []byte) (*ScopeCreateBody, error) {
+	r := NewReader(p)
+	b := &ScopeCreateBody{}
+	r.Fixed(b.Nonce[:], "nonce")
+	b.Config = decodeScopeConfig(r)
+	return b, r.Done()
+}
+
+// ScopeUpdateBody replaces a scope's config. Seq must be greater than the
+// scope's current sequence number (0 after create); it must be signed by a
+// developer key of the current config.
+type ScopeUpdateBody struct {
+	Scope  string
+	Seq    uint64
+	Config ScopeConfig
+}
+
+func (b *ScopeUpdateBody) Marshal() []byte {
+	var w Writer
+	w.String(b.Scope)
+	w.U64(b.Seq)
+	b.Config.encode(&w)
+	return w.Bytes()
+}
+
+func DecodeScopeUpdate(p []byte) (*ScopeUpdateBody, error) {
+	r := NewReader(p)
+	b := &ScopeUpdateBody{Scope: r.String(MaxScopeID, "scope")}
+	b.Seq = r.U64("seq")
+	b.Config = decodeScopeConfig(r)
+	if r.Err() == nil {
+		if err := CheckScopeID(b.Scope); err != nil {
+			r.fail("%v", err)
+		}
+	}
+	return b, r.Done()
+}
+
+// AccountRegisterBody registers account Account in Scope. It is the
+// canonical payload of a registration: scope id, user identifier, a nonce
+// and a timestamp (unix seconds), so that a signed registration cannot be
+// replayed for another account or scope, or again later. A passkey
+// registration is authorised by an attestation whose challenge commits to
+// it, and the credential comes from the attestation (Credential is
+// absent). A delegated registration is signed by a developer key and may
+// carry a plain-key Credential for the user.
+type AccountRegisterBody struct {
+	Scope      string
+	Account    string
+	Nonce      [16]byte
+	Time       int64
+	Credential *Credential
+}
+
+func (b *AccountRegisterBody) Marshal() []byte {
+	var w Writer
+	w.String(b.Scope)
+	w.String(b.Account)
+	w.Fixed(b.Nonce[:])
+	w.U64(uint64(b.Time))
+	if b.Credential == nil {
+		w.U8(0)
+	} else {
+		w.U8(1)
+		b.Credential.encode(&w)
+	}
+	return w.Bytes()
+}
+
+func DecodeAccountRegister(p []byte) (*AccountRegisterBody, error) {
+	r := NewReader(p)
+	b := &AccountRegisterBody{Scope: r.String(MaxScopeID, "scope"), Account: r.String(MaxAccountID, "account")}
+	r.Fixed(b.Nonce[:], "nonce")
+	b.Time = int64(r.U64("time"))
+	if r.Bool("has credential") {
+		c := decodeCredential(r)
+		b.Credential = &c
+	}
+	checkIDs(r, b.Scope, b.Account)
+	if r.Err() == nil && b.Time < 0 {
+		r.fail("negative time")
+	}
+	return b, r.Done()
+}
+
+// CredentialAddBody adds a plain-key credential to an account. It is
+// authorised by a developer key or one of the account's credentials.
+type CredentialAddBody struct {
+	Scope      string
+	Account    string
+	Nonce      [16]byte
+	Credential Credential
+}
+
+func (b *CredentialAddBody) Marshal() []byte {
+	var w Writer
+	w.String(b.Scope)
+	w.String(b.Account)
+	w.Fixed(b.Nonce[:])
+	b.Credential.encode(&w)
+	return w.Bytes()
+}
+
+func DecodeCredentialAdd(p []byte) (*CredentialAddBody, error) {
+	r := NewReader(p)
+	b := &CredentialAddBody{Scope: r.String(MaxScopeID, "scope"), Account: r.String(MaxAccountID, "account")}
+	r.Fixed(b.Nonce[:], "nonce")
+	b.Credential = decodeCredential(r)
+	checkIDs(r, b.Scope, b.Account)
+	return b, r.Done()
+}
+
+// CredentialRevokeBody revokes a credential for good. It is authorised by
+// a developer key or one of the account's credentials (itself included).
+type CredentialRevokeBody struct {
+	Scope        string
+	Account      string
+	CredentialID []byte
+}
+
+func (b *CredentialRevokeBody) Marshal() []byte {
+	var w Writer
+	w.String(b.Scope)
+	w.String(b.Account)
+	w.Var(b.CredentialID)
+	return w.Bytes()
+}
+
+func DecodeCredentialRevoke(p []byte) (*CredentialRevokeBody, error) {
+	r := NewReader(p)
+	b := &CredentialRevokeBody{Scope: r.String(MaxScopeID, "scope"), Account: r.String(MaxAccountID, "account")}
+	b.CredentialID = r.Var(MaxCredentialID, "credential id")
+	checkIDs(r, b.Scope, b.Account)
+	if r.Err() == nil && len(b.CredentialID) == 0 {
+		r.fail("empty credential id")
+	}
+	return b, r.Done()
+}
+
+// SessionCreateBody authorises a session key (generated by the client)
+// for an account until Expiry (unix seconds). It is authorised by one of
+// the account's credentials: a passkey assertion whose challenge commits
+// to this body, or a plain-key signature.
+type SessionCreateBody struct {
+	Scope   string
+	Account string
+	Key     PublicKey
+	Expiry  int64
+	Nonce   [16]byte
+}
+
+func (b *SessionCreateBody) Marshal() []byte {
+	var w Writer
+	w.String(b.Scope)
+	w.String(b.Account)
+	b.Key.Encode(&w)
+	w.U64(uint64(b.Expiry))
+	w.Fixed(b.Nonce[:])
+	return w.Bytes()
+}
+
+func DecodeSessionCreate(p []byte) (*SessionCreateBody, error) {
+	r := NewReader(p)
+	b := &SessionCreateBody{Scope: r.String(MaxScopeID, "scope"), Account: r.String(MaxAccountID, "account")}
+	b.Key = DecodePublicKey(r)
+	b.Expiry = int64(r.U64("expiry"))
+	r.Fixed(b.Nonce[:], "nonce")
+	checkIDs(r, b.Scope, b.Account)
+	if r.Err() == nil && b.Expiry < 0 {
+		r.fail("negative expiry")
+	}
+	return b, r.Done()
+}
+
+// SessionRevokeBody revokes a session key (by its PublicKey.ID) for good.
+// It is authorised by the session key itself, one of the account's
+// credentials or a developer key.
+type SessionRevokeBody struct {
+	Scope   string
+	Account string
+	Session [32]byte
+}
+
+func (b *SessionRevokeBody) Marshal() []byte {
+	var w Writer
+	w.String(b.Scope)
+	w.String(b.Account)
+	w.Fixed(b.Session[:])
+	return w.Bytes()
+}
+
+func DecodeSessionRevoke(p []byte) (*SessionRevokeBody, error) {
+	r := NewReader(p)
+	b := &SessionRevokeBody{Scope: r.String(MaxScopeID, "scope"), Account: r.String(MaxAccountID, "account")}
+	r.Fixed(b.Session[:], "session")
+	checkIDs(r, b.Scope, b.Account)
+	return b, r.Done()
+}
+
+// Approval is one party's approval of one operation: it binds the scope,
+// the account, the canonical method name, the operation hash
+// (auth.Operation.Hash), a fresh nonce and an expiry (unix seconds).
+type Approval struct {
+	Scope   string
+	Account string
+	Method  string
+	Hash    [32]byte
+	Nonce   [16]byte
+	Expiry  int64
+}
+
+// Marshal returns the approval's canonical encoding.
+func (a *Approval) Marshal() []byte {
+	var w Writer
+	w.String(a.Scope)
+	w.String(a.Account)
+	w.String(a.Method)
+	w.Fixed(a.Hash[:])
+	w.Fixed(a.Nonce[:])
+	w.U64(uint64(a.Expiry))
+	return w.Bytes()
+}
+
+// DecodeApproval decodes Marshal's output strictly.
+func DecodeApproval(p []byte) (*Approval, error) {
+	r := NewReader(p)
+	a := &Approval{Scope: r.String(MaxScopeID, "scope"), Account: r.String(MaxAccountID, "account"), Method: r.String(MaxMethod, "method")}
+	r.Fixed(a.Hash[:], "hash")
+	r.Fixed(a.Nonce[:], "nonce")
+	a.Expiry = int64(r.U64("expiry"))
+	if r.Err() == nil {
+		if err := CheckScopeID(a.Scope); err != nil {
+			r.fail("%v", err)
+		} else if a.Account != "" {
+			if err := CheckAccountID(a.Account); err != nil {
+				r.fail("%v", err)
+			}
+		}
+		if a.Method == "" {
+			r.fail("empty method")
+		}
+		if a.Expiry < 0 {
+			r.fail("negative expiry")
+		}
+	}
+	return a, r.Done()
+}
+
+// SigningMessage is what a key signs to give this approval: a domain tag
+// and the encoding. A passkey's assertion challenge for it is
+// SHA-256(SigningMessage).
+func (a *Approval) SigningMessage() []byte {
+	var w Writer
+	w.String("keymesh/approval/v1")
+	w.Var(a.Marshal())
+	return w.Bytes()
+}
+
+// Challenge is the WebAuthn challenge for this approval (per-operation
+// passkey mode).
+func (a *Approval) Challenge() []byte {
+	h := sha256.Sum256(a.SigningMessage())
+	return h[:]
+}
+
+// DecodeBody decodes the body of a record of kind k, for callers that
+// switch on the result's type.
+func DecodeBody(k Kind, p []byte) (any, error) {
+	switch k {
+	case ScopeCreate:
+		return DecodeScopeCreate(p)
+	case ScopeUpdate:
+		return DecodeScopeUpdate(p)
+	case AccountRegister:
+		return DecodeAccountRegister(p)
+	case CredentialAdd:
+		return DecodeCredentialAdd(p)
+	case CredentialRevoke:
+		return DecodeCredentialRevoke(p)
+	case SessionCreate:
+		return DecodeSessionCreate(p)
+	case SessionRevoke:
+		return DecodeSessionRevoke(p)
+	}
+	return nil, fmt.Errorf("%w: unknown kind %d", ErrMalformed, k)
+}
+
+// MarshalBody encodes a body returned by DecodeBody.
+func MarshalBody(b any) ([]byte, error) {
+	switch b := b.(type) {
+	case interface{ Marshal() []byte }:
+		return b.Marshal(), nil
+	}
+	return nil, fmt.Errorf("record: %T is not a record body", b)
+}

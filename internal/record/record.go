@@ -1,0 +1,159 @@
+package record
+
+import (
+	"crypto/sha256"
+	"fmt"
+)
+
+// Version is the first byte of every encoded Record.
+const Version = 1
+
+// Kind says what a record changes.
+type Kind uint8
+
+const (
+	ScopeCreate      Kind = 1 // a new scope, signed by one of its developer keys
+	ScopeUpdate      Kind = 2 // a scope's new config, signed by a current developer key
+	AccountRegister  Kind = 3 // a new account: passkey attestation, or a developer signature (delegated)
+	CredentialAdd    Kind = 4 // another key credential for an account
+	CredentialRevoke Kind = 5 // a credential is revoked, for good
+	SessionCreate    Kind = 6 // a session key, authorised by one of the account's credentials
+	SessionRevoke    Kind = 7 // a session key is revoked, for good
+)
+
+var kindNames = map[Kind]string{
+	ScopeCreate: "scope.create", ScopeUpdate: "scope.update", AccountRegister: "account.register",
+	CredentialAdd: "credential.add", CredentialRevoke: "credential.revoke",
+	SessionCreate: "session.create", SessionRevoke: "session.revoke",
+}
+
+func (k Kind) String() string {
+	if s, ok := kindNames[k]; ok {
+		return s
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// AuthKind says how a record is authorised.
+type AuthKind uint8
+
+const (
+	// AuthSignature: Sig is Signer's signature over SigningMessage.
+	AuthSignature AuthKind = 1
+	// AuthPasskeyCreate: WebAuthn is the JSON of the PublicKeyCredential
+	// returned by navigator.credentials.create(), whose challenge is
+	// Challenge(kind, body) (W3C WebAuthn Level 3, §7.1).
+	AuthPasskeyCreate AuthKind = 2
+	// AuthPasskeyGet: WebAuthn is the JSON of the PublicKeyCredential
+	// returned by navigator.credentials.get() with credential CredentialID,
+	// whose challenge is Challenge(kind, body) (§7.2).
+	AuthPasskeyGet AuthKind = 3
+)
+
+// Auth is the proof that the record's author may make it.
+type Auth struct {
+	Kind     AuthKind
+	Signer   PublicKey // AuthSignature
+	Sig      []byte    // AuthSignature
+	WebAuthn []byte    // AuthPasskeyCreate, AuthPasskeyGet
+}
+
+// MaxWebAuthn bounds the WebAuthn JSON carried by a record or approval.
+const MaxWebAuthn = 16 << 10
+
+// Record is one signed state change: Body is the canonical encoding of the
+// kind's body type (ScopeCreateBody…), Auth proves who made it.
+type Record struct {
+	Kind Kind
+	Body []byte
+	Auth Auth
+}
+
+// ID identifies a record by what it says (kind and body), not by its
+// proof, so the same change signed twice (ECDSA is randomised) is the
+// same record.
+func (r *Record) ID() [32]byte { return sha256.Sum256(SigningMessage(r.Kind, r.Body)) }
+
+// SigningMessage is what a record's author signs: a domain tag, the kind
+// and the body.
+func SigningMessage(k Kind, body []byte) []byte {
+	var w Writer
+	w.String("keymesh/record/v1")
+	w.U8(uint8(k))
+	w.Var(body)
+	return w.Bytes()
+}
+
+// Challenge is the WebAuthn challenge that commits to a record: SHA-256
+// of its signing message.
+func Challenge(k Kind, body []byte) []byte {
+	h := sha256.Sum256(SigningMessage(k, body))
+	return h[:]
+}
+
+// Marshal returns the record's canonical encoding:
+// version ‖ kind ‖ body ‖ auth kind ‖ (signer ‖ sig | webauthn).
+func (r *Record) Marshal() []byte {
+	var w Writer
+	w.U8(Version)
+	w.U8(uint8(r.Kind))
+	w.Var(r.Body)
+	w.U8(uint8(r.Auth.Kind))
+	switch r.Auth.Kind {
+	case AuthSignature:
+		r.Auth.Signer.Encode(&w)
+		w.Var(r.Auth.Sig)
+	default:
+		w.Var(r.Auth.WebAuthn)
+	}
+	return w.Bytes()
+}
+
+// Unmarshal decodes a record strictly: unknown version, kind or auth
+// kind, oversized fields and trailing bytes are errors wrapping
+// ErrMalformed. The body itself is decoded by the kind's Decode function.
+func Unmarshal(b []byte) (*Record, error) {
+	rd := NewReader(b)
+	if v := rd.U8("version"); rd.Err() == nil && v != Version {
+		return nil, fmt.Errorf("%w: version %d, want %d", ErrMalformed, v, Version)
+	}
+	r := &Record{Kind: Kind(rd.U8("kind"))}
+	if _, ok := kindNames[r.Kind]; !ok && rd.Err() == nil {
+		return nil, fmt.Errorf("%w: unknown kind %d", ErrMalformed, r.Kind)
+	}
+	r.Body = rd.Var(0, "body")
+	r.Auth.Kind = AuthKind(rd.U8("auth kind"))
+	switch r.Auth.Kind {
+	case AuthSignature:
+		r.Auth.Signer = DecodePublicKey(rd)
+		r.Auth.Sig = rd.Var(64, "signature")
+	case AuthPasskeyCreate, AuthPasskeyGet:
+		r.Auth.WebAuthn = rd.Var(MaxWebAuthn, "webauthn")
+	default:
+		if rd.Err() == nil {
+			return nil, fmt.Errorf("%w: unknown auth kind %d", ErrMalformed, r.Auth.Kind)
+		}
+	}
+	if err := rd.Done(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Sign returns a record of kind k with body, signed by key.
+func Sign(k Kind, body []byte, key *PrivateKey) (*Record, error) {
+	sig, err := key.Sign(SigningMessage(k, body))
+	if err != nil {
+		return nil, fmt.Errorf("record: sign: %w", err)
+	}
+	return &Record{Kind: k, Body: body, Auth: Auth{Kind: AuthSignature, Signer: key.Public(), Sig: sig}}, nil
+}
+
+// VerifySignature checks an AuthSignature record's signature (not whether
+// its signer may make it: that is package auth's chain of authority).
+func (r *Record) VerifySignature() error {
+	if r.Auth.Kind != AuthSignature {
+		return fmt.Errorf("record: %s is not signed by a key", r.Kind)
+	}
+	return r.Auth.Signer.Verify(SigningMessage(r.Kind, r.Body), r.Auth.Sig)
+}
