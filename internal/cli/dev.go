@@ -63,7 +63,7 @@ func runDev(ctx context.Context, cmd *cobra.Command, dir string, basePort int, l
 	base := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 	var nodes []*node.Node
 	for _, c := range cfgs {
-		n, err := node.New(node.Options{Config: c, Logger: base})
+		n, err := node.New(node.Options{Config: c, Logger: base, AllowPlaintext: true})
 		if err != nil {
 			for _, m := range nodes {
 				m.Close()

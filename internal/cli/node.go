@@ -11,14 +11,22 @@ import (
 )
 
 func newNodeCmd() *cobra.Command {
-	var cfgPath, level string
+	var (
+		cfgPath, level string
+		allowPlaintext bool
+	)
 	cmd := &cobra.Command{
 		Use:   "node --config FILE",
 		Short: "Run one node of a cluster",
 		Long: `Run one node of a cluster from its config file (written by
 keymesh cluster init). The node's data dir must hold its identity key.
 It serves the JSON-RPC API and the peer transport until SIGINT or SIGTERM,
-then shuts down gracefully. Logs are JSON lines on stderr.`,
+then shuts down gracefully. Logs are JSON lines on stderr.
+
+On its first start the node seals its identity key to its enclave and
+removes the plaintext key. It serves only JSON-RPC requests sealed to its
+attested keys (GET /attestation) unless --allow-plaintext (or
+"allow_plaintext": true in the config) is given, for development.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cfgPath == "" {
@@ -33,7 +41,7 @@ then shuts down gracefully. Logs are JSON lines on stderr.`,
 				return err
 			}
 			logger := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lv}))
-			n, err := node.New(node.Options{Config: cfg, Logger: logger})
+			n, err := node.New(node.Options{Config: cfg, Logger: logger, AllowPlaintext: allowPlaintext})
 			if err != nil {
 				return err
 			}
@@ -42,5 +50,6 @@ then shuts down gracefully. Logs are JSON lines on stderr.`,
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", "", "node config file (node-<id>.json)")
 	cmd.Flags().StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
+	cmd.Flags().BoolVar(&allowPlaintext, "allow-plaintext", false, "also accept unsealed JSON-RPC requests (development only)")
 	return cmd
 }

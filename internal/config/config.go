@@ -67,6 +67,10 @@ type Node struct {
 	// DataDir holds the store and identity.key. After Load it is absolute.
 	DataDir string `json:"data_dir"`
 	Peers   []Peer `json:"peers"`
+	// AllowPlaintext makes the node accept unsealed JSON-RPC requests: a
+	// development setting (keymesh dev). Without it only requests sealed to
+	// the node's attested enclave keys are served (docs/enclave.md).
+	AllowPlaintext bool `json:"allow_plaintext,omitempty"`
 }
 
 // Peer is another node of the cluster.

@@ -40,6 +40,10 @@ type Options struct {
 	// document, the passkey page); each Pattern is an http.ServeMux pattern
 	// such as "GET /attestation".
 	Routes []Route
+	// Sealing, if set, makes POST / open sealed requests (sealed.go) and
+	// refuse plaintext ones unless Sealing.AllowPlaintext. Nil serves
+	// plaintext JSON-RPC only.
+	Sealing *Sealing
 }
 
 // Route is one extra HTTP route served by NewHandler's handler.
@@ -224,13 +228,33 @@ func (h *handler) serveRPC(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusBadRequest)
 		return
 	}
-	items, batch, top := decodeBody(body)
-	if top != nil {
-		h.count(r.Context(), "invalid", top.Code, 0)
-		writeJSON(w, http.StatusOK, errorResponse(nil, top))
+	if h.Sealing != nil {
+		h.serveSealed(w, r, body)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), RequestTimeout)
+	h.servePlain(w, r, body)
+}
+
+// servePlain answers a plaintext JSON-RPC body.
+func (h *handler) servePlain(w http.ResponseWriter, r *http.Request, body []byte) {
+	status, resp := h.dispatch(r.Context(), body)
+	if resp == nil {
+		w.WriteHeader(status)
+		return
+	}
+	writeJSON(w, status, resp)
+}
+
+// dispatch runs a JSON-RPC body (a request or a batch) and returns the HTTP
+// status and the response to send: an *api.Response, a batch of them, or
+// nil with http.StatusNoContent when there is nothing to answer.
+func (h *handler) dispatch(ctx context.Context, body []byte) (int, any) {
+	items, batch, top := decodeBody(body)
+	if top != nil {
+		h.count(ctx, "invalid", top.Code, 0)
+		return http.StatusOK, errorResponse(nil, top)
+	}
+	ctx, cancel := context.WithTimeout(ctx, RequestTimeout)
 	defer cancel()
 	var out []*api.Response
 	for _, it := range items {
@@ -240,11 +264,11 @@ func (h *handler) serveRPC(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case len(out) == 0:
-		w.WriteHeader(http.StatusNoContent)
+		return http.StatusNoContent, nil
 	case batch:
-		writeJSON(w, http.StatusOK, out)
+		return http.StatusOK, out
 	default:
-		writeJSON(w, http.StatusOK, out[0])
+		return http.StatusOK, out[0]
 	}
 }
 

@@ -13,17 +13,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/keymesh/keymesh/api"
 	"github.com/keymesh/keymesh/internal/config"
+	"github.com/keymesh/keymesh/internal/enclave"
 	"github.com/keymesh/keymesh/internal/httpapi"
 	"github.com/keymesh/keymesh/internal/mpc/round"
 	"github.com/keymesh/keymesh/internal/store"
@@ -52,14 +51,23 @@ type Options struct {
 	// Transport overrides the transport's timing defaults (zero fields keep
 	// them); Self, Identity and Logger are always set by New.
 	Transport transport.Options
+
+	// AllowPlaintext makes the API accept unsealed JSON-RPC requests, as
+	// Config.AllowPlaintext does: for development clusters and tests.
+	// Otherwise only requests sealed to the node's attested keys are served.
+	AllowPlaintext bool
 }
 
 // Node is one running keymesh node.
 type Node struct {
 	cfg     *config.Node
 	log     *slog.Logger
+	enclave enclave.Backend // opened first: every secret at rest is sealed by it
 	ident   *config.Identity
 	pub     string // ident's public key, kept after ident is destroyed
+	// identityPub is the raw Ed25519 identity public key (attested).
+	identityPub []byte
+	sealedKeys  sealedKeys // envelope keys, made on first use (enclave.go)
 	store   *sqlite.DB
 	tr      *transport.Transport
 	metrics *httpapi.Metrics
@@ -98,15 +106,14 @@ func (n *Node) open(opts Options) (err error) {
 	}
 	n.log = opts.Logger.With("node", cfg.ID)
 
-	keyPath := filepath.Join(cfg.DataDir, config.IdentityFile)
-	if _, err := os.Lstat(keyPath); errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("node: no identity key at %s: create the cluster with `keymesh cluster init` and copy the node's data dir with its config", keyPath)
+	if err := n.openEnclave(); err != nil {
+		return err
 	}
-	ident, _, err := config.LoadOrCreateIdentity(cfg.DataDir)
+	ident, err := n.loadIdentity()
 	if err != nil {
-		return fmt.Errorf("node: %w", err)
+		return err
 	}
-	n.ident, n.pub = ident, ident.PublicKeyString()
+	n.ident, n.pub, n.identityPub = ident, ident.PublicKeyString(), ident.PublicKey()
 
 	n.store, err = sqlite.Open(filepath.Join(cfg.DataDir, StoreFile))
 	if err != nil {
@@ -142,6 +149,7 @@ func (n *Node) open(opts Options) (err error) {
 	registerTransportMetrics(n.metrics.Registry(), n.tr)
 	svc := &services{reg: httpapi.NewRegistry()}
 	httpapi.RegisterNode(svc.reg, n.NodeInfo)
+	sealing := n.openEnclaveAPI(svc, opts.AllowPlaintext || cfg.AllowPlaintext)
 	if err := n.openServices(svc); err != nil {
 		return err
 	}
@@ -151,6 +159,7 @@ func (n *Node) open(opts Options) (err error) {
 		Metrics:  n.metrics,
 		Ready:    func(context.Context) api.ReadyStatus { return n.Ready() },
 		Routes:   svc.routes,
+		Sealing:  sealing,
 	})
 	n.api = httpapi.NewServer(h, n.log.With("component", "http"))
 	return nil
@@ -254,6 +263,7 @@ func (n *Node) closeAll() {
 	if n.ident != nil {
 		n.ident.Destroy()
 	}
+	n.closeEnclave()
 }
 
 // Close releases a Node that was built by New but never Run.

@@ -98,7 +98,7 @@ func (tc *testCluster) start(i int, apiLn, peerLn net.Listener) {
 	if i == 0 {
 		logger = slog.New(slog.NewJSONHandler(&tc.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	n, err := New(Options{Config: tc.cfgs[i], Logger: logger, APIListener: apiLn, PeerListener: peerLn, Transport: fastLinks})
+	n, err := New(Options{Config: tc.cfgs[i], Logger: logger, APIListener: apiLn, PeerListener: peerLn, Transport: fastLinks, AllowPlaintext: true})
 	if err != nil {
 		tc.t.Fatal(err)
 	}
@@ -404,7 +404,7 @@ func TestStoreIdentityMismatch(t *testing.T) {
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	opts := func(c *config.Node) Options {
-		return Options{Config: c, Logger: logger, APIListener: listen(t, "127.0.0.1:0"), PeerListener: listen(t, "127.0.0.1:0")}
+		return Options{Config: c, Logger: logger, APIListener: listen(t, "127.0.0.1:0"), PeerListener: listen(t, "127.0.0.1:0"), AllowPlaintext: true}
 	}
 	n, err := New(opts(cfgs[0]))
 	if err != nil {

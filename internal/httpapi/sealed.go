@@ -1,0 +1,278 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/keymesh/keymesh/api"
+	"github.com/keymesh/keymesh/internal/envelope"
+)
+
+// Sealed requests (docs/enclave.md, package envelope). A client seals the
+// whole JSON-RPC body, with its approval proofs, to the node's attested
+// enclave keys, so that nothing between it and the enclave reads either:
+//
+//   - HPKE mode: Content-Type application/keymesh-sealed, the body is an
+//     envelope whose sealed payload is a SealedCall in JSON; the response
+//     is the SealedCall-free JSON-RPC response sealed with
+//     envelope.Opened.SealResponse, same content type.
+//   - compatibility mode (Passport's format): an X-Encrypted-Key header and
+//     a JSON object of sealed string fields: "rpc" (the JSON-RPC body) and,
+//     if any, "auth" (the proofs); the response is a JSON object with the
+//     sealed field "rpc" (plus envelope's meta field).
+//
+// The envelope's method binding is SealedMethod of the JSON-RPC body, and its
+// scope is handed to the handlers (SealedScope). A request that does not
+// open is answered in plaintext with a JSON-RPC error whose code names the
+// reason (api.CodeSealed…) and reaches no handler.
+
+// Sealing configures sealed requests in Options.
+type Sealing struct {
+	// AllowPlaintext accepts unsealed requests too: the node's dev flag.
+	AllowPlaintext bool
+	// Openers returns the node's openers (the node may create its keys on
+	// the first call). An error is an internal error.
+	Openers func(ctx context.Context) (*envelope.Opener, *envelope.CompatOpener, error)
+}
+
+// SealedCall is the plaintext inside an HPKE-sealed request: the JSON-RPC
+// body and the X-Keymesh-Auth proofs that would otherwise travel in the
+// clear.
+type SealedCall struct {
+	RPC  json.RawMessage `json:"rpc"`
+	Auth string          `json:"auth,omitempty"`
+}
+
+// Compatibility-mode field names.
+const (
+	CompatFieldRPC  = "rpc"
+	CompatFieldAuth = "auth"
+)
+
+// EncodeSealedCall returns the JSON encoding of c.
+func EncodeSealedCall(c SealedCall) ([]byte, error) {
+	if len(c.RPC) == 0 {
+		return nil, errors.New("httpapi: sealed call without a JSON-RPC body")
+	}
+	return json.Marshal(c)
+}
+
+// DecodeSealedCall decodes a SealedCall strictly: one JSON object with a
+// non-empty "rpc" and an optional string "auth", no other members and
+// nothing after it.
+func DecodeSealedCall(b []byte) (SealedCall, error) {
+	var c SealedCall
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return SealedCall{}, fmt.Errorf("httpapi: sealed call: %w", err)
+	}
+	if dec.More() {
+		return SealedCall{}, errors.New("httpapi: sealed call: trailing data")
+	}
+	if len(c.RPC) == 0 || string(c.RPC) == "null" {
+		return SealedCall{}, errors.New("httpapi: sealed call: no JSON-RPC body")
+	}
+	return c, nil
+}
+
+// SealedMethod is the method a sealed request binds (envelope.Request.Method):
+// the JSON-RPC method of a single request, or the methods of a batch joined
+// by commas. A body that is not a JSON-RPC request or batch gives "".
+func SealedMethod(rpc []byte) string {
+	type m struct {
+		Method string `json:"method"`
+	}
+	rpc = bytes.TrimLeft(rpc, " \t\r\n")
+	if len(rpc) > 0 && rpc[0] == '[' {
+		var ms []m
+		if json.Unmarshal(rpc, &ms) != nil {
+			return ""
+		}
+		names := make([]string, len(ms))
+		for i, x := range ms {
+			names[i] = x.Method
+		}
+		return strings.Join(names, ",")
+	}
+	var x m
+	if json.Unmarshal(rpc, &x) != nil {
+		return ""
+	}
+	return x.Method
+}
+
+type scopeKey struct{}
+
+// SealedScope returns the scope id a sealed request was bound to by its
+// client (envelope header), or "" for a plaintext request. Handlers that
+// act in a scope compare it with the scope they authorize.
+func SealedScope(ctx context.Context) string {
+	v, _ := ctx.Value(scopeKey{}).(string)
+	return v
+}
+
+type modeKey struct{}
+
+// RequestMode returns how the request being served was protected.
+func RequestMode(ctx context.Context) envelope.Mode {
+	v, _ := ctx.Value(modeKey{}).(envelope.Mode)
+	return v
+}
+
+// envelopeError maps an opener's error to the client-visible error.
+func envelopeError(err error) *api.Error {
+	for _, c := range []struct {
+		err  error
+		code int
+	}{
+		{envelope.ErrMalformed, api.CodeSealedMalformed},
+		{envelope.ErrUnknownKey, api.CodeSealedUnknownKey},
+		{envelope.ErrHeader, api.CodeSealedHeader},
+		{envelope.ErrCiphertext, api.CodeSealedCiphertext},
+		{envelope.ErrExpired, api.CodeSealedExpired},
+		{envelope.ErrReplay, api.CodeSealedReplay},
+		{envelope.ErrBinding, api.CodeSealedBinding},
+		{envelope.ErrPlaintext, api.CodePlaintextRefused},
+	} {
+		if errors.Is(err, c.err) {
+			return api.Errorf(c.code, "%s", c.err.Error())
+		}
+	}
+	return nil
+}
+
+// serveSealed serves a request on a node with Sealing set.
+func (h *handler) serveSealed(w http.ResponseWriter, r *http.Request, body []byte) {
+	ctx := r.Context()
+	mode := envelope.DetectMode(r.Header)
+	ctx = context.WithValue(ctx, modeKey{}, mode)
+	refuse := func(err error) {
+		e := envelopeError(err)
+		if e == nil {
+			h.Logger.ErrorContext(ctx, "sealed request", "request_id", RequestID(ctx), "err", err)
+			e = api.Errorf(api.CodeInternalError, "internal error")
+		} else {
+			h.Logger.InfoContext(ctx, "sealed request refused", "request_id", RequestID(ctx), "mode", mode.String(), "err", err)
+		}
+		h.count(ctx, "sealed", e.Code, 0)
+		writeJSON(w, http.StatusBadRequest, errorResponse(nil, e))
+	}
+	if err := envelope.Admit(mode, h.Sealing.AllowPlaintext); err != nil {
+		refuse(err)
+		return
+	}
+	if mode == envelope.ModePlaintext {
+		h.servePlain(w, r.WithContext(ctx), body)
+		return
+	}
+	hpkeOpener, compatOpener, err := h.Sealing.Openers(ctx)
+	if err != nil {
+		refuse(err)
+		return
+	}
+	switch mode {
+	case envelope.ModeHPKE:
+		req, err := hpkeOpener.Open(ctx, body)
+		if err != nil {
+			refuse(err)
+			return
+		}
+		call, err := DecodeSealedCall(req.Body)
+		if err != nil {
+			refuse(fmt.Errorf("%w: %v", envelope.ErrMalformed, err))
+			return
+		}
+		if err := req.Check(SealedMethod(call.RPC), req.Scope); err != nil {
+			refuse(err)
+			return
+		}
+		ctx = context.WithValue(withProofs(ctx, call.Auth), scopeKey{}, req.Scope)
+		status, resp := h.dispatch(ctx, call.RPC)
+		status = sealedStatus(status)
+		out, err := req.SealResponse(marshalResponse(resp))
+		if err != nil {
+			refuse(err)
+			return
+		}
+		w.Header().Set("Content-Type", envelope.ContentType)
+		w.WriteHeader(status)
+		w.Write(out)
+	case envelope.ModeCompat:
+		fields, err := decodeCompatBody(body)
+		if err != nil {
+			refuse(err)
+			return
+		}
+		req, err := compatOpener.Open(ctx, r.Header.Get(envelope.HeaderEncryptedKey), fields)
+		if err != nil {
+			refuse(err)
+			return
+		}
+		rpc, auth := req.Fields[CompatFieldRPC], req.Fields[CompatFieldAuth]
+		for name := range req.Fields {
+			if name != CompatFieldRPC && name != CompatFieldAuth {
+				refuse(fmt.Errorf("%w: unknown field %q", envelope.ErrMalformed, name))
+				return
+			}
+		}
+		if len(rpc) == 0 {
+			refuse(fmt.Errorf("%w: no %q field", envelope.ErrMalformed, CompatFieldRPC))
+			return
+		}
+		if err := req.Check(SealedMethod(rpc), req.Scope); err != nil {
+			refuse(err)
+			return
+		}
+		ctx = context.WithValue(withProofs(ctx, string(auth)), scopeKey{}, req.Scope)
+		status, resp := h.dispatch(ctx, rpc)
+		status = sealedStatus(status)
+		out, err := req.SealResponse(map[string][]byte{CompatFieldRPC: marshalResponse(resp)})
+		if err != nil {
+			refuse(err)
+			return
+		}
+		writeJSON(w, status, out)
+	}
+}
+
+// decodeCompatBody decodes a compatibility-mode body: one JSON object of
+// strings, nothing else.
+func decodeCompatBody(body []byte) (map[string]string, error) {
+	var fields map[string]string
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&fields); err != nil || fields == nil {
+		return nil, fmt.Errorf("%w: body is not a JSON object of strings", envelope.ErrMalformed)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: trailing data after the body", envelope.ErrMalformed)
+	}
+	return fields, nil
+}
+
+// marshalResponse encodes a dispatch result; nil (only notifications) is
+// the empty body.
+func marshalResponse(v any) []byte {
+	if v == nil {
+		return nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("httpapi: marshal %T: %v", v, err))
+	}
+	return b
+}
+
+// sealedStatus: a sealed response always has a body (the sealed empty
+// response of a notification), so 204 becomes 200.
+func sealedStatus(status int) int {
+	if status == http.StatusNoContent {
+		return http.StatusOK
+	}
+	return status
+}

@@ -1,0 +1,204 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"path/filepath"
+	"sync"
+
+	"github.com/keymesh/keymesh/api"
+	"github.com/keymesh/keymesh/internal/attest"
+	"github.com/keymesh/keymesh/internal/config"
+	"github.com/keymesh/keymesh/internal/enclave"
+	"github.com/keymesh/keymesh/internal/enclave/sim"
+	"github.com/keymesh/keymesh/internal/envelope"
+	"github.com/keymesh/keymesh/internal/httpapi"
+	"github.com/keymesh/keymesh/internal/store"
+)
+
+// EnclaveSimDir is the directory, inside a node's data dir, of the
+// simulated enclave platform (its quote key and seal secret; see
+// docs/enclave.md). Real TEE backends keep nothing there.
+const EnclaveSimDir = "enclave-sim"
+
+// Where the node keeps its sealed envelope keys in its store.
+const (
+	enclaveNS      = "enclave"
+	enclaveHPKEKey = "hpke"
+	enclaveRSAKey  = "rsa"
+)
+
+// OpenEnclave opens the enclave backend of the node whose data dir is
+// dataDir: the sim backend, measuring the running executable.
+func OpenEnclave(dataDir string) (*sim.Backend, error) {
+	b, err := sim.Open(sim.Config{Dir: filepath.Join(dataDir, EnclaveSimDir)})
+	if err != nil {
+		return nil, fmt.Errorf("node: enclave: %w", err)
+	}
+	return b, nil
+}
+
+// openEnclave opens n.enclave; it is the first thing a node does, since
+// every secret at rest is sealed by it.
+func (n *Node) openEnclave() error {
+	b, err := OpenEnclave(n.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	n.enclave = b
+	return nil
+}
+
+// closeEnclave clears the backend's secrets from memory.
+func (n *Node) closeEnclave() {
+	if c, ok := n.enclave.(interface{ Close() error }); ok {
+		c.Close()
+	}
+	n.enclave = nil
+}
+
+// loadIdentity unseals the node's identity key (sealing and removing the
+// plaintext key `cluster init` wrote, on first start). A key sealed by
+// another build stops the node with a message that names both builds and
+// the way out.
+func (n *Node) loadIdentity() (*config.Identity, error) {
+	id, migrated, err := config.LoadSealedIdentity(n.cfg.DataDir, n.enclave, enclave.LabelIdentity)
+	var me *enclave.MeasurementError
+	switch {
+	case errors.As(err, &me):
+		return nil, fmt.Errorf("node: refusing to start: the secrets in %s were sealed by another build of keymesh (measurement %s) and this binary's measurement is %s; "+
+			"the binary changed: run `keymesh enclave migrate-in` with this binary and `keymesh enclave migrate-out` with the old one (docs/enclave.md, \"Upgrades\")",
+			n.cfg.DataDir, me.SealedTo, me.Running)
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("node: no identity key in %s (neither %s nor %s): create the cluster with `keymesh cluster init` and copy the node's data dir with its config",
+			n.cfg.DataDir, config.SealedIdentityFile, config.IdentityFile)
+	case err != nil:
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	if migrated {
+		n.log.Info("identity key sealed to the enclave; plaintext key removed",
+			"file", config.SealedIdentityFile, "measurement", n.enclave.Measurement().String())
+	}
+	return id, nil
+}
+
+// Enclave returns the node's enclave backend (sealing at rest, quotes).
+func (n *Node) Enclave() enclave.Backend { return n.enclave }
+
+// sealedKeys are the node's envelope keys, its attestation and its request
+// openers, made on first use (an RSA-3072 key takes a moment to generate,
+// and a dev node that only sees plaintext never needs them).
+type sealedKeys struct {
+	mu      sync.Mutex
+	ready   bool
+	doc     *attest.Document
+	docJSON []byte
+	hpke    *envelope.Opener
+	compat  *envelope.CompatOpener
+}
+
+// sealed returns the node's envelope keys, loading or creating them.
+func (n *Node) sealed(ctx context.Context) (*sealedKeys, error) {
+	s := &n.sealedKeys
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ready {
+		return s, nil
+	}
+	load := func(key string) func() ([]byte, error) {
+		return func() ([]byte, error) {
+			b, err := n.store.Get(ctx, enclaveNS, key)
+			if errors.Is(err, store.ErrNotFound) {
+				return nil, nil
+			}
+			return b, err
+		}
+	}
+	save := func(key string) func([]byte) error {
+		return func(b []byte) error { return n.store.Put(ctx, enclaveNS, key, b) }
+	}
+	hk, err := enclave.LoadOrCreateKey(n.enclave, enclave.KeyHPKEXWing, enclave.LabelHPKE, load(enclaveHPKEKey), save(enclaveHPKEKey))
+	if err != nil {
+		return nil, fmt.Errorf("node: HPKE request key: %w", err)
+	}
+	rk, err := enclave.LoadOrCreateKey(n.enclave, enclave.KeyRSA3072, enclave.LabelRSA, load(enclaveRSAKey), save(enclaveRSAKey))
+	if err != nil {
+		return nil, fmt.Errorf("node: RSA request key: %w", err)
+	}
+	hsk, err := hk.HPKE()
+	if err != nil {
+		return nil, fmt.Errorf("node: HPKE request key: %w", err)
+	}
+	rsk, err := rk.RSA()
+	if err != nil {
+		return nil, fmt.Errorf("node: RSA request key: %w", err)
+	}
+	doc, err := attest.New(n.enclave, attest.Keys{
+		HPKEKEM:  envelope.KEMXWing,
+		HPKE:     hk.Public(),
+		RSA:      rk.Public(),
+		Identity: n.identityPub,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("node: attestation: %w", err)
+	}
+	docJSON, err := json.Marshal(doc)
+	if err != nil {
+		return nil, fmt.Errorf("node: attestation: %w", err)
+	}
+	// One nonce store for both modes: a nonce is a nonce.
+	nonces := &envelope.MemoryNonceStore{}
+	if s.hpke, err = envelope.NewOpener(nonces, 0, nil, hsk); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	if s.compat, err = envelope.NewCompatOpener(nonces, 0, nil, rsk); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	s.doc, s.docJSON, s.ready = doc, append(docJSON, '\n'), true
+	return s, nil
+}
+
+// Attestation returns the node's attestation document (what GET
+// /attestation serves), creating its envelope keys on first use.
+func (n *Node) Attestation(ctx context.Context) (*attest.Document, error) {
+	s, err := n.sealed(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.doc, nil
+}
+
+// openEnclaveAPI adds GET /attestation and keymesh_attestation, and returns
+// the sealed-request settings for the API handler.
+func (n *Node) openEnclaveAPI(svc *services, allowPlaintext bool) *httpapi.Sealing {
+	svc.reg.Register(api.MethodAttestation, func(ctx context.Context, params json.RawMessage) (any, error) {
+		if err := httpapi.NoParams(params); err != nil {
+			return nil, err
+		}
+		return n.Attestation(ctx)
+	})
+	svc.route(httpapi.Route{Pattern: "GET /attestation", Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := n.sealed(r.Context())
+		if err != nil {
+			n.log.Error("attestation", "err", err)
+			http.Error(w, "internal error", http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(s.docJSON)
+	})})
+	return &httpapi.Sealing{
+		AllowPlaintext: allowPlaintext,
+		Openers: func(ctx context.Context) (*envelope.Opener, *envelope.CompatOpener, error) {
+			s, err := n.sealed(ctx)
+			if err != nil {
+				return nil, nil, err
+			}
+			return s.hpke, s.compat, nil
+		},
+	}
+}
