@@ -68,12 +68,12 @@ type Node struct {
 	// identityPub is the raw Ed25519 identity public key (attested).
 	identityPub []byte
 	sealedKeys  sealedKeys // envelope keys, made on first use (enclave.go)
-	store   *sqlite.DB
-	tr      *transport.Transport
-	metrics *httpapi.Metrics
-	api     *http.Server
-	apiLn   net.Listener
-	peerLn  net.Listener
+	store       *sqlite.DB
+	tr          *transport.Transport
+	metrics     *httpapi.Metrics
+	api         *http.Server
+	apiLn       net.Listener
+	peerLn      net.Listener
 
 	closers []func() // services' Close, run in reverse order by closeAll
 
