@@ -1,0 +1,588 @@
+package client
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+
+	"github.com/ethereum/go-ethereum/accounts"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/common/hexutil"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/ethereum/go-ethereum/signer/core/apitypes"
+
+	"github.com/keymesh/keymesh/api"
+)
+
+// ProofsHeader is the HTTP header that carries approval proofs (the value an
+// Approver returns) with a request; see WithProofs.
+const ProofsHeader = "X-Keymesh-Auth"
+
+type proofsKey struct{}
+
+// WithProofs returns a context under which Call sends proofs in the
+// X-Keymesh-Auth header (inside the sealed body once requests are sealed).
+// Account does this for every wallet call; use it directly only for methods
+// Account does not wrap.
+func WithProofs(ctx context.Context, proofs string) context.Context {
+	return context.WithValue(ctx, proofsKey{}, proofs)
+}
+
+// proofsFrom returns the proofs WithProofs put in ctx, or "".
+func proofsFrom(ctx context.Context) string {
+	p, _ := ctx.Value(proofsKey{}).(string)
+	return p
+}
+
+// Operation is what an Approver is asked to approve: the account (scope and
+// account id), the canonical method name and the operation hash that binds
+// the exact payload (OperationHash).
+type Operation struct {
+	Scope   string
+	Account string
+	Method  string
+	Hash    [32]byte
+}
+
+// Approver produces approval proofs: the X-Keymesh-Auth value that makes the
+// nodes accept op (for example a session key's or a developer key's
+// signature over it; see package auth's client session). Approve is called
+// once per request, and a fresh approval (fresh nonce) must come back each
+// time: the nodes refuse a replayed one.
+type Approver interface {
+	Approve(ctx context.Context, op Operation) (string, error)
+}
+
+// ApproverFunc adapts a function to Approver.
+type ApproverFunc func(ctx context.Context, op Operation) (string, error)
+
+// Approve calls f.
+func (f ApproverFunc) Approve(ctx context.Context, op Operation) (string, error) { return f(ctx, op) }
+
+// OperationTag is the domain-separation tag of OperationHash (the node's
+// wallet.OperationTag).
+const OperationTag = "keymesh/wallet/operation/v1"
+
+// OperationHash is what an approval of a wallet request commits to:
+//
+//	SHA-256(OperationTag ‖ len(method) (2 bytes, big-endian) ‖ method ‖ address (20) ‖ digest (32))
+//
+// with the canonical method name, the signing address, and the digest the
+// threshold key signs (EIP-191 hash for personal_sign, EIP-712 hash for
+// eth_signTypedData_v4, the transaction's signing hash for
+// eth_signTransaction, the digest itself for keymesh_signDigest; zero address
+// and digest for the methods that sign nothing). Every node computes the same
+// from the params (internal/wallet.OperationHash), so an approval authorises
+// exactly one payload.
+func OperationHash(method string, address common.Address, digest [32]byte) [32]byte {
+	h := sha256.New()
+	h.Write([]byte(OperationTag))
+	var l [2]byte
+	binary.BigEndian.PutUint16(l[:], uint16(len(method)))
+	h.Write(l[:])
+	h.Write([]byte(method))
+	h.Write(address[:])
+	h.Write(digest[:])
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// ErrBadSignature is wrapped by the errors of Account's signing methods when
+// a node returns a signature that does not recover to the account's address
+// (or a transaction other than the one asked for). The SDK checks every
+// signature before returning it.
+var ErrBadSignature = errors.New("client: the node returned a signature that does not verify")
+
+// Account is one threshold wallet address of an account, and the approver
+// that speaks for the account. Its methods sign through the cluster: the
+// node that c talks to runs the signing with t−1 peers, each of which
+// checks the approval itself. Every signature is verified (go-ethereum
+// recovery) before it is returned. Account is safe for concurrent use if its
+// Approver is.
+type Account struct {
+	c       *Client
+	ap      Approver
+	scope   string
+	account string
+	addr    common.Address
+}
+
+// NewAccount returns the wallet address addr of account (scope, account),
+// signing through c with approvals from ap.
+func NewAccount(c *Client, ap Approver, scope, account string, addr common.Address) *Account {
+	return &Account{c: c, ap: ap, scope: scope, account: account, addr: addr}
+}
+
+// CreateAccount calls keymesh_createAccount: the cluster runs distributed key
+// generation for a new wallet key of (scope, account), which ap must be
+// allowed to approve, and returns it once all n nodes hold their share.
+func CreateAccount(ctx context.Context, c *Client, ap Approver, scope, account string) (*Account, *api.CreateAccountResult, error) {
+	const m = api.MethodCreateAccount
+	var res api.CreateAccountResult
+	params := api.CreateAccountParams{Scope: scope, Account: account}
+	if err := call(ctx, c, ap, Operation{Scope: scope, Account: account, Method: m}, []any{params}, &res); err != nil {
+		return nil, nil, err
+	}
+	if !common.IsHexAddress(res.Address) {
+		return nil, nil, fmt.Errorf("client: %s: node returned a malformed address", m)
+	}
+	if res.Scope != scope || res.Account != account {
+		return nil, nil, fmt.Errorf("client: %s: node created a key for another account (%s/%s)", m, res.Scope, res.Account)
+	}
+	return NewAccount(c, ap, scope, account, common.HexToAddress(res.Address)), &res, nil
+}
+
+// Accounts calls eth_accounts: the wallet addresses of (scope, account),
+// oldest first.
+func Accounts(ctx context.Context, c *Client, ap Approver, scope, account string) ([]common.Address, error) {
+	const m = api.MethodAccounts
+	var res []string
+	if err := call(ctx, c, ap, Operation{Scope: scope, Account: account, Method: m}, nil, &res); err != nil {
+		return nil, err
+	}
+	out := make([]common.Address, len(res))
+	for i, s := range res {
+		if !common.IsHexAddress(s) {
+			return nil, fmt.Errorf("client: %s: node returned a malformed address", m)
+		}
+		out[i] = common.HexToAddress(s)
+	}
+	return out, nil
+}
+
+// call asks ap to approve op and calls op.Method with the proofs.
+func call(ctx context.Context, c *Client, ap Approver, op Operation, params, result any) error {
+	if ap == nil {
+		return fmt.Errorf("client: %s: no approver", op.Method)
+	}
+	proofs, err := ap.Approve(ctx, op)
+	if err != nil {
+		return fmt.Errorf("client: %s: approval: %w", op.Method, err)
+	}
+	return c.Call(WithProofs(ctx, proofs), op.Method, params, result)
+}
+
+// Address is the wallet's Ethereum address.
+func (a *Account) Address() common.Address { return a.addr }
+
+// Scope and ID name the account the wallet belongs to.
+func (a *Account) Scope() string { return a.scope }
+
+// ID is the account id within Scope.
+func (a *Account) ID() string { return a.account }
+
+// Client is the client the account signs through.
+func (a *Account) Client() *Client { return a.c }
+
+// Call approves the operation (method, a.Address(), digest) and calls method
+// with params, decoding the result into result. It is the primitive under
+// the Sign… methods, for callers that build params themselves (the CLI
+// forwards a transaction file as is): digest must be what the node will
+// compute from params, or the nodes refuse the approval. It does not check
+// the result.
+func (a *Account) Call(ctx context.Context, method string, digest [32]byte, params, result any) error {
+	op := Operation{Scope: a.scope, Account: a.account, Method: method, Hash: OperationHash(method, a.addr, digest)}
+	return call(ctx, a.c, a.ap, op, params, result)
+}
+
+// SignMessage signs msg with personal_sign (EIP-191: keccak256("\x19Ethereum
+// Signed Message:\n" ‖ len ‖ msg)) and returns the 65-byte signature r ‖ s ‖ v
+// with v ∈ {27, 28}, as wallets and ecrecover expect.
+func (a *Account) SignMessage(ctx context.Context, msg []byte) ([]byte, error) {
+	const m = api.MethodPersonalSign
+	if len(msg) > api.MaxMessageBytes {
+		return nil, fmt.Errorf("client: %s: message of %d bytes exceeds %d", m, len(msg), api.MaxMessageBytes)
+	}
+	var digest [32]byte
+	copy(digest[:], accounts.TextHash(msg))
+	var sig string
+	if err := a.Call(ctx, m, digest, []string{hexutil.Encode(msg), a.addr.Hex()}, &sig); err != nil {
+		return nil, err
+	}
+	return a.checkSig(m, sig, digest)
+}
+
+// SignTypedData signs EIP-712 typed data with eth_signTypedData_v4 and
+// returns r ‖ s ‖ v, v ∈ {27, 28}. The digest is computed from td as it
+// travels (JSON), which is what every node hashes: give integers beyond
+// 2^53 as strings (decimal or 0x hex), never as float64 numbers.
+func (a *Account) SignTypedData(ctx context.Context, td apitypes.TypedData) ([]byte, error) {
+	raw, err := json.Marshal(td)
+	if err != nil {
+		return nil, fmt.Errorf("client: %s: %w", api.MethodSignTypedDataV4, err)
+	}
+	return a.SignTypedDataJSON(ctx, raw)
+}
+
+// SignTypedDataJSON is SignTypedData for typed data already in JSON (as
+// dapps hand it to eth_signTypedData_v4).
+func (a *Account) SignTypedDataJSON(ctx context.Context, typedData []byte) ([]byte, error) {
+	const m = api.MethodSignTypedDataV4
+	digest, err := TypedDataHash(typedData)
+	if err != nil {
+		return nil, err
+	}
+	var sig string
+	if err := a.Call(ctx, m, digest, []any{a.addr.Hex(), json.RawMessage(typedData)}, &sig); err != nil {
+		return nil, err
+	}
+	return a.checkSig(m, sig, digest)
+}
+
+// TypedDataHash is the EIP-712 digest of typed data in JSON:
+// keccak256(0x19 ‖ 0x01 ‖ domainSeparator ‖ hashStruct(message)), by
+// go-ethereum's apitypes, from the JSON decoded as a node decodes it.
+func TypedDataHash(typedData []byte) (digest [32]byte, err error) {
+	const m = api.MethodSignTypedDataV4
+	if len(typedData) > api.MaxTypedDataBytes {
+		return digest, fmt.Errorf("client: %s: typed data of %d bytes exceeds %d", m, len(typedData), api.MaxTypedDataBytes)
+	}
+	var td apitypes.TypedData
+	if err := json.Unmarshal(typedData, &td); err != nil {
+		return digest, fmt.Errorf("client: %s: typed data: %w", m, err)
+	}
+	defer func() { // apitypes has panicked on hostile input before
+		if r := recover(); r != nil {
+			err = fmt.Errorf("client: %s: malformed typed data", m)
+		}
+	}()
+	h, _, err := apitypes.TypedDataAndHash(td)
+	if err != nil {
+		return digest, fmt.Errorf("client: %s: %w", m, err)
+	}
+	copy(digest[:], h)
+	return digest, nil
+}
+
+// SignDigest signs a raw 32-byte digest with keymesh_signDigest (only where
+// the account's scope allows raw digests) and returns r ‖ s ‖ v.
+func (a *Account) SignDigest(ctx context.Context, digest [32]byte) ([]byte, error) {
+	const m = api.MethodSignDigest
+	var res api.SignatureResult
+	params := api.SignDigestParams{Address: a.addr.Hex(), Digest: hexutil.Encode(digest[:])}
+	if err := a.Call(ctx, m, digest, params, &res); err != nil {
+		return nil, err
+	}
+	return a.checkSig(m, res.Signature, digest)
+}
+
+// SignTx signs tx (legacy with EIP-155, EIP-2930 or EIP-1559) for chainID
+// with eth_signTransaction and returns the signed transaction, after checking
+// that it is tx (same signing hash) and that its sender is the account.
+func (a *Account) SignTx(ctx context.Context, tx *types.Transaction, chainID *big.Int) (*types.Transaction, error) {
+	const m = api.MethodSignTransaction
+	req, err := TxRequest(a.addr, tx, chainID)
+	if err != nil {
+		return nil, err
+	}
+	signer := types.LatestSignerForChainID(chainID)
+	digest := signer.Hash(tx)
+	var raw string
+	if err := a.Call(ctx, m, digest, []any{req}, &raw); err != nil {
+		return nil, err
+	}
+	return a.checkTx(raw, signer, digest)
+}
+
+// SignTxRequest signs a transaction request as is (its From must be the
+// account's address or absent: it is set) and returns the signed
+// transaction. chainID comes from the request; the digest is computed
+// locally from it the way the node builds the transaction.
+func (a *Account) SignTxRequest(ctx context.Context, req api.TransactionRequest) (*types.Transaction, error) {
+	const m = api.MethodSignTransaction
+	tx, chainID, err := TxFromRequest(req)
+	if err != nil {
+		return nil, err
+	}
+	from := a.addr.Hex()
+	if req.From != nil && common.HexToAddress(*req.From) != a.addr {
+		return nil, fmt.Errorf("client: %s: from %s is not the account's address %s", m, *req.From, from)
+	}
+	req.From = &from
+	signer := types.LatestSignerForChainID(chainID)
+	digest := signer.Hash(tx)
+	var raw string
+	if err := a.Call(ctx, m, digest, []any{req}, &raw); err != nil {
+		return nil, err
+	}
+	return a.checkTx(raw, signer, digest)
+}
+
+// checkTx decodes a signed raw transaction and checks it against what was
+// asked.
+func (a *Account) checkTx(raw string, signer types.Signer, digest [32]byte) (*types.Transaction, error) {
+	const m = api.MethodSignTransaction
+	b, err := hexutil.Decode(raw)
+	if err != nil {
+		return nil, fmt.Errorf("client: %s: node returned a malformed raw transaction", m)
+	}
+	signed := new(types.Transaction)
+	if err := signed.UnmarshalBinary(b); err != nil {
+		return nil, fmt.Errorf("client: %s: node returned a malformed raw transaction: %v", m, err)
+	}
+	if signer.Hash(signed) != digest {
+		return nil, fmt.Errorf("%w: %s: the signed transaction is not the one requested", ErrBadSignature, m)
+	}
+	from, err := types.Sender(signer, signed)
+	if err != nil || from != a.addr {
+		return nil, fmt.Errorf("%w: %s: the transaction's sender is not %s", ErrBadSignature, m, a.addr.Hex())
+	}
+	return signed, nil
+}
+
+// checkSig decodes a 0x-hex r ‖ s ‖ v signature and checks that it
+// recovers to the account's address for digest.
+func (a *Account) checkSig(method, hexSig string, digest [32]byte) ([]byte, error) {
+	sig, err := hexutil.Decode(hexSig)
+	if err != nil || len(sig) != crypto.SignatureLength {
+		return nil, fmt.Errorf("client: %s: node returned a malformed signature", method)
+	}
+	if err := VerifySignature(a.addr, digest, sig); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrBadSignature, method, err)
+	}
+	return sig, nil
+}
+
+// VerifySignature checks that the 65-byte Ethereum signature r ‖ s ‖ v
+// (v ∈ {27, 28}, s in the lower half of the order as EIP-2 requires) over
+// digest recovers to addr, with go-ethereum's ecrecover.
+func VerifySignature(addr common.Address, digest [32]byte, sig []byte) error {
+	if len(sig) != crypto.SignatureLength {
+		return fmt.Errorf("signature is %d bytes, want %d", len(sig), crypto.SignatureLength)
+	}
+	v := sig[64]
+	if v != 27 && v != 28 {
+		return fmt.Errorf("signature's v is %d, want 27 or 28", v)
+	}
+	r, s := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:64])
+	if !crypto.ValidateSignatureValues(v-27, r, s, true) {
+		return errors.New("signature values out of range (or high s)")
+	}
+	rs := make([]byte, 65)
+	copy(rs, sig)
+	rs[64] = v - 27
+	pub, err := crypto.SigToPub(digest[:], rs)
+	if err != nil {
+		return fmt.Errorf("recovery: %w", err)
+	}
+	if got := crypto.PubkeyToAddress(*pub); got != addr {
+		return fmt.Errorf("recovers to %s, not %s", got.Hex(), addr.Hex())
+	}
+	return nil
+}
+
+// TxRequest turns tx into eth_signTransaction's request object from from,
+// for chainID: legacy (type 0x0, EIP-155), EIP-2930 (0x1) or EIP-1559 (0x2).
+// A typed transaction's own chain id must equal chainID.
+func TxRequest(from common.Address, tx *types.Transaction, chainID *big.Int) (api.TransactionRequest, error) {
+	const m = api.MethodSignTransaction
+	var r api.TransactionRequest
+	if chainID == nil || chainID.Sign() <= 0 {
+		return r, fmt.Errorf("client: %s: a positive chain id is required (EIP-155)", m)
+	}
+	hx := func(v *big.Int) *string {
+		if v == nil {
+			v = new(big.Int)
+		}
+		s := hexutil.EncodeBig(v)
+		return &s
+	}
+	u64 := func(v uint64) *string { s := hexutil.EncodeUint64(v); return &s }
+	str := func(s string) *string { return &s }
+	switch tx.Type() {
+	case types.LegacyTxType:
+		r.GasPrice = hx(tx.GasPrice())
+	case types.AccessListTxType:
+		r.GasPrice = hx(tx.GasPrice())
+		r.AccessList = accessList(tx.AccessList())
+	case types.DynamicFeeTxType:
+		r.MaxFeePerGas = hx(tx.GasFeeCap())
+		r.MaxPriorityFeePerGas = hx(tx.GasTipCap())
+		r.AccessList = accessList(tx.AccessList())
+	default:
+		return r, fmt.Errorf("client: %s: transaction type %d is not supported (0x0 legacy, 0x1 EIP-2930, 0x2 EIP-1559)", m, tx.Type())
+	}
+	if tx.Type() != types.LegacyTxType && tx.ChainId().Cmp(chainID) != 0 {
+		return r, fmt.Errorf("client: %s: the transaction's chain id %s is not %s", m, tx.ChainId(), chainID)
+	}
+	r.Type = u64(uint64(tx.Type()))
+	r.ChainID = hx(chainID)
+	r.From = str(from.Hex())
+	if to := tx.To(); to != nil {
+		r.To = str(to.Hex())
+	}
+	r.Nonce = u64(tx.Nonce())
+	r.Gas = u64(tx.Gas())
+	r.Value = hx(tx.Value())
+	r.Data = str(hexutil.Encode(tx.Data()))
+	return r, nil
+}
+
+// accessList converts an access list to its request form; an empty list
+// stays present (not nil) so that the request keeps the transaction's type.
+func accessList(al types.AccessList) []api.AccessTuple {
+	out := make([]api.AccessTuple, len(al))
+	for i, t := range al {
+		keys := make([]string, len(t.StorageKeys))
+		for j, k := range t.StorageKeys {
+			keys[j] = k.Hex()
+		}
+		out[i] = api.AccessTuple{Address: t.Address.Hex(), StorageKeys: keys}
+	}
+	return out
+}
+
+// TxFromRequest builds the unsigned transaction a request describes, and
+// its chain id, the way a node does (the node also enforces limits and its
+// own chain ids). It is for callers that hold requests as JSON (the CLI's
+// `keymesh sign tx --file`) and need the digest to approve.
+func TxFromRequest(r api.TransactionRequest) (*types.Transaction, *big.Int, error) {
+	const m = api.MethodSignTransaction
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("client: %s: "+format, append([]any{m}, args...)...)
+	}
+	quantity := func(name string, s *string, required bool) (*big.Int, error) {
+		if s == nil {
+			if required {
+				return nil, bad("%s is required", name)
+			}
+			return nil, nil
+		}
+		v, err := hexutil.DecodeBig(*s)
+		if err != nil {
+			return nil, bad("%s must be a 0x hex quantity without leading zeros", name)
+		}
+		return v, nil
+	}
+	address := func(name, s string) (common.Address, error) {
+		if !common.IsHexAddress(s) || len(s) != 42 {
+			return common.Address{}, bad("%s must be a 0x-prefixed 20-byte hex address", name)
+		}
+		return common.HexToAddress(s), nil
+	}
+	chainID, err := quantity("chainId", r.ChainID, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	if chainID.Sign() == 0 {
+		return nil, nil, bad("chainId must not be 0 (EIP-155 replay protection)")
+	}
+	var to *common.Address
+	if r.To != nil {
+		a, err := address("to", *r.To)
+		if err != nil {
+			return nil, nil, err
+		}
+		to = &a
+	}
+	nonce, err := quantity("nonce", r.Nonce, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	gas, err := quantity("gas", r.Gas, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !nonce.IsUint64() || !gas.IsUint64() {
+		return nil, nil, bad("nonce and gas must fit in 64 bits")
+	}
+	value, err := quantity("value", r.Value, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	if value == nil {
+		value = new(big.Int)
+	}
+	var data []byte
+	for _, d := range []*string{r.Data, r.Input} {
+		if d == nil {
+			continue
+		}
+		b, err := hexutil.Decode(*d)
+		if err != nil && *d != "0x" {
+			return nil, nil, bad("data/input must be 0x hex bytes")
+		}
+		if data != nil && string(b) != string(data) {
+			return nil, nil, bad("data and input differ")
+		}
+		if b == nil {
+			b = []byte{}
+		}
+		data = b
+	}
+	var al types.AccessList
+	for i, t := range r.AccessList {
+		a, err := address(fmt.Sprintf("accessList[%d].address", i), t.Address)
+		if err != nil {
+			return nil, nil, err
+		}
+		tuple := types.AccessTuple{Address: a, StorageKeys: make([]common.Hash, len(t.StorageKeys))}
+		for j, k := range t.StorageKeys {
+			b, err := hexutil.Decode(k)
+			if err != nil || len(b) != 32 {
+				return nil, nil, bad("accessList[%d].storageKeys[%d] must be 32 bytes of 0x hex", i, j)
+			}
+			tuple.StorageKeys[j] = common.BytesToHash(b)
+		}
+		al = append(al, tuple)
+	}
+	gasPrice, err := quantity("gasPrice", r.GasPrice, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	maxFee, err := quantity("maxFeePerGas", r.MaxFeePerGas, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	maxTip, err := quantity("maxPriorityFeePerGas", r.MaxPriorityFeePerGas, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	typ := uint64(types.LegacyTxType)
+	switch {
+	case r.Type != nil:
+		if typ, err = hexutil.DecodeUint64(*r.Type); err != nil {
+			return nil, nil, bad("type must be a 0x hex quantity")
+		}
+	case maxFee != nil || maxTip != nil:
+		typ = types.DynamicFeeTxType
+	case r.AccessList != nil:
+		typ = types.AccessListTxType
+	}
+	n, g := nonce.Uint64(), gas.Uint64()
+	var inner types.TxData
+	switch typ {
+	case types.LegacyTxType, types.AccessListTxType:
+		if gasPrice == nil {
+			return nil, nil, bad("gasPrice is required for a type %d transaction", typ)
+		}
+		if maxFee != nil || maxTip != nil {
+			return nil, nil, bad("maxFeePerGas and maxPriorityFeePerGas belong to EIP-1559 (type 0x2) transactions")
+		}
+		if typ == types.LegacyTxType {
+			if r.AccessList != nil {
+				return nil, nil, bad("a legacy transaction has no access list")
+			}
+			inner = &types.LegacyTx{Nonce: n, GasPrice: gasPrice, Gas: g, To: to, Value: value, Data: data}
+		} else {
+			inner = &types.AccessListTx{ChainID: chainID, Nonce: n, GasPrice: gasPrice, Gas: g, To: to, Value: value, Data: data, AccessList: al}
+		}
+	case types.DynamicFeeTxType:
+		if gasPrice != nil {
+			return nil, nil, bad("an EIP-1559 transaction takes maxFeePerGas and maxPriorityFeePerGas, not gasPrice")
+		}
+		if maxFee == nil || maxTip == nil {
+			return nil, nil, bad("maxFeePerGas and maxPriorityFeePerGas are required for an EIP-1559 transaction")
+		}
+		inner = &types.DynamicFeeTx{ChainID: chainID, Nonce: n, GasTipCap: maxTip, GasFeeCap: maxFee, Gas: g, To: to, Value: value, Data: data, AccessList: al}
+	default:
+		return nil, nil, bad("transaction type %d is not supported (0x0 legacy, 0x1 EIP-2930, 0x2 EIP-1559)", typ)
+	}
+	return types.NewTx(inner), chainID, nil
+}
