@@ -550,3 +550,31 @@ func MarshalBody(b any) ([]byte, error) {
 	}
 	return nil, fmt.Errorf("record: %T is not a record body", b)
 }
+
+// Marshal returns the config's canonical encoding.
+func (c *ScopeConfig) Marshal() []byte {
+	var w Writer
+	c.encode(&w)
+	return w.Bytes()
+}
+
+// DecodeScopeConfig decodes Marshal's output strictly and checks it.
+func DecodeScopeConfig(p []byte) (ScopeConfig, error) {
+	r := NewReader(p)
+	c := decodeScopeConfig(r)
+	return c, r.Done()
+}
+
+// Marshal returns the credential's canonical encoding.
+func (c *Credential) Marshal() []byte {
+	var w Writer
+	c.encode(&w)
+	return w.Bytes()
+}
+
+// DecodeCredential decodes Marshal's output strictly.
+func DecodeCredential(p []byte) (Credential, error) {
+	r := NewReader(p)
+	c := decodeCredential(r)
+	return c, r.Done()
+}

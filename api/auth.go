@@ -1,0 +1,101 @@
+package api
+
+import "encoding/json"
+
+// Authorization denials (package auth), one code per kind so that a client
+// can tell them apart. They sit in JSON-RPC 2.0's implementation-defined
+// server-error range (-32000..-32099), after keymesh's general codes.
+const (
+	CodeAuthMissing        = -32010 // no approval for this operation was presented
+	CodeAuthBadProof       = -32011 // a proof is malformed or its signature is over another payload
+	CodeAuthWrongScope     = -32012 // the approval is for another scope or account
+	CodeAuthWrongOperation = -32013 // the approval is for another method or operation hash
+	CodeAuthReplay         = -32014 // the approval's nonce was already used by another request
+	CodeAuthExpired        = -32015 // the approval, session or challenge has expired
+	CodeAuthRevoked        = -32016 // the credential or session key was revoked
+	CodeAuthIncomplete     = -32017 // the scope's mode needs another party's approval too (hybrid)
+	CodeAuthUnknown        = -32018 // unknown scope, account, credential or challenge
+	CodeAuthConflict       = -32019 // the account or scope already exists, or the record conflicts with the state
+)
+
+// Scope is a scope's public configuration, as keymesh_createScope and
+// keymesh_updateScope return it.
+type Scope struct {
+	ID         string   `json:"id"`
+	Seq        uint64   `json:"seq"`
+	RPID       string   `json:"rpId"`
+	Origins    []string `json:"origins"`
+	Mode       string   `json:"mode"`          // user, developer or hybrid
+	SessionTTL uint32   `json:"sessionTtl"`    // seconds
+	DevKeys    []string `json:"developerKeys"` // "p256:<base64url>" or "ed25519:<base64url>"
+}
+
+// SignedRecord carries one signed record (base64url of its canonical
+// encoding, see internal/record): the params of keymesh_createScope,
+// keymesh_updateScope and keymesh_delegatedRegistration.
+type SignedRecord struct {
+	Record string `json:"record"`
+}
+
+// InitiateRegistrationParams are keymesh_initiateRegistration's params.
+type InitiateRegistrationParams struct {
+	Scope   string `json:"scope"`
+	Account string `json:"account"` // the user identifier
+}
+
+// InitiateResult is what keymesh_initiateRegistration and
+// keymesh_initiateAuthentication return: the challenge id to send back,
+// the payload (base64url of the canonical record body the challenge
+// commits to) and the WebAuthn options for navigator.credentials.
+type InitiateResult struct {
+	ChallengeID string `json:"challengeId"`
+	Payload     string `json:"payload"`
+	Challenge   string `json:"challenge"` // base64url
+	RPID        string `json:"rpId"`
+	// UserID is the WebAuthn user handle (base64url) for registration.
+	UserID string `json:"userId,omitempty"`
+	// AllowCredentials are the account's credential ids (base64url) for
+	// authentication.
+	AllowCredentials []string `json:"allowCredentials,omitempty"`
+	Timeout          int      `json:"timeout"` // milliseconds
+}
+
+// CompleteRegistrationParams are keymesh_completeRegistration's params:
+// Credential is the JSON of the browser's PublicKeyCredential.
+type CompleteRegistrationParams struct {
+	ChallengeID string          `json:"challengeId"`
+	Credential  json.RawMessage `json:"credential"`
+}
+
+// InitiateAuthenticationParams are keymesh_initiateAuthentication's
+// params: SessionKey is the public key ("p256:…") of the session key the
+// client generated, which completing authentication authorises.
+type InitiateAuthenticationParams struct {
+	Scope      string `json:"scope"`
+	Account    string `json:"account"`
+	SessionKey string `json:"sessionKey"`
+	// TTL is the session's lifetime in seconds (0: the scope's
+	// maximum); it is capped at the scope's session lifetime.
+	TTL uint32 `json:"ttl,omitempty"`
+}
+
+// CompleteAuthenticationParams are keymesh_completeAuthentication's params.
+type CompleteAuthenticationParams struct {
+	ChallengeID string          `json:"challengeId"`
+	Credential  json.RawMessage `json:"credential"`
+}
+
+// Account is a registered account.
+type Account struct {
+	Scope   string `json:"scope"`
+	Account string `json:"account"`
+}
+
+// Session is an authorised session: Record is the signed session.create
+// record (base64url) that the client presents with each approval.
+type Session struct {
+	Scope   string `json:"scope"`
+	Account string `json:"account"`
+	Record  string `json:"record"`
+	Expiry  int64  `json:"expiry"` // unix seconds
+}

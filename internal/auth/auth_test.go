@@ -1,0 +1,574 @@
+package auth
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keymesh/keymesh/api"
+	"github.com/keymesh/keymesh/internal/auth/authtest"
+	"github.com/keymesh/keymesh/internal/record"
+	"github.com/keymesh/keymesh/internal/store"
+	"github.com/keymesh/keymesh/internal/store/sqlite"
+)
+
+const (
+	testRPID   = "localhost"
+	testOrigin = "http://localhost:7100"
+)
+
+var b64 = base64.RawURLEncoding
+
+// clock is a settable clock for the Service.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+type env struct {
+	t     *testing.T
+	st    store.Store
+	svc   *Service
+	clock *clock
+}
+
+func openStore(t *testing.T) store.Store {
+	t.Helper()
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "auth.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func newEnv(t *testing.T) *env {
+	st := openStore(t)
+	c := &clock{t: time.Now()}
+	svc, err := New(Options{Store: st, Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{t: t, st: st, svc: svc, clock: c}
+}
+
+func key(t *testing.T, alg record.Alg) *record.PrivateKey {
+	k, err := record.GenerateKey(alg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func code(err error) int {
+	var e *api.Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return 0
+}
+
+func wantCode(t *testing.T, err error, want int, what string) {
+	t.Helper()
+	if got := code(err); got != want {
+		t.Fatalf("%s: got %v (code %d), want code %d", what, err, got, want)
+	}
+}
+
+// scope creates a scope in mode m with one developer key.
+func (e *env) scope(m record.Mode, alg record.Alg) (string, *record.PrivateKey) {
+	e.t.Helper()
+	dev := key(e.t, alg)
+	b := &record.ScopeCreateBody{Config: record.ScopeConfig{RPID: testRPID, Origins: []string{testOrigin}, Mode: m, SessionTTL: 3600, DevKeys: []record.PublicKey{dev.Public()}}}
+	rand.Read(b.Nonce[:])
+	r, err := record.Sign(record.ScopeCreate, b.Marshal(), dev)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	sc, err := e.svc.CreateScope(context.Background(), api.SignedRecord{Record: b64.EncodeToString(r.Marshal())})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if sc.ID != b.ScopeID() || sc.Mode != m.String() {
+		e.t.Fatalf("scope %+v", sc)
+	}
+	return sc.ID, dev
+}
+
+// register registers account with a passkey through the RPC flow.
+func (e *env) register(scope, account string) *authtest.Authenticator {
+	e.t.Helper()
+	ctx := context.Background()
+	a := authtest.New(testRPID, testOrigin)
+	init, err := e.svc.InitiateRegistration(ctx, api.InitiateRegistrationParams{Scope: scope, Account: account})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ch, _ := b64.DecodeString(init.Challenge)
+	if _, err := e.svc.CompleteRegistration(ctx, api.CompleteRegistrationParams{ChallengeID: init.ChallengeID, Credential: a.Create(ch)}); err != nil {
+		e.t.Fatal(err)
+	}
+	return a
+}
+
+type session struct {
+	scope, account string
+	key            *record.PrivateKey
+	rec            string
+}
+
+// login authenticates with the passkey and returns a session.
+func (e *env) login(a *authtest.Authenticator, scope, account string) *session {
+	e.t.Helper()
+	ctx := context.Background()
+	sk := key(e.t, record.P256)
+	init, err := e.svc.InitiateAuthentication(ctx, api.InitiateAuthenticationParams{Scope: scope, Account: account, SessionKey: sk.Public().String(), TTL: 60})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if len(init.AllowCredentials) != 1 || init.AllowCredentials[0] != b64.EncodeToString(a.ID) {
+		e.t.Fatalf("allowCredentials %v", init.AllowCredentials)
+	}
+	ch, _ := b64.DecodeString(init.Challenge)
+	s, err := e.svc.CompleteAuthentication(ctx, api.CompleteAuthenticationParams{ChallengeID: init.ChallengeID, Credential: a.Get(ch)})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return &session{scope: scope, account: account, key: sk, rec: s.Record}
+}
+
+func approval(scope, account string, op Operation, now time.Time) *record.Approval {
+	a := &record.Approval{Scope: scope, Account: account, Method: op.Method, Hash: op.Hash, Expiry: now.Add(2 * time.Minute).Unix()}
+	rand.Read(a.Nonce[:])
+	return a
+}
+
+func sign(t *testing.T, k *record.PrivateKey, a *record.Approval) string {
+	sig, err := k.Sign(a.SigningMessage())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b64.EncodeToString(sig)
+}
+
+func (s *session) proof(t *testing.T, op Operation, now time.Time) Proof {
+	a := approval(s.scope, s.account, op, now)
+	return Proof{Approval: b64.EncodeToString(a.Marshal()), Session: s.rec, Sig: sign(t, s.key, a)}
+}
+
+func devProof(t *testing.T, dev *record.PrivateKey, scope, account string, op Operation, now time.Time) Proof {
+	a := approval(scope, account, op, now)
+	return Proof{Approval: b64.EncodeToString(a.Marshal()), Developer: dev.Public().String(), Sig: sign(t, dev, a)}
+}
+
+func header(ps ...Proof) string { return (&Proofs{Approvals: ps}).Encode() }
+
+func op(scope, account string, n byte) Operation {
+	o := Operation{Scope: scope, Account: account, Method: "personal_sign"}
+	o.Hash[0] = n
+	o.Request[0] = n
+	return o
+}
+
+func TestSessionApproval(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	scope, _ := e.scope(record.ModeUser, record.P256)
+	a := e.register(scope, "alice")
+	s := e.login(a, scope, "alice")
+	o := op(scope, "alice", 1)
+	p, err := e.svc.Authorize(ctx, o, header(s.proof(t, o, e.clock.now())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p != (Principal{Scope: scope, Account: "alice"}) {
+		t.Fatalf("principal %+v", p)
+	}
+	// eth_accounts-style operation without an account: the approval names it.
+	o2 := op(scope, "", 2)
+	if p, err := e.svc.Authorize(ctx, o2, header(s.proof(t, o2, e.clock.now()))); err != nil || p.Account != "alice" {
+		t.Fatalf("no-account op: %+v %v", p, err)
+	}
+	// The session record was stored (replicated) too.
+	es, err := e.st.List(ctx, nsSession, scope+"/alice/", 0)
+	if err != nil || len(es) != 1 {
+		t.Fatalf("sessions stored: %d %v", len(es), err)
+	}
+}
+
+func TestDenials(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	scope, dev := e.scope(record.ModeUser, record.Ed25519)
+	other, _ := e.scope(record.ModeUser, record.P256)
+	a := e.register(scope, "alice")
+	s := e.login(a, scope, "alice")
+	now := e.clock.now
+
+	t.Run("missing", func(t *testing.T) {
+		_, err := e.svc.Authorize(ctx, op(scope, "alice", 1), "")
+		wantCode(t, err, api.CodeAuthMissing, "no header")
+		_, err = e.svc.Authorize(ctx, op(scope, "alice", 1), "!!")
+		wantCode(t, err, api.CodeAuthBadProof, "garbage header")
+	})
+	t.Run("wrong scope", func(t *testing.T) {
+		o := op(scope, "alice", 3)
+		p := s.proof(t, o, now())
+		o.Scope = other
+		_, err := e.svc.Authorize(ctx, o, header(p))
+		wantCode(t, err, api.CodeAuthWrongScope, "approval for another scope")
+		o.Scope, o.Account = scope, "bob"
+		_, err = e.svc.Authorize(ctx, o, header(p))
+		wantCode(t, err, api.CodeAuthWrongScope, "approval for another account")
+	})
+	t.Run("wrong operation", func(t *testing.T) {
+		o := op(scope, "alice", 4)
+		p := s.proof(t, o, now())
+		o.Hash[1] = 1
+		_, err := e.svc.Authorize(ctx, o, header(p))
+		wantCode(t, err, api.CodeAuthWrongOperation, "approval for another hash")
+		o = op(scope, "alice", 4)
+		o.Method = "eth_signTransaction"
+		_, err = e.svc.Authorize(ctx, o, header(p))
+		wantCode(t, err, api.CodeAuthWrongOperation, "approval for another method")
+	})
+	t.Run("replayed nonce", func(t *testing.T) {
+		o := op(scope, "alice", 5)
+		h := header(s.proof(t, o, now()))
+		if _, err := e.svc.Authorize(ctx, o, h); err != nil {
+			t.Fatal(err)
+		}
+		// The gateway's retry with another signer set: same hash, same request.
+		if _, err := e.svc.Authorize(ctx, o, h); err != nil {
+			t.Fatalf("retry of the same request: %v", err)
+		}
+		o.Request[1] = 1
+		_, err := e.svc.Authorize(ctx, o, h)
+		wantCode(t, err, api.CodeAuthReplay, "same approval, new request")
+	})
+	t.Run("signature over another payload", func(t *testing.T) {
+		o := op(scope, "alice", 6)
+		p := s.proof(t, o, now())
+		q := s.proof(t, o, now()) // another nonce
+		p.Sig = q.Sig
+		_, err := e.svc.Authorize(ctx, o, header(p))
+		wantCode(t, err, api.CodeAuthBadProof, "session signature over another approval")
+	})
+	t.Run("developer key in user mode", func(t *testing.T) {
+		o := op(scope, "alice", 7)
+		_, err := e.svc.Authorize(ctx, o, header(devProof(t, dev, scope, "alice", o, now())))
+		wantCode(t, err, api.CodeAuthIncomplete, "user-mode scope with only the developer's approval")
+	})
+	t.Run("expired approval", func(t *testing.T) {
+		o := op(scope, "alice", 8)
+		p := s.proof(t, o, now().Add(-3*time.Minute))
+		_, err := e.svc.Authorize(ctx, o, header(p))
+		wantCode(t, err, api.CodeAuthExpired, "expired approval")
+	})
+	t.Run("per-operation passkey", func(t *testing.T) {
+		o := op(scope, "alice", 9)
+		ap := approval(scope, "alice", o, now())
+		p := Proof{Approval: b64.EncodeToString(ap.Marshal()), Passkey: a.Get(ap.Challenge())}
+		if _, err := e.svc.Authorize(ctx, o, header(p)); err != nil {
+			t.Fatalf("passkey approval: %v", err)
+		}
+		// An assertion over another approval does not approve this one.
+		ap2 := approval(scope, "alice", o, now())
+		p2 := Proof{Approval: b64.EncodeToString(ap2.Marshal()), Passkey: a.Get(ap.Challenge())}
+		_, err := e.svc.Authorize(ctx, o, header(p2))
+		wantCode(t, err, api.CodeAuthBadProof, "passkey assertion over another approval")
+	})
+	t.Run("unknown account", func(t *testing.T) {
+		o := op(scope, "mallory", 10)
+		ap := approval(scope, "mallory", o, now())
+		k := key(t, record.P256)
+		p := Proof{Approval: b64.EncodeToString(ap.Marshal()), Key: k.Public().String(), Sig: sign(t, k, ap)}
+		_, err := e.svc.Authorize(ctx, o, header(p))
+		wantCode(t, err, api.CodeAuthUnknown, "unknown account")
+	})
+	t.Run("expired session", func(t *testing.T) {
+		o := op(scope, "alice", 11)
+		e.clock.add(61 * time.Second) // the session was made for 60 s
+		defer e.clock.add(-61 * time.Second)
+		_, err := e.svc.Authorize(ctx, o, header(s.proof(t, o, now())))
+		wantCode(t, err, api.CodeAuthExpired, "expired session")
+	})
+	t.Run("revoked credential", func(t *testing.T) {
+		o := op(scope, "alice", 12)
+		h := header(s.proof(t, o, now()))
+		rb := &record.CredentialRevokeBody{Scope: scope, Account: "alice", CredentialID: a.ID}
+		r, err := record.Sign(record.CredentialRevoke, rb.Marshal(), dev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.svc.SubmitRecord(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		_, err = e.svc.Authorize(ctx, o, h)
+		wantCode(t, err, api.CodeAuthRevoked, "session of a revoked credential")
+		ap := approval(scope, "alice", o, now())
+		_, err = e.svc.Authorize(ctx, o, header(Proof{Approval: b64.EncodeToString(ap.Marshal()), Passkey: a.Get(ap.Challenge())}))
+		wantCode(t, err, api.CodeAuthRevoked, "revoked passkey")
+		// And no new session can be made with it.
+		sk := key(t, record.P256)
+		_, err = e.svc.InitiateAuthentication(ctx, api.InitiateAuthenticationParams{Scope: scope, Account: "alice", SessionKey: sk.Public().String()})
+		wantCode(t, err, api.CodeAuthUnknown, "login with a revoked passkey")
+	})
+}
+
+func TestRevokedSession(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	scope, _ := e.scope(record.ModeUser, record.P256)
+	s := e.login(e.register(scope, "alice"), scope, "alice")
+	// The session key revokes itself (log out).
+	rb := &record.SessionRevokeBody{Scope: scope, Account: "alice", Session: s.key.Public().ID()}
+	r, err := record.Sign(record.SessionRevoke, rb.Marshal(), s.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.SubmitRecord(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	o := op(scope, "alice", 1)
+	_, err = e.svc.Authorize(ctx, o, header(s.proof(t, o, e.clock.now())))
+	wantCode(t, err, api.CodeAuthRevoked, "revoked session")
+}
+
+func TestHybrid(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	scope, dev := e.scope(record.ModeHybrid, record.P256)
+	s := e.login(e.register(scope, "alice"), scope, "alice")
+	now := e.clock.now
+	o := op(scope, "alice", 1)
+	_, err := e.svc.Authorize(ctx, o, header(s.proof(t, o, now())))
+	wantCode(t, err, api.CodeAuthIncomplete, "hybrid with the user's approval only")
+	_, err = e.svc.Authorize(ctx, o, header(devProof(t, dev, scope, "alice", o, now())))
+	wantCode(t, err, api.CodeAuthIncomplete, "hybrid with the developer's approval only")
+	if _, err := e.svc.Authorize(ctx, o, header(s.proof(t, o, now()), devProof(t, dev, scope, "alice", o, now()))); err != nil {
+		t.Fatalf("hybrid with both: %v", err)
+	}
+	// A developer approval for another operation does not complete this one.
+	o2 := op(scope, "alice", 2)
+	_, err = e.svc.Authorize(ctx, o2, header(s.proof(t, o2, now()), devProof(t, dev, scope, "alice", o, now())))
+	wantCode(t, err, api.CodeAuthIncomplete, "hybrid with the developer's approval of another operation")
+}
+
+func TestDeveloperMode(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	scope, dev := e.scope(record.ModeDeveloper, record.Ed25519)
+	userKey := key(t, record.P256)
+	cred := record.KeyCredential(userKey.Public())
+	b := &record.AccountRegisterBody{Scope: scope, Account: "user-1", Time: e.clock.now().Unix(), Credential: &cred}
+	rand.Read(b.Nonce[:])
+	r, _ := record.Sign(record.AccountRegister, b.Marshal(), dev)
+	p := api.SignedRecord{Record: b64.EncodeToString(r.Marshal())}
+	if _, err := e.svc.DelegatedRegistration(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.svc.DelegatedRegistration(ctx, p)
+	wantCode(t, err, api.CodeAuthReplay, "replayed delegated registration")
+
+	// The same nonce for another account: a replayed payload, re-signed.
+	b2 := *b
+	b2.Account, b2.Credential = "user-2", nil
+	r2, _ := record.Sign(record.AccountRegister, b2.Marshal(), dev)
+	_, err = e.svc.DelegatedRegistration(ctx, api.SignedRecord{Record: b64.EncodeToString(r2.Marshal())})
+	wantCode(t, err, api.CodeAuthReplay, "reused registration nonce")
+
+	// A stale timestamp.
+	b3 := &record.AccountRegisterBody{Scope: scope, Account: "user-3", Time: e.clock.now().Add(-time.Hour).Unix()}
+	r3, _ := record.Sign(record.AccountRegister, b3.Marshal(), dev)
+	_, err = e.svc.DelegatedRegistration(ctx, api.SignedRecord{Record: b64.EncodeToString(r3.Marshal())})
+	wantCode(t, err, api.CodeAuthExpired, "stale delegated registration")
+
+	// Signed by a key that is not the scope's developer key.
+	b4 := &record.AccountRegisterBody{Scope: scope, Account: "user-4", Time: e.clock.now().Unix()}
+	r4, _ := record.Sign(record.AccountRegister, b4.Marshal(), key(t, record.Ed25519))
+	_, err = e.svc.DelegatedRegistration(ctx, api.SignedRecord{Record: b64.EncodeToString(r4.Marshal())})
+	wantCode(t, err, api.CodeAuthBadProof, "registration signed by a stranger")
+
+	now := e.clock.now
+	o := op(scope, "user-1", 1)
+	if _, err := e.svc.Authorize(ctx, o, header(devProof(t, dev, scope, "user-1", o, now()))); err != nil {
+		t.Fatalf("DOA approval: %v", err)
+	}
+	// DOA signature over a different payload.
+	good := devProof(t, dev, scope, "user-1", o, now())
+	other := approval(scope, "user-1", op(scope, "user-1", 2), now())
+	forged := good
+	forged.Approval = b64.EncodeToString(approval(scope, "user-1", o, now()).Marshal())
+	_, err = e.svc.Authorize(ctx, o, header(forged))
+	wantCode(t, err, api.CodeAuthBadProof, "DOA signature over another approval")
+	forged.Sig = sign(t, dev, other)
+	_, err = e.svc.Authorize(ctx, o, header(forged))
+	wantCode(t, err, api.CodeAuthBadProof, "DOA signature over another operation's approval")
+	// The user's key alone is not enough in developer mode.
+	ua := approval(scope, "user-1", o, now())
+	_, err = e.svc.Authorize(ctx, o, header(Proof{Approval: b64.EncodeToString(ua.Marshal()), Key: userKey.Public().String(), Sig: sign(t, userKey, ua)}))
+	wantCode(t, err, api.CodeAuthIncomplete, "user key in developer mode")
+}
+
+func TestChallengesSingleUseAndExpiring(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	scope, _ := e.scope(record.ModeUser, record.P256)
+	a := authtest.New(testRPID, testOrigin)
+	init, err := e.svc.InitiateRegistration(ctx, api.InitiateRegistrationParams{Scope: scope, Account: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, _ := b64.DecodeString(init.Challenge)
+	// A wrong-origin attestation burns the challenge.
+	bad := authtest.New(testRPID, "http://evil.example")
+	_, err = e.svc.CompleteRegistration(ctx, api.CompleteRegistrationParams{ChallengeID: init.ChallengeID, Credential: bad.Create(ch)})
+	wantCode(t, err, api.CodeAuthBadProof, "wrong origin")
+	_, err = e.svc.CompleteRegistration(ctx, api.CompleteRegistrationParams{ChallengeID: init.ChallengeID, Credential: a.Create(ch)})
+	wantCode(t, err, api.CodeAuthUnknown, "reused challenge")
+	if ok, _ := e.svc.State().HasAccount(ctx, scope, "alice"); ok {
+		t.Fatal("a failed registration created the account")
+	}
+	init, _ = e.svc.InitiateRegistration(ctx, api.InitiateRegistrationParams{Scope: scope, Account: "alice"})
+	e.clock.add(ChallengeTTL + time.Second)
+	ch, _ = b64.DecodeString(init.Challenge)
+	_, err = e.svc.CompleteRegistration(ctx, api.CompleteRegistrationParams{ChallengeID: init.ChallengeID, Credential: a.Create(ch)})
+	wantCode(t, err, api.CodeAuthExpired, "expired challenge")
+	// An attestation for another challenge (another payload).
+	init, _ = e.svc.InitiateRegistration(ctx, api.InitiateRegistrationParams{Scope: scope, Account: "alice"})
+	_, err = e.svc.CompleteRegistration(ctx, api.CompleteRegistrationParams{ChallengeID: init.ChallengeID, Credential: a.Create(ch)})
+	wantCode(t, err, api.CodeAuthBadProof, "attestation over another challenge")
+}
+
+// snapshot returns every auth namespace's content.
+func snapshot(t *testing.T, st store.Store) string {
+	var buf bytes.Buffer
+	for _, ns := range []string{nsApplied, nsScope, nsAccount, nsCred, nsCredIndex, nsCredRevoked, nsSession, nsSessionRevoked, nsRegNonce} {
+		es, err := st.List(context.Background(), ns, "", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range es {
+			buf.WriteString(ns + " " + e.Key + " " + b64.EncodeToString(e.Value) + "\n")
+		}
+	}
+	return buf.String()
+}
+
+func TestApplyIdempotentAndStrict(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	scope, dev := e.scope(record.ModeUser, record.P256)
+	b := &record.AccountRegisterBody{Scope: scope, Account: "bob", Time: 1}
+	r, _ := record.Sign(record.AccountRegister, b.Marshal(), dev)
+	apply := func(rec []byte) error {
+		return e.st.Update(ctx, func(tx store.Ops) error { return Applier{}.Apply(ctx, tx, rec) })
+	}
+	if err := apply(r.Marshal()); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, e.st)
+	if err := apply(r.Marshal()); err != nil {
+		t.Fatalf("second apply: %v", err)
+	}
+	// Re-signed (ECDSA is randomised): the same record.
+	r2, _ := record.Sign(record.AccountRegister, b.Marshal(), dev)
+	if err := apply(r2.Marshal()); err != nil {
+		t.Fatalf("re-signed apply: %v", err)
+	}
+	if snapshot(t, e.st) != before {
+		t.Fatal("re-applying changed the state")
+	}
+	// Invalid records write nothing and wrap ErrInvalid, even when Apply
+	// runs outside a transaction.
+	stranger := key(t, record.P256)
+	userKey := key(t, record.P256)
+	cred := record.KeyCredential(userKey.Public())
+	forgedAcct, _ := record.Sign(record.AccountRegister, (&record.AccountRegisterBody{Scope: scope, Account: "mallory", Time: 1, Credential: &cred}).Marshal(), stranger)
+	unsigned := &record.Record{Kind: record.AccountRegister, Body: (&record.AccountRegisterBody{Scope: scope, Account: "eve", Time: 1}).Marshal(), Auth: record.Auth{Kind: record.AuthSignature, Signer: dev.Public(), Sig: make([]byte, 64)}}
+	forgedCred, _ := record.Sign(record.CredentialAdd, (&record.CredentialAddBody{Scope: scope, Account: "bob", Credential: cred}).Marshal(), userKey)
+	otherScope, _ := record.Sign(record.ScopeUpdate, (&record.ScopeUpdateBody{Scope: scope, Seq: 1, Config: record.ScopeConfig{RPID: "x", Origins: []string{"https://x"}, Mode: record.ModeUser, SessionTTL: 1, DevKeys: []record.PublicKey{stranger.Public()}}}).Marshal(), stranger)
+	for name, rec := range map[string][]byte{
+		"garbage":                    []byte("not a record"),
+		"account signed by stranger": forgedAcct.Marshal(),
+		"unsigned account":           unsigned.Marshal(),
+		"credential self-signed":     forgedCred.Marshal(),
+		"scope taken over":           otherScope.Marshal(),
+	} {
+		err := Applier{}.Apply(ctx, e.st, rec)
+		if !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: %v does not wrap ErrInvalid", name, err)
+		}
+		if snapshot(t, e.st) != before {
+			t.Fatalf("%s: a refused record wrote state", name)
+		}
+	}
+}
+
+func TestRevocationWinsOverOrder(t *testing.T) {
+	// Revoke arrives before the add (catch-up from peers in another
+	// order): the credential never becomes usable.
+	e := newEnv(t)
+	ctx := context.Background()
+	scope, dev := e.scope(record.ModeUser, record.P256)
+	reg, _ := record.Sign(record.AccountRegister, (&record.AccountRegisterBody{Scope: scope, Account: "bob", Time: 1}).Marshal(), dev)
+	if err := e.svc.SubmitRecord(ctx, reg); err != nil {
+		t.Fatal(err)
+	}
+	uk := key(t, record.Ed25519)
+	cred := record.KeyCredential(uk.Public())
+	add, _ := record.Sign(record.CredentialAdd, (&record.CredentialAddBody{Scope: scope, Account: "bob", Credential: cred}).Marshal(), dev)
+	rev, _ := record.Sign(record.CredentialRevoke, (&record.CredentialRevokeBody{Scope: scope, Account: "bob", CredentialID: cred.ID}).Marshal(), dev)
+	if err := e.svc.SubmitRecord(ctx, rev); err != nil {
+		t.Fatal(err)
+	}
+	err := e.svc.SubmitRecord(ctx, add)
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("add after revoke: %v", err)
+	}
+	o := op(scope, "bob", 1)
+	ap := approval(scope, "bob", o, e.clock.now())
+	_, err = e.svc.Authorize(ctx, o, header(Proof{Approval: b64.EncodeToString(ap.Marshal()), Key: uk.Public().String(), Sig: sign(t, uk, ap)}))
+	wantCode(t, err, api.CodeAuthRevoked, "revoked key credential")
+}
+
+func TestScopeUpdate(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	scope, dev := e.scope(record.ModeUser, record.P256)
+	dev2 := key(t, record.Ed25519)
+	cfg := record.ScopeConfig{RPID: testRPID, Origins: []string{testOrigin}, Mode: record.ModeHybrid, SessionTTL: 60, DevKeys: []record.PublicKey{dev2.Public()}}
+	up, _ := record.Sign(record.ScopeUpdate, (&record.ScopeUpdateBody{Scope: scope, Seq: 1, Config: cfg}).Marshal(), dev)
+	if _, err := e.svc.UpdateScope(ctx, api.SignedRecord{Record: b64.EncodeToString(up.Marshal())}); err != nil {
+		t.Fatal(err)
+	}
+	sc, err := e.svc.GetScope(ctx, scope)
+	if err != nil || sc.Mode != "hybrid" || sc.Seq != 1 || sc.DevKeys[0] != dev2.Public().String() {
+		t.Fatalf("after update: %+v %v", sc, err)
+	}
+	// The old key no longer updates it; a stale sequence is refused.
+	up2, _ := record.Sign(record.ScopeUpdate, (&record.ScopeUpdateBody{Scope: scope, Seq: 2, Config: cfg}).Marshal(), dev)
+	_, err = e.svc.UpdateScope(ctx, api.SignedRecord{Record: b64.EncodeToString(up2.Marshal())})
+	wantCode(t, err, api.CodeAuthBadProof, "update by a removed key")
+	cfg.SessionTTL = 61
+	up3, _ := record.Sign(record.ScopeUpdate, (&record.ScopeUpdateBody{Scope: scope, Seq: 1, Config: cfg}).Marshal(), dev2)
+	_, err = e.svc.UpdateScope(ctx, api.SignedRecord{Record: b64.EncodeToString(up3.Marshal())})
+	wantCode(t, err, api.CodeAuthConflict, "stale update")
+}

@@ -1,0 +1,373 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/keymesh/keymesh/api"
+	"github.com/keymesh/keymesh/internal/record"
+	"github.com/keymesh/keymesh/internal/store"
+)
+
+// Timing rules.
+const (
+	// ChallengeTTL is how long a registration or authentication challenge
+	// can be completed.
+	ChallengeTTL = 5 * time.Minute
+	// MaxChallenges bounds the open challenges a node keeps in memory.
+	MaxChallenges = 10000
+	// MaxApprovalTTL is the longest an approval may be valid for.
+	MaxApprovalTTL = 10 * time.Minute
+	// MaxClockSkew is how far a delegated registration's timestamp may be
+	// from the node's clock.
+	MaxClockSkew = 5 * time.Minute
+)
+
+// Options configure New.
+type Options struct {
+	// Store is the node's store (required).
+	Store store.Store
+	// Submit stores a record on a write quorum (replica.Replica.Submit).
+	// Nil applies records to Store only, with Applier, for a node without
+	// replication.
+	Submit func(ctx context.Context, rec []byte) error
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Service is a node's auth service: it accepts signed records through the
+// JSON-RPC methods (scopes, registration, authentication) and answers
+// Authorize. It is safe for concurrent use.
+type Service struct {
+	st     store.Store
+	submit func(ctx context.Context, rec []byte) error
+	now    func() time.Time
+
+	mu         sync.Mutex
+	challenges map[string]*challenge
+}
+
+// challenge is an open registration or authentication: single-use,
+// expiring.
+type challenge struct {
+	kind    record.Kind
+	scope   string
+	account string
+	body    []byte
+	expires time.Time
+}
+
+// New returns a Service.
+func New(opts Options) (*Service, error) {
+	if opts.Store == nil {
+		return nil, errors.New("auth: Options.Store is required")
+	}
+	s := &Service{st: opts.Store, submit: opts.Submit, now: opts.Now, challenges: map[string]*challenge{}}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.submit == nil {
+		s.submit = func(ctx context.Context, rec []byte) error {
+			return s.st.Update(ctx, func(tx store.Ops) error { return Applier{}.Apply(ctx, tx, rec) })
+		}
+	}
+	return s, nil
+}
+
+// SubmitRecord stores a signed record through Options.Submit. Validation
+// failures are *Denial errors (errors.As).
+func (s *Service) SubmitRecord(ctx context.Context, rec *record.Record) error {
+	return s.submit(ctx, rec.Marshal())
+}
+
+// State returns the auth state as stored on this node.
+func (s *Service) State() State { return State{s.st} }
+
+// apiError turns a submit or state error into what a client sees: a
+// Denial's code and message, or the error itself for the handler to
+// report (an *api.Error passes through; anything else is internal).
+func apiError(err error) error {
+	var d *Denial
+	if errors.As(err, &d) {
+		return d.API()
+	}
+	return err
+}
+
+func randID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func decodeRecordParam(s string) (*record.Record, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return nil, api.Errorf(api.CodeInvalidParams, "record must be base64url")
+	}
+	r, err := record.Unmarshal(b)
+	if err != nil {
+		return nil, api.Errorf(api.CodeInvalidParams, "record: %v", err)
+	}
+	return r, nil
+}
+
+func scopeInfo(id string, seq uint64, c *record.ScopeConfig) *api.Scope {
+	out := &api.Scope{ID: id, Seq: seq, RPID: c.RPID, Origins: c.Origins, Mode: c.Mode.String(), SessionTTL: c.SessionTTL}
+	for _, k := range c.DevKeys {
+		out.DevKeys = append(out.DevKeys, k.String())
+	}
+	return out
+}
+
+// CreateScope stores a scope.create record (keymesh_createScope).
+func (s *Service) CreateScope(ctx context.Context, p api.SignedRecord) (*api.Scope, error) {
+	r, err := decodeRecordParam(p.Record)
+	if err != nil {
+		return nil, err
+	}
+	if r.Kind != record.ScopeCreate {
+		return nil, api.Errorf(api.CodeInvalidParams, "record is a %s, want scope.create", r.Kind)
+	}
+	b, err := record.DecodeScopeCreate(r.Body)
+	if err != nil {
+		return nil, api.Errorf(api.CodeInvalidParams, "scope.create: %v", err)
+	}
+	if err := s.SubmitRecord(ctx, r); err != nil {
+		return nil, apiError(err)
+	}
+	return scopeInfo(b.ScopeID(), 0, &b.Config), nil
+}
+
+// UpdateScope stores a scope.update record (keymesh_updateScope).
+func (s *Service) UpdateScope(ctx context.Context, p api.SignedRecord) (*api.Scope, error) {
+	r, err := decodeRecordParam(p.Record)
+	if err != nil {
+		return nil, err
+	}
+	if r.Kind != record.ScopeUpdate {
+		return nil, api.Errorf(api.CodeInvalidParams, "record is a %s, want scope.update", r.Kind)
+	}
+	b, err := record.DecodeScopeUpdate(r.Body)
+	if err != nil {
+		return nil, api.Errorf(api.CodeInvalidParams, "scope.update: %v", err)
+	}
+	if err := s.SubmitRecord(ctx, r); err != nil {
+		return nil, apiError(err)
+	}
+	return scopeInfo(b.Scope, b.Seq, &b.Config), nil
+}
+
+// GetScope returns a scope's config as this node has it (keymesh_getScope).
+func (s *Service) GetScope(ctx context.Context, id string) (*api.Scope, error) {
+	if err := record.CheckScopeID(id); err != nil {
+		return nil, api.Errorf(api.CodeInvalidParams, "%v", err)
+	}
+	seq, cfg, err := s.State().Scope(ctx, id)
+	if err != nil {
+		return nil, apiError(err)
+	}
+	return scopeInfo(id, seq, cfg), nil
+}
+
+// DelegatedRegistration stores an account.register record signed by a
+// developer key (keymesh_delegatedRegistration). The payload's timestamp
+// must be within MaxClockSkew of the node's clock, and a registration
+// already stored is refused as a replay (Apply also refuses a reused
+// nonce), so a captured request cannot be replayed.
+func (s *Service) DelegatedRegistration(ctx context.Context, p api.SignedRecord) (*api.Account, error) {
+	r, err := decodeRecordParam(p.Record)
+	if err != nil {
+		return nil, err
+	}
+	if r.Kind != record.AccountRegister || r.Auth.Kind != record.AuthSignature {
+		return nil, api.Errorf(api.CodeInvalidParams, "want an account.register record signed by a developer key")
+	}
+	b, err := record.DecodeAccountRegister(r.Body)
+	if err != nil {
+		return nil, api.Errorf(api.CodeInvalidParams, "account.register: %v", err)
+	}
+	now := s.now()
+	if d := now.Sub(time.Unix(b.Time, 0)); d > MaxClockSkew || d < -MaxClockSkew {
+		return nil, api.Errorf(api.CodeAuthExpired, "registration timestamp is %s from the node's clock (at most %s allowed)", d.Round(time.Second), MaxClockSkew)
+	}
+	id := r.ID()
+	if _, done, err := get(ctx, s.st, nsApplied, hex.EncodeToString(id[:])); err != nil {
+		return nil, err
+	} else if done {
+		return nil, api.Errorf(api.CodeAuthReplay, "this registration was already submitted")
+	}
+	if err := s.SubmitRecord(ctx, r); err != nil {
+		return nil, apiError(err)
+	}
+	return &api.Account{Scope: b.Scope, Account: b.Account}, nil
+}
+
+func (s *Service) putChallenge(c *challenge) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	for id, o := range s.challenges {
+		if now.After(o.expires) {
+			delete(s.challenges, id)
+		}
+	}
+	if len(s.challenges) >= MaxChallenges {
+		return "", api.Errorf(api.CodeLimitExceeded, "too many open challenges; try again later")
+	}
+	id := randID()
+	s.challenges[id] = c
+	return id, nil
+}
+
+// takeChallenge removes and returns a challenge: each is used once,
+// whether or not its completion succeeds.
+func (s *Service) takeChallenge(id string, kind record.Kind) (*challenge, error) {
+	s.mu.Lock()
+	c, ok := s.challenges[id]
+	delete(s.challenges, id)
+	s.mu.Unlock()
+	if !ok || c.kind != kind {
+		return nil, api.Errorf(api.CodeAuthUnknown, "unknown or already used challenge")
+	}
+	if s.now().After(c.expires) {
+		return nil, api.Errorf(api.CodeAuthExpired, "challenge expired")
+	}
+	return c, nil
+}
+
+func (s *Service) checkIDs(scope, account string) error {
+	if err := record.CheckScopeID(scope); err != nil {
+		return api.Errorf(api.CodeInvalidParams, "%v", err)
+	}
+	if err := record.CheckAccountID(account); err != nil {
+		return api.Errorf(api.CodeInvalidParams, "%v", err)
+	}
+	return nil
+}
+
+// InitiateRegistration opens a passkey registration for a new account
+// (keymesh_initiateRegistration): the challenge commits to the
+// account.register payload (scope, account, nonce, time), so every node
+// can check the attestation against the record alone.
+func (s *Service) InitiateRegistration(ctx context.Context, p api.InitiateRegistrationParams) (*api.InitiateResult, error) {
+	if err := s.checkIDs(p.Scope, p.Account); err != nil {
+		return nil, err
+	}
+	st := s.State()
+	_, cfg, err := st.Scope(ctx, p.Scope)
+	if err != nil {
+		return nil, apiError(err)
+	}
+	if ok, err := st.HasAccount(ctx, p.Scope, p.Account); err != nil {
+		return nil, err
+	} else if ok {
+		return nil, api.Errorf(api.CodeAuthConflict, "account %s already exists in scope %s", p.Account, p.Scope)
+	}
+	b := &record.AccountRegisterBody{Scope: p.Scope, Account: p.Account, Time: s.now().Unix()}
+	rand.Read(b.Nonce[:])
+	body := b.Marshal()
+	id, err := s.putChallenge(&challenge{kind: record.AccountRegister, scope: p.Scope, account: p.Account, body: body, expires: s.now().Add(ChallengeTTL)})
+	if err != nil {
+		return nil, err
+	}
+	uid := challengeOf([]byte(p.Scope + "/" + p.Account))
+	return &api.InitiateResult{
+		ChallengeID: id, Payload: base64.RawURLEncoding.EncodeToString(body),
+		Challenge: base64.RawURLEncoding.EncodeToString(record.Challenge(record.AccountRegister, body)),
+		RPID:      cfg.RPID, UserID: base64.RawURLEncoding.EncodeToString(uid[:16]),
+		Timeout: int(ChallengeTTL / time.Millisecond),
+	}, nil
+}
+
+// CompleteRegistration stores the account.register record authorised by
+// the browser's attestation (keymesh_completeRegistration).
+func (s *Service) CompleteRegistration(ctx context.Context, p api.CompleteRegistrationParams) (*api.Account, error) {
+	c, err := s.takeChallenge(p.ChallengeID, record.AccountRegister)
+	if err != nil {
+		return nil, err
+	}
+	if len(p.Credential) == 0 || len(p.Credential) > record.MaxWebAuthn {
+		return nil, api.Errorf(api.CodeInvalidParams, "credential must be the PublicKeyCredential JSON, at most %d bytes", record.MaxWebAuthn)
+	}
+	r := &record.Record{Kind: record.AccountRegister, Body: c.body, Auth: record.Auth{Kind: record.AuthPasskeyCreate, WebAuthn: p.Credential}}
+	if err := s.SubmitRecord(ctx, r); err != nil {
+		return nil, apiError(err)
+	}
+	return &api.Account{Scope: c.scope, Account: c.account}, nil
+}
+
+// InitiateAuthentication opens a passkey authentication that, once
+// completed, authorises the client's session key
+// (keymesh_initiateAuthentication): the challenge commits to the
+// session.create payload (scope, account, session key, expiry, nonce).
+func (s *Service) InitiateAuthentication(ctx context.Context, p api.InitiateAuthenticationParams) (*api.InitiateResult, error) {
+	if err := s.checkIDs(p.Scope, p.Account); err != nil {
+		return nil, err
+	}
+	key, err := record.ParsePublicKey(p.SessionKey)
+	if err != nil {
+		return nil, api.Errorf(api.CodeInvalidParams, "sessionKey: %v", err)
+	}
+	st := s.State()
+	_, cfg, err := st.Scope(ctx, p.Scope)
+	if err != nil {
+		return nil, apiError(err)
+	}
+	creds, err := st.Credentials(ctx, p.Scope, p.Account)
+	if err != nil {
+		return nil, err
+	}
+	var allow []string
+	for _, c := range creds {
+		if c.Kind == record.CredPasskey {
+			allow = append(allow, base64.RawURLEncoding.EncodeToString(c.ID))
+		}
+	}
+	if len(allow) == 0 {
+		return nil, api.Errorf(api.CodeAuthUnknown, "account %s in scope %s has no passkey", p.Account, p.Scope)
+	}
+	ttl := cfg.SessionTTL
+	if p.TTL != 0 && p.TTL < ttl {
+		ttl = p.TTL
+	}
+	b := &record.SessionCreateBody{Scope: p.Scope, Account: p.Account, Key: key, Expiry: s.now().Add(time.Duration(ttl) * time.Second).Unix()}
+	rand.Read(b.Nonce[:])
+	body := b.Marshal()
+	id, err := s.putChallenge(&challenge{kind: record.SessionCreate, scope: p.Scope, account: p.Account, body: body, expires: s.now().Add(ChallengeTTL)})
+	if err != nil {
+		return nil, err
+	}
+	return &api.InitiateResult{
+		ChallengeID: id, Payload: base64.RawURLEncoding.EncodeToString(body),
+		Challenge: base64.RawURLEncoding.EncodeToString(record.Challenge(record.SessionCreate, body)),
+		RPID:      cfg.RPID, AllowCredentials: allow, Timeout: int(ChallengeTTL / time.Millisecond),
+	}, nil
+}
+
+// CompleteAuthentication stores the session.create record authorised by
+// the browser's assertion and returns it (keymesh_completeAuthentication).
+func (s *Service) CompleteAuthentication(ctx context.Context, p api.CompleteAuthenticationParams) (*api.Session, error) {
+	c, err := s.takeChallenge(p.ChallengeID, record.SessionCreate)
+	if err != nil {
+		return nil, err
+	}
+	if len(p.Credential) == 0 || len(p.Credential) > record.MaxWebAuthn {
+		return nil, api.Errorf(api.CodeInvalidParams, "credential must be the PublicKeyCredential JSON, at most %d bytes", record.MaxWebAuthn)
+	}
+	r := &record.Record{Kind: record.SessionCreate, Body: c.body, Auth: record.Auth{Kind: record.AuthPasskeyGet, WebAuthn: p.Credential}}
+	if err := s.SubmitRecord(ctx, r); err != nil {
+		return nil, apiError(err)
+	}
+	b, err := record.DecodeSessionCreate(c.body)
+	if err != nil {
+		return nil, fmt.Errorf("auth: own session body: %w", err)
+	}
+	return &api.Session{Scope: c.scope, Account: c.account, Record: base64.RawURLEncoding.EncodeToString(r.Marshal()), Expiry: b.Expiry}, nil
+}
