@@ -71,7 +71,16 @@ type Node struct {
 	// development setting (keymesh dev). Without it only requests sealed to
 	// the node's attested enclave keys are served (docs/enclave.md).
 	AllowPlaintext bool `json:"allow_plaintext,omitempty"`
+	// RequestKEM is the HPKE KEM of the node's attested request key:
+	// "x-wing" (ML-KEM-768 + X25519, the default when empty) or "x25519".
+	RequestKEM string `json:"request_kem,omitempty"`
 }
+
+// Request KEM names (Node.RequestKEM).
+const (
+	KEMXWing  = "x-wing"
+	KEMX25519 = "x25519"
+)
 
 // Peer is another node of the cluster.
 type Peer struct {
@@ -176,6 +185,9 @@ func (n *Node) Validate() error {
 
 func (n *Node) validate() error {
 	wrap := fmt.Errorf
+	if n.RequestKEM != "" && n.RequestKEM != KEMXWing && n.RequestKEM != KEMX25519 {
+		return wrap("request_kem %q: want %q or %q", n.RequestKEM, KEMXWing, KEMX25519)
+	}
 	if n.ID == 0 {
 		return wrap("id must be 1..65535, not 0")
 	}

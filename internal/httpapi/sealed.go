@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 
@@ -59,24 +60,60 @@ func EncodeSealedCall(c SealedCall) ([]byte, error) {
 	if len(c.RPC) == 0 {
 		return nil, errors.New("httpapi: sealed call without a JSON-RPC body")
 	}
-	return json.Marshal(c)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(c); err != nil {
+		return nil, fmt.Errorf("httpapi: sealed call: %w", err)
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // DecodeSealedCall decodes a SealedCall strictly: one JSON object with a
-// non-empty "rpc" and an optional string "auth", no other members and
-// nothing after it.
+// non-empty "rpc" and an optional string "auth" (names matched exactly), no
+// other members, no duplicates and nothing after it.
 func DecodeSealedCall(b []byte) (SealedCall, error) {
-	var c SealedCall
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
-		return SealedCall{}, fmt.Errorf("httpapi: sealed call: %w", err)
+	fail := func(format string, args ...any) (SealedCall, error) {
+		return SealedCall{}, fmt.Errorf("httpapi: sealed call: "+format, args...)
 	}
-	if dec.More() {
-		return SealedCall{}, errors.New("httpapi: sealed call: trailing data")
+	dec := json.NewDecoder(bytes.NewReader(b))
+	tok, err := dec.Token()
+	if err != nil || tok != json.Delim('{') {
+		return fail("not a JSON object")
+	}
+	var c SealedCall
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return fail("%v", err)
+		}
+		name, _ := tok.(string)
+		if seen[name] {
+			return fail("duplicate member %q", name)
+		}
+		seen[name] = true
+		switch name {
+		case "rpc":
+			if err := dec.Decode(&c.RPC); err != nil {
+				return fail("rpc: %v", err)
+			}
+		case "auth":
+			if err := dec.Decode(&c.Auth); err != nil {
+				return fail("auth: %v", err)
+			}
+		default:
+			return fail("unknown member %q", name)
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return fail("%v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fail("trailing data")
 	}
 	if len(c.RPC) == 0 || string(c.RPC) == "null" {
-		return SealedCall{}, errors.New("httpapi: sealed call: no JSON-RPC body")
+		return fail("no JSON-RPC body")
 	}
 	return c, nil
 }

@@ -121,7 +121,11 @@ func (n *Node) sealed(ctx context.Context) (*sealedKeys, error) {
 	save := func(key string) func([]byte) error {
 		return func(b []byte) error { return n.store.Put(ctx, enclaveNS, key, b) }
 	}
-	hk, err := enclave.LoadOrCreateKey(n.enclave, enclave.KeyHPKEXWing, enclave.LabelHPKE, load(enclaveHPKEKey), save(enclaveHPKEKey))
+	kind, kem, hpkeKey := enclave.KeyHPKEXWing, envelope.KEMXWing, enclaveHPKEKey
+	if n.cfg.RequestKEM == config.KEMX25519 {
+		kind, kem, hpkeKey = enclave.KeyHPKEX25519, envelope.KEMX25519, enclaveHPKEKey+"-x25519"
+	}
+	hk, err := enclave.LoadOrCreateKey(n.enclave, kind, enclave.LabelHPKE, load(hpkeKey), save(hpkeKey))
 	if err != nil {
 		return nil, fmt.Errorf("node: HPKE request key: %w", err)
 	}
@@ -138,7 +142,7 @@ func (n *Node) sealed(ctx context.Context) (*sealedKeys, error) {
 		return nil, fmt.Errorf("node: RSA request key: %w", err)
 	}
 	doc, err := attest.New(n.enclave, attest.Keys{
-		HPKEKEM:  envelope.KEMXWing,
+		HPKEKEM:  kem,
 		HPKE:     hk.Public(),
 		RSA:      rk.Public(),
 		Identity: n.identityPub,
