@@ -11,9 +11,23 @@
 // # API maturity
 //
 // Experimental. New, Call, NodeInfo and Ready keep their signatures; more
-// typed methods (wallet, vault, uid…) will be added. Sealed request bodies
-// (HPKE to an attested node key) are not implemented yet: the client speaks
-// plain JSON-RPC, so use it only over a trusted network or HTTPS until then.
+// typed methods (wallet, vault, uid…) will be added.
+//
+// # Sealed calls
+//
+// Production nodes accept only requests sealed to their attested enclave
+// keys. WithAttestation makes the client fetch the node's attestation,
+// verify its quote against pinned measurements (or trust on first use,
+// with a warning), and then seal every call — HPKE by default, Passport's
+// compatibility format on request — and open the sealed answers:
+//
+//	c, err := client.New(url, client.WithAttestation(client.Attestation{
+//		Measurements: []string{"9c…07"},
+//	}))
+//
+// Without it the client speaks plaintext JSON-RPC, which only development
+// nodes (keymesh dev, --allow-plaintext) accept. Approval proofs go with a
+// call through its context (WithProofs), sealed with it when sealing.
 package client
 
 import (
@@ -30,6 +44,7 @@ import (
 	"time"
 
 	"github.com/keymesh/keymesh/api"
+	"github.com/keymesh/keymesh/internal/httpapi"
 )
 
 // maxResponse bounds the response bodies the client reads.
@@ -40,6 +55,7 @@ type Client struct {
 	url    string
 	hc     *http.Client
 	nextID atomic.Uint64
+	seal   *sealer // nil: plaintext
 }
 
 // Option configures New.
@@ -86,26 +102,29 @@ func (c *Client) Call(ctx context.Context, method string, params, result any) er
 	if err != nil {
 		return fmt.Errorf("client: %s: %w", method, err)
 	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url+"/", bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("client: %s: %w", method, err)
+	var (
+		data   []byte
+		status int
+	)
+	if c.seal != nil {
+		data, status, err = c.sealedRoundTrip(ctx, method, body)
+		if err == nil && isUnknownKey(data) {
+			// The node's keys changed since we attested: attest again, once.
+			// The request was not opened, so sending it again is safe.
+			c.seal.mu.Lock()
+			c.seal.result = nil
+			c.seal.mu.Unlock()
+			data, status, err = c.sealedRoundTrip(ctx, method, body)
+		}
+	} else {
+		data, status, err = c.plainRoundTrip(ctx, method, body)
 	}
-	hreq.Header.Set("Content-Type", "application/json")
-	hresp, err := c.hc.Do(hreq)
 	if err != nil {
-		return fmt.Errorf("client: %s: %w", method, err)
-	}
-	defer hresp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(hresp.Body, maxResponse+1))
-	if err != nil {
-		return fmt.Errorf("client: %s: reading response: %w", method, err)
-	}
-	if len(data) > maxResponse {
-		return fmt.Errorf("client: %s: response larger than %d bytes", method, maxResponse)
+		return err
 	}
 	var resp api.Response
 	if err := json.Unmarshal(data, &resp); err != nil || resp.JSONRPC != api.Version {
-		return fmt.Errorf("client: %s: HTTP %d with no JSON-RPC response", method, hresp.StatusCode)
+		return fmt.Errorf("client: %s: HTTP %d with no JSON-RPC response", method, status)
 	}
 	if resp.Error != nil {
 		// Errors about the body as a whole (413, parse errors) carry id null.
@@ -114,8 +133,8 @@ func (c *Client) Call(ctx context.Context, method string, params, result any) er
 	if string(resp.ID) != string(req.ID) {
 		return fmt.Errorf("client: %s: response id %s does not match request id %s", method, resp.ID, req.ID)
 	}
-	if hresp.StatusCode != http.StatusOK {
-		return fmt.Errorf("client: %s: HTTP %d", method, hresp.StatusCode)
+	if status != http.StatusOK {
+		return fmt.Errorf("client: %s: HTTP %d", method, status)
 	}
 	if result != nil {
 		if err := json.Unmarshal(resp.Result, result); err != nil {
@@ -123,6 +142,36 @@ func (c *Client) Call(ctx context.Context, method string, params, result any) er
 		}
 	}
 	return nil
+}
+
+// plainRoundTrip posts a plaintext JSON-RPC body and returns the response
+// body and HTTP status.
+func (c *Client) plainRoundTrip(ctx context.Context, method string, body []byte) ([]byte, int, error) {
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url+"/", bytes.NewReader(body))
+	if err != nil {
+		return nil, 0, fmt.Errorf("client: %s: %w", method, err)
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	if p := proofsFrom(ctx); p != "" {
+		hreq.Header.Set(httpapi.ProofsHeader, p)
+	}
+	hresp, err := c.hc.Do(hreq)
+	if err != nil {
+		return nil, 0, fmt.Errorf("client: %s: %w", method, err)
+	}
+	defer hresp.Body.Close()
+	data, err := readLimited(hresp.Body)
+	if err != nil {
+		return nil, 0, fmt.Errorf("client: %s: %w", method, err)
+	}
+	return data, hresp.StatusCode, nil
+}
+
+// isUnknownKey reports whether data is the node's plaintext refusal of a
+// request sealed to a key it does not hold.
+func isUnknownKey(data []byte) bool {
+	var resp api.Response
+	return json.Unmarshal(data, &resp) == nil && resp.Error != nil && resp.Error.Code == api.CodeSealedUnknownKey
 }
 
 // NodeInfo calls keymesh_nodeInfo.

@@ -3,18 +3,26 @@ package node
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/keymesh/keymesh/api"
+	"github.com/keymesh/keymesh/client"
+	"github.com/keymesh/keymesh/internal/attest"
 	"github.com/keymesh/keymesh/internal/config"
 	"github.com/keymesh/keymesh/internal/enclave"
 	"github.com/keymesh/keymesh/internal/enclave/sim"
+	"github.com/keymesh/keymesh/internal/envelope"
+	"github.com/keymesh/keymesh/internal/httpapi"
 )
 
 // sealedNode is one node of a 2-node cluster, started without the dev flag:
@@ -150,5 +158,170 @@ func TestChangedBinaryRefused(t *testing.T) {
 	// Nothing was changed: the sealed file is still the old build's.
 	if _, err := os.Stat(filepath.Join(dir, config.SealedIdentityFile)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func sealedClient(t *testing.T, url string, a client.Attestation) *client.Client {
+	t.Helper()
+	c, err := client.New(url, client.WithAttestation(a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestSealedThroughNode: attestation, sealed calls in both modes, pinning
+// and refusals, through a real node that accepts only sealed requests.
+func TestSealedThroughNode(t *testing.T) {
+	s := newSealedNode(t)
+	n := s.n
+	ctx := context.Background()
+	m := n.Enclave().Measurement().String()
+
+	// Plaintext is refused with its own code.
+	plain, _ := client.New(n.APIURL())
+	var ae *api.Error
+	if _, err := plain.NodeInfo(ctx); !errors.As(err, &ae) || ae.Code != api.CodePlaintextRefused {
+		t.Fatalf("plaintext call: %v", err)
+	}
+
+	// GET /attestation verifies against the node's measurement and binds
+	// its identity key.
+	doc, err := client.FetchAttestation(ctx, nil, n.APIURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := attest.Verify(doc, attest.Policy{Measurements: []enclave.Measurement{n.Enclave().Measurement()}, AllowSimulated: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(res.Keys.Identity, n.identityPub) || res.Keys.HPKEKEM != envelope.KEMXWing || len(res.Keys.RSA) == 0 || !res.Simulated {
+		t.Fatalf("attested %+v", res)
+	}
+
+	for _, compat := range []bool{false, true} {
+		c := sealedClient(t, n.APIURL(), client.Attestation{Measurements: []string{m}, AllowSimulated: true, Compat: compat, Warn: func(string) {}})
+		info, err := c.NodeInfo(ctx)
+		if err != nil {
+			t.Fatalf("compat=%v: %v", compat, err)
+		}
+		if info.IdentityKey != n.IdentityKey() {
+			t.Fatalf("node info %+v", info)
+		}
+		// keymesh_attestation, sealed, gives the same document.
+		var got attest.Document
+		if err := c.Call(ctx, api.MethodAttestation, nil, &got); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Keys, doc.Keys) || !bytes.Equal(got.Quote, doc.Quote) {
+			t.Fatal("keymesh_attestation and GET /attestation differ")
+		}
+		if a := c.Attested(); a == nil || a.Measurement != m || a.FirstUse {
+			t.Fatalf("attested %+v", a)
+		}
+	}
+
+	// Pinned to another build: refused, and the error names both.
+	other := strings.Repeat("ab", 32)
+	c := sealedClient(t, n.APIURL(), client.Attestation{Measurements: []string{other}, AllowSimulated: true})
+	_, err = c.NodeInfo(ctx)
+	var me *attest.MeasurementError
+	if !errors.As(err, &me) || !strings.Contains(err.Error(), m) || !strings.Contains(err.Error(), other) {
+		t.Fatalf("pinned to another measurement: %v", err)
+	}
+	// Simulated quotes need an explicit opt-in.
+	c = sealedClient(t, n.APIURL(), client.Attestation{Measurements: []string{m}})
+	if _, err := c.NodeInfo(ctx); !errors.Is(err, attest.ErrSimulated) {
+		t.Fatalf("simulated quote accepted without opt-in: %v", err)
+	}
+	// Trust on first use warns.
+	var warnings []string
+	c = sealedClient(t, n.APIURL(), client.Attestation{TrustOnFirstUse: true, AllowSimulated: true, Warn: func(w string) { warnings = append(warnings, w) }})
+	if _, err := c.NodeInfo(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if a := c.Attested(); !a.FirstUse || a.Measurement != m || len(warnings) < 2 || !strings.Contains(strings.Join(warnings, "\n"), m) {
+		t.Fatalf("TOFU: %+v %q", a, warnings)
+	}
+
+	// Raw sealed requests through the node: replay, tampering and expiry
+	// are refused with distinct codes.
+	pk, _ := res.Keys.HPKEPublicKey()
+	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"keymesh_nodeInfo"}`)
+	seal := func(now time.Time) []byte {
+		inner, _ := httpapi.EncodeSealedCall(httpapi.SealedCall{RPC: body})
+		env, _, err := envelope.SealRequest(pk, envelope.Request{Method: "keymesh_nodeInfo", Body: inner}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return env
+	}
+	post := func(env []byte) (int, int) {
+		resp, err := http.Post(n.APIURL()+"/", envelope.ContentType, bytes.NewReader(env))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var r api.Response
+		data, _ := io.ReadAll(resp.Body)
+		if resp.Header.Get("Content-Type") == envelope.ContentType {
+			return resp.StatusCode, 0
+		}
+		if err := json.Unmarshal(data, &r); err != nil || r.Error == nil {
+			t.Fatalf("%s", data)
+		}
+		return resp.StatusCode, r.Error.Code
+	}
+	env := seal(time.Now())
+	tampered := bytes.Clone(env)
+	tampered[len(tampered)-3] ^= 0x80
+	if _, code := post(tampered); code != api.CodeSealedCiphertext {
+		t.Fatalf("tampered: %d", code)
+	}
+	if st, code := post(env); st != http.StatusOK || code != 0 {
+		t.Fatalf("original after the tampered copy: %d %d", st, code)
+	}
+	if _, code := post(env); code != api.CodeSealedReplay {
+		t.Fatalf("replay: %d", code)
+	}
+	if _, code := post(seal(time.Now().Add(-time.Hour))); code != api.CodeSealedExpired {
+		t.Fatalf("expired: %d", code)
+	}
+
+	// The keys are sealed in the store and survive a restart: a client that
+	// attested before keeps working.
+	c = sealedClient(t, n.APIURL(), client.Attestation{Measurements: []string{m}, AllowSimulated: true})
+	if _, err := c.NodeInfo(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.stop()
+	s.start(t)
+	doc2, err := client.FetchAttestation(ctx, nil, s.n.APIURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(doc2.Keys, doc.Keys) {
+		t.Fatal("the node's request keys changed across a restart")
+	}
+}
+
+// TestSealedX25519Node: a node configured with request_kem x25519 attests
+// an X25519 key and opens requests sealed to it.
+func TestSealedX25519Node(t *testing.T) {
+	cfgs, err := config.InitCluster(config.InitOptions{Nodes: 2, Threshold: 2, Out: t.TempDir(), BasePort: 1, SkipPortCheck: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgs[0].RequestKEM = config.KEMX25519
+	s := &sealedNode{cfgs: cfgs}
+	s.start(t)
+	c := sealedClient(t, s.n.APIURL(), client.Attestation{Measurements: []string{s.n.Enclave().Measurement().String()}, AllowSimulated: true})
+	if _, err := c.NodeInfo(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	doc, _ := s.n.Attestation(context.Background())
+	var k attest.Keys
+	if err := k.UnmarshalBinary(doc.Keys); err != nil || k.HPKEKEM != envelope.KEMX25519 {
+		t.Fatalf("attested KEM %#x: %v", k.HPKEKEM, err)
 	}
 }
