@@ -371,3 +371,32 @@ func (s *Service) CompleteAuthentication(ctx context.Context, p api.CompleteAuth
 	}
 	return &api.Session{Scope: c.scope, Account: c.account, Record: base64.RawURLEncoding.EncodeToString(r.Marshal()), Expiry: b.Expiry}, nil
 }
+
+// SubmitAuthRecord stores a credential.add, credential.revoke or
+// session.revoke record (keymesh_submitAuthRecord); the other kinds have
+// their own methods.
+func (s *Service) SubmitAuthRecord(ctx context.Context, p api.SignedRecord) (*api.Account, error) {
+	r, err := decodeRecordParam(p.Record)
+	if err != nil {
+		return nil, err
+	}
+	body, err := record.DecodeBody(r.Kind, r.Body)
+	if err != nil {
+		return nil, api.Errorf(api.CodeInvalidParams, "%s: %v", r.Kind, err)
+	}
+	var scope, account string
+	switch b := body.(type) {
+	case *record.CredentialAddBody:
+		scope, account = b.Scope, b.Account
+	case *record.CredentialRevokeBody:
+		scope, account = b.Scope, b.Account
+	case *record.SessionRevokeBody:
+		scope, account = b.Scope, b.Account
+	default:
+		return nil, api.Errorf(api.CodeInvalidParams, "record is a %s; want credential.add, credential.revoke or session.revoke", r.Kind)
+	}
+	if err := s.SubmitRecord(ctx, r); err != nil {
+		return nil, apiError(err)
+	}
+	return &api.Account{Scope: scope, Account: account}, nil
+}

@@ -74,6 +74,7 @@ type Node struct {
 	api         *http.Server
 	apiLn       net.Listener
 	peerLn      net.Listener
+	auth        authHook // the auth service (auth.go), asked by the wallet before signing
 
 	closers []func() // services' Close, run in reverse order by closeAll
 

@@ -1,0 +1,358 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/keymesh/keymesh/api"
+	"github.com/keymesh/keymesh/internal/auth"
+	"github.com/keymesh/keymesh/internal/record"
+)
+
+// Proof is one approval of one operation, as carried in the X-Keymesh-Auth
+// header; Proofs joins several (hybrid mode: the user's and the
+// developer's).
+type Proof = auth.Proof
+
+// ApprovalTTL is how long the approvals made by Session and KeySigner stay
+// valid (nodes refuse more than auth.MaxApprovalTTL).
+const ApprovalTTL = 2 * time.Minute
+
+// Key is a developer or session signing key (P-256 or Ed25519). It never
+// prints.
+type Key struct{ k *record.PrivateKey }
+
+// GenerateKey makes a new key; alg is "p256" or "ed25519".
+func GenerateKey(alg string) (*Key, error) {
+	var a record.Alg
+	switch alg {
+	case "p256":
+		a = record.P256
+	case "ed25519":
+		a = record.Ed25519
+	default:
+		return nil, fmt.Errorf("client: key algorithm %q: want p256 or ed25519", alg)
+	}
+	k, err := record.GenerateKey(a)
+	if err != nil {
+		return nil, err
+	}
+	return &Key{k}, nil
+}
+
+// ParseKey parses a key written by Key.MarshalPrivate.
+func ParseKey(s string) (*Key, error) {
+	k, err := record.ParsePrivateKey(s)
+	if err != nil {
+		return nil, err
+	}
+	return &Key{k}, nil
+}
+
+// Public returns the public key, "p256:<base64url>" or "ed25519:<base64url>".
+func (k *Key) Public() string { return k.k.Public().String() }
+
+// MarshalPrivate returns the secret key's text form (store it like a
+// password).
+func (k *Key) MarshalPrivate() string { return k.k.MarshalPrivate() }
+
+// String never shows the key.
+func (k *Key) String() string { return "client.Key(" + k.Public() + ")" }
+
+// Format never shows the key.
+func (k *Key) Format(f fmt.State, _ rune) { fmt.Fprint(f, k.String()) }
+
+// ScopeConfig is a scope's configuration.
+type ScopeConfig struct {
+	RPID          string        // WebAuthn relying party id, e.g. "app.example"
+	Origins       []string      // WebAuthn origins, e.g. "https://app.example"
+	Mode          string        // "user", "developer" or "hybrid"
+	SessionTTL    time.Duration // longest session lifetime (whole seconds)
+	DeveloperKeys []string      // public keys; empty means the signing key only
+}
+
+func (c ScopeConfig) record(signer *Key) (record.ScopeConfig, error) {
+	m, err := record.ParseMode(c.Mode)
+	if err != nil {
+		return record.ScopeConfig{}, err
+	}
+	out := record.ScopeConfig{RPID: c.RPID, Origins: c.Origins, Mode: m, SessionTTL: uint32(c.SessionTTL / time.Second)}
+	keys := c.DeveloperKeys
+	if len(keys) == 0 {
+		keys = []string{signer.Public()}
+	}
+	for _, s := range keys {
+		k, err := record.ParsePublicKey(s)
+		if err != nil {
+			return record.ScopeConfig{}, err
+		}
+		out.DevKeys = append(out.DevKeys, k)
+	}
+	return out, out.Check()
+}
+
+func encodeRecord(r *record.Record) api.SignedRecord {
+	return api.SignedRecord{Record: base64.RawURLEncoding.EncodeToString(r.Marshal())}
+}
+
+// CreateScope creates a scope signed by dev (which must be one of
+// cfg.DeveloperKeys) and returns it; its id is derived from the signed
+// config and a random nonce.
+func (c *Client) CreateScope(ctx context.Context, dev *Key, cfg ScopeConfig) (*api.Scope, error) {
+	rc, err := cfg.record(dev)
+	if err != nil {
+		return nil, fmt.Errorf("client: scope config: %w", err)
+	}
+	b := &record.ScopeCreateBody{Config: rc}
+	rand.Read(b.Nonce[:])
+	r, err := record.Sign(record.ScopeCreate, b.Marshal(), dev.k)
+	if err != nil {
+		return nil, err
+	}
+	var out api.Scope
+	if err := c.Call(ctx, "keymesh_createScope", encodeRecord(r), &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// UpdateScope replaces a scope's config; seq must be greater than the
+// scope's current api.Scope.Seq.
+func (c *Client) UpdateScope(ctx context.Context, dev *Key, scope string, seq uint64, cfg ScopeConfig) (*api.Scope, error) {
+	rc, err := cfg.record(dev)
+	if err != nil {
+		return nil, fmt.Errorf("client: scope config: %w", err)
+	}
+	b := &record.ScopeUpdateBody{Scope: scope, Seq: seq, Config: rc}
+	r, err := record.Sign(record.ScopeUpdate, b.Marshal(), dev.k)
+	if err != nil {
+		return nil, err
+	}
+	var out api.Scope
+	if err := c.Call(ctx, "keymesh_updateScope", encodeRecord(r), &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// GetScope returns a scope as the node has it.
+func (c *Client) GetScope(ctx context.Context, scope string) (*api.Scope, error) {
+	var out api.Scope
+	if err := c.Call(ctx, "keymesh_getScope", map[string]string{"scope": scope}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DelegatedRegistrationRecord builds a delegated registration signed by
+// dev: the canonical payload holds the scope, the user identifier, a
+// fresh nonce and the current time, so it cannot be replayed. userKey, if
+// not empty, is a public key the user can approve operations with.
+func DelegatedRegistrationRecord(dev *Key, scope, account, userKey string) (api.SignedRecord, error) {
+	b := &record.AccountRegisterBody{Scope: scope, Account: account, Time: time.Now().Unix()}
+	rand.Read(b.Nonce[:])
+	if userKey != "" {
+		k, err := record.ParsePublicKey(userKey)
+		if err != nil {
+			return api.SignedRecord{}, fmt.Errorf("client: user key: %w", err)
+		}
+		cred := record.KeyCredential(k)
+		b.Credential = &cred
+	}
+	r, err := record.Sign(record.AccountRegister, b.Marshal(), dev.k)
+	if err != nil {
+		return api.SignedRecord{}, err
+	}
+	return encodeRecord(r), nil
+}
+
+// RegisterDelegated registers account in scope with the developer's key
+// (developer-owned auth). See DelegatedRegistrationRecord.
+func (c *Client) RegisterDelegated(ctx context.Context, dev *Key, scope, account, userKey string) (*api.Account, error) {
+	p, err := DelegatedRegistrationRecord(dev, scope, account, userKey)
+	if err != nil {
+		return nil, err
+	}
+	var out api.Account
+	if err := c.Call(ctx, "keymesh_delegatedRegistration", p, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+func newApproval(scope, account string, op Operation) *record.Approval {
+	a := &record.Approval{Scope: scope, Account: account, Method: op.Method, Hash: op.Hash, Expiry: time.Now().Add(ApprovalTTL).Unix()}
+	rand.Read(a.Nonce[:])
+	return a
+}
+
+// Proofs returns the X-Keymesh-Auth header value carrying ps.
+func Proofs(ps ...Proof) string { return (&auth.Proofs{Approvals: ps}).Encode() }
+
+// KeySigner approves operations with a plain key: the developer's (DOA,
+// developer-owned auth) or the user's key credential of a delegated
+// account.
+type KeySigner struct {
+	scope, account string
+	key            *Key
+	developer      bool
+}
+
+// DeveloperSigner approves operations on accounts of scope with a
+// developer key.
+func DeveloperSigner(dev *Key, scope string) *KeySigner {
+	return &KeySigner{scope: scope, key: dev, developer: true}
+}
+
+// UserKeySigner approves operations on one account with the user's key
+// credential (registered with RegisterDelegated's userKey).
+func UserKeySigner(user *Key, scope, account string) *KeySigner {
+	return &KeySigner{scope: scope, account: account, key: user}
+}
+
+// Sign returns an approval of op. A developer's approval names op.Account.
+func (s *KeySigner) Sign(op Operation) (Proof, error) {
+	account := s.account
+	if s.developer {
+		account = op.Account
+	}
+	if op.Scope != "" && op.Scope != s.scope {
+		return Proof{}, fmt.Errorf("client: operation is for scope %s, signer for %s", op.Scope, s.scope)
+	}
+	a := newApproval(s.scope, account, op)
+	sig, err := s.key.k.Sign(a.SigningMessage())
+	if err != nil {
+		return Proof{}, err
+	}
+	p := Proof{Approval: base64.RawURLEncoding.EncodeToString(a.Marshal()), Sig: base64.RawURLEncoding.EncodeToString(sig)}
+	if s.developer {
+		p.Developer = s.key.Public()
+	} else {
+		p.Key = s.key.Public()
+	}
+	return p, nil
+}
+
+// Approve returns the X-Keymesh-Auth value approving op with this key
+// alone (it implements Approver).
+func (s *KeySigner) Approve(_ context.Context, op Operation) (string, error) {
+	p, err := s.Sign(op)
+	if err != nil {
+		return "", err
+	}
+	return Proofs(p), nil
+}
+
+// Session is an authorised session key: a key the client generated,
+// authorised by a passkey assertion (keymesh_completeAuthentication), that
+// approves operations without a passkey prompt each time until Expiry.
+type Session struct {
+	Scope, Account string
+	Expiry         time.Time
+	key            *Key
+	record         string
+}
+
+// NewSession joins a session key with the session returned by
+// keymesh_completeAuthentication for its public key.
+func NewSession(key *Key, s *api.Session) (*Session, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s.Record)
+	if err != nil {
+		return nil, errors.New("client: session record is not base64url")
+	}
+	r, err := record.Unmarshal(b)
+	if err != nil {
+		return nil, fmt.Errorf("client: session record: %w", err)
+	}
+	sb, err := record.DecodeSessionCreate(r.Body)
+	if err != nil || r.Kind != record.SessionCreate {
+		return nil, fmt.Errorf("client: not a session record")
+	}
+	if sb.Key.String() != key.Public() {
+		return nil, errors.New("client: the session authorises another key")
+	}
+	return &Session{Scope: sb.Scope, Account: sb.Account, Expiry: time.Unix(sb.Expiry, 0), key: key, record: s.Record}, nil
+}
+
+// Sign returns the session key's approval of op.
+func (s *Session) Sign(op Operation) (Proof, error) {
+	if op.Scope != "" && op.Scope != s.Scope || op.Account != "" && op.Account != s.Account {
+		return Proof{}, fmt.Errorf("client: operation is for %s/%s, session for %s/%s", op.Scope, op.Account, s.Scope, s.Account)
+	}
+	a := newApproval(s.Scope, s.Account, op)
+	sig, err := s.key.k.Sign(a.SigningMessage())
+	if err != nil {
+		return Proof{}, err
+	}
+	return Proof{Approval: base64.RawURLEncoding.EncodeToString(a.Marshal()), Session: s.record, Sig: base64.RawURLEncoding.EncodeToString(sig)}, nil
+}
+
+// Approve returns the X-Keymesh-Auth value approving op with the session
+// key alone (it implements Approver) (for a scope in user mode; in hybrid mode join it with a
+// developer's Proof with Proofs).
+func (s *Session) Approve(_ context.Context, op Operation) (string, error) {
+	p, err := s.Sign(op)
+	if err != nil {
+		return "", err
+	}
+	return Proofs(p), nil
+}
+
+// InitiateRegistration, CompleteRegistration, InitiateAuthentication and
+// CompleteAuthentication are the passkey ceremonies' JSON-RPC calls; the
+// WebAuthn steps between them run in a browser (see the node's /login
+// page). credential is the browser's PublicKeyCredential JSON.
+func (c *Client) InitiateRegistration(ctx context.Context, scope, account string) (*api.InitiateResult, error) {
+	var out api.InitiateResult
+	err := c.Call(ctx, "keymesh_initiateRegistration", api.InitiateRegistrationParams{Scope: scope, Account: account}, &out)
+	return &out, err
+}
+
+// CompleteRegistration: see InitiateRegistration.
+func (c *Client) CompleteRegistration(ctx context.Context, challengeID string, credential json.RawMessage) (*api.Account, error) {
+	var out api.Account
+	err := c.Call(ctx, "keymesh_completeRegistration", api.CompleteRegistrationParams{ChallengeID: challengeID, Credential: credential}, &out)
+	return &out, err
+}
+
+// InitiateAuthentication: see InitiateRegistration. sessionKey is the
+// public key to authorise.
+func (c *Client) InitiateAuthentication(ctx context.Context, scope, account, sessionKey string) (*api.InitiateResult, error) {
+	var out api.InitiateResult
+	err := c.Call(ctx, "keymesh_initiateAuthentication", api.InitiateAuthenticationParams{Scope: scope, Account: account, SessionKey: sessionKey}, &out)
+	return &out, err
+}
+
+// CompleteAuthentication: see InitiateRegistration.
+func (c *Client) CompleteAuthentication(ctx context.Context, challengeID string, credential json.RawMessage) (*api.Session, error) {
+	var out api.Session
+	err := c.Call(ctx, "keymesh_completeAuthentication", api.CompleteAuthenticationParams{ChallengeID: challengeID, Credential: credential}, &out)
+	return &out, err
+}
+
+// Both signers implement Approver.
+var (
+	_ Approver = (*Session)(nil)
+	_ Approver = (*KeySigner)(nil)
+)
+
+// HybridApprover approves each operation with every one of signers (for a
+// scope in hybrid mode: the user's session and the developer's key).
+func HybridApprover(signers ...interface{ Sign(Operation) (Proof, error) }) Approver {
+	return ApproverFunc(func(_ context.Context, op Operation) (string, error) {
+		ps := make([]Proof, 0, len(signers))
+		for _, s := range signers {
+			p, err := s.Sign(op)
+			if err != nil {
+				return "", err
+			}
+			ps = append(ps, p)
+		}
+		return Proofs(ps...), nil
+	})
+}

@@ -1,0 +1,54 @@
+package auth
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/keymesh/keymesh/api"
+	"github.com/keymesh/keymesh/internal/httpapi"
+)
+
+func handler[P, R any](f func(context.Context, P) (R, error)) httpapi.Handler {
+	return func(ctx context.Context, params json.RawMessage) (any, error) {
+		var p P
+		if err := httpapi.DecodeParams(params, &p); err != nil {
+			return nil, err
+		}
+		return f(ctx, p)
+	}
+}
+
+// GetScopeParams are keymesh_getScope's params.
+type GetScopeParams struct {
+	Scope string `json:"scope"`
+}
+
+// Register adds the auth method group to r: keymesh_createScope,
+// keymesh_updateScope, keymesh_getScope, keymesh_initiateRegistration,
+// keymesh_completeRegistration, keymesh_initiateAuthentication,
+// keymesh_completeAuthentication, keymesh_delegatedRegistration (with
+// Passport's names, without the prefix, as aliases) and
+// keymesh_submitAuthRecord.
+func Register(r *httpapi.Registry, s *Service) {
+	for _, m := range []struct {
+		name, alias string
+		h           httpapi.Handler
+	}{
+		{"keymesh_createScope", "createScope", handler(s.CreateScope)},
+		{"keymesh_updateScope", "updateScope", handler(s.UpdateScope)},
+		{"keymesh_getScope", "", handler(func(ctx context.Context, p GetScopeParams) (*api.Scope, error) {
+			return s.GetScope(ctx, p.Scope)
+		})},
+		{"keymesh_initiateRegistration", "initiateRegistration", handler(s.InitiateRegistration)},
+		{"keymesh_completeRegistration", "completeRegistration", handler(s.CompleteRegistration)},
+		{"keymesh_initiateAuthentication", "initiateAuthentication", handler(s.InitiateAuthentication)},
+		{"keymesh_completeAuthentication", "completeAuthentication", handler(s.CompleteAuthentication)},
+		{"keymesh_delegatedRegistration", "delegatedRegistration", handler(s.DelegatedRegistration)},
+		{"keymesh_submitAuthRecord", "", handler(s.SubmitAuthRecord)},
+	} {
+		r.Register(m.name, m.h)
+		if m.alias != "" {
+			r.Alias(m.alias, m.name)
+		}
+	}
+}

@@ -1,0 +1,120 @@
+// keymesh passkey page: WebAuthn registration and authentication against
+// the node's JSON-RPC API (same origin). See package internal/auth/web.
+"use strict";
+
+const b64u = {
+  encode(buf) {
+    const bytes = new Uint8Array(buf);
+    let s = "";
+    for (const b of bytes) s += String.fromCharCode(b);
+    return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  },
+  decode(str) {
+    const s = atob(str.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((str.length + 3) % 4));
+    const out = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+    return out;
+  },
+};
+
+let rpcID = 0;
+async function rpc(method, params) {
+  const resp = await fetch("/", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ jsonrpc: "2.0", id: ++rpcID, method, params }),
+  });
+  const body = await resp.json();
+  if (body.error) throw new Error(`${method}: ${body.error.message} (code ${body.error.code})`);
+  return body.result;
+}
+
+// credentialJSON is the WebAuthn Level 3 JSON form of a PublicKeyCredential.
+function credentialJSON(c) {
+  const r = c.response;
+  const out = {
+    id: c.id, rawId: b64u.encode(c.rawId), type: c.type,
+    clientExtensionResults: c.getClientExtensionResults ? c.getClientExtensionResults() : {},
+    response: { clientDataJSON: b64u.encode(r.clientDataJSON) },
+  };
+  if (c.authenticatorAttachment) out.authenticatorAttachment = c.authenticatorAttachment;
+  if (r.attestationObject) {
+    out.response.attestationObject = b64u.encode(r.attestationObject);
+    if (r.getTransports) out.response.transports = r.getTransports();
+  } else {
+    out.response.authenticatorData = b64u.encode(r.authenticatorData);
+    out.response.signature = b64u.encode(r.signature);
+    if (r.userHandle) out.response.userHandle = b64u.encode(r.userHandle);
+  }
+  return out;
+}
+
+function status(state, text) {
+  const el = document.getElementById("status");
+  el.dataset.state = state;
+  el.textContent = text;
+}
+
+function fields() {
+  const scope = document.getElementById("scope").value.trim();
+  const account = document.getElementById("account").value.trim();
+  if (!scope || !account) throw new Error("scope and account are required");
+  return { scope, account };
+}
+
+async function register() {
+  const { scope, account } = fields();
+  status("busy", "Creating a passkey…");
+  const init = await rpc("keymesh_initiateRegistration", { scope, account });
+  const cred = await navigator.credentials.create({
+    publicKey: {
+      challenge: b64u.decode(init.challenge),
+      rp: { id: init.rpId, name: "keymesh" },
+      user: { id: b64u.decode(init.userId), name: account, displayName: account },
+      pubKeyCredParams: [
+        { type: "public-key", alg: -7 },   // ES256
+        { type: "public-key", alg: -8 },   // EdDSA
+        { type: "public-key", alg: -257 }, // RS256
+      ],
+      authenticatorSelection: { residentKey: "preferred", userVerification: "required" },
+      attestation: "none",
+      timeout: init.timeout,
+    },
+  });
+  const done = await rpc("keymesh_completeRegistration", { challengeId: init.challengeId, credential: credentialJSON(cred) });
+  status("ok", `Registered ${done.account} in scope ${done.scope}.`);
+  document.body.dataset.registered = done.account;
+}
+
+async function login() {
+  const { scope, account } = fields();
+  status("busy", "Signing in…");
+  // The session key never leaves this browser: not extractable.
+  const key = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, ["sign"]);
+  const pub = new Uint8Array(await crypto.subtle.exportKey("raw", key.publicKey));
+  const sessionKey = "p256:" + b64u.encode(pub);
+  const init = await rpc("keymesh_initiateAuthentication", { scope, account, sessionKey });
+  const cred = await navigator.credentials.get({
+    publicKey: {
+      challenge: b64u.decode(init.challenge),
+      rpId: init.rpId,
+      allowCredentials: init.allowCredentials.map((id) => ({ type: "public-key", id: b64u.decode(id) })),
+      userVerification: "required",
+      timeout: init.timeout,
+    },
+  });
+  const session = await rpc("keymesh_completeAuthentication", { challengeId: init.challengeId, credential: credentialJSON(cred) });
+  window.keymeshSession = { ...session, sessionKey, privateKey: key.privateKey };
+  status("ok", `Signed in as ${session.account}; session key ${sessionKey} valid until ${new Date(session.expiry * 1000).toISOString()}.`);
+  document.body.dataset.session = session.record;
+}
+
+function run(f) {
+  return () => f().catch((e) => status("error", String(e && e.message ? e.message : e)));
+}
+
+document.getElementById("register").addEventListener("click", run(register));
+document.getElementById("login").addEventListener("click", run(login));
+const q = new URLSearchParams(location.search);
+if (q.get("scope")) document.getElementById("scope").value = q.get("scope");
+if (q.get("account")) document.getElementById("account").value = q.get("account");
