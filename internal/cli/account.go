@@ -1,0 +1,375 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/keymesh/keymesh/api"
+	"github.com/keymesh/keymesh/client"
+)
+
+// Credentials files.
+//
+// The client commands (account, sign, bench) act for one account of one
+// scope, and need something that approves their requests: a developer key
+// (developer-owned auth: the scope's mode is developer or hybrid) or a
+// session key authorised by the user's passkey. They come from a
+// credentials file (--creds, or $KEYMESH_CREDS), a JSON object:
+//
+//	{
+//	  "url": "http://127.0.0.1:7100",
+//	  "scope": "…", "account": "alice",
+//	  "developerKey": "<client.Key.MarshalPrivate>",
+//	  "sessionKey": "<client.Key.MarshalPrivate>", "session": {api.Session},
+//	  "address": "0x…"
+//	}
+//
+// with either developerKey or sessionKey+session, and flags that override
+// its fields (--url, --scope, --account, --address, and --key-file for a
+// file holding only a developer key). The file holds secret keys: it is
+// written with mode 0600 and must be kept like a password.
+type credsFile struct {
+	URL          string       `json:"url,omitempty"`
+	Scope        string       `json:"scope,omitempty"`
+	Account      string       `json:"account,omitempty"`
+	DeveloperKey string       `json:"developerKey,omitempty"`
+	SessionKey   string       `json:"sessionKey,omitempty"`
+	Session      *api.Session `json:"session,omitempty"`
+	Address      string       `json:"address,omitempty"`
+}
+
+// defaultURL is node 1 of `keymesh dev`.
+const defaultURL = "http://127.0.0.1:7100"
+
+// creds are the client commands' connection and credential flags.
+type creds struct {
+	file    string
+	url     string
+	keyFile string
+	scope   string
+	account string
+	address string
+	timeout time.Duration
+
+	loaded credsFile // the file's contents, after flags applied
+}
+
+func (c *creds) flags(fs *pflag.FlagSet, withAddress bool) {
+	fs.StringVar(&c.file, "creds", os.Getenv("KEYMESH_CREDS"), "credentials file (JSON: url, scope, account, developerKey or sessionKey+session, address); default $KEYMESH_CREDS")
+	fs.StringVar(&c.url, "url", "", "node API URL (default: the credentials file's, else $KEYMESH_URL, else "+defaultURL+")")
+	fs.StringVar(&c.keyFile, "key-file", "", "file holding a developer key (overrides the credentials file's keys)")
+	fs.StringVar(&c.scope, "scope", "", "scope id (default: the credentials file's)")
+	fs.StringVar(&c.account, "account", "", "account id within the scope (default: the credentials file's)")
+	if withAddress {
+		fs.StringVar(&c.address, "address", "", "wallet address to sign with (default: the credentials file's, else the account's first)")
+	}
+	fs.DurationVar(&c.timeout, "timeout", 2*time.Minute, "time limit for the command")
+}
+
+// load reads the credentials file (if any) and applies the flags over it.
+func (c *creds) load() error {
+	if c.file != "" {
+		b, err := os.ReadFile(c.file)
+		if err != nil {
+			return fmt.Errorf("credentials: %w", err)
+		}
+		dec := json.NewDecoder(strings.NewReader(string(b)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&c.loaded); err != nil {
+			return fmt.Errorf("credentials file %s: not a JSON object of the expected shape: %v", c.file, jsonReason(err))
+		}
+	}
+	set := func(dst *string, flag string) {
+		if flag != "" {
+			*dst = flag
+		}
+	}
+	set(&c.loaded.URL, c.url)
+	set(&c.loaded.Scope, c.scope)
+	set(&c.loaded.Account, c.account)
+	set(&c.loaded.Address, c.address)
+	if c.loaded.URL == "" {
+		c.loaded.URL = os.Getenv("KEYMESH_URL")
+	}
+	if c.loaded.URL == "" {
+		c.loaded.URL = defaultURL
+	}
+	if c.keyFile != "" {
+		b, err := os.ReadFile(c.keyFile)
+		if err != nil {
+			return fmt.Errorf("developer key: %w", err)
+		}
+		c.loaded.DeveloperKey = strings.TrimSpace(string(b))
+		c.loaded.SessionKey, c.loaded.Session = "", nil
+	}
+	if s := c.loaded.Session; s != nil {
+		if c.loaded.Scope == "" {
+			c.loaded.Scope = s.Scope
+		}
+		if c.loaded.Account == "" {
+			c.loaded.Account = s.Account
+		}
+	}
+	return nil
+}
+
+// jsonReason describes a JSON decoding error without echoing the input
+// (which holds secret keys).
+func jsonReason(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return te.Field + " has the wrong type"
+	}
+	if s := err.Error(); strings.HasPrefix(s, "json: unknown field") {
+		return s[len("json: "):]
+	}
+	return "malformed JSON"
+}
+
+// newClient returns a client for url whose connection pool keeps conns
+// connections to the node (the default keeps 2, which would make a
+// concurrent load open and close connections all the time).
+func newClient(url string, conns int) (*client.Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = max(conns, 2) * 2
+	tr.MaxIdleConnsPerHost = max(conns, 2)
+	return client.New(url, client.WithHTTPClient(&http.Client{Transport: tr, Timeout: 5 * time.Minute}))
+}
+
+// approver returns what approves the account's requests, from the loaded
+// credentials.
+func (c *creds) approver() (client.Approver, error) {
+	l := &c.loaded
+	switch {
+	case l.DeveloperKey != "":
+		k, err := client.ParseKey(l.DeveloperKey)
+		if err != nil {
+			return nil, errors.New("credentials: developerKey is not a key written by keymesh")
+		}
+		if l.Scope == "" {
+			return nil, errors.New("credentials: --scope is required with a developer key")
+		}
+		return client.DeveloperSigner(k, l.Scope), nil
+	case l.SessionKey != "" && l.Session != nil:
+		k, err := client.ParseKey(l.SessionKey)
+		if err != nil {
+			return nil, errors.New("credentials: sessionKey is not a key written by keymesh")
+		}
+		s, err := client.NewSession(k, l.Session)
+		if err != nil {
+			return nil, fmt.Errorf("credentials: %w", err)
+		}
+		if time.Now().After(s.Expiry) {
+			return nil, fmt.Errorf("credentials: the session expired at %s: authenticate again", s.Expiry.UTC().Format(time.RFC3339))
+		}
+		return s, nil
+	}
+	return nil, errors.New("no credentials: give --creds (a credentials file with a developer key or a session) or --key-file (a developer key)")
+}
+
+// accountArgs checks that scope and account are known.
+func (c *creds) accountArgs() (scope, account string, err error) {
+	if c.loaded.Scope == "" || c.loaded.Account == "" {
+		return "", "", errors.New("--scope and --account are required (or a credentials file that names them)")
+	}
+	return c.loaded.Scope, c.loaded.Account, nil
+}
+
+// signer resolves the wallet to sign with: the given address, or the
+// account's first (eth_accounts).
+func (c *creds) signer(ctx context.Context, conns int) (*client.Account, error) {
+	if err := c.load(); err != nil {
+		return nil, err
+	}
+	return c.signerLoaded(ctx, conns)
+}
+
+// signerLoaded is signer with the credentials already loaded.
+func (c *creds) signerLoaded(ctx context.Context, conns int) (*client.Account, error) {
+	ap, err := c.approver()
+	if err != nil {
+		return nil, err
+	}
+	scope, account, err := c.accountArgs()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := newClient(c.loaded.URL, conns)
+	if err != nil {
+		return nil, err
+	}
+	if a := c.loaded.Address; a != "" {
+		if !common.IsHexAddress(a) || len(a) != 42 {
+			return nil, fmt.Errorf("--address %q is not a 0x-prefixed 20-byte hex address", a)
+		}
+		return client.NewAccount(cl, ap, scope, account, common.HexToAddress(a)), nil
+	}
+	addrs, err := client.Accounts(ctx, cl, ap, scope, account)
+	if err != nil {
+		return nil, err
+	}
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("account %s/%s has no wallet yet: run keymesh account create", scope, account)
+	}
+	return client.NewAccount(cl, ap, scope, account, addrs[0]), nil
+}
+
+// writeCreds writes f to path with mode 0600, refusing to overwrite a file
+// unless overwrite is set.
+func writeCreds(path string, f *credsFile, overwrite bool) error {
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return err
+	}
+	flag := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	if !overwrite {
+		flag |= os.O_EXCL
+	}
+	out, err := os.OpenFile(path, flag, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("credentials file %s exists: not overwriting it", path)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = out.Write(append(b, '\n'))
+	return errors.Join(err, out.Close())
+}
+
+// newAccountCmd is the parent of the account commands. (`account register
+// --delegated` lives in account_register.go.)
+func newAccountCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "account",
+		Short: "Create and manage wallet accounts on a cluster",
+		Args:  cobra.NoArgs,
+	}
+	cmd.AddCommand(newAccountCreateCmd())
+	return cmd
+}
+
+func newAccountCreateCmd() *cobra.Command {
+	var (
+		c        creds
+		devSetup bool
+		rpID     string
+	)
+	cmd := &cobra.Command{
+		Use:   "create",
+		Short: "Create a threshold wallet key for an account (DKG across the cluster); print its address",
+		Long: `Create a new wallet key for an account: every node of the cluster takes
+part in distributed key generation and keeps one share; no node ever holds
+the key. Prints the address and the compressed public key.
+
+The account must exist (keymesh account register) and the credentials
+must be allowed to approve for it (--creds or --key-file, see keymesh sign
+--help).
+
+With --dev-setup (for development clusters), it first generates a
+developer key, creates a developer-mode scope signed by it and registers
+--account there, then writes all of it, with the new address, to the
+--creds file (mode 0600; it must not exist yet).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), c.timeout)
+			defer cancel()
+			out := cmd.OutOrStdout()
+			if devSetup {
+				if c.file == "" || c.account == "" {
+					return errors.New("--dev-setup needs --creds (the file to write) and --account")
+				}
+				if _, err := os.Stat(c.file); err == nil {
+					return fmt.Errorf("credentials file %s exists: not overwriting it", c.file)
+				}
+				url := c.url
+				if url == "" {
+					url = os.Getenv("KEYMESH_URL")
+				}
+				if url == "" {
+					url = defaultURL
+				}
+				f, res, err := devAccount(ctx, url, c.account, rpID)
+				if err != nil {
+					return err
+				}
+				if err := writeCreds(c.file, f, false); err != nil {
+					return err
+				}
+				printAccount(out, res)
+				return nil
+			}
+			if err := c.load(); err != nil {
+				return err
+			}
+			ap, err := c.approver()
+			if err != nil {
+				return err
+			}
+			scope, account, err := c.accountArgs()
+			if err != nil {
+				return err
+			}
+			cl, err := newClient(c.loaded.URL, 1)
+			if err != nil {
+				return err
+			}
+			_, res, err := client.CreateAccount(ctx, cl, ap, scope, account)
+			if err != nil {
+				return err
+			}
+			printAccount(out, res)
+			return nil
+		},
+	}
+	c.flags(cmd.Flags(), false)
+	cmd.Flags().BoolVar(&devSetup, "dev-setup", false, "first make a developer key and scope, register --account, and write them to --creds")
+	cmd.Flags().StringVar(&rpID, "rp-id", "localhost", "with --dev-setup: the scope's WebAuthn relying party id")
+	return cmd
+}
+
+func printAccount(w interface{ Write([]byte) (int, error) }, res *api.CreateAccountResult) {
+	fmt.Fprintf(w, "address    %s\npublic key %s\naccount    %s/%s\nthreshold  %d of %d\n",
+		res.Address, res.PublicKey, res.Scope, res.Account, res.Threshold, res.N)
+}
+
+// devAccount makes everything a client needs on a development cluster:
+// a new developer key, a developer-mode scope signed by it, the account
+// registered in it (delegated registration), and a wallet key for it.
+func devAccount(ctx context.Context, url, account, rpID string) (*credsFile, *api.CreateAccountResult, error) {
+	cl, err := newClient(url, 1)
+	if err != nil {
+		return nil, nil, err
+	}
+	dev, err := client.GenerateKey("ed25519")
+	if err != nil {
+		return nil, nil, err
+	}
+	scope, err := cl.CreateScope(ctx, dev, client.ScopeConfig{
+		RPID:       rpID,
+		Origins:    []string{"http://" + rpID},
+		Mode:       "developer",
+		SessionTTL: 24 * time.Hour,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("creating a scope: %w", err)
+	}
+	if _, err := cl.RegisterDelegated(ctx, dev, scope.ID, account, ""); err != nil {
+		return nil, nil, fmt.Errorf("registering account %s: %w", account, err)
+	}
+	_, res, err := client.CreateAccount(ctx, cl, client.DeveloperSigner(dev, scope.ID), scope.ID, account)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &credsFile{URL: url, Scope: scope.ID, Account: account, DeveloperKey: dev.MarshalPrivate(), Address: res.Address}, res, nil
+}

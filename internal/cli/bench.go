@@ -1,0 +1,289 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keymesh/keymesh/api"
+	"github.com/keymesh/keymesh/client"
+	"github.com/keymesh/keymesh/internal/load"
+)
+
+func newBenchCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure a running cluster",
+		Args:  cobra.NoArgs,
+	}
+	cmd.AddCommand(newBenchSignCmd())
+	return cmd
+}
+
+func newBenchSignCmd() *cobra.Command {
+	var (
+		c           creds
+		concurrency int
+		requests    int
+		duration    time.Duration
+		reqTimeout  time.Duration
+		progress    string
+		msgSize     int
+	)
+	cmd := &cobra.Command{
+		Use:   "sign",
+		Short: "Drive personal_sign requests at a cluster and report throughput, latency and errors",
+		Long: `Drive a running cluster with personal_sign requests through its real API
+and real authorization: --concurrency clients, each with one request in
+flight, for --requests requests or for --duration. Every signature is
+checked with go-ethereum (the recovered address must be the wallet's); a
+wrong one counts as an error of kind "bad signature". Prints throughput,
+latency p50/p90/p99/max of the successful requests, and errors by kind.
+
+The wallet: with --creds naming an existing file, that file's account and
+address are used (as keymesh sign does). Otherwise the tool makes a new
+developer key, a developer-mode scope, an account and its wallet key (DKG)
+through the API, and, if --creds names a file that does not exist yet,
+saves them there so that the next run reuses them.
+
+--url may list several nodes (comma-separated) to spread the clients over
+several nodes, each one then the gateway for its share of the requests.
+A progress bar is drawn on stderr (redrawn in place on a terminal, a line
+every 5 s otherwise).
+
+  keymesh dev &
+  keymesh bench sign --concurrency 32 --requests 1000`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if concurrency < 1 {
+				return errors.New("--concurrency must be at least 1")
+			}
+			if cmd.Flags().Changed("requests") && duration > 0 {
+				return errors.New("give --requests or --duration, not both")
+			}
+			if duration > 0 {
+				requests = 0
+			}
+			if requests <= 0 && duration <= 0 {
+				return errors.New("--requests must be at least 1 (or give --duration)")
+			}
+			if msgSize < 1 || msgSize > api.MaxMessageBytes {
+				return fmt.Errorf("--message-size must be 1 to %d bytes", api.MaxMessageBytes)
+			}
+			var tty bool
+			switch progress {
+			case "auto":
+				tty = isTerminal(cmd.ErrOrStderr())
+			case "tty":
+				tty = true
+			case "lines", "none":
+			default:
+				return fmt.Errorf("--progress %q: want auto, tty, lines or none", progress)
+			}
+			var list []string
+			for _, s := range strings.Split(c.url, ",") {
+				if s = strings.TrimSpace(s); s != "" {
+					list = append(list, s)
+				}
+			}
+			if len(list) > 0 {
+				c.url = list[0]
+			}
+			out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
+
+			setupCtx, cancel := context.WithTimeout(cmd.Context(), c.timeout)
+			defer cancel()
+			acct, err := benchAccount(setupCtx, &c, concurrency, errOut)
+			if err != nil {
+				return err
+			}
+			// One account per gateway URL: the same wallet and approver
+			// through another node.
+			accts := []*client.Account{acct}
+			for _, u := range list[min(1, len(list)):] {
+				cl, err := newClient(u, concurrency)
+				if err != nil {
+					return err
+				}
+				ap, err := c.approver()
+				if err != nil {
+					return err
+				}
+				accts = append(accts, client.NewAccount(cl, ap, acct.Scope(), acct.ID(), acct.Address()))
+			}
+
+			gateways := c.loaded.URL
+			if len(list) > 1 {
+				gateways = strings.Join(list, ", ")
+			}
+			stop := fmt.Sprintf("%d requests", requests)
+			if duration > 0 {
+				stop = duration.String()
+			}
+			fmt.Fprintf(out, "keymesh bench sign: %s, concurrency %d, wallet %s (%s/%s), via %s\n",
+				stop, concurrency, acct.Address().Hex(), acct.Scope(), acct.ID(), gateways)
+
+			// Each message is unique (a run prefix and the request index),
+			// so that no two requests sign the same payload.
+			var prefix [8]byte
+			rand.Read(prefix[:])
+			run := hex.EncodeToString(prefix[:])
+			opts := load.Options{
+				Concurrency: concurrency,
+				Requests:    requests,
+				Duration:    duration,
+				Timeout:     reqTimeout,
+				Classify:    classifyError,
+				TTY:         tty,
+			}
+			if progress != "none" {
+				opts.Progress = errOut
+			}
+			res, err := load.Run(cmd.Context(), opts, func(ctx context.Context, i int) error {
+				msg := benchMessage(run, i, msgSize)
+				_, err := accts[i%len(accts)].SignMessage(ctx, msg)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if err := res.WriteSummary(out); err != nil {
+				return err
+			}
+			if res.Interrupted {
+				return errors.New("interrupted")
+			}
+			if res.OK == 0 {
+				return errors.New("no request succeeded")
+			}
+			return nil
+		},
+	}
+	c.flags(cmd.Flags(), true)
+	fl := cmd.Flags()
+	fl.Lookup("url").Usage = "node API URL; several, comma-separated, spread the clients over those nodes (default: the credentials file's, else $KEYMESH_URL, else " + defaultURL + ")"
+	fl.IntVarP(&concurrency, "concurrency", "c", 32, "concurrent clients, one request in flight each")
+	fl.IntVarP(&requests, "requests", "n", 1000, "number of requests (ignored with --duration)")
+	fl.DurationVarP(&duration, "duration", "d", 0, "run for this long instead of a number of requests")
+	fl.DurationVar(&reqTimeout, "request-timeout", 30*time.Second, "time limit for each request")
+	fl.StringVar(&progress, "progress", "auto", "progress on stderr: auto (bar on a terminal, lines otherwise), tty, lines or none")
+	fl.IntVar(&msgSize, "message-size", 32, "bytes in each signed message")
+	return cmd
+}
+
+// benchMessage is request i's message: the run id, the index, padded to
+// size bytes.
+func benchMessage(run string, i, size int) []byte {
+	s := fmt.Sprintf("keymesh bench %s %d ", run, i)
+	b := make([]byte, size)
+	for j := range b {
+		b[j] = '.'
+	}
+	copy(b, s)
+	return b
+}
+
+// benchAccount returns the wallet to load: the credentials' (an existing
+// --creds file, or --key-file with --scope and --account), or a new one made
+// through the API (saved to --creds when it names a new file).
+func benchAccount(ctx context.Context, c *creds, conns int, log io.Writer) (*client.Account, error) {
+	haveFile := false
+	if c.file != "" {
+		if _, err := os.Stat(c.file); err == nil {
+			haveFile = true
+		}
+	}
+	if haveFile || c.keyFile != "" {
+		return c.signer(ctx, conns)
+	}
+	url := c.url
+	if url == "" {
+		url = os.Getenv("KEYMESH_URL")
+	}
+	if url == "" {
+		url = defaultURL
+	}
+	account := c.account
+	if account == "" {
+		var b [6]byte
+		rand.Read(b[:])
+		account = "bench-" + hex.EncodeToString(b[:])
+	}
+	t0 := time.Now()
+	f, res, err := devAccount(ctx, url, account, "localhost")
+	if err != nil {
+		return nil, fmt.Errorf("setting up a wallet to sign with: %w", err)
+	}
+	fmt.Fprintf(log, "created scope %s, account %s, wallet %s (threshold %d of %d) in %s\n",
+		f.Scope, f.Account, f.Address, res.Threshold, res.N, time.Since(t0).Round(time.Millisecond))
+	if c.file != "" {
+		if err := writeCreds(c.file, f, false); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(log, "saved the credentials to %s (reused by the next run)\n", c.file)
+	}
+	c.loaded = *f
+	c.url, c.address = "", ""
+	c.file, c.keyFile = "", ""
+	return c.signerLoaded(ctx, conns)
+}
+
+// classifyError names the kind of a failed request for the error table:
+// the JSON-RPC code and message for errors from the node, "bad signature"
+// for a signature that does not verify, and the transport's failure.
+func classifyError(err error) string {
+	var ae *api.Error
+	var ne net.Error
+	switch {
+	case errors.Is(err, client.ErrBadSignature):
+		return "bad signature"
+	case errors.As(err, &ae):
+		msg := ae.Message
+		if len(msg) > 90 {
+			msg = msg[:90] + "…"
+		}
+		return fmt.Sprintf("rpc %d: %s", ae.Code, msg)
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.As(err, &ne):
+		return "network: " + shortNetErr(err)
+	}
+	s := err.Error()
+	if len(s) > 90 {
+		s = s[:90] + "…"
+	}
+	return "other: " + s
+}
+
+// shortNetErr keeps the end of a network error (e.g. "connection
+// refused"), which is the same for every request, unlike the addresses.
+func shortNetErr(err error) string {
+	s := err.Error()
+	if i := strings.LastIndex(s, ": "); i >= 0 {
+		s = s[i+2:]
+	}
+	return s
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
