@@ -118,3 +118,22 @@ document.getElementById("login").addEventListener("click", run(login));
 const q = new URLSearchParams(location.search);
 if (q.get("scope")) document.getElementById("scope").value = q.get("scope");
 if (q.get("account")) document.getElementById("account").value = q.get("account");
+
+// keymeshSign signs a message (base64url; an approval's signing message)
+// with the session key, as ECDSA P-256 r‖s with s in the lower half of
+// the group order (the nodes accept only that form, so that a signature
+// has one encoding). It returns base64url.
+const P256_N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
+async function keymeshSign(msgB64) {
+  const s = window.keymeshSession;
+  if (!s) throw new Error("not signed in");
+  const sig = new Uint8Array(await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, s.privateKey, b64u.decode(msgB64)));
+  let v = 0n;
+  for (const b of sig.slice(32)) v = (v << 8n) | BigInt(b);
+  if (v > P256_N / 2n) {
+    v = P256_N - v;
+    for (let i = 63; i >= 32; i--) { sig[i] = Number(v & 0xffn); v >>= 8n; }
+  }
+  return b64u.encode(sig);
+}
+window.keymeshSign = keymeshSign;

@@ -1,0 +1,157 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/webauthn"
+	"github.com/chromedp/chromedp"
+
+	"github.com/keymesh/keymesh/client"
+	"github.com/keymesh/keymesh/internal/auth"
+	"github.com/keymesh/keymesh/internal/record"
+)
+
+// findChromium returns a Chromium binary: $KEYMESH_CHROMIUM, or Debian's
+// chromium (scripts/setup-browser installs it), or "" when none exists.
+func findChromium() string {
+	for _, b := range []string{os.Getenv("KEYMESH_CHROMIUM"), "/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"} {
+		if b == "" {
+			continue
+		}
+		if p, err := exec.LookPath(b); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// TestPasskeyBrowser drives real headless Chromium, with a CDP virtual
+// WebAuthn authenticator (CTAP2, internal, resident keys, user
+// verification), through the node's /login page against a real 3-node
+// cluster: register a passkey, authenticate, obtain a session; then the
+// session key (inside the browser) approves an operation that the node
+// authorises.
+func TestPasskeyBrowser(t *testing.T) {
+	bin := findChromium()
+	if bin == "" {
+		t.Skip("no Chromium found: run scripts/setup-browser (apt-get install -y chromium) or set KEYMESH_CHROMIUM")
+	}
+	tc := newTestCluster(t)
+	ctx := context.Background()
+	u, err := url.Parse(tc.nodes[0].APIURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// WebAuthn needs a domain RP id: the page is loaded from localhost.
+	origin := "http://localhost:" + u.Port()
+	dev, err := client.GenerateKey("p256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := tc.clients[0].CreateScope(ctx, dev, client.ScopeConfig{RPID: "localhost", Origins: []string{origin}, Mode: "user", SessionTTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:0:0],
+		chromedp.ExecPath(bin),
+		chromedp.Flag("headless", true),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	defer cancelBrowser()
+	bctx, cancel := context.WithTimeout(bctx, 90*time.Second)
+	defer cancel()
+
+	page := fmt.Sprintf("%s/login?scope=%s&account=alice", origin, sc.ID)
+	if err := chromedp.Do(bctx,
+		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+			_, err := cdp.Call(ctx, t, webauthn.Enable, webauthn.EnableParams{})
+			return err
+		}),
+		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+			_, err := cdp.Call(ctx, t, webauthn.AddVirtualAuthenticator, webauthn.AddVirtualAuthenticatorParams{Options: &webauthn.VirtualAuthenticatorOptions{
+				Protocol: webauthn.AuthenticatorProtocolCtap2, Transport: webauthn.AuthenticatorTransportInternal,
+				HasResidentKey: true, HasUserVerification: true, IsUserVerified: true,
+				AutomaticPresenceSimulation: true,
+			}})
+			return err
+		}),
+		chromedp.Navigate(page),
+		chromedp.WaitVisible(chromedp.ID("register")),
+	); err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+
+	eval := func(expr string) string {
+		t.Helper()
+		v, err := chromedp.Run(bctx, chromedp.Evaluate[string](expr, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatalf("browser: %s: %v", expr, err)
+		}
+		return v
+	}
+	step := func(button, attr string) string {
+		t.Helper()
+		if err := chromedp.Do(bctx,
+			chromedp.Click(chromedp.ID(button)),
+			chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+				_, err := chromedp.Poll[bool](`["ok", "error"].includes(document.getElementById("status").dataset.state)`, chromedp.WithPollingTimeout(60*time.Second))(ctx, tg)
+				return err
+			}),
+		); err != nil {
+			t.Fatalf("browser: %s: %v", button, err)
+		}
+		if st := eval(`document.getElementById("status").dataset.state`); st != "ok" {
+			t.Fatalf("%s: page says %q", button, eval(`document.getElementById("status").textContent`))
+		}
+		return eval(`document.body.dataset.` + attr + ` || ""`)
+	}
+	if got := step("register", "registered"); got != "alice" {
+		t.Fatalf("registered %q", got)
+	}
+	creds, err := tc.nodes[0].Auth().State().Credentials(ctx, sc.ID, "alice")
+	if err != nil || len(creds) != 1 || creds[0].Kind != record.CredPasskey {
+		t.Fatalf("stored credentials: %v %v", creds, err)
+	}
+	sessRec := step("login", "session")
+	if sessRec == "" {
+		t.Fatal("no session record")
+	}
+
+	// The session key in the browser approves an operation; the node
+	// authorises it.
+	op := auth.Operation{Scope: sc.ID, Account: "alice", Method: "personal_sign"}
+	rand.Read(op.Hash[:])
+	rand.Read(op.Request[:])
+	a := &record.Approval{Scope: sc.ID, Account: "alice", Method: op.Method, Hash: op.Hash, Expiry: time.Now().Add(time.Minute).Unix()}
+	rand.Read(a.Nonce[:])
+	sig := eval(`keymeshSign("` + base64.RawURLEncoding.EncodeToString(a.SigningMessage()) + `")`)
+	h := client.Proofs(client.Proof{Approval: base64.RawURLEncoding.EncodeToString(a.Marshal()), Session: sessRec, Sig: sig})
+	pr, err := tc.nodes[0].Auth().Authorize(ctx, op, h)
+	if err != nil {
+		t.Fatalf("Authorize with the browser's session: %v", err)
+	}
+	if pr.Account != "alice" || !strings.EqualFold(pr.Scope, sc.ID) {
+		t.Fatalf("principal %+v", pr)
+	}
+}
