@@ -25,6 +25,7 @@ import (
 	"github.com/keymesh/keymesh/internal/enclave"
 	"github.com/keymesh/keymesh/internal/httpapi"
 	"github.com/keymesh/keymesh/internal/mpc/round"
+	"github.com/keymesh/keymesh/internal/replica"
 	"github.com/keymesh/keymesh/internal/store"
 	"github.com/keymesh/keymesh/internal/store/sqlite"
 	"github.com/keymesh/keymesh/internal/transport"
@@ -75,6 +76,8 @@ type Node struct {
 	apiLn       net.Listener
 	peerLn      net.Listener
 	auth        authHook // the auth service (auth.go), asked by the wallet before signing
+
+	replica *replica.Replica // record replication (replica.go)
 
 	closers []func() // services' Close, run in reverse order by closeAll
 

@@ -1,0 +1,568 @@
+// Package replica replicates signed records between the nodes of a cluster,
+// as shared/DESIGN.md ("Replication") describes: every state change is a
+// record signed by whoever may make it; each node validates a record itself
+// (through an Applier) before it stores it; a write succeeds once n−t+1
+// nodes have stored it; and a node that was down catches up from its peers
+// and validates everything it receives.
+//
+// Records are opaque bytes to this package, identified by the SHA-256 of
+// those bytes (ID), and idempotent: a record already stored is
+// acknowledged again without being applied twice. Each node keeps its own
+// append-only log of the records it applied (store stream "replica/log"),
+// in the order it applied them, so that a dependent record never precedes
+// its parent in any node's log.
+//
+// Why n−t+1: any set of t signers then shares at least one node with every
+// acknowledged write, so an acknowledged revocation is seen by at least one
+// node of every signing set.
+//
+// # Peer protocol
+//
+// Two transport calls (see wire.go for the byte format):
+//   - replica.push: the sender's record; the receiver applies it and answers
+//     with its ID, or refuses with a reason. If it refuses it as invalid, it
+//     first catches up from the sender and tries once more, so a node that
+//     merely missed a parent record still accepts the child.
+//   - replica.pull: "your log after position p, at most k records"; catch-up
+//     keeps, per peer, the last position it processed (store namespace
+//     "replica/cursor") and applies what it pulls in the peer's order,
+//     skipping (and logging) records that fail validation.
+//
+// Catch-up runs when Run starts, every Options.CatchUpInterval, and whenever
+// a peer link comes back (the transport reports it reachable again).
+//
+// A malicious node can put anything in its own log, but it cannot make an
+// honest node store a record that the honest node's Applier refuses.
+package replica
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/keymesh/keymesh/internal/config"
+	"github.com/keymesh/keymesh/internal/store"
+	"github.com/keymesh/keymesh/internal/transport"
+)
+
+// Store names used by the replica.
+const (
+	// LogStream is the store stream holding this node's replicated log.
+	LogStream = "replica/log"
+	nsIDs     = "replica/ids"    // hex(ID) → position in LogStream (8 bytes)
+	nsCursor  = "replica/cursor" // peer id → last position processed in its log (8 bytes)
+)
+
+// Defaults for Options' zero fields.
+const (
+	DefaultPushTimeout     = 10 * time.Second
+	DefaultCatchUpInterval = 30 * time.Second
+	DefaultLinkPoll        = 500 * time.Millisecond
+)
+
+// ID identifies a record: the SHA-256 of its bytes.
+type ID [32]byte
+
+// RecordID returns rec's ID.
+func RecordID(rec []byte) ID { return sha256.Sum256(rec) }
+
+func (id ID) String() string { return hex.EncodeToString(id[:]) }
+
+// Short returns the first 8 bytes in hex, for messages.
+func (id ID) Short() string { return hex.EncodeToString(id[:8]) }
+
+// Applier validates records and applies their effect to the node's state.
+type Applier interface {
+	// Apply validates rec against the current state (read through tx) and
+	// writes its effect through tx. Applying a record already applied is a
+	// no-op returning nil. A record that fails validation returns an error
+	// wrapping ErrInvalid and must write nothing. Apply may be run again
+	// for the same record if the store retries the transaction, so it must
+	// have no effect outside tx.
+	Apply(ctx context.Context, tx store.Ops, rec []byte) error
+}
+
+// Transport is what the replica needs from the peer transport;
+// *transport.Transport implements it.
+type Transport interface {
+	Call(ctx context.Context, to uint16, kind string, body []byte) ([]byte, error)
+	Handle(kind string, h transport.Handler)
+	Peers() []transport.PeerStatus
+}
+
+// Options configure New.
+type Options struct {
+	Transport Transport    // required
+	Store     store.Store  // required, migrated
+	Config    *config.Node // required: this node's id, threshold and peers
+	// Applier validates and applies records. It may be nil and set later
+	// with SetApplier (the node builds the replica before the services
+	// that apply records); until then records are refused.
+	Applier Applier
+	Logger  *slog.Logger // nil discards
+
+	PushTimeout     time.Duration // bound on pushing one record to the peers; default 10s
+	CatchUpInterval time.Duration // periodic catch-up from every peer; default 30s
+	LinkPoll        time.Duration // how often link state is checked to catch up when a link returns; default 500ms
+}
+
+// Replica is one node's end of record replication. Its methods are safe for
+// concurrent use.
+type Replica struct {
+	tr    Transport
+	st    store.Store
+	self  uint16
+	peers []uint16
+	n     int
+	need  int // n − t + 1
+	log   *slog.Logger
+	opts  Options
+
+	applierMu sync.RWMutex
+	applier   Applier
+
+	catchMu map[uint16]*sync.Mutex // one catch-up per peer at a time
+
+	ctx    context.Context // ends with Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex // guards closed, ran and wg.Add against Close's wg.Wait
+	closed bool
+	ran    bool
+}
+
+// spawn runs f in a goroutine that Close waits for; it reports false (and
+// does not run f) once Close has been called.
+func (r *Replica) spawn(f func()) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return false
+	}
+	r.wg.Go(f)
+	return true
+}
+
+// New builds a replica and registers its handlers on the transport. Call
+// Run to start catch-up, and Close when done.
+func New(opts Options) (*Replica, error) {
+	if opts.Transport == nil || opts.Store == nil || opts.Config == nil {
+		return nil, errors.New("replica: Options.Transport, Store and Config are required")
+	}
+	cfg := opts.Config
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("replica: %w", err)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.PushTimeout <= 0 {
+		opts.PushTimeout = DefaultPushTimeout
+	}
+	if opts.CatchUpInterval <= 0 {
+		opts.CatchUpInterval = DefaultCatchUpInterval
+	}
+	if opts.LinkPoll <= 0 {
+		opts.LinkPoll = DefaultLinkPoll
+	}
+	r := &Replica{
+		tr: opts.Transport, st: opts.Store, self: cfg.ID,
+		n: cfg.N(), need: cfg.N() - cfg.Threshold + 1,
+		log: opts.Logger, opts: opts, applier: opts.Applier,
+		catchMu: map[uint16]*sync.Mutex{},
+	}
+	for _, p := range cfg.Peers {
+		r.peers = append(r.peers, p.ID)
+		r.catchMu[p.ID] = new(sync.Mutex)
+	}
+	slices.Sort(r.peers)
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.tr.Handle(kindPush, r.handlePush)
+	r.tr.Handle(kindPull, r.handlePull)
+	return r, nil
+}
+
+// SetApplier sets the Applier (once; later calls replace it). Records that
+// arrive before it is set are refused and catch-up waits for it.
+func (r *Replica) SetApplier(a Applier) {
+	r.applierMu.Lock()
+	r.applier = a
+	r.applierMu.Unlock()
+}
+
+func (r *Replica) getApplier() Applier {
+	r.applierMu.RLock()
+	defer r.applierMu.RUnlock()
+	return r.applier
+}
+
+// Quorum returns n−t+1, the number of nodes (this one included) that must
+// store a record for Submit to succeed.
+func (r *Replica) Quorum() int { return r.need }
+
+// Close stops catch-up and background pushes and waits for them. It does
+// not close the transport or the store.
+func (r *Replica) Close() {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	r.cancel()
+	r.wg.Wait()
+}
+
+// apply applies rec in one store transaction: unless its ID is already
+// known, it runs the Applier, appends rec to LogStream and records its ID;
+// extra, if not nil, runs in the same transaction (catch-up's cursor).
+// It reports whether rec was new.
+func (r *Replica) apply(ctx context.Context, rec []byte, extra func(tx store.Ops) error) (bool, error) {
+	a := r.getApplier()
+	if a == nil {
+		return false, ErrNoApplier
+	}
+	id := RecordID(rec)
+	key := id.String()
+	var fresh bool
+	err := r.st.Update(ctx, func(tx store.Ops) error {
+		fresh = false
+		_, err := tx.Get(ctx, nsIDs, key)
+		switch {
+		case err == nil:
+		case errors.Is(err, store.ErrNotFound):
+			if err := a.Apply(ctx, tx, rec); err != nil {
+				return err
+			}
+			pos, err := tx.Append(ctx, LogStream, rec)
+			if err != nil {
+				return err
+			}
+			if err := tx.Put(ctx, nsIDs, key, binary.BigEndian.AppendUint64(nil, uint64(pos))); err != nil {
+				return err
+			}
+			fresh = true
+		default:
+			return err
+		}
+		if extra != nil {
+			return extra(tx)
+		}
+		return nil
+	})
+	return fresh, err
+}
+
+// Submit applies rec locally (an invalid record returns an error wrapping
+// ErrInvalid and is sent nowhere), sends it to every peer, and returns nil
+// once n−t+1 nodes, this one included, have stored it. Otherwise it
+// returns a *QuorumError naming each peer that refused it (with its
+// reason) or was down, as soon as the quorum can no longer be reached, or
+// ctx's error. Peers that have not answered when Submit returns still get
+// the record in the background (bounded by Options.PushTimeout).
+//
+// Submitting a record that is already stored is allowed: it is not applied
+// again, but is pushed again, so a caller may retry a Submit that failed.
+func (r *Replica) Submit(ctx context.Context, rec []byte) error {
+	if err := checkRecord(rec); err != nil {
+		return err
+	}
+	if _, err := r.apply(ctx, rec, nil); err != nil {
+		return fmt.Errorf("replica: applying record locally: %w", err)
+	}
+	id := RecordID(rec)
+	body := encodePush(rec)
+	type result struct {
+		peer uint16
+		err  error
+	}
+	results := make(chan result, len(r.peers))
+	pctx, pcancel := context.WithTimeout(r.ctx, r.opts.PushTimeout)
+	var pushes sync.WaitGroup
+	for _, p := range r.peers {
+		pushes.Add(1)
+		if !r.spawn(func() {
+			defer pushes.Done()
+			results <- result{p, r.push(pctx, p, body, id)}
+		}) {
+			pushes.Done()
+			results <- result{p, errors.New("replica: closed")}
+		}
+	}
+	if !r.spawn(func() { pushes.Wait(); pcancel() }) {
+		pcancel()
+	}
+
+	stored := 1
+	var fails []PeerFailure
+	for stored < r.need {
+		if len(r.peers)+1-len(fails) < r.need {
+			slices.SortFunc(fails, func(a, b PeerFailure) int { return int(a.Peer) - int(b.Peer) })
+			return &QuorumError{ID: id, Stored: stored, Need: r.need, N: r.n, Failures: fails}
+		}
+		select {
+		case res := <-results:
+			if res.err == nil {
+				stored++
+				continue
+			}
+			f := PeerFailure{Peer: res.peer, Down: true, Reason: res.err.Error()}
+			var re *transport.RemoteError
+			if errors.As(res.err, &re) {
+				f.Down, f.Reason = false, re.Message
+			}
+			fails = append(fails, f)
+			r.log.Warn("peer did not store record", "record", id.Short(), "peer", res.peer, "down", f.Down, "reason", f.Reason)
+		case <-ctx.Done():
+			return fmt.Errorf("replica: record %s stored on %d of %d nodes, %d needed: %w", id.Short(), stored, r.n, r.need, ctx.Err())
+		}
+	}
+	return nil
+}
+
+// push sends one record to peer and checks its acknowledgement.
+func (r *Replica) push(ctx context.Context, peer uint16, body []byte, id ID) error {
+	resp, err := r.tr.Call(ctx, peer, kindPush, body)
+	if err != nil {
+		return err
+	}
+	got, err := decodeAck(resp)
+	if err != nil {
+		return err
+	}
+	if got != id {
+		return fmt.Errorf("replica: peer %d acknowledged record %s instead of %s", peer, got.Short(), id.Short())
+	}
+	return nil
+}
+
+// handlePush answers replica.push. The error text goes back to the sender.
+func (r *Replica) handlePush(ctx context.Context, from uint16, body []byte) ([]byte, error) {
+	rec, err := decodePush(body)
+	if err != nil {
+		return nil, err
+	}
+	id := RecordID(rec)
+	_, err = r.apply(ctx, rec, nil)
+	if errors.Is(err, ErrInvalid) {
+		// Perhaps we missed the record this one builds on: catch up from
+		// the sender, which has applied it, and try once more.
+		if cerr := r.catchUpPeer(ctx, from); cerr != nil {
+			r.log.Debug("catch-up before retrying a pushed record failed", "peer", from, "err", cerr)
+		}
+		_, err = r.apply(ctx, rec, nil)
+	}
+	switch {
+	case err == nil:
+		return encodeAck(id), nil
+	case errors.Is(err, ErrInvalid):
+		r.log.Warn("refused record from peer", "peer", from, "record", id.Short(), "err", err)
+		return nil, err
+	case errors.Is(err, ErrNoApplier):
+		return nil, err
+	default:
+		r.log.Error("storing record from peer", "peer", from, "record", id.Short(), "err", err)
+		return nil, errors.New("replica: internal error storing the record")
+	}
+}
+
+// handlePull answers replica.pull with this node's log after a position.
+func (r *Replica) handlePull(ctx context.Context, from uint16, body []byte) ([]byte, error) {
+	after, limit, err := decodePull(body)
+	if err != nil {
+		return nil, err
+	}
+	es, err := r.Log(ctx, after, limit)
+	if err != nil {
+		r.log.Error("reading log for peer", "peer", from, "err", err)
+		return nil, errors.New("replica: internal error reading the log")
+	}
+	return encodeBatch(es), nil
+}
+
+// Log returns this node's replicated log after position after, at most
+// limit entries (limit <= 0: MaxBatch).
+func (r *Replica) Log(ctx context.Context, after int64, limit int) ([]Entry, error) {
+	if limit <= 0 || limit > MaxBatch {
+		limit = MaxBatch
+	}
+	rs, err := r.st.Records(ctx, LogStream, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("replica: %w", err)
+	}
+	es := make([]Entry, len(rs))
+	for i, rec := range rs {
+		es[i] = Entry{Pos: rec.ID, Data: rec.Data}
+	}
+	return es, nil
+}
+
+// Has reports whether the record with the given ID is stored here.
+func (r *Replica) Has(ctx context.Context, id ID) (bool, error) {
+	_, err := r.st.Get(ctx, nsIDs, id.String())
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, store.ErrNotFound):
+		return false, nil
+	default:
+		return false, fmt.Errorf("replica: %w", err)
+	}
+}
+
+// CatchUp pulls from every peer the records of its log after the last
+// position seen from it, and applies them in the peer's order; records
+// that fail validation are skipped and logged. It returns an error naming
+// each peer it could not catch up from (those it did are done).
+func (r *Replica) CatchUp(ctx context.Context) error {
+	errs := make([]error, len(r.peers))
+	var wg sync.WaitGroup
+	for i, p := range r.peers {
+		wg.Go(func() { errs[i] = r.catchUpPeer(ctx, p) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (r *Replica) cursor(ctx context.Context, peer uint16) (int64, error) {
+	v, err := r.st.Get(ctx, nsCursor, strconv.Itoa(int(peer)))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return 0, nil
+	case err != nil:
+		return 0, err
+	case len(v) != 8:
+		return 0, fmt.Errorf("cursor of peer %d is %d bytes", peer, len(v))
+	}
+	return int64(binary.BigEndian.Uint64(v)), nil
+}
+
+func putCursor(ctx context.Context, tx store.Ops, peer uint16, pos int64) error {
+	return tx.Put(ctx, nsCursor, strconv.Itoa(int(peer)), binary.BigEndian.AppendUint64(nil, uint64(pos)))
+}
+
+// catchUpPeer pulls and applies peer's log from our cursor to its end.
+func (r *Replica) catchUpPeer(ctx context.Context, peer uint16) error {
+	mu := r.catchMu[peer]
+	if mu == nil {
+		return fmt.Errorf("replica: peer %d is not configured", peer)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if r.getApplier() == nil {
+		return fmt.Errorf("replica: catch-up from peer %d: %w", peer, ErrNoApplier)
+	}
+	after, err := r.cursor(ctx, peer)
+	if err != nil {
+		return fmt.Errorf("replica: catch-up from peer %d: %w", peer, err)
+	}
+	applied, skipped := 0, 0
+	defer func() {
+		if applied+skipped > 0 {
+			r.log.Info("caught up from peer", "peer", peer, "applied", applied, "skipped", skipped, "position", after)
+		}
+	}()
+	for {
+		resp, err := r.tr.Call(ctx, peer, kindPull, encodePull(after, MaxBatch))
+		if err != nil {
+			return fmt.Errorf("replica: catch-up from peer %d: %w", peer, err)
+		}
+		es, err := decodeBatch(resp, after, MaxBatch)
+		if err != nil {
+			return fmt.Errorf("replica: catch-up from peer %d: %w", peer, err)
+		}
+		if len(es) == 0 {
+			return nil
+		}
+		for _, e := range es {
+			setCursor := func(tx store.Ops) error { return putCursor(ctx, tx, peer, e.Pos) }
+			fresh, err := r.apply(ctx, e.Data, setCursor)
+			if errors.Is(err, ErrInvalid) {
+				skipped++
+				r.log.Warn("skipping invalid record from peer's log", "peer", peer, "position", e.Pos, "record", RecordID(e.Data).Short(), "err", err)
+				err = r.st.Update(ctx, setCursor)
+			}
+			if err != nil {
+				return fmt.Errorf("replica: catch-up from peer %d at position %d: %w", peer, e.Pos, err)
+			}
+			if fresh {
+				applied++
+			}
+			after = e.Pos
+		}
+	}
+}
+
+// Run catches up from every peer at once, then every CatchUpInterval, and
+// from a peer whenever its link comes back, until ctx ends or Close is
+// called. It returns nil then. Run may be called once.
+func (r *Replica) Run(ctx context.Context) error {
+	r.mu.Lock()
+	if r.ran || r.closed {
+		r.mu.Unlock()
+		return errors.New("replica: Run called twice or after Close")
+	}
+	r.ran = true
+	r.wg.Add(1)
+	r.mu.Unlock()
+	defer r.wg.Done()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(r.ctx, cancel)
+	defer stop()
+
+	var mu sync.Mutex
+	running := map[uint16]bool{}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	// start catches up from peer in the background unless that is already
+	// under way.
+	start := func(peer uint16, why string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if running[peer] {
+			return
+		}
+		running[peer] = true
+		wg.Go(func() {
+			defer func() { mu.Lock(); running[peer] = false; mu.Unlock() }()
+			if err := r.catchUpPeer(ctx, peer); err != nil && ctx.Err() == nil {
+				r.log.Debug("catch-up failed", "peer", peer, "why", why, "err", err)
+			}
+		})
+	}
+	for _, p := range r.peers {
+		start(p, "start")
+	}
+	up := map[uint16]bool{}
+	for _, ps := range r.tr.Peers() {
+		up[ps.ID] = ps.Reachable
+	}
+	tick := time.NewTicker(r.opts.CatchUpInterval)
+	defer tick.Stop()
+	poll := time.NewTicker(r.opts.LinkPoll)
+	defer poll.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			for _, p := range r.peers {
+				start(p, "periodic")
+			}
+		case <-poll.C:
+			for _, ps := range r.tr.Peers() {
+				if ps.Reachable && !up[ps.ID] {
+					start(ps.ID, "link up")
+				}
+				up[ps.ID] = ps.Reachable
+			}
+		}
+	}
+}
