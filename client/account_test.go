@@ -489,3 +489,43 @@ func TestApproverError(t *testing.T) {
 		t.Fatal("a request was sent without approval")
 	}
 }
+
+// FuzzTxFromRequest feeds transaction requests (as JSON, the CLI's input)
+// to TxFromRequest: it never panics, and what it accepts survives the round
+// trip through TxRequest with the same signing hash.
+func FuzzTxFromRequest(f *testing.F) {
+	chainID := big.NewInt(1337)
+	from := common.HexToAddress("0x4444444444444444444444444444444444444444")
+	for _, tx := range testTxs(chainID) {
+		req, err := client.TxRequest(from, tx, chainID)
+		if err != nil {
+			f.Fatal(err)
+		}
+		b, _ := json.Marshal(req)
+		f.Add(b)
+	}
+	f.Add([]byte(`{"chainId":"0x1","nonce":"0x0","gas":"0x5208","gasPrice":"0x1","input":"0x","data":"0x"}`))
+	f.Add([]byte(`{"type":"0x7","chainId":"0x1"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var req api.TransactionRequest
+		if json.Unmarshal(b, &req) != nil {
+			return
+		}
+		tx, cid, err := client.TxFromRequest(req)
+		if err != nil {
+			return
+		}
+		back, err := client.TxRequest(from, tx, cid)
+		if err != nil {
+			t.Fatalf("accepted request does not convert back: %v", err)
+		}
+		tx2, cid2, err := client.TxFromRequest(back)
+		if err != nil {
+			t.Fatalf("round trip refused: %v", err)
+		}
+		s := types.LatestSignerForChainID(cid)
+		if cid.Cmp(cid2) != 0 || tx.Type() != tx2.Type() || s.Hash(tx) != s.Hash(tx2) {
+			t.Fatal("round trip changed the transaction")
+		}
+	})
+}
