@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ethereum/go-ethereum/accounts"
 	"github.com/ethereum/go-ethereum/common"
@@ -528,4 +530,29 @@ func FuzzTxFromRequest(f *testing.F) {
 			t.Fatal("round trip changed the transaction")
 		}
 	})
+}
+
+// Example_account shows the wallet flow with a developer key (developer-owned
+// auth): a scope, an account registered in it, a threshold wallet key, and
+// signatures. (Not run: it needs a cluster; see internal/cli's end-to-end
+// test.)
+func Example_account() {
+	ctx := context.Background()
+	c, _ := client.New("http://127.0.0.1:7100")
+	dev, _ := client.GenerateKey("ed25519")
+	scope, _ := c.CreateScope(ctx, dev, client.ScopeConfig{
+		RPID: "localhost", Origins: []string{"http://localhost"}, Mode: "developer", SessionTTL: time.Hour,
+	})
+	c.RegisterDelegated(ctx, dev, scope.ID, "alice", "")
+
+	acct, _, err := client.CreateAccount(ctx, c, client.DeveloperSigner(dev, scope.ID), scope.ID, "alice")
+	if err != nil {
+		panic(err)
+	}
+	sig, _ := acct.SignMessage(ctx, []byte("hello")) // verified before it is returned
+	fmt.Printf("%s signed: %x\n", acct.Address(), sig)
+
+	// go-ethereum contract bindings sign through the cluster:
+	opts, _ := acct.TransactOpts(ctx, big.NewInt(1))
+	_ = opts // bind.NewBoundContract(addr, abi, backend, backend, backend).Transact(opts, "transfer", …)
 }
