@@ -54,6 +54,7 @@ func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 		newClusterCmd(),
 		newDevCmd(),
 		newVersionCmd(),
+		newAttestCmd(), newEnclaveCmd(),
 		newAccountCmd(), newSignCmd(), newBenchCmd(),
 	)
 	return root

@@ -1,0 +1,234 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keymesh/keymesh/internal/config"
+	"github.com/keymesh/keymesh/internal/enclave"
+	"github.com/keymesh/keymesh/internal/node"
+)
+
+func newEnclaveCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "enclave",
+		Short: "Inspect the enclave and migrate sealed secrets to a new build",
+		Long: `A node's secrets at rest (identity key, request keys, wallet shares) are
+sealed to the measurement of the binary that runs it, so a new binary cannot
+read them and refuses to start. To upgrade, stop the node and hand the
+secrets over between the two builds (docs/enclave.md, "Upgrades"):
+
+  new$ keymesh enclave migrate-in  --config node-1.json --from OLD --request req.bin --bundle bundle.bin
+  old$ keymesh enclave migrate-out --config node-1.json --to NEW   --request req.bin --bundle bundle.bin
+
+migrate-in writes the request and waits for the bundle; both sides check the
+other's quote against the measurement given.`,
+	}
+	cmd.AddCommand(newEnclaveMeasurementCmd(), newEnclaveStatusCmd(), newEnclaveMigrateInCmd(), newEnclaveMigrateOutCmd())
+	return cmd
+}
+
+func newEnclaveMeasurementCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "measurement",
+		Short: "Print this binary's enclave measurement",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			exe, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			m, err := enclave.MeasureFile(exe)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), m)
+			return nil
+		},
+	}
+}
+
+func loadDataDir(cfgPath string) (string, error) {
+	if cfgPath == "" {
+		return "", errors.New("--config is required")
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return "", err
+	}
+	return cfg.DataDir, nil
+}
+
+func newEnclaveStatusCmd() *cobra.Command {
+	var cfgPath string
+	cmd := &cobra.Command{
+		Use:   "status --config FILE",
+		Short: "Say which build sealed a node's secrets",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, err := loadDataDir(cfgPath)
+			if err != nil {
+				return err
+			}
+			b, err := node.OpenEnclave(dir)
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "this binary: %s\n", b.Measurement())
+			m, ok, err := node.SealedBy(dir)
+			switch {
+			case err != nil:
+				return err
+			case !ok:
+				fmt.Fprintln(out, "sealed by:   nothing yet (the node seals its identity key on first start)")
+			case m.Equal(b.Measurement()):
+				fmt.Fprintf(out, "sealed by:   %s\nok: this binary can start the node\n", m)
+			default:
+				fmt.Fprintf(out, "sealed by:   %s\nanother build sealed the secrets: migrate them (keymesh enclave --help)\n", m)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&cfgPath, "config", "", "node config file")
+	return cmd
+}
+
+func newEnclaveMigrateInCmd() *cobra.Command {
+	var (
+		cfgPath, from, reqPath, bundlePath string
+		timeout                            time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "migrate-in --config FILE --from OLD --request FILE --bundle FILE",
+		Short: "Receive a node's sealed secrets from the old build (run with the new binary)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, err := loadDataDir(cfgPath)
+			if err != nil {
+				return err
+			}
+			old, err := enclave.ParseMeasurement(from)
+			if err != nil {
+				return fmt.Errorf("--from: %w", err)
+			}
+			if reqPath == "" || bundlePath == "" {
+				return errors.New("--request and --bundle are required")
+			}
+			if _, err := os.Stat(bundlePath); err == nil {
+				return fmt.Errorf("%s already exists: remove it (a bundle is made for one request)", bundlePath)
+			}
+			m, req, err := node.StartMigrateIn(dir)
+			if err != nil {
+				return err
+			}
+			defer m.Close()
+			if err := writeFileAtomic(reqPath, req); err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "request written to %s; now run the old binary:\n  keymesh enclave migrate-out --config %s --to %s --request %s --bundle %s\n",
+				reqPath, cfgPath, m.Measurement(), reqPath, bundlePath)
+			ctx := cmd.Context()
+			deadline := time.Now().Add(timeout)
+			var bundle []byte
+			for {
+				bundle, err = os.ReadFile(bundlePath)
+				if err == nil {
+					break
+				}
+				if !errors.Is(err, fs.ErrNotExist) {
+					return err
+				}
+				if time.Now().After(deadline) {
+					return fmt.Errorf("no bundle at %s within %v", bundlePath, timeout)
+				}
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+			n, err := m.Finish(ctx, bundle, old)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "migrated %d sealed secrets to measurement %s\n", n, m.Measurement())
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfgPath, "config", "", "node config file")
+	f.StringVar(&from, "from", "", "measurement of the old build (keymesh enclave status)")
+	f.StringVar(&reqPath, "request", "", "file to write the request to")
+	f.StringVar(&bundlePath, "bundle", "", "file the old build writes the bundle to")
+	f.DurationVar(&timeout, "timeout", 10*time.Minute, "how long to wait for the bundle")
+	return cmd
+}
+
+func newEnclaveMigrateOutCmd() *cobra.Command {
+	var cfgPath, to, reqPath, bundlePath string
+	cmd := &cobra.Command{
+		Use:   "migrate-out --config FILE --to NEW --request FILE --bundle FILE",
+		Short: "Hand a node's sealed secrets to the new build (run with the old binary)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, err := loadDataDir(cfgPath)
+			if err != nil {
+				return err
+			}
+			newM, err := enclave.ParseMeasurement(to)
+			if err != nil {
+				return fmt.Errorf("--to: %w", err)
+			}
+			if reqPath == "" || bundlePath == "" {
+				return errors.New("--request and --bundle are required")
+			}
+			req, err := os.ReadFile(reqPath)
+			if err != nil {
+				return err
+			}
+			bundle, n, err := node.MigrateOut(cmd.Context(), dir, req, newM)
+			if err != nil {
+				return err
+			}
+			if err := writeFileAtomic(bundlePath, bundle); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "bundle of %d sealed secrets for measurement %s written to %s\n", n, newM, bundlePath)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfgPath, "config", "", "node config file")
+	f.StringVar(&to, "to", "", "measurement of the new build (printed by migrate-in)")
+	f.StringVar(&reqPath, "request", "", "request file written by migrate-in")
+	f.StringVar(&bundlePath, "bundle", "", "file to write the bundle to")
+	return cmd
+}
+
+// writeFileAtomic writes data to path through a temporary file and a
+// rename, so that a reader polling for path never sees half of it.
+func writeFileAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".keymesh-*.tmp")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

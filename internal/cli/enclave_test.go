@@ -1,0 +1,267 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/keymesh/keymesh/client"
+	"github.com/keymesh/keymesh/internal/attest"
+	"github.com/keymesh/keymesh/internal/config"
+	"github.com/keymesh/keymesh/internal/enclave"
+	"github.com/keymesh/keymesh/internal/node"
+)
+
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := Run(context.Background(), args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// TestAttestVerifyMeasurement: `keymesh attest verify` against an in-process
+// node (which measures this test binary) says match for its measurement and
+// mismatch, naming both values, for another.
+func TestAttestVerifyMeasurement(t *testing.T) {
+	base := freeBase(t)
+	cfgs, err := config.InitCluster(config.InitOptions{Nodes: 2, Threshold: 2, Out: t.TempDir(), BasePort: base})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := node.New(node.Options{Config: cfgs[0], Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	m := n.Enclave().Measurement().String()
+	url := n.APIURL()
+
+	code, out, errOut := runCLI(t, "attest", "verify", "--url", url, "--measurement", m, "--allow-simulated")
+	if code != 0 || !strings.Contains(out, "match: the node runs the expected build") || !strings.Contains(out, "measurement: "+m) ||
+		!strings.Contains(out, "platform:    sim (simulated)") || !strings.Contains(errOut, "warning:") {
+		t.Fatalf("match: exit %d\n%s\n%s", code, out, errOut)
+	}
+	other := strings.Repeat("0f", 32)
+	code, out, errOut = runCLI(t, "attest", "verify", "--url", url, "--measurement", other, "--allow-simulated")
+	if code != 1 || !strings.Contains(out, "mismatch: node "+url+" reports measurement "+m) || !strings.Contains(out, "expected "+other) {
+		t.Fatalf("mismatch: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, _, errOut = runCLI(t, "attest", "verify", "--url", url, "--measurement", m)
+	if code != 1 || !strings.Contains(errOut, "simulated") {
+		t.Fatalf("simulated without opt-in: exit %d %s", code, errOut)
+	}
+	code, out, _ = runCLI(t, "attest", "verify", "--url", url, "--allow-simulated")
+	if code != 0 || !strings.Contains(out, "not compared") {
+		t.Fatalf("no expectation: exit %d %s", code, out)
+	}
+}
+
+// TestEnclaveUpgrade builds keymesh twice (the release flags, the second
+// with another version stamp, hence another measurement) and runs the
+// upgrade path end to end with the real binaries:
+//
+//   - build 1 runs a node, which seals its identity and request keys;
+//     `attest verify --build` rebuilds from this checkout and says match;
+//   - build 2 refuses to start on that data dir, naming both measurements;
+//   - migrate-in (build 2) / migrate-out (build 1) hand the secrets over;
+//   - build 2 then starts with the same identity and request keys, and
+//     build 1 no longer can.
+func TestEnclaveUpgrade(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	root := snapshotModule(t, ctx)
+	bin := t.TempDir()
+	bin1, bin2 := filepath.Join(bin, "keymesh-1"), filepath.Join(bin, "keymesh-2")
+	m1, err := enclave.Build(ctx, enclave.BuildConfig{Dir: root, Package: "./cmd/keymesh", Output: bin1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2, err := enclave.Build(ctx, enclave.BuildConfig{Dir: root, Package: "./cmd/keymesh", Output: bin2,
+		LDFlags: []string{"-X github.com/keymesh/keymesh/internal/version.Version=v-next"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m1 == m2 {
+		t.Fatal("two builds with different version stamps have the same measurement")
+	}
+
+	dir := t.TempDir()
+	base := freeBase(t)
+	run := func(exe string, args ...string) (string, error) {
+		cmd := exec.CommandContext(ctx, exe, args...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := run(bin1, "cluster", "init", "--nodes", "2", "--threshold", "2", "--out", dir, "--base-port", fmt.Sprint(base)); err != nil {
+		t.Fatalf("cluster init: %v\n%s", err, out)
+	}
+	cfgPath := filepath.Join(dir, config.FileName(1))
+	url := fmt.Sprintf("http://127.0.0.1:%d", base)
+
+	// startNode runs `exe node`; it returns the attestation document once
+	// the node serves, or the output if it exited.
+	startNode := func(exe string) (*attest.Document, string, func()) {
+		t.Helper()
+		var out bytes.Buffer
+		cmd := exec.CommandContext(ctx, exe, "node", "--config", cfgPath, "--log-level", "warn")
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		stop := func() {
+			cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-exited:
+			case <-time.After(15 * time.Second):
+				cmd.Process.Kill()
+				<-exited
+			}
+		}
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
+			select {
+			case <-exited:
+				return nil, out.String(), func() {}
+			case <-time.After(100 * time.Millisecond):
+			}
+			if resp, err := http.Get(url + "/healthz"); err == nil {
+				resp.Body.Close()
+				doc, err := client.FetchAttestation(ctx, nil, url)
+				if err != nil {
+					stop()
+					t.Fatal(err)
+				}
+				return doc, out.String(), stop
+			}
+		}
+		stop()
+		t.Fatalf("node did not serve:\n%s", out.String())
+		return nil, "", nil
+	}
+	verify := func(doc *attest.Document, want enclave.Measurement) {
+		t.Helper()
+		res, err := attest.Verify(doc, attest.Policy{Measurements: []enclave.Measurement{want}, AllowSimulated: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.Measurement.Equal(want) {
+			t.Fatalf("measurement %s, want %s", res.Measurement, want)
+		}
+	}
+
+	doc1, _, stop := startNode(bin1)
+	if doc1 == nil {
+		t.Fatal("build 1 did not start")
+	}
+	verify(doc1, m1)
+	code, out, errOut := runCLI(t, "attest", "verify", "--url", url, "--build", "--checkout", root, "--allow-simulated")
+	if code != 0 || !strings.Contains(out, "match") || !strings.Contains(out, m1.String()) {
+		t.Fatalf("attest verify --build against build 1: exit %d\n%s\n%s", code, out, errOut)
+	}
+	stop()
+	if _, err := os.Stat(filepath.Join(dir, "node-1", config.IdentityFile)); !os.IsNotExist(err) {
+		t.Fatalf("plaintext identity key left after the first start: %v", err)
+	}
+
+	// Build 2 refuses, naming both builds.
+	if doc, out, _ := startNode(bin2); doc != nil {
+		t.Fatal("build 2 started on secrets sealed by build 1")
+	} else if !strings.Contains(out, "refusing to start") || !strings.Contains(out, m1.String()) || !strings.Contains(out, m2.String()) {
+		t.Fatalf("build 2's refusal does not name both builds:\n%s", out)
+	}
+	if out, _ := run(bin2, "enclave", "status", "--config", cfgPath); !strings.Contains(out, "sealed by:   "+m1.String()) || !strings.Contains(out, "another build") {
+		t.Fatalf("status:\n%s", out)
+	}
+
+	// Migrate. A bundle for the wrong target measurement is refused first.
+	req, bundle := filepath.Join(dir, "req.bin"), filepath.Join(dir, "bundle.bin")
+	var inOut bytes.Buffer
+	in := exec.CommandContext(ctx, bin2, "enclave", "migrate-in", "--config", cfgPath, "--from", m1.String(), "--request", req, "--bundle", bundle, "--timeout", "2m")
+	in.Stdout, in.Stderr = &inOut, &inOut
+	if err := in.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); ; {
+		if _, err := os.Stat(req); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no request:\n%s", inOut.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if out, err := run(bin1, "enclave", "migrate-out", "--config", cfgPath, "--to", m1.String(), "--request", req, "--bundle", bundle); err == nil {
+		t.Fatalf("migrate-out accepted a request from another measurement than --to:\n%s", out)
+	}
+	if out, err := run(bin1, "enclave", "migrate-out", "--config", cfgPath, "--to", m2.String(), "--request", req, "--bundle", bundle); err != nil {
+		t.Fatalf("migrate-out: %v\n%s", err, out)
+	}
+	if err := in.Wait(); err != nil || !strings.Contains(inOut.String(), "migrated 3 sealed secrets to measurement "+m2.String()) {
+		t.Fatalf("migrate-in: %v\n%s", err, inOut.String())
+	}
+
+	// Build 2 now runs with the same keys; build 1 no longer can.
+	doc2, out2, stop := startNode(bin2)
+	if doc2 == nil {
+		t.Fatalf("build 2 did not start after the migration:\n%s", out2)
+	}
+	verify(doc2, m2)
+	if !bytes.Equal(doc2.Keys, doc1.Keys) {
+		t.Fatal("the node's attested keys changed across the migration")
+	}
+	code, out, _ = runCLI(t, "attest", "verify", "--url", url, "--measurement", m1.String(), "--allow-simulated")
+	if code != 1 || !strings.Contains(out, "mismatch") || !strings.Contains(out, m2.String()) {
+		t.Fatalf("attest verify against build 2 with build 1's measurement: exit %d\n%s", code, out)
+	}
+	stop()
+	if doc, out, _ := startNode(bin1); doc != nil || !strings.Contains(out, "refusing to start") {
+		t.Fatalf("build 1 after the migration: started=%v\n%s", doc != nil, out)
+	}
+}
+
+// snapshotModule copies the module's files (tracked and untracked, not
+// ignored) to a temporary directory, so that every build in a test sees the
+// same source even if the working tree changes meanwhile.
+func snapshotModule(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	src, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := exec.CommandContext(ctx, "git", "-C", src, "ls-files", "-z", "--cached", "--others", "--exclude-standard").Output()
+	if err != nil {
+		t.Fatalf("git ls-files: %v", err)
+	}
+	dst := filepath.Join(t.TempDir(), "src")
+	for _, name := range strings.Split(strings.TrimSuffix(string(list), "\x00"), "\x00") {
+		b, err := os.ReadFile(filepath.Join(src, name))
+		if os.IsNotExist(err) {
+			continue // deleted in the working tree
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dst, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}

@@ -1,0 +1,219 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+
+	"github.com/keymesh/keymesh/internal/config"
+	"github.com/keymesh/keymesh/internal/enclave"
+	"github.com/keymesh/keymesh/internal/enclave/sim"
+	"github.com/keymesh/keymesh/internal/store"
+	"github.com/keymesh/keymesh/internal/store/sqlite"
+)
+
+// Migrating a node's sealed secrets from one build to the next
+// (docs/enclave.md, "Upgrades"): the new build (MigrateIn) makes a request
+// with a quote over an ephemeral key; the old build (MigrateOut) checks that
+// quote against the new build's expected measurement, unseals every secret
+// of the data dir and seals them to the ephemeral key with a quote of its
+// own; the new build checks that quote against the old build's measurement
+// and reseals each secret under its own measurement. The node must be
+// stopped while this runs.
+
+// sealedStoreNamespaces are the store namespaces that hold sealed secrets,
+// with the seal label of each key.
+var sealedStoreNamespaces = []struct {
+	ns    string
+	label func(key string) (string, error)
+}{
+	{enclaveNS, func(key string) (string, error) {
+		switch key {
+		case enclaveHPKEKey, enclaveHPKEKey + "-x25519":
+			return enclave.LabelHPKE, nil
+		case enclaveRSAKey:
+			return enclave.LabelRSA, nil
+		}
+		return "", fmt.Errorf("node: unknown sealed key %q in store namespace %q", key, enclaveNS)
+	}},
+	// Package wallet's share records, keyed by address.
+	{"wallet/share", func(key string) (string, error) { return enclave.LabelShare(key), nil }},
+}
+
+// sealedLocation says where one sealed secret lives: the identity file, or
+// a store entry.
+type sealedLocation struct {
+	identity bool
+	ns, key  string
+}
+
+// collectSealed lists every sealed secret of the data dir, in a fixed order
+// (identity, then each namespace by key), so that both builds of a
+// migration see the same list.
+func collectSealed(ctx context.Context, dataDir string, st store.Store) ([]sealedLocation, []enclave.Secret, error) {
+	var locs []sealedLocation
+	var secrets []enclave.Secret
+	id, err := config.ReadSealedIdentityFile(dataDir)
+	switch {
+	case err == nil:
+		locs = append(locs, sealedLocation{identity: true})
+		secrets = append(secrets, enclave.Secret{Label: enclave.LabelIdentity, Sealed: id})
+	case errors.Is(err, fs.ErrNotExist):
+		// Never started: the identity is still the plaintext key from
+		// cluster init, which the new build will seal itself.
+	default:
+		return nil, nil, err
+	}
+	for _, n := range sealedStoreNamespaces {
+		entries, err := st.List(ctx, n.ns, "", 0)
+		if err != nil {
+			return nil, nil, fmt.Errorf("node: %w", err)
+		}
+		for _, e := range entries {
+			label, err := n.label(e.Key)
+			if err != nil {
+				return nil, nil, err
+			}
+			locs = append(locs, sealedLocation{ns: n.ns, key: e.Key})
+			secrets = append(secrets, enclave.Secret{Label: label, Sealed: e.Value})
+		}
+	}
+	return locs, secrets, nil
+}
+
+func openStore(ctx context.Context, dataDir string) (*sqlite.DB, error) {
+	st, err := sqlite.Open(filepath.Join(dataDir, StoreFile))
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	if err := st.Migrate(ctx); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	return st, nil
+}
+
+// MigrateOut is the old build's side of a migration of the node data dir
+// dataDir: it checks the new build's request against the measurement to
+// (same simulated platform), and returns the bundle of every sealed secret
+// for it, and how many secrets it holds.
+func MigrateOut(ctx context.Context, dataDir string, request []byte, to enclave.Measurement) ([]byte, int, error) {
+	b, err := OpenEnclave(dataDir)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer b.Close()
+	st, err := openStore(ctx, dataDir)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer st.Close()
+	_, secrets, err := collectSealed(ctx, dataDir, st)
+	if err != nil {
+		return nil, 0, err
+	}
+	bundle, err := enclave.ExportMigration(b, request, b.LocalVerifier(to), secrets)
+	if err != nil {
+		return nil, 0, fmt.Errorf("node: migration: %w", err)
+	}
+	return bundle, len(secrets), nil
+}
+
+// MigrationIn is the new build's side of a migration, between the request
+// and the bundle. It holds the ephemeral key in memory only.
+type MigrationIn struct {
+	dataDir string
+	b       *sim.Backend
+	target  *enclave.MigrationTarget
+}
+
+// StartMigrateIn starts a migration into dataDir with this build and
+// returns the request to give to the old build (MigrateOut).
+func StartMigrateIn(dataDir string) (*MigrationIn, []byte, error) {
+	b, err := OpenEnclave(dataDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	t, req, err := enclave.NewMigrationTarget(b)
+	if err != nil {
+		b.Close()
+		return nil, nil, fmt.Errorf("node: migration: %w", err)
+	}
+	return &MigrationIn{dataDir: dataDir, b: b, target: t}, req, nil
+}
+
+// Measurement is this build's measurement, the one to give MigrateOut.
+func (m *MigrationIn) Measurement() enclave.Measurement { return m.b.Measurement() }
+
+// Close releases the backend.
+func (m *MigrationIn) Close() { m.b.Close() }
+
+// Finish checks the bundle against the old build's measurement from,
+// reseals every secret under this build's measurement and writes them back
+// in place: the store entries in one transaction, then the identity file
+// (an atomic rename). It returns how many secrets were migrated. Nothing is
+// written unless every secret verified and the bundle matches the data dir.
+func (m *MigrationIn) Finish(ctx context.Context, bundle []byte, from enclave.Measurement) (int, error) {
+	st, err := openStore(ctx, m.dataDir)
+	if err != nil {
+		return 0, err
+	}
+	defer st.Close()
+	locs, old, err := collectSealed(ctx, m.dataDir, st)
+	if err != nil {
+		return 0, err
+	}
+	resealed, err := m.target.Import(bundle, m.b.LocalVerifier(from))
+	if err != nil {
+		return 0, fmt.Errorf("node: migration: %w", err)
+	}
+	if len(resealed) != len(old) {
+		return 0, fmt.Errorf("node: migration: the bundle holds %d secrets and the data dir %d; was the node running?", len(resealed), len(old))
+	}
+	for i := range old {
+		if resealed[i].Label != old[i].Label {
+			return 0, fmt.Errorf("node: migration: secret %d is %q in the bundle and %q in the data dir", i, resealed[i].Label, old[i].Label)
+		}
+	}
+	var identity []byte
+	err = st.Update(ctx, func(tx store.Ops) error {
+		for i, l := range locs {
+			if l.identity {
+				identity = resealed[i].Sealed
+				continue
+			}
+			if err := tx.Put(ctx, l.ns, l.key, resealed[i].Sealed); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("node: migration: %w", err)
+	}
+	if identity != nil {
+		if err := config.ReplaceSealedIdentityFile(m.dataDir, identity); err != nil {
+			return 0, fmt.Errorf("node: migration: %w", err)
+		}
+	}
+	return len(resealed), nil
+}
+
+// SealedBy returns the measurement the data dir's identity key is sealed
+// to, or false if it has no sealed identity yet.
+func SealedBy(dataDir string) (enclave.Measurement, bool, error) {
+	b, err := config.ReadSealedIdentityFile(dataDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return enclave.Measurement{}, false, nil
+	}
+	if err != nil {
+		return enclave.Measurement{}, false, err
+	}
+	var s enclave.Sealed
+	if err := s.UnmarshalBinary(b); err != nil {
+		return enclave.Measurement{}, false, fmt.Errorf("node: %s: %w", config.SealedIdentityFile, err)
+	}
+	return s.Measurement, true, nil
+}
