@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -323,5 +325,69 @@ func TestSealedX25519Node(t *testing.T) {
 	var k attest.Keys
 	if err := k.UnmarshalBinary(doc.Keys); err != nil || k.HPKEKEM != envelope.KEMX25519 {
 		t.Fatalf("attested KEM %#x: %v", k.HPKEKEM, err)
+	}
+}
+
+// TestNodeJSCompatThroughNode: a Node.js client (WebCrypto and fetch, no
+// packages; testdata/js/sealed_call.mjs) seals a compatibility-mode call to
+// a real node, which opens it, runs it and seals the answer, which Node.js
+// opens; the replayed request is refused.
+func TestNodeJSCompatThroughNode(t *testing.T) {
+	nodejs, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("Node.js not installed: the WebCrypto interop test needs it")
+	}
+	s := newSealedNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	doc, err := client.FetchAttestation(ctx, nil, s.n.APIURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := attest.Verify(doc, attest.Policy{Measurements: []enclave.Measurement{s.n.Enclave().Measurement()}, AllowSimulated: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, _ := json.Marshal(map[string]string{
+		"url":   s.n.APIURL(),
+		"spki":  base64.StdEncoding.EncodeToString(res.Keys.RSA),
+		"rpc":   `{"jsonrpc":"2.0","id":"js-1","method":"keymesh_nodeInfo"}`,
+		"auth":  "proofs from a browser",
+		"scope": "app-js",
+	})
+	cmd := exec.CommandContext(ctx, nodejs, "testdata/js/sealed_call.mjs")
+	cmd.Stdin = bytes.NewReader(append(in, '\n'))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, stderr.String())
+	}
+	var got struct {
+		Status       int    `json:"status"`
+		RPC          string `json:"rpc"`
+		SealedText   string `json:"sealedText"`
+		ReplayStatus int    `json:"replayStatus"`
+		Replay       struct {
+			Error *api.Error `json:"error"`
+		} `json:"replay"`
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal(out, &got); err != nil || got.Error != "" {
+		t.Fatalf("Node.js output %s: %v\n%s", out, err, stderr.String())
+	}
+	var resp struct {
+		ID     string       `json:"id"`
+		Result api.NodeInfo `json:"result"`
+	}
+	if err := json.Unmarshal([]byte(got.RPC), &resp); err != nil || got.Status != http.StatusOK || resp.ID != "js-1" ||
+		resp.Result.IdentityKey != s.n.IdentityKey() {
+		t.Fatalf("Node.js opened HTTP %d %q: %v", got.Status, got.RPC, err)
+	}
+	if strings.Contains(got.SealedText, s.n.IdentityKey()) {
+		t.Fatal("the answer crossed the wire in the clear")
+	}
+	if got.ReplayStatus != http.StatusBadRequest || got.Replay.Error == nil || got.Replay.Error.Code != api.CodeSealedReplay {
+		t.Fatalf("replay: HTTP %d %+v", got.ReplayStatus, got.Replay.Error)
 	}
 }
