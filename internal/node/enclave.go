@@ -2,13 +2,18 @@ package node
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net/http"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/keymesh/keymesh/api"
 	"github.com/keymesh/keymesh/internal/attest"
@@ -155,7 +160,10 @@ func (n *Node) sealed(ctx context.Context) (*sealedKeys, error) {
 		return nil, fmt.Errorf("node: attestation: %w", err)
 	}
 	// One nonce store for both modes: a nonce is a nonce.
-	nonces := &envelope.MemoryNonceStore{}
+	nonces, err := loadNonces(ctx, n.store)
+	if err != nil {
+		return nil, err
+	}
 	if s.hpke, err = envelope.NewOpener(nonces, 0, nil, hsk); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
@@ -204,5 +212,83 @@ func (n *Node) openEnclaveAPI(svc *services, allowPlaintext bool) *httpapi.Seali
 			}
 			return s.hpke, s.compat, nil
 		},
+	}
+}
+
+// nonceNS is the store namespace of accepted request nonces; keys are
+// "<expiry unix ms, 16 hex digits>-<nonce hex>", so they sort by expiry.
+const nonceNS = "enclave/nonce"
+
+// pruneEvery is how many accepted nonces pass between two prunings of the
+// expired ones from the store.
+const pruneEvery = 1024
+
+// storeNonces is the node's envelope.NonceStore: nonces are checked in
+// memory (atomically) and also written to the store, and reloaded on start,
+// so that a sealed request captured before a restart cannot be replayed
+// after it while its timestamp is still in the window.
+type storeNonces struct {
+	mem   *envelope.MemoryNonceStore
+	st    store.Store
+	count atomic.Int64
+}
+
+func nonceKey(nonce []byte, expiry time.Time) string {
+	return fmt.Sprintf("%016x-%x", expiry.UnixMilli(), nonce)
+}
+
+// loadNonces reloads the unexpired nonces from st and deletes the others.
+func loadNonces(ctx context.Context, st store.Store) (*storeNonces, error) {
+	s := &storeNonces{mem: &envelope.MemoryNonceStore{}, st: st}
+	entries, err := st.List(ctx, nonceNS, "", 0)
+	if err != nil {
+		return nil, fmt.Errorf("node: request nonces: %w", err)
+	}
+	now := time.Now()
+	for _, e := range entries {
+		ms, nonce, ok := strings.Cut(e.Key, "-")
+		exp, err1 := strconv.ParseInt(ms, 16, 64)
+		raw, err2 := hex.DecodeString(nonce)
+		if !ok || err1 != nil || err2 != nil || !now.Before(time.UnixMilli(exp)) {
+			if err := st.Delete(ctx, nonceNS, e.Key); err != nil {
+				return nil, fmt.Errorf("node: request nonces: %w", err)
+			}
+			continue
+		}
+		if _, err := s.mem.Seen(ctx, raw, time.UnixMilli(exp)); err != nil {
+			return nil, fmt.Errorf("node: request nonces: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// Seen implements envelope.NonceStore.
+func (s *storeNonces) Seen(ctx context.Context, nonce []byte, expiry time.Time) (bool, error) {
+	seen, err := s.mem.Seen(ctx, nonce, expiry)
+	if err != nil || seen {
+		return seen, err
+	}
+	if err := s.st.Put(ctx, nonceNS, nonceKey(nonce, expiry), nil); err != nil {
+		return false, fmt.Errorf("node: recording a request nonce: %w", err)
+	}
+	if s.count.Add(1)%pruneEvery == 0 {
+		s.prune(ctx)
+	}
+	return false, nil
+}
+
+// prune deletes expired nonces from the store, oldest first.
+func (s *storeNonces) prune(ctx context.Context) {
+	now := time.Now()
+	entries, err := s.st.List(ctx, nonceNS, "", pruneEvery)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		ms, _, _ := strings.Cut(e.Key, "-")
+		if exp, err := strconv.ParseInt(ms, 16, 64); err == nil && now.Before(time.UnixMilli(exp)) {
+			return
+		}
+		s.st.Delete(ctx, nonceNS, e.Key)
 	}
 }

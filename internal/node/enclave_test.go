@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -259,7 +260,7 @@ func TestSealedThroughNode(t *testing.T) {
 		return env
 	}
 	post := func(env []byte) (int, int) {
-		resp, err := http.Post(n.APIURL()+"/", envelope.ContentType, bytes.NewReader(env))
+		resp, err := http.Post(s.n.APIURL()+"/", envelope.ContentType, bytes.NewReader(env))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -304,6 +305,14 @@ func TestSealedThroughNode(t *testing.T) {
 	}
 	if !bytes.Equal(doc2.Keys, doc.Keys) {
 		t.Fatal("the node's request keys changed across a restart")
+	}
+	// Accepted nonces survive the restart too: the request seen before it
+	// is still a replay.
+	if _, code := post(env); code != api.CodeSealedReplay {
+		t.Fatalf("replay after a restart: %d", code)
+	}
+	if st, code := post(seal(time.Now())); st != http.StatusOK || code != 0 {
+		t.Fatalf("fresh request after a restart: %d %d", st, code)
 	}
 }
 
@@ -389,5 +398,53 @@ func TestNodeJSCompatThroughNode(t *testing.T) {
 	}
 	if got.ReplayStatus != http.StatusBadRequest || got.Replay.Error == nil || got.Replay.Error.Code != api.CodeSealedReplay {
 		t.Fatalf("replay: HTTP %d %+v", got.ReplayStatus, got.Replay.Error)
+	}
+}
+
+// TestStoreNonces: accepted nonces are persisted and reloaded; expired and
+// malformed entries are dropped on load and by pruning.
+func TestStoreNonces(t *testing.T) {
+	ctx := context.Background()
+	st, err := openStore(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	live, old := time.Now().Add(time.Minute), time.Now().Add(-time.Minute)
+	st.Put(ctx, nonceNS, nonceKey([]byte("expired"), old), nil)
+	st.Put(ctx, nonceNS, "garbage", nil)
+	s, err := loadNonces(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seen, err := s.Seen(ctx, []byte("n1"), live); seen || err != nil {
+		t.Fatalf("first: %v %v", seen, err)
+	}
+	if seen, _ := s.Seen(ctx, []byte("n1"), live); !seen {
+		t.Fatal("second sighting not seen")
+	}
+	s2, err := loadNonces(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seen, _ := s2.Seen(ctx, []byte("n1"), live); !seen {
+		t.Fatal("nonce forgotten across a reload")
+	}
+	if seen, _ := s2.Seen(ctx, []byte("expired"), live); seen {
+		t.Fatal("an expired nonce was kept")
+	}
+	entries, _ := st.List(ctx, nonceNS, "", 0)
+	for _, e := range entries {
+		if e.Key == "garbage" || strings.Contains(e.Key, fmt.Sprintf("%x", "expired")) && strings.HasPrefix(e.Key, fmt.Sprintf("%016x", old.UnixMilli())) {
+			t.Fatalf("stale entry %q left", e.Key)
+		}
+	}
+	st.Put(ctx, nonceNS, nonceKey([]byte("old2"), old), nil)
+	s2.prune(ctx)
+	if _, err := st.Get(ctx, nonceNS, nonceKey([]byte("old2"), old)); err == nil {
+		t.Fatal("prune kept an expired nonce")
+	}
+	if _, err := st.Get(ctx, nonceNS, nonceKey([]byte("n1"), live)); err != nil {
+		t.Fatalf("prune dropped a live nonce: %v", err)
 	}
 }
