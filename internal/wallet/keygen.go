@@ -1,0 +1,252 @@
+package wallet
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/common/hexutil"
+
+	"github.com/keymesh/keymesh/api"
+	"github.com/keymesh/keymesh/internal/auth"
+	"github.com/keymesh/keymesh/internal/httpapi"
+	"github.com/keymesh/keymesh/internal/mpc/dkls23"
+	"github.com/keymesh/keymesh/internal/mpc/dkls23/keygen"
+	"github.com/keymesh/keymesh/internal/mpc/round"
+	"github.com/keymesh/keymesh/internal/transport"
+)
+
+// createOp is the operation an account creation is approved as (for
+// keymesh_createAccount and eth_requestAccounts alike).
+func createOp(scope, account string, req [requestLen]byte) auth.Operation {
+	return auth.Operation{Scope: scope, Account: account, Method: api.MethodCreateAccount,
+		Hash: OperationHash(api.MethodCreateAccount, common.Address{}, [32]byte{}), Request: req}
+}
+
+func checkID(name, v string) error {
+	if len(v) > api.MaxAccountIDLen || !utf8.ValidString(v) {
+		return api.Errorf(api.CodeInvalidParams, "%s: %s must be UTF-8 of at most %d bytes", api.MethodCreateAccount, name, api.MaxAccountIDLen)
+	}
+	return nil
+}
+
+// authorizeCreate asks auth whether proofs approve creating a key for
+// (scope, account), both possibly empty (then: whoever the proofs speak
+// for), and returns the owner.
+func (s *Service) authorizeCreate(ctx context.Context, scope, account string, req [requestLen]byte, proofs string) (auth.Principal, error) {
+	pr, err := s.auth.Authorize(ctx, createOp(scope, account, req), proofs)
+	if err != nil {
+		return pr, err
+	}
+	if pr.Scope == "" || pr.Account == "" || scope != "" && pr.Scope != scope || account != "" && pr.Account != account {
+		return pr, api.Errorf(api.CodeUnauthorized, "%s: the approval speaks for another account", api.MethodCreateAccount)
+	}
+	return pr, nil
+}
+
+// createRPC serves keymesh_createAccount.
+func (s *Service) createRPC(ctx context.Context, params json.RawMessage) (any, error) {
+	var p api.CreateAccountParams
+	if len(params) > 0 && string(params) != "null" && string(params) != "[]" {
+		if err := httpapi.DecodeParams(params, &p); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkID("scope", p.Scope); err != nil {
+		return nil, err
+	}
+	if err := checkID("account", p.Account); err != nil {
+		return nil, err
+	}
+	var req [requestLen]byte
+	fresh(req[:])
+	pr, err := s.authorizeCreate(ctx, p.Scope, p.Account, req, httpapi.Proofs(ctx))
+	if err != nil {
+		return nil, clientError(err)
+	}
+	return s.create(ctx, pr, req, httpapi.Proofs(ctx))
+}
+
+// requestAccountsRPC serves eth_requestAccounts: the account's addresses,
+// creating its first key if it has none. It is approved as
+// keymesh_createAccount.
+func (s *Service) requestAccountsRPC(ctx context.Context, params json.RawMessage) (any, error) {
+	if err := httpapi.NoParams(params); err != nil {
+		return nil, err
+	}
+	var req [requestLen]byte
+	fresh(req[:])
+	pr, err := s.authorizeCreate(ctx, "", "", req, httpapi.Proofs(ctx))
+	if err != nil {
+		return nil, clientError(err)
+	}
+	addrs, err := s.addresses(ctx, pr.Scope, pr.Account)
+	if err != nil || len(addrs) > 0 {
+		return addrs, err
+	}
+	res, err := s.create(ctx, pr, req, httpapi.Proofs(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return []string{res.Address}, nil
+}
+
+// accountsRPC serves eth_accounts. Without proofs it returns no addresses,
+// as EIP-1193 providers do before the user connects.
+func (s *Service) accountsRPC(ctx context.Context, params json.RawMessage) (any, error) {
+	if err := httpapi.NoParams(params); err != nil {
+		return nil, err
+	}
+	proofs := httpapi.Proofs(ctx)
+	if proofs == "" {
+		return []string{}, nil
+	}
+	var req [requestLen]byte
+	fresh(req[:])
+	op := auth.Operation{Method: api.MethodAccounts, Hash: OperationHash(api.MethodAccounts, common.Address{}, [32]byte{}), Request: req}
+	pr, err := s.auth.Authorize(ctx, op, proofs)
+	if err != nil {
+		return nil, clientError(err)
+	}
+	return s.addresses(ctx, pr.Scope, pr.Account)
+}
+
+// create runs a key generation among all n nodes as gateway and returns
+// once every node has stored its share.
+func (s *Service) create(ctx context.Context, owner auth.Principal, req [requestLen]byte, proofs string) (*api.CreateAccountResult, error) {
+	up, down := s.reachable()
+	if len(down) > 0 {
+		return nil, api.Errorf(api.CodeUnavailable, "%s needs all %d nodes; nodes down: %v", api.MethodCreateAccount, s.cfg.N(), down)
+	}
+	parties := []round.PartyID{s.self()}
+	for _, id := range up {
+		parties = append(parties, round.PartyID(id))
+	}
+	slices.Sort(parties)
+	inv := keygenInvite{Scope: owner.Scope, Account: owner.Account, Proofs: proofs, Request: req}
+	fresh(inv.Nonce[:])
+	sess, err := keygen.NewSession(s.self(), parties, s.cfg.Threshold, inv.Nonce[:], rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("wallet: %w", err)
+	}
+	body := inv.marshal()
+	ctx, cancel := context.WithTimeout(ctx, s.keygenTimeout)
+	defer cancel()
+
+	var (
+		wg        sync.WaitGroup
+		mu        sync.Mutex
+		firstErr  error
+		peerAddrs = map[uint16][]byte{}
+	)
+	for _, id := range up {
+		wg.Go(func() {
+			out, err := s.tr.Call(ctx, id, kindKeygen, body)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				var re *transport.RemoteError
+				if errors.As(err, &re) {
+					err = &peerRefusal{peer: re.Peer, msg: re.Message}
+				}
+				if firstErr == nil {
+					firstErr = err
+				}
+				cancel()
+				return
+			}
+			peerAddrs[id] = out
+		})
+	}
+	res, err := s.run(ctx, keygen.ProtocolKeygen, sess)
+	var addr common.Address
+	var sh *dkls23.Share
+	if err == nil {
+		sh = res.(*dkls23.Share)
+		addr, err = s.save(ctx, owner.Scope, owner.Account, sh)
+	}
+	if err != nil {
+		cancel()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		err = firstErr
+	}
+	if err != nil {
+		var pr *peerRefusal
+		switch {
+		case errors.As(err, &pr):
+			return nil, api.Errorf(api.CodeRejected, "node %d refused the key generation: %s", pr.peer, clip(pr.msg))
+		case isPeerFailure(err):
+			peer, _ := peerErr(err)
+			return nil, api.Errorf(api.CodeUnavailable, "%s needs all %d nodes; node %d failed during key generation", api.MethodCreateAccount, s.cfg.N(), peer)
+		}
+		if peer, ok := peerErr(err); ok {
+			return nil, api.Errorf(api.CodeUnavailable, "%s: node %d did not take part in time", api.MethodCreateAccount, peer)
+		}
+		return nil, err
+	}
+	for id, a := range peerAddrs {
+		if common.BytesToAddress(a) != addr || len(a) != common.AddressLength {
+			return nil, fmt.Errorf("wallet: node %d stored a key with another address", id)
+		}
+	}
+	s.log.Info("account created", "address", addr.Hex(), "scope", owner.Scope, "account", owner.Account)
+	return &api.CreateAccountResult{
+		Address: addr.Hex(), PublicKey: hexutil.Encode(sh.PublicKeyBytes()),
+		Scope: owner.Scope, Account: owner.Account, Threshold: sh.Threshold(), N: len(sh.Parties()),
+	}, nil
+}
+
+// handleKeygen is a peer's side of kindKeygen: it asks auth itself whether
+// the account's owner approved the creation, runs its part of the key
+// generation among all n nodes and stores its share; it answers with the
+// new address.
+func (s *Service) handleKeygen(ctx context.Context, from uint16, body []byte) ([]byte, error) {
+	var inv keygenInvite
+	if err := inv.unmarshal(body); err != nil {
+		return nil, err
+	}
+	pr, err := s.authorizeCreate(ctx, inv.Scope, inv.Account, inv.Request, inv.Proofs)
+	if err != nil {
+		s.log.Warn("refused key generation: not authorised", "gateway", from, "err", err)
+		return nil, refusal(err)
+	}
+	parties := make([]round.PartyID, 0, s.cfg.N())
+	for _, id := range s.cfg.IDs() {
+		parties = append(parties, round.PartyID(id))
+	}
+	slices.Sort(parties)
+	sess, err := keygen.NewSession(s.self(), parties, s.cfg.Threshold, inv.Nonce[:], rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.keygenTimeout)
+	defer cancel()
+	res, err := s.run(ctx, keygen.ProtocolKeygen, sess)
+	if err != nil {
+		return nil, fmt.Errorf("wallet: key generation: %w", err)
+	}
+	addr, err := s.save(ctx, pr.Scope, pr.Account, res.(*dkls23.Share))
+	if err != nil {
+		s.log.Error("store share", "err", err)
+		return nil, errors.New("wallet: cannot store the share")
+	}
+	return addr.Bytes(), nil
+}
+
+// Register adds the wallet's JSON-RPC methods to reg.
+func (s *Service) Register(reg *httpapi.Registry) {
+	reg.Register(api.MethodCreateAccount, s.createRPC)
+	reg.Register(api.MethodRequestAccounts, s.requestAccountsRPC)
+	reg.Register(api.MethodAccounts, s.accountsRPC)
+	for _, m := range []string{api.MethodPersonalSign, api.MethodSignTypedDataV4, api.MethodSignTransaction, api.MethodSignDigest} {
+		reg.Register(m, s.signRPC(m))
+	}
+}

@@ -1,0 +1,157 @@
+package wallet
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/keymesh/keymesh/internal/auth"
+	"github.com/keymesh/keymesh/internal/config"
+	"github.com/keymesh/keymesh/internal/mpc/round"
+	"github.com/keymesh/keymesh/internal/store"
+	"github.com/keymesh/keymesh/internal/transport"
+)
+
+// Authorizer is what the wallet asks before acting: auth.Service.Authorize.
+// It returns who the proofs speak for, or an *api.Error saying why not.
+type Authorizer interface {
+	Authorize(ctx context.Context, op auth.Operation, proofs string) (auth.Principal, error)
+}
+
+// Sealer seals share records at rest: enclave.Backend's Seal and Unseal.
+type Sealer interface {
+	Seal(plaintext []byte, label string) ([]byte, error)
+	Unseal(sealed []byte, label string) ([]byte, error)
+}
+
+// Transport is the part of *transport.Transport the wallet uses.
+type Transport interface {
+	Call(ctx context.Context, to uint16, kind string, body []byte) ([]byte, error)
+	Handle(kind string, h transport.Handler)
+	Peers() []transport.PeerStatus
+}
+
+// Options configure New.
+type Options struct {
+	Config    *config.Node // this node and the cluster (id, threshold, peers)
+	Transport Transport
+	// RunSession runs an MPC session with the peers (node.RunSession, which
+	// counts it in the metrics under protocol).
+	RunSession func(ctx context.Context, protocol string, s *round.Session) (any, error)
+	Store      store.Store
+	// Sealer seals share records. Nil stores them unsealed: only for a node
+	// without an enclave backend (the node says so in its log).
+	Sealer Sealer
+	Auth   Authorizer // required
+	Logger *slog.Logger
+
+	// ChainIDs, if not empty, are the only chain ids eth_signTransaction
+	// signs for.
+	ChainIDs []uint64
+	// SignTimeout bounds one signing attempt (default 10 s); KeygenTimeout
+	// one key generation (default 60 s).
+	SignTimeout, KeygenTimeout time.Duration
+}
+
+// Service is one node's wallet service. Its methods are safe for
+// concurrent use.
+type Service struct {
+	cfg    *config.Node
+	tr     Transport
+	run    func(ctx context.Context, protocol string, s *round.Session) (any, error)
+	st     store.Store
+	sealer Sealer
+	auth   Authorizer
+	log    *slog.Logger
+	chains []uint64
+
+	signTimeout, keygenTimeout time.Duration
+
+	mu    sync.Mutex
+	cache map[common.Address]*wallet // decoded share records by address
+
+	rr atomic.Uint32 // rotates the choice of co-signers
+	// Stats, for benchmarks and metrics.
+	stats Stats
+}
+
+// Stats are running totals of where signing time goes.
+type Stats struct {
+	Signs       atomic.Uint64 // signatures produced as gateway
+	Retries     atomic.Uint64 // attempts retried with another signer set
+	AuthNanos   atomic.Uint64 // in Authorize, on this node
+	PrepNanos   atomic.Uint64 // parsing params, hashing, loading the share
+	DKLs23Nanos atomic.Uint64 // in RunSession of signing sessions (compute + waiting on peers)
+}
+
+// New builds the service and registers its peer handlers on the transport.
+// Register the JSON-RPC methods with Register.
+func New(opts Options) (*Service, error) {
+	if opts.Config == nil || opts.Transport == nil || opts.RunSession == nil || opts.Store == nil || opts.Auth == nil {
+		return nil, errors.New("wallet: Config, Transport, RunSession, Store and Auth are required")
+	}
+	s := &Service{
+		cfg: opts.Config, tr: opts.Transport, run: opts.RunSession, st: opts.Store,
+		sealer: opts.Sealer, auth: opts.Auth, log: opts.Logger, chains: slices.Clone(opts.ChainIDs),
+		signTimeout: opts.SignTimeout, keygenTimeout: opts.KeygenTimeout,
+		cache: map[common.Address]*wallet{},
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.signTimeout <= 0 {
+		s.signTimeout = 10 * time.Second
+	}
+	if s.keygenTimeout <= 0 {
+		s.keygenTimeout = 60 * time.Second
+	}
+	s.tr.Handle(kindKeygen, s.handleKeygen)
+	s.tr.Handle(kindSign, s.handleSign)
+	return s, nil
+}
+
+// Stats returns the service's counters.
+func (s *Service) Stats() *Stats { return &s.stats }
+
+func (s *Service) self() round.PartyID { return round.PartyID(s.cfg.ID) }
+
+// fresh returns n random bytes; session nonces and request ids come from here.
+func fresh(b []byte) {
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("wallet: crypto/rand: %v", err)) // never fails on supported platforms
+	}
+}
+
+// reachable returns the ids of the peers whose links are up, and of those down.
+func (s *Service) reachable() (up, down []uint16) {
+	for _, p := range s.tr.Peers() {
+		if p.Reachable {
+			up = append(up, p.ID)
+		} else {
+			down = append(down, p.ID)
+		}
+	}
+	return up, down
+}
+
+// peerErr extracts the peer a failed session or call blames for being down or
+// slow, if any.
+func peerErr(err error) (uint16, bool) {
+	var pd *transport.PeerDownError
+	if errors.As(err, &pd) {
+		return pd.Peer, true
+	}
+	var te *transport.TimeoutError
+	if errors.As(err, &te) && len(te.Waiting) > 0 {
+		return uint16(te.Waiting[0]), true
+	}
+	return 0, false
+}

@@ -1,0 +1,336 @@
+package wallet
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/keymesh/keymesh/api"
+	"github.com/keymesh/keymesh/internal/auth"
+	"github.com/keymesh/keymesh/internal/httpapi"
+	"github.com/keymesh/keymesh/internal/mpc/dkls23"
+	"github.com/keymesh/keymesh/internal/mpc/dkls23/sign"
+	"github.com/keymesh/keymesh/internal/mpc/round"
+	"github.com/keymesh/keymesh/internal/transport"
+)
+
+// authorize asks auth whether proofs approve p for w's owner, and checks
+// that they speak for that owner.
+func (s *Service) authorize(ctx context.Context, w *wallet, p *Prepared, req [requestLen]byte, proofs string) error {
+	t0 := time.Now()
+	op := auth.Operation{Scope: w.rec.Scope, Account: w.rec.Account, Method: p.Method, Hash: p.Hash(), Request: req}
+	pr, err := s.auth.Authorize(ctx, op, proofs)
+	s.stats.AuthNanos.Add(uint64(time.Since(t0)))
+	if err != nil {
+		return err
+	}
+	if pr.Scope != w.rec.Scope || pr.Account != w.rec.Account {
+		return api.Errorf(api.CodeUnauthorized, "%s: the approval speaks for another account", p.Method)
+	}
+	return nil
+}
+
+// clientError turns an error from auth or a peer into what the client sees:
+// *api.Error passes through, anything else is internal (logged by httpapi).
+func clientError(err error) error {
+	var ae *api.Error
+	if errors.As(err, &ae) {
+		return ae
+	}
+	return err
+}
+
+// signRPC serves personal_sign, eth_signTypedData_v4, eth_signTransaction
+// and keymesh_signDigest as the gateway.
+func (s *Service) signRPC(method string) httpapi.Handler {
+	return func(ctx context.Context, params json.RawMessage) (any, error) {
+		t0 := time.Now()
+		p, err := Prepare(method, params, s.chains)
+		if err != nil {
+			return nil, err
+		}
+		w, err := s.load(ctx, p.Address)
+		if errors.Is(err, errNoAccount) {
+			return nil, api.Errorf(api.CodeNotFound, "%s: no account with address %s", method, p.Address.Hex())
+		} else if err != nil {
+			return nil, err
+		}
+		s.stats.PrepNanos.Add(uint64(time.Since(t0)))
+		var req [requestLen]byte
+		fresh(req[:])
+		proofs := httpapi.Proofs(ctx)
+		if err := s.authorize(ctx, w, p, req, proofs); err != nil {
+			return nil, clientError(err)
+		}
+		sig, err := s.signAs(ctx, w, p, params, req, proofs)
+		if err != nil {
+			return nil, err
+		}
+		s.stats.Signs.Add(1)
+		return p.result(sig)
+	}
+}
+
+// signAs runs the signing as gateway: up to two attempts, the second with
+// another set of signers if a signer was down or stalled during the first.
+// Each attempt has a fresh nonce, hence a fresh session id: a DKLs23 nonce is
+// never reused.
+func (s *Service) signAs(ctx context.Context, w *wallet, p *Prepared, params json.RawMessage, req [requestLen]byte, proofs string) ([]byte, error) {
+	exclude := map[uint16]bool{}
+	var lastErr error
+	for attempt := range 2 {
+		signers, perr := s.pickSigners(w, exclude)
+		if perr != nil {
+			if lastErr != nil {
+				return nil, api.Errorf(api.CodeUnavailable, "%s; then %s", errText(lastErr), perr.Message)
+			}
+			return nil, perr
+		}
+		sig, err := s.signOnce(ctx, w, p, params, req, proofs, signers)
+		if err == nil {
+			return sig, nil
+		}
+		peer, blamed := peerErr(err)
+		if !blamed || attempt == 1 || ctx.Err() != nil {
+			return nil, s.signFailure(err)
+		}
+		s.log.Warn("signing attempt failed; retrying with another signer set", "peer", peer, "err", err)
+		s.stats.Retries.Add(1)
+		exclude[peer] = true
+		lastErr = err
+	}
+	return nil, s.signFailure(lastErr)
+}
+
+func errText(err error) string {
+	if peer, ok := peerErr(err); ok {
+		var te *transport.TimeoutError
+		if errors.As(err, &te) {
+			return fmt.Sprintf("node %d did not answer in time", peer)
+		}
+		return fmt.Sprintf("node %d is unreachable", peer)
+	}
+	return "signing failed"
+}
+
+// signFailure maps a failed attempt to the client's error.
+func (s *Service) signFailure(err error) error {
+	var pe *peerRefusal
+	if errors.As(err, &pe) {
+		return api.Errorf(api.CodeRejected, "node %d refused to sign: %s", pe.peer, clip(pe.msg))
+	}
+	if _, ok := peerErr(err); ok {
+		return api.Errorf(api.CodeUnavailable, "%s: not enough signers", errText(err))
+	}
+	var ae *api.Error
+	if errors.As(err, &ae) {
+		return ae
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return api.Errorf(api.CodeUnavailable, "signing timed out")
+	}
+	return err
+}
+
+// peerRefusal is a co-signer's handler refusing the invitation.
+type peerRefusal struct {
+	peer uint16
+	msg  string
+}
+
+func (e *peerRefusal) Error() string { return fmt.Sprintf("wallet: node %d refused: %s", e.peer, e.msg) }
+
+// pickSigners returns this node and t−1 reachable peers that hold a share of
+// w and are not excluded, rotating among them to spread the load.
+func (s *Service) pickSigners(w *wallet, exclude map[uint16]bool) ([]round.PartyID, *api.Error) {
+	up, down := s.reachable()
+	var cands []uint16
+	for _, id := range up {
+		if !exclude[id] && slices.Contains(w.rec.Parties, id) && !w.share.Refused(round.PartyID(id)) {
+			cands = append(cands, id)
+		}
+	}
+	need := w.rec.Threshold - 1
+	if len(cands) < need {
+		for id := range exclude {
+			if !slices.Contains(down, id) {
+				down = append(down, id)
+			}
+		}
+		slices.Sort(down)
+		return nil, api.Errorf(api.CodeUnavailable, "signing needs %d nodes; %d reachable (nodes down: %v)", w.rec.Threshold, len(cands)+1, down)
+	}
+	start := int(s.rr.Add(1))
+	signers := []round.PartyID{s.self()}
+	for i := range need {
+		signers = append(signers, round.PartyID(cands[(start+i)%len(cands)]))
+	}
+	slices.Sort(signers)
+	return signers, nil
+}
+
+// signOnce runs one signing attempt with the given signers: it invites the
+// co-signers and runs its own session at the same time; a co-signer that
+// refuses or fails ends the attempt at once.
+func (s *Service) signOnce(ctx context.Context, w *wallet, p *Prepared, params json.RawMessage, req [requestLen]byte, proofs string, signers []round.PartyID) ([]byte, error) {
+	inv := signInvite{Method: p.Method, Params: params, Proofs: proofs, Request: req, Signers: signers}
+	fresh(inv.Nonce[:])
+	sess, err := sign.NewSession(w.share, signers, p.Digest[:], inv.Nonce[:], rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("wallet: %w", err)
+	}
+	body := inv.marshal()
+	ctx, cancel := context.WithTimeout(ctx, s.signTimeout)
+	defer cancel()
+	var (
+		mu      sync.Mutex
+		peerErr error
+	)
+	for _, id := range signers {
+		if id == s.self() {
+			continue
+		}
+		go func() {
+			_, err := s.tr.Call(ctx, uint16(id), kindSign, body)
+			if err == nil || ctx.Err() != nil && !isPeerFailure(err) {
+				return
+			}
+			var re *transport.RemoteError
+			if errors.As(err, &re) {
+				err = &peerRefusal{peer: re.Peer, msg: re.Message}
+			}
+			mu.Lock()
+			if peerErr == nil {
+				peerErr = err
+			}
+			mu.Unlock()
+			cancel()
+		}()
+	}
+	t0 := time.Now()
+	res, err := s.run(ctx, sign.Protocol, sess)
+	s.stats.DKLs23Nanos.Add(uint64(time.Since(t0)))
+	if err != nil {
+		mu.Lock()
+		pe := peerErr
+		mu.Unlock()
+		if c := sign.Cheaters(err); len(c) > 0 {
+			s.refuse(w, c)
+		} else if pe != nil {
+			err = pe // the co-signer's failure is the cause of ours
+		}
+		return nil, err
+	}
+	sig := res.(*dkls23.Signature)
+	if sig.V > 1 {
+		return nil, errors.New("wallet: signature with x(R) ≥ q cannot be expressed for Ethereum") // probability ~2^-128
+	}
+	return sig.Ethereum(), nil
+}
+
+func isPeerFailure(err error) bool {
+	var re *transport.RemoteError
+	var pd *transport.PeerDownError
+	return errors.As(err, &re) || errors.As(err, &pd)
+}
+
+// refuse records that peers were caught cheating in w's share record, so that
+// this node never again uses its OT correlations with them (see
+// sign.Cheaters), and persists the record.
+func (s *Service) refuse(w *wallet, peers []round.PartyID) {
+	// Sessions running now read w.share: change a copy and swap it in.
+	raw, err := w.share.MarshalBinary()
+	if err != nil {
+		s.log.Error("refuse cheating peer: encode share", "err", err)
+		return
+	}
+	sh := new(dkls23.Share)
+	err = sh.UnmarshalBinary(raw)
+	clear(raw)
+	if err != nil {
+		s.log.Error("refuse cheating peer: decode share", "err", err)
+		return
+	}
+	for _, p := range peers {
+		if err := sh.Refuse(p); err != nil {
+			s.log.Error("refuse cheating peer", "peer", p, "err", err)
+		}
+	}
+	nw := &wallet{rec: w.rec, share: sh}
+	addr, err := address(sh)
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	s.cache[addr] = nw
+	s.mu.Unlock()
+	s.log.Warn("peers caught cheating in a signing session are refused for this key", "peers", peers, "address", addr.Hex())
+	if err := s.persistShare(context.Background(), nw); err != nil {
+		s.log.Error("persist refusal", "err", err)
+	}
+}
+
+// handleSign is a co-signer's side of kindSign: it checks the invitation,
+// recomputes the operation from the client's params, asks auth itself, and
+// only then runs its session.
+func (s *Service) handleSign(ctx context.Context, from uint16, body []byte) ([]byte, error) {
+	var inv signInvite
+	if err := inv.unmarshal(body); err != nil {
+		return nil, err
+	}
+	self := s.self()
+	if !slices.Contains(inv.Signers, self) || !slices.Contains(inv.Signers, round.PartyID(from)) {
+		return nil, errors.New("wallet: the signer set must hold the inviting node and this node")
+	}
+	p, err := Prepare(inv.Method, inv.Params, s.chains)
+	if err != nil {
+		return nil, refusal(err)
+	}
+	w, err := s.load(ctx, p.Address)
+	if errors.Is(err, errNoAccount) {
+		return nil, fmt.Errorf("wallet: no account with address %s", p.Address.Hex())
+	} else if err != nil {
+		s.log.Error("load wallet", "err", err)
+		return nil, errors.New("wallet: internal error")
+	}
+	for _, id := range inv.Signers {
+		if !slices.Contains(w.rec.Parties, uint16(id)) {
+			return nil, fmt.Errorf("wallet: node %d holds no share of %s", id, p.Address.Hex())
+		}
+	}
+	if len(inv.Signers) < w.rec.Threshold {
+		return nil, fmt.Errorf("wallet: %d signers for a threshold of %d", len(inv.Signers), w.rec.Threshold)
+	}
+	if err := s.authorize(ctx, w, p, inv.Request, inv.Proofs); err != nil {
+		s.log.Warn("refused to co-sign: not authorised", "gateway", from, "method", p.Method, "err", err)
+		return nil, refusal(err)
+	}
+	sess, err := sign.NewSession(w.share, inv.Signers, p.Digest[:], inv.Nonce[:], rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.signTimeout)
+	defer cancel()
+	if _, err := s.run(ctx, sign.Protocol, sess); err != nil {
+		if c := sign.Cheaters(err); len(c) > 0 {
+			s.refuse(w, c)
+		}
+		return nil, fmt.Errorf("wallet: signing session: %w", err)
+	}
+	return nil, nil
+}
+
+// refusal is the text a co-signer returns to the gateway: the client-visible
+// message of an *api.Error, never an internal cause.
+func refusal(err error) error {
+	var ae *api.Error
+	if errors.As(err, &ae) {
+		return errors.New(ae.Message)
+	}
+	return errors.New("wallet: refused")
+}
