@@ -143,7 +143,9 @@ type peerRefusal struct {
 	msg  string
 }
 
-func (e *peerRefusal) Error() string { return fmt.Sprintf("wallet: node %d refused: %s", e.peer, e.msg) }
+func (e *peerRefusal) Error() string {
+	return fmt.Sprintf("wallet: node %d refused: %s", e.peer, e.msg)
+}
 
 // pickSigners returns this node and t−1 reachable peers that hold a share of
 // w and are not excluded, rotating among them to spread the load.
