@@ -74,6 +74,9 @@ type Node struct {
 	// RequestKEM is the HPKE KEM of the node's attested request key:
 	// "x-wing" (ML-KEM-768 + X25519, the default when empty) or "x25519".
 	RequestKEM string `json:"request_kem,omitempty"`
+	// Store chooses the node's database; nil means SQLite in DataDir (see
+	// StoreConfig).
+	Store *StoreConfig `json:"store,omitempty"`
 }
 
 // Request KEM names (Node.RequestKEM).
@@ -212,6 +215,9 @@ func (n *Node) validate() error {
 	}
 	if n.DataDir == "" {
 		return wrap("data_dir is empty")
+	}
+	if err := n.Store.check(); err != nil {
+		return wrap("store: %v", err)
 	}
 	seenID := map[uint16]bool{n.ID: true}
 	seenKey := map[string]uint16{}

@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -27,7 +26,6 @@ import (
 	"github.com/keymesh/keymesh/internal/mpc/round"
 	"github.com/keymesh/keymesh/internal/replica"
 	"github.com/keymesh/keymesh/internal/store"
-	"github.com/keymesh/keymesh/internal/store/sqlite"
 	"github.com/keymesh/keymesh/internal/transport"
 	"github.com/keymesh/keymesh/internal/version"
 )
@@ -69,7 +67,7 @@ type Node struct {
 	// identityPub is the raw Ed25519 identity public key (attested).
 	identityPub []byte
 	sealedKeys  sealedKeys // envelope keys, made on first use (enclave.go)
-	store       *sqlite.DB
+	store       store.Store
 	tr          *transport.Transport
 	metrics     *httpapi.Metrics
 	api         *http.Server
@@ -119,12 +117,11 @@ func (n *Node) open(opts Options) (err error) {
 	}
 	n.ident, n.pub, n.identityPub = ident, ident.PublicKeyString(), ident.PublicKey()
 
-	n.store, err = sqlite.Open(filepath.Join(cfg.DataDir, StoreFile))
-	if err != nil {
-		return fmt.Errorf("node: %w", err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	if n.store, err = OpenStore(ctx, cfg); err != nil {
+		return err
+	}
 	if err := n.store.Migrate(ctx); err != nil {
 		return fmt.Errorf("node: %w", err)
 	}

@@ -1,0 +1,89 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keymesh/keymesh/internal/config"
+	"github.com/keymesh/keymesh/internal/store/postgres"
+)
+
+// TestPostgresStore starts a node whose config chooses PostgreSQL: its
+// state lands in the configured schema of the real server.
+func TestPostgresStore(t *testing.T) {
+	dsn := os.Getenv("KEYMESH_TEST_POSTGRES")
+	if dsn == "" {
+		t.Skip("PostgreSQL tests need a server: set KEYMESH_TEST_POSTGRES, e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable (scripts/test sets it when one answers on 127.0.0.1:5432)")
+	}
+	ctx := context.Background()
+	var b [6]byte
+	rand.Read(b[:])
+	schema := "km_test_node_" + hex.EncodeToString(b[:])
+	admin, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, `CREATE SCHEMA `+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Exec(context.Background(), `DROP SCHEMA `+schema+` CASCADE`) })
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+
+	dir := t.TempDir()
+	cfgs, err := config.InitCluster(config.InitOptions{Nodes: DevNodes, Threshold: DevThreshold, Out: dir, BasePort: 1, SkipPortCheck: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := cfgs[0]
+	cfg.Store = &config.StoreConfig{Backend: config.StorePostgres, DSN: u.String()}
+	start := func() *Node {
+		t.Helper()
+		n, err := New(Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			APIListener: listen(t, "127.0.0.1:0"), PeerListener: listen(t, "127.0.0.1:0"), AllowPlaintext: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	n := start()
+	if _, ok := n.Store().(*postgres.DB); !ok {
+		t.Fatalf("store is %T", n.Store())
+	}
+	n.Close()
+	n = start() // second start: same identity check, one more start record
+	defer n.Close()
+	var starts int
+	if err := admin.QueryRow(ctx, `SELECT count(*) FROM `+schema+`.records WHERE stream = 'node/starts'::bytea`).Scan(&starts); err != nil {
+		t.Fatal(err)
+	}
+	if starts != 2 {
+		t.Fatalf("%d start records in the schema, want 2", starts)
+	}
+	if _, err := os.Stat(cfg.DataDir + "/" + StoreFile); err == nil {
+		t.Fatal("a SQLite file was created too")
+	}
+
+	// A server that does not answer: a clear error, no password in it.
+	cfg.Store.DSN = "postgres://keymesh@127.0.0.1:1/none?sslmode=disable&connect_timeout=2"
+	_, err = New(Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		APIListener: listen(t, "127.0.0.1:0"), PeerListener: listen(t, "127.0.0.1:0"), AllowPlaintext: true})
+	if err == nil || !strings.Contains(err.Error(), "postgres") {
+		t.Fatalf("New with an unreachable database: %v", err)
+	}
+}
