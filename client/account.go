@@ -126,7 +126,7 @@ func CreateAccount(ctx context.Context, c *Client, ap Approver, scope, account s
 	const m = api.MethodCreateAccount
 	var res api.CreateAccountResult
 	params := api.CreateAccountParams{Scope: scope, Account: account}
-	if err := call(ctx, c, ap, Operation{Scope: scope, Account: account, Method: m}, []any{params}, &res); err != nil {
+	if err := call(ctx, c, ap, noPayload(scope, account, m), []any{params}, &res); err != nil {
 		return nil, nil, err
 	}
 	if !common.IsHexAddress(res.Address) {
@@ -143,7 +143,7 @@ func CreateAccount(ctx context.Context, c *Client, ap Approver, scope, account s
 func Accounts(ctx context.Context, c *Client, ap Approver, scope, account string) ([]common.Address, error) {
 	const m = api.MethodAccounts
 	var res []string
-	if err := call(ctx, c, ap, Operation{Scope: scope, Account: account, Method: m}, nil, &res); err != nil {
+	if err := call(ctx, c, ap, noPayload(scope, account, m), nil, &res); err != nil {
 		return nil, err
 	}
 	out := make([]common.Address, len(res))
@@ -154,6 +154,12 @@ func Accounts(ctx context.Context, c *Client, ap Approver, scope, account string
 		out[i] = common.HexToAddress(s)
 	}
 	return out, nil
+}
+
+// noPayload is the operation of a method that signs nothing: its hash
+// binds the method alone (zero address and digest).
+func noPayload(scope, account, method string) Operation {
+	return Operation{Scope: scope, Account: account, Method: method, Hash: OperationHash(method, common.Address{}, [32]byte{})}
 }
 
 // call asks ap to approve op and calls op.Method with the proofs.
