@@ -130,6 +130,7 @@ func (c *cluster) start(i int, apiLn, peerLn net.Listener) {
 		Config: cfg, Transport: tr, Store: st, Sealer: encl, Auth: c.auth,
 		RunSession: func(ctx context.Context, _ string, s *round.Session) (any, error) { return tr.RunSession(ctx, s) },
 		Logger:     testLogger(i),
+		RawDigest:  func(_ context.Context, scope string) bool { return scope == "app" },
 	}
 	if c.opts != nil {
 		c.opts(&o)

@@ -3,6 +3,7 @@ package wallet
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"github.com/keymesh/keymesh/internal/mpc/dkls23"
 	"github.com/keymesh/keymesh/internal/mpc/dkls23/keygen"
 	"github.com/keymesh/keymesh/internal/mpc/round"
+	"github.com/keymesh/keymesh/internal/record"
 	"github.com/keymesh/keymesh/internal/transport"
 )
 
@@ -40,6 +42,9 @@ func checkID(name, v string) error {
 // (scope, account), both possibly empty (then: whoever the proofs speak
 // for), and returns the owner.
 func (s *Service) authorizeCreate(ctx context.Context, scope, account string, req [requestLen]byte, proofs string) (auth.Principal, error) {
+	if scope == "" {
+		scope = proofsScope(proofs, api.MethodCreateAccount, createOp("", "", req).Hash)
+	}
 	pr, err := s.auth.Authorize(ctx, createOp(scope, account, req), proofs)
 	if err != nil {
 		return pr, err
@@ -110,6 +115,7 @@ func (s *Service) accountsRPC(ctx context.Context, params json.RawMessage) (any,
 	var req [requestLen]byte
 	fresh(req[:])
 	op := auth.Operation{Method: api.MethodAccounts, Hash: OperationHash(api.MethodAccounts, common.Address{}, [32]byte{}), Request: req}
+	op.Scope = proofsScope(proofs, op.Method, op.Hash)
 	pr, err := s.auth.Authorize(ctx, op, proofs)
 	if err != nil {
 		return nil, clientError(err)
@@ -249,4 +255,26 @@ func (s *Service) Register(reg *httpapi.Registry) {
 	for _, m := range []string{api.MethodPersonalSign, api.MethodSignTypedDataV4, api.MethodSignTransaction, api.MethodSignDigest} {
 		reg.Register(m, s.signRPC(m))
 	}
+}
+
+// proofsScope returns the scope named by the first approval in proofs for
+// (method, hash), or "". Methods without params (eth_accounts,
+// eth_requestAccounts) learn the scope from it; Authorize then checks the
+// approval against that scope's own configuration like any other.
+func proofsScope(proofs, method string, hash [32]byte) string {
+	ps, err := auth.ParseProofs(proofs)
+	if err != nil {
+		return ""
+	}
+	for _, p := range ps.Approvals {
+		raw, err := base64.RawURLEncoding.DecodeString(p.Approval)
+		if err != nil {
+			continue
+		}
+		a, err := record.DecodeApproval(raw)
+		if err == nil && a.Method == method && a.Hash == hash {
+			return a.Scope
+		}
+	}
+	return ""
 }

@@ -53,6 +53,11 @@ type Options struct {
 	Auth   Authorizer // required
 	Logger *slog.Logger
 
+	// RawDigest reports whether scope allows keymesh_signDigest (signing
+	// a raw digest, which may be a transaction's or another app's message).
+	// Nil allows it for no scope.
+	RawDigest func(ctx context.Context, scope string) bool
+
 	// ChainIDs, if not empty, are the only chain ids eth_signTransaction
 	// signs for.
 	ChainIDs []uint64
@@ -72,6 +77,7 @@ type Service struct {
 	auth   Authorizer
 	log    *slog.Logger
 	chains []uint64
+	raw    func(ctx context.Context, scope string) bool
 
 	signTimeout, keygenTimeout time.Duration
 
@@ -100,7 +106,7 @@ func New(opts Options) (*Service, error) {
 	}
 	s := &Service{
 		cfg: opts.Config, tr: opts.Transport, run: opts.RunSession, st: opts.Store,
-		sealer: opts.Sealer, auth: opts.Auth, log: opts.Logger, chains: slices.Clone(opts.ChainIDs),
+		sealer: opts.Sealer, auth: opts.Auth, log: opts.Logger, chains: slices.Clone(opts.ChainIDs), raw: opts.RawDigest,
 		signTimeout: opts.SignTimeout, keygenTimeout: opts.KeygenTimeout,
 		cache: map[common.Address]*wallet{},
 	}

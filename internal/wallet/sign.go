@@ -22,6 +22,9 @@ import (
 // authorize asks auth whether proofs approve p for w's owner, and checks
 // that they speak for that owner.
 func (s *Service) authorize(ctx context.Context, w *wallet, p *Prepared, req [requestLen]byte, proofs string) error {
+	if p.Method == api.MethodSignDigest && (s.raw == nil || !s.raw(ctx, w.rec.Scope)) {
+		return api.Errorf(api.CodeRejected, "%s is not enabled for scope %s: raw digests can be transactions; use personal_sign, eth_signTypedData_v4 or eth_signTransaction", p.Method, w.rec.Scope)
+	}
 	t0 := time.Now()
 	op := auth.Operation{Scope: w.rec.Scope, Account: w.rec.Account, Method: p.Method, Hash: p.Hash(), Request: req}
 	pr, err := s.auth.Authorize(ctx, op, proofs)

@@ -409,6 +409,8 @@ func TestBadRequests(t *testing.T) {
 	c := newCluster(t, authz, func(o *Options) { o.ChainIDs = []uint64{1337} })
 	alice := authz.newUser("app", "alice")
 	addr := createAccount(t, c, 0, alice)
+	bob := authz.newUser("noraw", "bob") // a scope that does not allow raw digests
+	bobAddr := createAccount(t, c, 1, bob)
 	unknown := common.HexToAddress("0x00000000000000000000000000000000000000aa")
 	tx := func(kv ...any) []any {
 		m := map[string]any{"from": addr.Hex(), "to": unknown.Hex(), "chainId": "0x539", "nonce": "0x0", "gas": "0x5208", "maxFeePerGas": "0x10", "maxPriorityFeePerGas": "0x1"}
@@ -449,16 +451,21 @@ func TestBadRequests(t *testing.T) {
 		{"tx unknown from", api.MethodSignTransaction, tx("from", unknown.Hex()), api.CodeNotFound, "no account"},
 		{"digest short", api.MethodSignDigest, api.SignDigestParams{Address: addr.Hex(), Digest: "0x01"}, api.CodeInvalidParams, "32 bytes"},
 		{"digest extra member", api.MethodSignDigest, map[string]any{"address": addr.Hex(), "digest": common.Hash{}.Hex(), "x": 1}, api.CodeInvalidParams, ""},
+		{"digest not enabled for the scope", api.MethodSignDigest, api.SignDigestParams{Address: bobAddr.Hex(), Digest: common.Hash{1}.Hex()}, api.CodeRejected, "not enabled for scope noraw"},
 		{"createAccount wrong type", api.MethodCreateAccount, map[string]any{"scope": 5}, api.CodeInvalidParams, ""},
 		{"eth_accounts params", api.MethodAccounts, []any{1}, api.CodeInvalidParams, ""},
 	}
 	before := storeSnapshot(t, c)
 	for _, tc := range cases {
 		// Approve whatever the params are, so only the params are wrong.
-		proofs := alice.approve(tc.method, [32]byte{})
+		u := alice
+		if strings.Contains(tc.name, "scope") {
+			u = bob
+		}
+		proofs := u.approve(tc.method, [32]byte{})
 		if raw, _ := json.Marshal(tc.params); true {
 			if p, err := Prepare(tc.method, raw, nil); err == nil {
-				proofs = alice.approve(tc.method, p.Hash())
+				proofs = u.approve(tc.method, p.Hash())
 			}
 		}
 		err := c.call(0, proofs, tc.method, tc.params, nil)
