@@ -166,6 +166,9 @@ func TestChangedBinaryRefused(t *testing.T) {
 
 func sealedClient(t *testing.T, url string, a client.Attestation) *client.Client {
 	t.Helper()
+	if a.Warn == nil {
+		a.Warn = func(w string) { t.Log("client warning:", w) }
+	}
 	c, err := client.New(url, client.WithAttestation(a))
 	if err != nil {
 		t.Fatal(err)
