@@ -363,7 +363,7 @@ func (r *Replica) handlePush(ctx context.Context, from uint16, body []byte) ([]b
 		return encodeAck(id), nil
 	case errors.Is(err, ErrInvalid):
 		r.log.Warn("refused record from peer", "peer", from, "record", id.Short(), "err", err)
-		return nil, err
+		return nil, fmt.Errorf("replica: refused record %s: %w", id.Short(), err)
 	case errors.Is(err, ErrNoApplier):
 		return nil, err
 	default:
