@@ -87,6 +87,9 @@ func runDev(ctx context.Context, cmd *cobra.Command, dir string, basePort int, l
 	for i, n := range nodes {
 		fmt.Fprintf(out, "node %d: %s (peer %s, data %s)\n", n.ID(), n.APIURL(), cfgs[i].PeerListen, cfgs[i].DataDir)
 	}
+	e := nodes[0].Enclave()
+	fmt.Fprintf(out, "keymesh dev: enclave %s (simulated: %v), measurement %s; plaintext requests accepted (dev), sealed ones too (GET /attestation)\n",
+		e.Platform(), e.Simulated(), e.Measurement())
 	host := strings.TrimPrefix(nodes[0].APIURL(), "http://")
 	fmt.Fprintf(out, "keymesh dev: %d nodes ready (threshold %d) — try: curl -s %s -d '{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"keymesh_nodeInfo\"}'\n",
 		len(nodes), cfgs[0].Threshold, host)

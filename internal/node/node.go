@@ -1,6 +1,8 @@
-// Package node wires one keymesh node together: cluster config → identity
-// key → store → peer transport → HTTP API, and runs it until its context is
-// cancelled, then shuts it down in the reverse order.
+// Package node wires one keymesh node together: cluster config → enclave
+// backend → identity key (sealed at rest by the enclave) → store → peer
+// transport → HTTP API (which opens sealed requests; enclave.go and
+// docs/enclave.md), and runs it until its context is cancelled, then shuts
+// it down in the reverse order.
 //
 // It owns the process-level concerns the libraries below it leave out: the
 // listeners, the *slog.Logger handed to each component, metrics, and the
