@@ -12,6 +12,7 @@ import (
 
 	"github.com/keymesh/keymesh/api"
 	"github.com/keymesh/keymesh/internal/record"
+	"github.com/keymesh/keymesh/internal/replica"
 	"github.com/keymesh/keymesh/internal/store"
 )
 
@@ -33,7 +34,8 @@ const (
 type Options struct {
 	// Store is the node's store (required).
 	Store store.Store
-	// Submit stores a record on a write quorum (replica.Replica.Submit).
+	// Submit stores a record on a write quorum (replica.Replica.Submit);
+	// its *replica.QuorumError becomes api.CodeUnavailable.
 	// Nil applies records to Store only, with Applier, for a node without
 	// replication.
 	Submit func(ctx context.Context, rec []byte) error
@@ -96,6 +98,11 @@ func apiError(err error) error {
 	var d *Denial
 	if errors.As(err, &d) {
 		return d.API()
+	}
+	var q *replica.QuorumError
+	if errors.As(err, &q) {
+		// The peers' refusal texts are theirs (untrusted): name them only.
+		return api.Errorf(api.CodeUnavailable, "record stored on %d of %d nodes, %d needed (refused by %v, down: %v); retry later", q.Stored, q.N, q.Need, q.Refused(), q.Down())
 	}
 	return err
 }

@@ -10,14 +10,15 @@ import (
 
 	"github.com/keymesh/keymesh/api"
 	"github.com/keymesh/keymesh/internal/record"
+	"github.com/keymesh/keymesh/internal/replica"
 	"github.com/keymesh/keymesh/internal/store"
 )
 
 // ErrInvalid is wrapped by every error of Apply for a record that fails
-// validation. It is the replica's ErrInvalid contract (see
-// replica.Applier): such a record is refused on Submit and skipped in
+// validation: it is replica.ErrInvalid (the replica.Applier contract), so
+// such a record is refused on Submit and by peers, and skipped in
 // catch-up.
-var ErrInvalid = errors.New("auth: invalid record")
+var ErrInvalid = replica.ErrInvalid
 
 // Denial is an authorization or validation failure with the API code the
 // client sees (api.CodeAuth…). Its Msg never holds secrets. It wraps

@@ -255,7 +255,7 @@ func newAccountCmd() *cobra.Command {
 		Short: "Create and manage wallet accounts on a cluster",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(newAccountCreateCmd())
+	cmd.AddCommand(newAccountCreateCmd(), newAccountRegisterCmd())
 	return cmd
 }
 

@@ -56,6 +56,7 @@ func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 		newVersionCmd(),
 		newAttestCmd(), newEnclaveCmd(),
 		newAccountCmd(), newSignCmd(), newBenchCmd(),
+		newScopeCmd(),
 	)
 	return root
 }

@@ -60,7 +60,10 @@ func (n *Node) openAuth(svc *services) error {
 	return nil
 }
 
-// wireAuthReplica makes auth store its records through the replica.
-// Until the replica service is wired (n.replica), records are applied
-// locally only.
-func (n *Node) wireAuthReplica(opts *auth.Options) {}
+// wireAuthReplica makes auth store its records through the replica
+// (openReplica runs first and makes auth.Applier its Applier).
+func (n *Node) wireAuthReplica(opts *auth.Options) {
+	if n.replica != nil {
+		opts.Submit = n.replica.Submit
+	}
+}

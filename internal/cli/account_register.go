@@ -1,0 +1,63 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// newAccountRegisterCmd is `keymesh account register --delegated`.
+func newAccountRegisterCmd() *cobra.Command {
+	var (
+		delegated                         bool
+		keyFile, url, scope, account, key string
+		timeout                           time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "register --delegated --key-file FILE --scope ID --account NAME",
+		Short: "Register an account in a scope with the developer's key (delegated registration)",
+		Long: `Register an account in a scope with the developer's key (developer-owned auth):
+the developer key signs a payload holding the scope id, the user identifier
+(--account), a fresh nonce and the current time, so that the registration
+cannot be replayed; every node checks the signature against the scope's
+developer keys. --user-key adds a public key (from scope keygen) that the
+user can approve operations with.
+
+Passkey registration happens in a browser: open the node's /login page.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !delegated {
+				return errors.New("only --delegated registration runs from the command line; register a passkey on the node's /login page")
+			}
+			if scope == "" || account == "" {
+				return errors.New("--scope and --account are required")
+			}
+			k, err := readDevKey(keyFile)
+			if err != nil {
+				return err
+			}
+			cl, err := newClient(apiURL(url), 1)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			res, err := cl.RegisterDelegated(ctx, k, scope, account, key)
+			if err != nil {
+				return err
+			}
+			return printJSON(cmd, res)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&delegated, "delegated", false, "register with the developer's key (required: passkeys register in a browser)")
+	f.StringVar(&keyFile, "key-file", "", "developer key file (from scope keygen)")
+	f.StringVar(&url, "url", "", "node API URL (default $KEYMESH_URL, else "+defaultURL+")")
+	f.StringVar(&scope, "scope", "", "scope id")
+	f.StringVar(&account, "account", "", "the user identifier (account id)")
+	f.StringVar(&key, "user-key", "", "a public key the user approves operations with (optional)")
+	f.DurationVar(&timeout, "timeout", time.Minute, "time limit for the command")
+	return cmd
+}

@@ -1,0 +1,168 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keymesh/keymesh/client"
+)
+
+// newScopeCmd is `keymesh scope`: developer keys and scopes (apps).
+func newScopeCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "scope",
+		Short: "Developer keys and scopes (apps): keygen, create",
+		Args:  cobra.NoArgs,
+	}
+	cmd.AddCommand(newScopeKeygenCmd(), newScopeCreateCmd())
+	return cmd
+}
+
+func newScopeKeygenCmd() *cobra.Command {
+	var out, alg string
+	cmd := &cobra.Command{
+		Use:   "keygen --out FILE",
+		Short: "Generate a developer key (P-256 or Ed25519); write it to FILE (mode 0600) and print its public key",
+		Long: `Generate a developer key. The secret key is written to --out with mode 0600
+(an existing file is never overwritten); keep it like a password. The public
+key ("p256:…" or "ed25519:…") is printed: it goes in a scope's config, and the
+key file is what --key-file takes in scope create, account register
+--delegated and the client commands (developer-owned auth).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if out == "" {
+				return errors.New("--out is required (the file to write the secret key to)")
+			}
+			k, err := client.GenerateKey(alg)
+			if err != nil {
+				return fmt.Errorf("--alg: %w", err)
+			}
+			f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			if errors.Is(err, fs.ErrExist) {
+				return fmt.Errorf("%s exists: not overwriting a key file", out)
+			}
+			if err != nil {
+				return err
+			}
+			_, err = f.WriteString(k.MarshalPrivate() + "\n")
+			if err = errors.Join(err, f.Close()); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), k.Public())
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "", "file to write the secret key to (mode 0600; never overwritten)")
+	cmd.Flags().StringVar(&alg, "alg", "p256", "key algorithm: p256 or ed25519")
+	return cmd
+}
+
+// readDevKey reads a key file written by scope keygen.
+func readDevKey(path string) (*client.Key, error) {
+	if path == "" {
+		return nil, errors.New("--key-file is required (a developer key from `keymesh scope keygen`)")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("developer key: %w", err)
+	}
+	k, err := client.ParseKey(strings.TrimSpace(string(b)))
+	if err != nil {
+		return nil, fmt.Errorf("%s is not a key written by keymesh", path)
+	}
+	return k, nil
+}
+
+// apiURL is --url, else $KEYMESH_URL, else node 1 of keymesh dev.
+func apiURL(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if u := os.Getenv("KEYMESH_URL"); u != "" {
+		return u
+	}
+	return defaultURL
+}
+
+func printJSON(cmd *cobra.Command, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(cmd.OutOrStdout(), string(b))
+	return err
+}
+
+func newScopeCreateCmd() *cobra.Command {
+	var (
+		keyFile, url, rpID, mode string
+		origins, devKeys         []string
+		ttl, timeout             time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "create --key-file FILE --rp-id DOMAIN --origin URL",
+		Short: "Create a scope (an app) signed by a developer key; print it as JSON",
+		Long: `Create a scope: its config (WebAuthn relying party id and origins, the
+account-control mode, the longest session lifetime and the developer keys) is
+signed by the developer key in --key-file, which must be one of the scope's
+developer keys (by default the only one). Every node verifies the signature
+itself. The scope id is derived from the signed config and printed.
+
+Modes: user (the user's passkey or session approves operations), developer
+(the developer's key does: developer-owned auth), hybrid (both).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			k, err := readDevKey(keyFile)
+			if err != nil {
+				return err
+			}
+			if rpID == "" || len(origins) == 0 {
+				return errors.New("--rp-id and at least one --origin are required (the WebAuthn relying party)")
+			}
+			if ttl < time.Second || ttl%time.Second != 0 {
+				return fmt.Errorf("--session-ttl %s: want whole seconds, at least 1s", ttl)
+			}
+			if len(devKeys) > 0 && !contains(devKeys, k.Public()) {
+				return errors.New("--developer-key: the list must include the signing key's public key")
+			}
+			cl, err := newClient(apiURL(url), 1)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			sc, err := cl.CreateScope(ctx, k, client.ScopeConfig{RPID: rpID, Origins: origins, Mode: mode, SessionTTL: ttl, DeveloperKeys: devKeys})
+			if err != nil {
+				return err
+			}
+			return printJSON(cmd, sc)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&keyFile, "key-file", "", "developer key file (from scope keygen) that signs the scope")
+	f.StringVar(&url, "url", "", "node API URL (default $KEYMESH_URL, else "+defaultURL+")")
+	f.StringVar(&rpID, "rp-id", "", "WebAuthn relying party id (a domain, e.g. app.example or localhost)")
+	f.StringSliceVar(&origins, "origin", nil, "WebAuthn origin allowed for passkeys (repeatable), e.g. https://app.example")
+	f.StringVar(&mode, "mode", "user", "account-control mode: user, developer or hybrid")
+	f.DurationVar(&ttl, "session-ttl", time.Hour, "longest session lifetime")
+	f.StringSliceVar(&devKeys, "developer-key", nil, "developer public keys of the scope (repeatable; default: the signing key's)")
+	f.DurationVar(&timeout, "timeout", time.Minute, "time limit for the command")
+	return cmd
+}
+
+func contains(xs []string, x string) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
