@@ -88,7 +88,7 @@ type tnode struct {
 // cluster is a 3-node threshold-2 cluster of real transports on loopback
 // sockets, each with its own SQLite store.
 type cluster struct {
-	t     *testing.T
+	t     testing.TB
 	cfgs  []*config.Node
 	nodes []*tnode
 	priv  ed25519.PrivateKey
@@ -96,11 +96,11 @@ type cluster struct {
 	pg    map[int]*pgxpool.Config // nodes (0-based) whose store is PostgreSQL
 }
 
-func newCluster(t *testing.T) *cluster { return newClusterPG(t) }
+func newCluster(t testing.TB) *cluster { return newClusterPG(t) }
 
 // newClusterPG is newCluster with the nodes pgNodes (0-based) on
 // PostgreSQL, each in a schema of its own, dropped when the test ends.
-func newClusterPG(t *testing.T, pgNodes ...int) *cluster {
+func newClusterPG(t testing.TB, pgNodes ...int) *cluster {
 	t.Helper()
 	pg := map[int]*pgxpool.Config{}
 	if len(pgNodes) > 0 {
@@ -299,7 +299,7 @@ func (c *cluster) has(i int, rec []byte) bool {
 	return ok
 }
 
-func eventually(t *testing.T, what string, cond func() error) {
+func eventually(t testing.TB, what string, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {

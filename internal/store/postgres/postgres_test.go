@@ -263,3 +263,51 @@ func TestRetryableErrorsAreRetried(t *testing.T) {
 		t.Fatalf("Update: %v after %d runs", err, n)
 	}
 }
+
+func BenchmarkPut(b *testing.B) {
+	ctx := context.Background()
+	db := newSchemas(b).open("bench")
+	v := make([]byte, 256)
+	i := 0
+	for b.Loop() {
+		if err := db.Put(ctx, "bench", fmt.Sprint(i), v); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+func BenchmarkGet(b *testing.B) {
+	ctx := context.Background()
+	db := newSchemas(b).open("bench")
+	if err := db.Put(ctx, "bench", "k", make([]byte, 256)); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := db.Get(ctx, "bench", "k"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkUpdate is a read-modify-write transaction with an append, the
+// shape of a replica apply.
+func BenchmarkUpdate(b *testing.B) {
+	ctx := context.Background()
+	db := newSchemas(b).open("bench")
+	i := 0
+	for b.Loop() {
+		i++
+		if err := db.Update(ctx, func(tx store.Ops) error {
+			if _, err := tx.Get(ctx, "bench", fmt.Sprint(i)); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			if _, err := tx.Append(ctx, "log", []byte("r")); err != nil {
+				return err
+			}
+			return tx.Put(ctx, "bench", fmt.Sprint(i), []byte("v"))
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
