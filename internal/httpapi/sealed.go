@@ -225,6 +225,10 @@ func (h *handler) serveSealed(w http.ResponseWriter, r *http.Request, body []byt
 			refuse(fmt.Errorf("%w: %v", envelope.ErrMalformed, err))
 			return
 		}
+		if e := checkInner(call.RPC); e != nil {
+			writeJSON(w, http.StatusRequestEntityTooLarge, errorResponse(nil, e))
+			return
+		}
 		if err := req.Check(SealedMethod(call.RPC), req.Scope); err != nil {
 			refuse(err)
 			return
@@ -262,6 +266,10 @@ func (h *handler) serveSealed(w http.ResponseWriter, r *http.Request, body []byt
 			refuse(fmt.Errorf("%w: no %q field", envelope.ErrMalformed, CompatFieldRPC))
 			return
 		}
+		if e := checkInner(rpc); e != nil {
+			writeJSON(w, http.StatusRequestEntityTooLarge, errorResponse(nil, e))
+			return
+		}
 		if err := req.Check(SealedMethod(rpc), req.Scope); err != nil {
 			refuse(err)
 			return
@@ -276,6 +284,28 @@ func (h *handler) serveSealed(w http.ResponseWriter, r *http.Request, body []byt
 		}
 		writeJSON(w, status, out)
 	}
+}
+
+// sealedBodyLimit is the HTTP body limit of a request: api.MaxBodyBytes
+// for plaintext, and room for the envelope's framing and for base64
+// (compatibility mode) around a JSON-RPC body of api.MaxBodyBytes; the
+// opened body is held to api.MaxBodyBytes again (checkInner).
+func sealedBodyLimit(h http.Header) int64 {
+	switch envelope.DetectMode(h) {
+	case envelope.ModeHPKE:
+		return api.MaxBodyBytes + api.MaxBodyBytes/8 + 64<<10
+	case envelope.ModeCompat:
+		return api.MaxBodyBytes*3/2 + 64<<10
+	}
+	return api.MaxBodyBytes
+}
+
+// checkInner holds an opened JSON-RPC body to the plaintext limit.
+func checkInner(rpc []byte) *api.Error {
+	if len(rpc) > api.MaxBodyBytes {
+		return api.Errorf(api.CodeLimitExceeded, "request body larger than %d bytes", api.MaxBodyBytes)
+	}
+	return nil
 }
 
 // decodeCompatBody decodes a compatibility-mode body: one JSON object of

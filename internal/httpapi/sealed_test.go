@@ -529,3 +529,34 @@ func FuzzSealedRequest(f *testing.F) {
 		}
 	})
 }
+
+// TestSealedBodyLimit: a JSON-RPC body just under api.MaxBodyBytes still
+// fits once sealed, in both modes; a larger one is refused.
+func TestSealedBodyLimit(t *testing.T) {
+	f := newSealedFixture(t, false)
+	big := func(n int) string {
+		return `{"jsonrpc":"2.0","id":7,"method":"test_seen","params":{"s":"` + strings.Repeat("a", n) + `"}}`
+	}
+	okBody := big(api.MaxBodyBytes - 200)
+	env, pending := sealHPKE(t, f.xwing.PublicKey(), "test_seen", "", okBody, time.Now())
+	if _, data := f.postHPKE(t, env); true {
+		plain, err := pending.OpenResponse(data)
+		if err != nil || len(decodeSeen(t, plain).S) != api.MaxBodyBytes-200 {
+			t.Fatalf("HPKE near the limit: %v", err)
+		}
+	}
+	ek, fields, _, err := envelope.SealCompat(&f.rsa.PublicKey, envelope.CompatRequest{Method: "test_seen",
+		Fields: map[string][]byte{CompatFieldRPC: []byte(okBody)}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, data := f.postCompat(t, ek, fields); resp.StatusCode != http.StatusOK {
+		t.Fatalf("compat near the limit: HTTP %d %.200s", resp.StatusCode, data)
+	}
+	env, _ = sealHPKE(t, f.xwing.PublicKey(), "test_seen", "", big(api.MaxBodyBytes+10), time.Now())
+	resp, data := f.postHPKE(t, env)
+	var r api.Response
+	if json.Unmarshal(data, &r) != nil || r.Error == nil || r.Error.Code != api.CodeLimitExceeded || resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("over the limit: HTTP %d %.200s", resp.StatusCode, data)
+	}
+}

@@ -214,13 +214,17 @@ func errorResponse(id json.RawMessage, e *api.Error) *api.Response {
 }
 
 func (h *handler) serveRPC(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, api.MaxBodyBytes))
+	limit := int64(api.MaxBodyBytes)
+	if h.Sealing != nil {
+		limit = sealedBodyLimit(r.Header)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
 			h.count(r.Context(), "invalid", api.CodeLimitExceeded, 0)
 			writeJSON(w, http.StatusRequestEntityTooLarge, errorResponse(nil,
-				api.Errorf(api.CodeLimitExceeded, "request body larger than %d bytes", api.MaxBodyBytes)))
+				api.Errorf(api.CodeLimitExceeded, "request body larger than %d bytes", limit)))
 			return
 		}
 		// The client went away or sent a broken body: nobody to answer.
