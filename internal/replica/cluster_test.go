@@ -2,6 +2,7 @@ package replica
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -94,6 +95,8 @@ type cluster struct {
 	priv  ed25519.PrivateKey
 	app   signedApplier
 	pg    map[int]*pgxpool.Config // nodes (0-based) whose store is PostgreSQL
+	// catchUpEvery is the replicas' CatchUpInterval (default 1 s).
+	catchUpEvery time.Duration
 }
 
 func newCluster(t testing.TB) *cluster { return newClusterPG(t) }
@@ -204,7 +207,7 @@ func (c *cluster) start(i int, ln net.Listener, a Applier, run bool) {
 		t.Fatal(err)
 	}
 	r, err := New(Options{Transport: tr, Store: st, Config: cfg, Applier: a, Logger: logger,
-		PushTimeout: 5 * time.Second, CatchUpInterval: time.Second, LinkPoll: 50 * time.Millisecond})
+		PushTimeout: 5 * time.Second, CatchUpInterval: cmp.Or(c.catchUpEvery, time.Second), LinkPoll: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -455,6 +458,34 @@ func TestForgedRecordRefused(t *testing.T) {
 	if len(c.ids(0)) != 3 {
 		t.Fatalf("the malicious node's own log has %d records", len(c.ids(0)))
 	}
+}
+
+// TestCatchUpWhenLinkComesBack: a running node that could reach no peer
+// catches up from one as soon as its link comes back, without waiting for
+// the periodic catch-up.
+func TestCatchUpWhenLinkComesBack(t *testing.T) {
+	c := newCluster(t)
+	c.catchUpEvery = time.Hour
+	ctx := context.Background()
+	c.stop(2)
+	rec := c.rec("late=1")
+	if err := c.nodes[0].r.Submit(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	c.stop(0)
+	c.stop(1)
+	c.start(2, nil, c.app, true) // its start-up catch-up finds nobody
+	time.Sleep(300 * time.Millisecond)
+	if c.has(2, rec) {
+		t.Fatal("node 3 has the record with both peers down")
+	}
+	c.start(0, nil, c.app, false) // node 1 comes back, pushing nothing
+	eventually(t, "node 3 catches up from node 1 when the link is up", func() error {
+		if !c.has(2, rec) {
+			return errors.New("record missing")
+		}
+		return nil
+	})
 }
 
 func TestPushCatchesUpMissingParent(t *testing.T) {

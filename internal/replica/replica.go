@@ -269,6 +269,9 @@ func (r *Replica) apply(ctx context.Context, rec []byte, extra func(tx store.Ops
 //
 // Submitting a record that is already stored is allowed: it is not applied
 // again, but is pushed again, so a caller may retry a Submit that failed.
+// A record that did not reach the quorum stays in this node's log (and in
+// those of the peers that took it) and reaches the others through their
+// catch-up: a failed Submit means "not acknowledged", not "undone".
 func (r *Replica) Submit(ctx context.Context, rec []byte) error {
 	if err := checkRecord(rec); err != nil {
 		return err
