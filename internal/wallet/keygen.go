@@ -188,7 +188,8 @@ func (s *Service) create(ctx context.Context, owner auth.Principal, req [request
 		var pr *peerRefusal
 		switch {
 		case errors.As(err, &pr):
-			return nil, api.Errorf(api.CodeRejected, "node %d refused the key generation: %s", pr.peer, clip(pr.msg))
+			code, msg := pr.split()
+			return nil, api.Errorf(code, "node %d refused the key generation: %s", pr.peer, clip(msg))
 		case isPeerFailure(err):
 			peer, _ := peerErr(err)
 			return nil, api.Errorf(api.CodeUnavailable, "%s needs all %d nodes; node %d failed during key generation", api.MethodCreateAccount, s.cfg.N(), peer)

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -125,7 +127,8 @@ func errText(err error) string {
 func (s *Service) signFailure(err error) error {
 	var pe *peerRefusal
 	if errors.As(err, &pe) {
-		return api.Errorf(api.CodeRejected, "node %d refused to sign: %s", pe.peer, clip(pe.msg))
+		code, msg := pe.split()
+		return api.Errorf(code, "node %d refused to sign: %s", pe.peer, clip(msg))
 	}
 	if _, ok := peerErr(err); ok {
 		return api.Errorf(api.CodeUnavailable, "%s: not enough signers", errText(err))
@@ -148,6 +151,27 @@ type peerRefusal struct {
 
 func (e *peerRefusal) Error() string {
 	return fmt.Sprintf("wallet: node %d refused: %s", e.peer, e.msg)
+}
+
+// split returns the JSON-RPC code a co-signer gave for its refusal (see
+// refusal) and the rest of its message. The text comes from a peer: only
+// the codes of client errors are taken from it, anything else is
+// CodeRejected.
+func (e *peerRefusal) split() (int, string) {
+	var code int
+	var rest string
+	if i := strings.IndexByte(e.msg, ']'); strings.HasPrefix(e.msg, "[") && i > 0 {
+		if c, err := strconv.Atoi(e.msg[1:i]); err == nil {
+			code, rest = c, strings.TrimPrefix(e.msg[i+1:], " ")
+		}
+	}
+	switch {
+	case code <= -32010 && code >= -32099, // auth's codes (api/auth.go) and later services'
+		code == api.CodeUnauthorized, code == api.CodeUserRejected, code == api.CodeRejected,
+		code == api.CodeNotFound, code == api.CodeInvalidInput, code == api.CodeInvalidParams, code == api.CodeLimitExceeded:
+		return code, rest
+	}
+	return api.CodeRejected, e.msg
 }
 
 // pickSigners returns this node and t−1 reachable peers that hold a share of
@@ -330,12 +354,12 @@ func (s *Service) handleSign(ctx context.Context, from uint16, body []byte) ([]b
 	return nil, nil
 }
 
-// refusal is the text a co-signer returns to the gateway: the client-visible
-// message of an *api.Error, never an internal cause.
+// refusal is the text a co-signer returns to the gateway: "[code] message"
+// of an *api.Error, the client-visible parts only, never an internal cause.
 func refusal(err error) error {
 	var ae *api.Error
 	if errors.As(err, &ae) {
-		return errors.New(ae.Message)
+		return fmt.Errorf("[%d] %s", ae.Code, ae.Message)
 	}
 	return errors.New("wallet: refused")
 }
