@@ -229,10 +229,10 @@ func TestWallet(t *testing.T) {
 		proofs string
 		code   int
 	}{
-		"another account's approval": {mallory.approveParams(t, api.MethodPersonalSign, params), api.CodeAuthWrongScope},
+		"another account's approval":  {mallory.approveParams(t, api.MethodPersonalSign, params), api.CodeAuthWrongScope},
 		"approval of another message": {alice.approveParams(t, api.MethodPersonalSign, []any{hexutil.Encode([]byte("hello")), addr.Hex()}), api.CodeAuthWrongOperation},
-		"developer in a user scope":  {devProofs, api.CodeAuthIncomplete},
-		"replayed approval":          {replayed, api.CodeAuthReplay},
+		"developer in a user scope":   {devProofs, api.CodeAuthIncomplete},
+		"replayed approval":           {replayed, api.CodeAuthReplay},
 	} {
 		err := tc.clients[1].Call(client.WithProofs(ctx, tt.proofs), api.MethodPersonalSign, params, nil)
 		var ae *api.Error
