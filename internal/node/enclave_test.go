@@ -451,3 +451,102 @@ func TestStoreNonces(t *testing.T) {
 		t.Fatalf("prune dropped a live nonce: %v", err)
 	}
 }
+
+// TestMigrationCoversEverySealedSecret runs both sides of a migration in
+// this process (same build, so same measurement) over a data dir that holds
+// a sealed identity, the request keys and wallet share records: every one is
+// resealed in place and still opens under its label; a bundle refused by the
+// target's check writes nothing. (internal/cli's TestEnclaveUpgrade runs it
+// between two real builds.)
+func TestMigrationCoversEverySealedSecret(t *testing.T) {
+	s := newSealedNode(t)
+	if _, err := s.n.Attestation(context.Background()); err != nil { // make the request keys
+		t.Fatal(err)
+	}
+	s.stop()
+	dir := s.cfgs[0].DataDir
+	ctx := context.Background()
+	b, err := OpenEnclave(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	st, err := openStore(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shares := map[string]string{"0xaaaa": "share A", "0xbbbb": "share B"}
+	for addr, v := range shares {
+		sealed, err := b.Seal([]byte(v), enclave.LabelShare(addr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Put(ctx, "wallet/share", addr, sealed)
+	}
+	_, before, err := collectSealed(ctx, dir, st)
+	st.Close()
+	if err != nil || len(before) != 5 {
+		t.Fatalf("%d secrets: %v", len(before), err)
+	}
+	m := b.Measurement()
+
+	// A bundle checked against the wrong source measurement: nothing written.
+	in, req, err := StartMigrateIn(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle, n, err := MigrateOut(ctx, dir, req, m)
+	if err != nil || n != 5 {
+		t.Fatalf("MigrateOut: %d %v", n, err)
+	}
+	var wrong enclave.Measurement
+	if _, err := in.Finish(ctx, bundle, wrong); err == nil {
+		t.Fatal("bundle accepted from an unexpected measurement")
+	}
+	in.Close()
+	st, _ = openStore(ctx, dir)
+	_, same, _ := collectSealed(ctx, dir, st)
+	st.Close()
+	for i := range before {
+		if !bytes.Equal(same[i].Sealed, before[i].Sealed) {
+			t.Fatalf("secret %s changed after a refused migration", before[i].Label)
+		}
+	}
+
+	in, req, err = StartMigrateIn(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	bundle, _, err = MigrateOut(ctx, dir, req, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := in.Finish(ctx, bundle, m); err != nil || n != 5 {
+		t.Fatalf("Finish: %d %v", n, err)
+	}
+	st, _ = openStore(ctx, dir)
+	defer st.Close()
+	_, after, err := collectSealed(ctx, dir, st)
+	if err != nil || len(after) != 5 {
+		t.Fatal(err)
+	}
+	for i := range after {
+		if after[i].Label != before[i].Label || bytes.Equal(after[i].Sealed, before[i].Sealed) {
+			t.Fatalf("secret %d: %s not resealed", i, after[i].Label)
+		}
+		got, err := b.Unseal(after[i].Sealed, after[i].Label)
+		if err != nil {
+			t.Fatalf("%s: %v", after[i].Label, err)
+		}
+		want, _ := b.Unseal(before[i].Sealed, before[i].Label)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%s: content changed", after[i].Label)
+		}
+	}
+	// And the node starts on the migrated data dir with the same keys.
+	s.start(t)
+	if s.n.IdentityKey() != s.cfgs[1].Peers[0].IdentityKey {
+		t.Fatal("identity changed")
+	}
+}
