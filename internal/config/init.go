@@ -23,7 +23,8 @@ type InitOptions struct {
 	BasePort  int    // first port; default DefaultBasePort
 	ClusterID string // default: "km-" and 16 random hex digits
 	// Force allows Out to exist and be non-empty. Existing identity keys in
-	// it are kept (LoadOrCreateIdentity); node files are rewritten.
+	// it are kept (LoadOrCreateIdentity, or the public key of a sealed one);
+	// node files are rewritten.
 	Force bool
 	// SkipPortCheck skips the check that every port is free, for callers
 	// that will bind the ports themselves right away (tests).
@@ -109,12 +110,10 @@ func InitCluster(opts InitOptions) ([]*Node, error) {
 		id := uint16(i + 1)
 		api, peer := Ports(opts.BasePort, i+1)
 		dir := filepath.Join(out, fmt.Sprintf("node-%d", id))
-		ident, _, err := LoadOrCreateIdentity(dir)
+		pub, err := identityPublicKey(dir)
 		if err != nil {
 			return nil, err
 		}
-		pub := ident.PublicKeyString()
-		ident.Destroy()
 		nodes[i] = &Node{
 			ID:         id,
 			ClusterID:  opts.ClusterID,

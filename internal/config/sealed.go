@@ -7,12 +7,19 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 )
 
 // SealedIdentityFile is the name of the sealed identity key inside a data
 // dir: the identity key encrypted by the node's enclave backend
 // (docs/enclave.md), written by the node on its first start.
 const SealedIdentityFile = "identity.sealed"
+
+// IdentityPublicFile holds the public half of a sealed identity key (the
+// config encoding and a newline), written next to SealedIdentityFile so that
+// `keymesh cluster init --force` can rewrite the configs of a cluster whose
+// nodes have already sealed their keys without unsealing them.
+const IdentityPublicFile = "identity.pub"
 
 // Sealer seals and unseals secrets at rest; enclave.Backend implements it.
 // It is an interface here so that config does not depend on the enclave
@@ -75,6 +82,10 @@ func LoadSealedIdentity(dataDir string, s Sealer, label string) (id *Identity, m
 				return nil, false, fmt.Errorf("config: removing the plaintext identity key: %w", err)
 			}
 		}
+		if err := ensureIdentityPublic(dataDir, id); err != nil {
+			id.Destroy()
+			return nil, false, err
+		}
 		return id, false, nil
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, false, fmt.Errorf("config: %w", err)
@@ -84,6 +95,10 @@ func LoadSealedIdentity(dataDir string, s Sealer, label string) (id *Identity, m
 	}
 	id, err = readIdentity(plainPath, plainFI)
 	if err != nil {
+		return nil, false, err
+	}
+	if err := ensureIdentityPublic(dataDir, id); err != nil {
+		id.Destroy()
 		return nil, false, err
 	}
 	if err := writeSealedIdentity(sealedPath, id, s, label); err != nil {
@@ -221,4 +236,50 @@ func syncDir(dir string) {
 		d.Sync()
 		d.Close()
 	}
+}
+
+// ensureIdentityPublic writes IdentityPublicFile for id unless it already
+// holds id's public key.
+func ensureIdentityPublic(dataDir string, id *Identity) error {
+	want := id.PublicKeyString() + "\n"
+	path := filepath.Join(dataDir, IdentityPublicFile)
+	if b, err := os.ReadFile(path); err == nil && string(b) == want {
+		return nil
+	}
+	tmp, err := writeTemp(dataDir, ".identity-pub-*.tmp", []byte(want))
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	if err := os.Chmod(tmp, 0o644); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return nil
+}
+
+// identityPublicKey returns the config encoding of the identity public key
+// of dataDir for `cluster init`: from IdentityPublicFile when the key is
+// sealed (it cannot be unsealed outside the node's enclave), else from the
+// plaintext key, which is created if missing (LoadOrCreateIdentity).
+func identityPublicKey(dataDir string) (string, error) {
+	if _, err := os.Lstat(filepath.Join(dataDir, SealedIdentityFile)); err == nil {
+		b, err := os.ReadFile(filepath.Join(dataDir, IdentityPublicFile))
+		if err != nil {
+			return "", fmt.Errorf("config: %s is sealed and its public key is missing: %w", filepath.Join(dataDir, SealedIdentityFile), err)
+		}
+		pub := strings.TrimSuffix(string(b), "\n")
+		if _, err := ParsePublicKey(pub); err != nil {
+			return "", fmt.Errorf("config: %s: %w", filepath.Join(dataDir, IdentityPublicFile), err)
+		}
+		return pub, nil
+	}
+	ident, _, err := LoadOrCreateIdentity(dataDir)
+	if err != nil {
+		return "", err
+	}
+	defer ident.Destroy()
+	return ident.PublicKeyString(), nil
 }

@@ -101,3 +101,39 @@ func TestSealedIdentityOtherPlatform(t *testing.T) {
 		t.Fatalf("another platform: %v", err)
 	}
 }
+
+// TestInitForceKeepsSealedIdentity: `cluster init --force` over a cluster
+// whose node 1 has sealed its key keeps that key (from identity.pub) and
+// does not make a new plaintext one.
+func TestInitForceKeepsSealedIdentity(t *testing.T) {
+	out := t.TempDir()
+	nodes, err := InitCluster(InitOptions{Nodes: 2, Threshold: 2, Out: out, BasePort: 1, SkipPortCheck: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := nodes[0].DataDir
+	want := nodes[1].Peers[0].IdentityKey
+	id, _, err := LoadSealedIdentity(dir, simBackend(t, dir), enclave.LabelIdentity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id.Destroy()
+	if b, _ := os.ReadFile(filepath.Join(dir, IdentityPublicFile)); string(b) != want+"\n" {
+		t.Fatalf("identity.pub %q, want %q", b, want)
+	}
+	again, err := InitCluster(InitOptions{Nodes: 2, Threshold: 2, Out: out, BasePort: 1, SkipPortCheck: true, Force: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := again[1].Peers[0].IdentityKey; got != want {
+		t.Fatalf("node 1's key became %s, want %s", got, want)
+	}
+	if _, err := os.Stat(filepath.Join(dir, IdentityFile)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal("init made a plaintext key next to the sealed one")
+	}
+	// A sealed key without its public file is an error, not a new key.
+	os.Remove(filepath.Join(dir, IdentityPublicFile))
+	if _, err := InitCluster(InitOptions{Nodes: 2, Threshold: 2, Out: out, BasePort: 1, SkipPortCheck: true, Force: true}); err == nil || !strings.Contains(err.Error(), "public key is missing") {
+		t.Fatalf("missing identity.pub: %v", err)
+	}
+}
