@@ -39,13 +39,13 @@ func (c *clock) add(d time.Duration) {
 }
 
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	st    store.Store
 	svc   *Service
 	clock *clock
 }
 
-func openStore(t *testing.T) store.Store {
+func openStore(t testing.TB) store.Store {
 	t.Helper()
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), "auth.db"))
 	if err != nil {
@@ -58,7 +58,7 @@ func openStore(t *testing.T) store.Store {
 	return st
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	st := openStore(t)
 	c := &clock{t: time.Now()}
 	svc, err := New(Options{Store: st, Now: c.now})
@@ -68,7 +68,7 @@ func newEnv(t *testing.T) *env {
 	return &env{t: t, st: st, svc: svc, clock: c}
 }
 
-func key(t *testing.T, alg record.Alg) *record.PrivateKey {
+func key(t testing.TB, alg record.Alg) *record.PrivateKey {
 	k, err := record.GenerateKey(alg)
 	if err != nil {
 		t.Fatal(err)
@@ -159,7 +159,7 @@ func approval(scope, account string, op Operation, now time.Time) *record.Approv
 	return a
 }
 
-func sign(t *testing.T, k *record.PrivateKey, a *record.Approval) string {
+func sign(t testing.TB, k *record.PrivateKey, a *record.Approval) string {
 	sig, err := k.Sign(a.SigningMessage())
 	if err != nil {
 		t.Fatal(err)
@@ -167,12 +167,12 @@ func sign(t *testing.T, k *record.PrivateKey, a *record.Approval) string {
 	return b64.EncodeToString(sig)
 }
 
-func (s *session) proof(t *testing.T, op Operation, now time.Time) Proof {
+func (s *session) proof(t testing.TB, op Operation, now time.Time) Proof {
 	a := approval(s.scope, s.account, op, now)
 	return Proof{Approval: b64.EncodeToString(a.Marshal()), Session: s.rec, Sig: sign(t, s.key, a)}
 }
 
-func devProof(t *testing.T, dev *record.PrivateKey, scope, account string, op Operation, now time.Time) Proof {
+func devProof(t testing.TB, dev *record.PrivateKey, scope, account string, op Operation, now time.Time) Proof {
 	a := approval(scope, account, op, now)
 	return Proof{Approval: b64.EncodeToString(a.Marshal()), Developer: dev.Public().String(), Sig: sign(t, dev, a)}
 }
@@ -571,4 +571,70 @@ func TestScopeUpdate(t *testing.T) {
 	up3, _ := record.Sign(record.ScopeUpdate, (&record.ScopeUpdateBody{Scope: scope, Seq: 1, Config: cfg}).Marshal(), dev2)
 	_, err = e.svc.UpdateScope(ctx, api.SignedRecord{Record: b64.EncodeToString(up3.Marshal())})
 	wantCode(t, err, api.CodeAuthConflict, "stale update")
+}
+
+func TestKeySessionAndLifetime(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	scope, dev := e.scope(record.ModeUser, record.P256) // session limit 3600 s
+	uk := key(t, record.Ed25519)
+	cred := record.KeyCredential(uk.Public())
+	reg, _ := record.Sign(record.AccountRegister, (&record.AccountRegisterBody{Scope: scope, Account: "dana", Time: 1, Credential: &cred}).Marshal(), dev)
+	if err := e.svc.SubmitRecord(ctx, reg); err != nil {
+		t.Fatal(err)
+	}
+	now := e.clock.now()
+	sk := key(t, record.P256)
+	long := &record.SessionCreateBody{Scope: scope, Account: "dana", Key: sk.Public(), Issued: now.Unix(), Expiry: now.Unix() + 3601}
+	r, _ := record.Sign(record.SessionCreate, long.Marshal(), uk)
+	if err := e.svc.SubmitRecord(ctx, r); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("over-long session stored: %v", err)
+	}
+	// Presented directly as a session proof, it is refused too.
+	o := op(scope, "dana", 1)
+	s := &session{scope: scope, account: "dana", key: sk, rec: b64.EncodeToString(r.Marshal())}
+	_, err := e.svc.Authorize(ctx, o, header(s.proof(t, o, now)))
+	wantCode(t, err, api.CodeAuthBadProof, "over-long session")
+
+	ok := &record.SessionCreateBody{Scope: scope, Account: "dana", Key: sk.Public(), Issued: now.Unix(), Expiry: now.Unix() + 600}
+	r, _ = record.Sign(record.SessionCreate, ok.Marshal(), uk)
+	s.rec = b64.EncodeToString(r.Marshal())
+	if _, err := e.svc.Authorize(ctx, o, header(s.proof(t, o, now))); err != nil {
+		t.Fatalf("key-authorised session: %v", err)
+	}
+	// A session signed by the developer key is not the user's approval.
+	r, _ = record.Sign(record.SessionCreate, ok.Marshal(), dev)
+	s.rec = b64.EncodeToString(r.Marshal())
+	o = op(scope, "dana", 2)
+	_, err = e.svc.Authorize(ctx, o, header(s.proof(t, o, now)))
+	wantCode(t, err, api.CodeAuthBadProof, "developer-signed session")
+}
+
+// FuzzProofs: the X-Keymesh-Auth header comes from clients; parsing and
+// Authorize never panic, and every refusal is an *api.Error.
+func FuzzProofs(f *testing.F) {
+	f.Add("")
+	f.Add(header(Proof{Approval: "AAAA", Sig: "AA"}))
+	f.Add(header(Proof{Approval: b64.EncodeToString((&record.Approval{Scope: "0123456789abcdef0123456789abcdef", Account: "a", Method: "m", Expiry: 1}).Marshal()), Developer: "ed25519:" + b64.EncodeToString(make([]byte, 32)), Sig: b64.EncodeToString(make([]byte, 64))}))
+	f.Add(b64.EncodeToString([]byte(`{"approvals":[{"approval":"","passkey":{}}]}`)))
+	st, err := sqlite.Open(filepath.Join(f.TempDir(), "auth.db"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Migrate(context.Background()); err != nil {
+		f.Fatal(err)
+	}
+	svc, _ := New(Options{Store: st})
+	f.Fuzz(func(t *testing.T, h string) {
+		if p, err := ParseProofs(h); err == nil {
+			for _, pr := range p.Approvals {
+				pr.parse()
+			}
+		}
+		_, err := svc.Authorize(context.Background(), Operation{Scope: "0123456789abcdef0123456789abcdef", Account: "a", Method: "m"}, h)
+		if code(err) == 0 {
+			t.Fatalf("not a client error: %v", err)
+		}
+	})
 }

@@ -160,8 +160,14 @@ func (s *Service) verifyApproval(ctx context.Context, st State, cfg *record.Scop
 		if err := st.accountAuthority(ctx, p.session, cfg, sb.Scope, sb.Account, false); err != nil {
 			return 0, err
 		}
+		if err := checkSessionLifetime(sb, cfg); err != nil {
+			return 0, err
+		}
 		if !now.Before(time.Unix(sb.Expiry, 0)) {
 			return 0, deny(api.CodeAuthExpired, "session expired")
+		}
+		if time.Unix(sb.Issued, 0).Sub(now) > MaxClockSkew {
+			return 0, deny(api.CodeAuthBadProof, "session issued in the future")
 		}
 		if revoked, err := st.SessionRevoked(ctx, sb.Scope, sb.Account, sb.Key.ID()); err != nil {
 			return 0, err

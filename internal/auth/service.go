@@ -344,7 +344,8 @@ func (s *Service) InitiateAuthentication(ctx context.Context, p api.InitiateAuth
 	if p.TTL != 0 && p.TTL < ttl {
 		ttl = p.TTL
 	}
-	b := &record.SessionCreateBody{Scope: p.Scope, Account: p.Account, Key: key, Expiry: s.now().Add(time.Duration(ttl) * time.Second).Unix()}
+	now := s.now()
+	b := &record.SessionCreateBody{Scope: p.Scope, Account: p.Account, Key: key, Issued: now.Unix(), Expiry: now.Add(time.Duration(ttl) * time.Second).Unix()}
 	rand.Read(b.Nonce[:])
 	body := b.Marshal()
 	id, err := s.putChallenge(&challenge{kind: record.SessionCreate, scope: p.Scope, account: p.Account, body: body, expires: s.now().Add(ChallengeTTL)})

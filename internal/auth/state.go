@@ -472,6 +472,9 @@ func (s State) sessionCreate(ctx context.Context, r *record.Record, b *record.Se
 	if err := s.accountAuthority(ctx, r, cfg, b.Scope, b.Account, false); err != nil {
 		return nil, err
 	}
+	if err := checkSessionLifetime(b, cfg); err != nil {
+		return nil, err
+	}
 	sid := b.Key.ID()
 	if revoked, err := s.SessionRevoked(ctx, b.Scope, b.Account, sid); err != nil {
 		return nil, err
@@ -498,6 +501,14 @@ func (s State) sessionRevoke(ctx context.Context, r *record.Record, b *record.Se
 		return nil, err
 	}
 	return []kv{{nsSessionRevoked, subKey(b.Scope, b.Account, b.Session[:]), id[:]}}, nil
+}
+
+// checkSessionLifetime refuses a session longer than the scope allows.
+func checkSessionLifetime(b *record.SessionCreateBody, cfg *record.ScopeConfig) error {
+	if b.Expiry-b.Issued > int64(cfg.SessionTTL) {
+		return deny(api.CodeAuthBadProof, "session lifetime %d s exceeds the scope's %d s", b.Expiry-b.Issued, cfg.SessionTTL)
+	}
+	return nil
 }
 
 // challengeOf is the WebAuthn challenge that commits to msg.

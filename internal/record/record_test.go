@@ -125,7 +125,7 @@ func seedRecords(f *testing.F) {
 		{AccountRegister, (&AccountRegisterBody{Scope: scope, Account: "bob", Time: 1}).Marshal()},
 		{CredentialAdd, (&CredentialAddBody{Scope: scope, Account: "bob", Credential: cred}).Marshal()},
 		{CredentialRevoke, (&CredentialRevokeBody{Scope: scope, Account: "bob", CredentialID: cred.ID}).Marshal()},
-		{SessionCreate, (&SessionCreateBody{Scope: scope, Account: "bob", Key: k.Public(), Expiry: 5}).Marshal()},
+		{SessionCreate, (&SessionCreateBody{Scope: scope, Account: "bob", Key: k.Public(), Issued: 1, Expiry: 5}).Marshal()},
 		{SessionRevoke, (&SessionRevokeBody{Scope: scope, Account: "bob", Session: k.Public().ID()}).Marshal()},
 	}
 	for _, b := range bodies {

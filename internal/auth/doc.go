@@ -1,0 +1,63 @@
+// Package auth decides who may do what on a keymesh node: scopes (apps)
+// created by developers, accounts registered with passkeys or by the
+// developer (delegated registration, "developer-owned auth"), and the
+// approval of each operation by the user, the developer or both,
+// according to the scope's mode (user, developer, hybrid).
+//
+// It implements DESIGN.md's "Replication" and "Authorization on the hot
+// path": every state change is a signed record (package record) that each
+// node verifies itself (Applier, the replica.Applier of package replica),
+// and every node that acts on an operation calls Service.Authorize itself
+// with the proofs the client sent (the X-Keymesh-Auth header, see Proofs),
+// so the node a client talks to can forge neither state nor approvals.
+//
+// # Records and their chain of authority
+//
+//   - scope.create: signed by one of the scope's own developer keys; the
+//     scope id is derived from the signed body.
+//   - scope.update: signed by a developer key of the current config, with
+//     a higher sequence number.
+//   - account.register: a WebAuthn attestation (W3C Web Authentication
+//     Level 3, §7.1) whose challenge is SHA-256 of the record's signing
+//     message, so any node checks it against the record alone; or a
+//     developer signature over the canonical payload (scope, user id,
+//     nonce, time) for delegated registration. A registration nonce is used
+//     once per scope.
+//   - credential.add / credential.revoke: a developer key or one of the
+//     account's unrevoked credentials. Revocations are final and win
+//     whatever order records arrive in (a tombstone is kept even for a
+//     credential not yet seen).
+//   - session.create: one of the account's unrevoked credentials (a passkey
+//     assertion, §7.2, whose challenge commits to the session key, its
+//     issue time and expiry), within the scope's session lifetime.
+//   - session.revoke: the session key itself, a credential or a developer
+//     key.
+//
+// Apply is idempotent (a record is identified by its kind and body), does
+// every check before its first write, and does not read the clock, so a
+// node catching up accepts exactly what the others accepted. Freshness
+// (a delegated registration's timestamp, challenge expiry) is checked
+// where records enter: the JSON-RPC methods.
+//
+// # Approvals
+//
+// An approval (record.Approval) binds scope, account, method, operation
+// hash, a nonce and an expiry (at most MaxApprovalTTL ahead). It is signed
+// by a session key (with the session.create record attached, so a node
+// that has not stored the session yet can still verify it), by a passkey
+// (per-operation mode: the assertion's challenge commits to the
+// approval), by the user's plain-key credential, or by a developer key.
+// Each node remembers the nonces it accepted: the same nonce again is a
+// replay unless it comes with the same operation hash and request id (the
+// gateway retrying with another signer set). Every denial has its own
+// api.CodeAuth… code.
+//
+// # Passkey ceremonies
+//
+// keymesh_initiateRegistration / keymesh_completeRegistration and
+// keymesh_initiateAuthentication / keymesh_completeAuthentication (and
+// Passport's names without the prefix) use go-webauthn's protocol package
+// for parsing and verification. Challenges are single-use and expire after
+// ChallengeTTL; they are kept in the memory of the node that issued them,
+// so a client completes a ceremony on the node it started it on.
+package auth
