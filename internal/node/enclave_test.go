@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/hpke"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -292,6 +293,27 @@ func TestSealedThroughNode(t *testing.T) {
 	}
 	if _, code := post(seal(time.Now().Add(-time.Hour))); code != api.CodeSealedExpired {
 		t.Fatalf("expired: %d", code)
+	}
+	// Tampered AAD (the sealed method name in the header) and a request
+	// sealed to another key; the untouched request goes through afterwards.
+	env = seal(time.Now())
+	if _, code := post(bytes.Replace(env, []byte("keymesh_nodeInfo"), []byte("keymesh_nodeInfO"), 1)); code != api.CodeSealedHeader {
+		t.Fatalf("tampered AAD: %d", code)
+	}
+	otherKey, err := hpke.MLKEM768X25519().GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner, _ := httpapi.EncodeSealedCall(httpapi.SealedCall{RPC: body})
+	wrong, _, err := envelope.SealRequest(otherKey.PublicKey(), envelope.Request{Method: "keymesh_nodeInfo", Body: inner}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, code := post(wrong); code != api.CodeSealedUnknownKey {
+		t.Fatalf("wrong key: %d", code)
+	}
+	if st, code := post(env); st != http.StatusOK || code != 0 {
+		t.Fatalf("original after the refusals: %d %d", st, code)
 	}
 
 	// The keys are sealed in the store and survive a restart: a client that
