@@ -638,3 +638,28 @@ func FuzzProofs(f *testing.F) {
 		}
 	})
 }
+
+func TestSweepNonces(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	scope, _ := e.scope(record.ModeUser, record.P256)
+	s := e.login(e.register(scope, "alice"), scope, "alice")
+	o := op(scope, "alice", 1)
+	if _, err := e.svc.Authorize(ctx, o, header(s.proof(t, o, e.clock.now()))); err != nil {
+		t.Fatal(err)
+	}
+	count := func() int {
+		es, err := e.st.List(ctx, nsNonce, "", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(es)
+	}
+	if err := e.svc.SweepNonces(ctx); err != nil || count() != 1 {
+		t.Fatalf("an unexpired nonce was swept: %d %v", count(), err)
+	}
+	e.clock.add(3 * time.Minute) // the approval expired
+	if err := e.svc.SweepNonces(ctx); err != nil || count() != 0 {
+		t.Fatalf("the expired nonce stayed: %d %v", count(), err)
+	}
+}

@@ -34,12 +34,21 @@ func apiCode(err error) int {
 // double for the browser; TestPasskeyBrowser uses real Chromium) and
 // authenticates, through c's JSON-RPC API, returning the session.
 func passkeyLogin(t *testing.T, c *client.Client, scope, account string) *client.Session {
+	return passkeyLoginThen(t, c, scope, account, nil)
+}
+
+// passkeyLoginThen is passkeyLogin calling between (if not nil) after the
+// registration is initiated and before it is completed.
+func passkeyLoginThen(t *testing.T, c *client.Client, scope, account string, between func()) *client.Session {
 	t.Helper()
 	ctx := context.Background()
 	pk := authtest.New("localhost", authOrigin)
 	init, err := c.InitiateRegistration(ctx, scope, account)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if between != nil {
+		between()
 	}
 	ch, _ := base64.RawURLEncoding.DecodeString(init.Challenge)
 	if _, err := c.CompleteRegistration(ctx, init.ChallengeID, pk.Create(ch)); err != nil {
@@ -175,9 +184,10 @@ func TestAuthReplicated(t *testing.T) {
 	})
 
 	t.Run("stopped node catches up", func(t *testing.T) {
-		tc.stop(2)
-		// Registration and login while node 3 is down: 2 of 3 is the quorum.
-		sess := passkeyLogin(t, tc.clients[0], sc.ID, "bob")
+		// Node 3 stops during the registration (after it is initiated);
+		// it completes, and the login follows, on the 2 of 3 nodes that are
+		// the write quorum.
+		sess := passkeyLoginThen(t, tc.clients[0], sc.ID, "bob", func() { tc.stop(2) })
 		if hasAccount(tc.nodes[1], sc.ID, "bob") != nil {
 			t.Fatal("quorum write did not reach node 2")
 		}
