@@ -385,7 +385,7 @@ func VerifySignature(addr common.Address, digest [32]byte, sig []byte) error {
 
 // TxRequest turns tx into eth_signTransaction's request object from from,
 // for chainID: legacy (type 0x0, EIP-155), EIP-2930 (0x1) or EIP-1559 (0x2).
-// A typed transaction's own chain id must equal chainID.
+// A typed transaction's own chain id must be chainID or unset (zero).
 func TxRequest(from common.Address, tx *types.Transaction, chainID *big.Int) (api.TransactionRequest, error) {
 	const m = api.MethodSignTransaction
 	var r api.TransactionRequest
@@ -414,7 +414,9 @@ func TxRequest(from common.Address, tx *types.Transaction, chainID *big.Int) (ap
 	default:
 		return r, fmt.Errorf("client: %s: transaction type %d is not supported (0x0 legacy, 0x1 EIP-2930, 0x2 EIP-1559)", m, tx.Type())
 	}
-	if tx.Type() != types.LegacyTxType && tx.ChainId().Cmp(chainID) != 0 {
+	// A typed transaction without a chain id (as go-ethereum's bind builds
+	// them) is for chainID: the signer fills it in.
+	if tx.Type() != types.LegacyTxType && tx.ChainId().Sign() != 0 && tx.ChainId().Cmp(chainID) != 0 {
 		return r, fmt.Errorf("client: %s: the transaction's chain id %s is not %s", m, tx.ChainId(), chainID)
 	}
 	r.Type = u64(uint64(tx.Type()))

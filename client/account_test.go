@@ -340,6 +340,13 @@ func TestTxRequestRoundTrip(t *testing.T) {
 	if _, err := client.TxRequest(from, testTxs(chainID)["1559"], big.NewInt(1)); err == nil {
 		t.Fatal("chain id mismatch accepted")
 	}
+	// Without a chain id of its own (as bind builds it), a typed
+	// transaction is for chainID.
+	noChain := types.NewTx(&types.DynamicFeeTx{Nonce: 1, GasTipCap: big.NewInt(1), GasFeeCap: big.NewInt(2), Gas: 21000})
+	req, err := client.TxRequest(from, noChain, chainID)
+	if err != nil || *req.ChainID != "0x539" {
+		t.Fatalf("typed tx without chain id: %v", err)
+	}
 	if _, err := client.TxRequest(from, testTxs(chainID)["legacy"], nil); err == nil {
 		t.Fatal("missing chain id accepted")
 	}

@@ -367,9 +367,30 @@ func devAccount(ctx context.Context, url, account, rpID string) (*credsFile, *ap
 	if _, err := cl.RegisterDelegated(ctx, dev, scope.ID, account, ""); err != nil {
 		return nil, nil, fmt.Errorf("registering account %s: %w", account, err)
 	}
-	_, res, err := client.CreateAccount(ctx, cl, client.DeveloperSigner(dev, scope.ID), scope.ID, account)
+	res, err := createRetry(ctx, cl, client.DeveloperSigner(dev, scope.ID), scope.ID, account)
 	if err != nil {
 		return nil, nil, err
 	}
 	return &credsFile{URL: url, Scope: scope.ID, Account: account, DeveloperKey: dev.MarshalPrivate(), Address: res.Address}, res, nil
+}
+
+// createRetry calls keymesh_createAccount, and again (for up to 10 s) while
+// a node refuses because it does not know the scope or account yet: a
+// registration returns once n−t+1 nodes stored it, while key generation
+// needs all n, so right after registering, the last node may still be
+// catching up.
+func createRetry(ctx context.Context, cl *client.Client, ap client.Approver, scope, account string) (*api.CreateAccountResult, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		_, res, err := client.CreateAccount(ctx, cl, ap, scope, account)
+		var ae *api.Error
+		if err == nil || !errors.As(err, &ae) || ae.Code != api.CodeRejected || !strings.Contains(ae.Message, "unknown") || time.Now().After(deadline) {
+			return res, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+	}
 }
