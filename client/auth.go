@@ -356,3 +356,31 @@ func HybridApprover(signers ...interface{ Sign(Operation) (Proof, error) }) Appr
 		return Proofs(ps...), nil
 	})
 }
+
+// Revoke revokes the session key for good (log out): the session key
+// signs a session.revoke record, which every node stores; from then on no
+// node accepts its approvals.
+func (s *Session) Revoke(ctx context.Context, c *Client) error {
+	b := &record.SessionRevokeBody{Scope: s.Scope, Account: s.Account, Session: s.key.k.Public().ID()}
+	r, err := record.Sign(record.SessionRevoke, b.Marshal(), s.key.k)
+	if err != nil {
+		return err
+	}
+	return c.Call(ctx, "keymesh_submitAuthRecord", encodeRecord(r), nil)
+}
+
+// RevokeCredential revokes one of an account's credentials for good with
+// a developer key (credentialID as in api.InitiateResult.AllowCredentials:
+// base64url). Sessions that the credential authorised stop working too.
+func (c *Client) RevokeCredential(ctx context.Context, dev *Key, scope, account, credentialID string) error {
+	id, err := base64.RawURLEncoding.DecodeString(credentialID)
+	if err != nil || len(id) == 0 {
+		return errors.New("client: credential id must be base64url")
+	}
+	b := &record.CredentialRevokeBody{Scope: scope, Account: account, CredentialID: id}
+	r, err := record.Sign(record.CredentialRevoke, b.Marshal(), dev.k)
+	if err != nil {
+		return err
+	}
+	return c.Call(ctx, "keymesh_submitAuthRecord", encodeRecord(r), nil)
+}

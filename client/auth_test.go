@@ -177,6 +177,23 @@ func TestSessionApprove(t *testing.T) {
 	if _, err := svc.Authorize(ctx, aop, h); apiCode(err) != api.CodeAuthReplay {
 		t.Fatalf("replay: %v", err)
 	}
+	// Log out: the session key revokes itself; no node accepts it then.
+	if err := sess.Revoke(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	_, aop = authOp(sc.ID, "alice", 3)
+	op.Hash = aop.Hash
+	h, _ = sess.Approve(ctx, op)
+	if _, err := svc.Authorize(ctx, aop, h); apiCode(err) != api.CodeAuthRevoked || !strings.Contains(err.Error(), "session") {
+		t.Fatalf("revoked session: %v", err)
+	}
+	// The developer revokes the passkey: no new session can be made.
+	if err := c.RevokeCredential(ctx, dev, sc.ID, "alice", base64.RawURLEncoding.EncodeToString(pk.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.InitiateAuthentication(ctx, sc.ID, "alice", sk.Public()); apiCode(err) != api.CodeAuthUnknown {
+		t.Fatalf("login with a revoked passkey: %v", err)
+	}
 	// A session refuses to approve for another account.
 	if _, err := sess.Approve(ctx, client.Operation{Scope: sc.ID, Account: "bob", Method: "personal_sign"}); err == nil {
 		t.Fatal("approved for another account")
