@@ -343,7 +343,9 @@ var (
 
 // HybridApprover approves each operation with every one of signers (for a
 // scope in hybrid mode: the user's session and the developer's key).
-func HybridApprover(signers ...interface{ Sign(Operation) (Proof, error) }) Approver {
+func HybridApprover(signers ...interface {
+	Sign(Operation) (Proof, error)
+}) Approver {
 	return ApproverFunc(func(_ context.Context, op Operation) (string, error) {
 		ps := make([]Proof, 0, len(signers))
 		for _, s := range signers {
