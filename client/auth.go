@@ -341,11 +341,14 @@ var (
 	_ Approver = (*KeySigner)(nil)
 )
 
+// ProofSigner makes one approval of an operation: Session and KeySigner.
+type ProofSigner interface {
+	Sign(op Operation) (Proof, error)
+}
+
 // HybridApprover approves each operation with every one of signers (for a
 // scope in hybrid mode: the user's session and the developer's key).
-func HybridApprover(signers ...interface {
-	Sign(Operation) (Proof, error)
-}) Approver {
+func HybridApprover(signers ...ProofSigner) Approver {
 	return ApproverFunc(func(_ context.Context, op Operation) (string, error) {
 		ps := make([]Proof, 0, len(signers))
 		for _, s := range signers {
