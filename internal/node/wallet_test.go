@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/big"
 	"strings"
 	"testing"
@@ -238,6 +239,33 @@ func TestWallet(t *testing.T) {
 		var ae *api.Error
 		if !errors.As(err, &ae) || ae.Code != tt.code {
 			t.Errorf("%s: got %v, want code %d", name, err, tt.code)
+		}
+	}
+
+	// A malicious gateway (node 1) forwards straight to node 2, over the peer
+	// transport, an operation the user did not approve: a transaction swapped
+	// after she approved another, and an approval forged by another account.
+	// Node 2 checks with its own auth and refuses before any protocol message.
+	txParams := func(to string) []any {
+		return []any{map[string]any{"from": addr.Hex(), "to": to, "chainId": "0x1", "nonce": "0x5", "gas": "0x5208", "maxFeePerGas": "0x10", "maxPriorityFeePerGas": "0x1", "value": "0x1"}}
+	}
+	approvedTx := txParams("0x000000000000000000000000000000000000bEEF")
+	swappedTx := txParams("0x0000000000000000000000000000000000000bAd")
+	for name, f := range map[string]struct {
+		sent   any
+		proofs string
+		code   int
+	}{
+		"tx swapped after approval":          {swappedTx, alice.approveParams(t, api.MethodSignTransaction, approvedTx), api.CodeAuthWrongOperation},
+		"approval forged by another account": {swappedTx, mallory.approveParams(t, api.MethodSignTransaction, swappedTx), api.CodeAuthWrongScope},
+	} {
+		raw, _ := json.Marshal(f.sent)
+		var req [16]byte
+		var nonce [32]byte
+		req[0], nonce[0] = 1, 1
+		_, err := tc.nodes[0].Transport().Call(ctx, 2, wallet.KindSign, wallet.EncodeSignInvite(api.MethodSignTransaction, raw, f.proofs, req, nonce, []uint16{1, 2}))
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("[%d]", f.code)) {
+			t.Errorf("%s: node 2 answered %v, want a refusal with code %d", name, err, f.code)
 		}
 	}
 

@@ -141,3 +141,18 @@ func fields(b []byte, n int) ([][]byte, error) {
 	}
 	return f, nil
 }
+
+// KindSign is the peer RPC kind (transport.Call) of a signing invitation.
+const KindSign = kindSign
+
+// EncodeSignInvite returns the body of a signing invitation (KindSign) in
+// the wire format above. The gateway builds it internally; it is exported
+// for adversarial tests that play a malicious gateway talking to honest
+// co-signers directly.
+func EncodeSignInvite(method string, params []byte, proofs string, request [16]byte, nonce [32]byte, signers []uint16) []byte {
+	inv := signInvite{Method: method, Params: params, Proofs: proofs, Request: request, Nonce: nonce}
+	for _, s := range signers {
+		inv.Signers = append(inv.Signers, round.PartyID(s))
+	}
+	return inv.marshal()
+}
