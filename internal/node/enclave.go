@@ -55,6 +55,7 @@ func (n *Node) openEnclave() error {
 		return err
 	}
 	n.enclave = b
+	n.log.Info("enclave opened", "platform", b.Platform(), "simulated", b.Simulated(), "measurement", b.Measurement().String())
 	return nil
 }
 
@@ -185,8 +186,16 @@ func (n *Node) Attestation(ctx context.Context) (*attest.Document, error) {
 }
 
 // openEnclaveAPI adds GET /attestation and keymesh_attestation, and returns
-// the sealed-request settings for the API handler.
-func (n *Node) openEnclaveAPI(svc *services, allowPlaintext bool) *httpapi.Sealing {
+// the sealed-request settings for the API handler. A node that accepts only
+// sealed requests loads (or makes) its request keys now, so that a broken
+// key fails the start and the first client does not wait for an RSA key;
+// a dev node makes them on first use.
+func (n *Node) openEnclaveAPI(ctx context.Context, svc *services, allowPlaintext bool) (*httpapi.Sealing, error) {
+	if !allowPlaintext {
+		if _, err := n.sealed(ctx); err != nil {
+			return nil, err
+		}
+	}
 	svc.reg.Register(api.MethodAttestation, func(ctx context.Context, params json.RawMessage) (any, error) {
 		if err := httpapi.NoParams(params); err != nil {
 			return nil, err
@@ -212,7 +221,7 @@ func (n *Node) openEnclaveAPI(svc *services, allowPlaintext bool) *httpapi.Seali
 			}
 			return s.hpke, s.compat, nil
 		},
-	}
+	}, nil
 }
 
 // nonceNS is the store namespace of accepted request nonces; keys are

@@ -152,7 +152,10 @@ func (n *Node) open(opts Options) (err error) {
 	registerTransportMetrics(n.metrics.Registry(), n.tr)
 	svc := &services{reg: httpapi.NewRegistry()}
 	httpapi.RegisterNode(svc.reg, n.NodeInfo)
-	sealing := n.openEnclaveAPI(svc, opts.AllowPlaintext || cfg.AllowPlaintext)
+	sealing, err := n.openEnclaveAPI(ctx, svc, opts.AllowPlaintext || cfg.AllowPlaintext)
+	if err != nil {
+		return err
+	}
 	if err := n.openServices(svc); err != nil {
 		return err
 	}
