@@ -124,7 +124,11 @@ func newClusterPG(t testing.TB, pgNodes ...int) *cluster {
 				t.Fatal(err)
 			}
 			// Registered before the cluster's cleanup, so it runs after it.
-			t.Cleanup(func() { admin.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE") })
+			t.Cleanup(func() {
+				if _, err := admin.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+					t.Errorf("dropping schema %s: %v", schema, err)
+				}
+			})
 			cfg, err := pgxpool.ParseConfig(dsn)
 			if err != nil {
 				t.Fatal(err)
