@@ -3,9 +3,11 @@ package auth
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/keymesh/keymesh/api"
@@ -80,7 +82,7 @@ func (s *Service) Authorize(ctx context.Context, op Operation, proofs string) (P
 		return Principal{}, api.Errorf(api.CodeAuthWrongScope, "approval names no account")
 	}
 	st := s.State()
-	_, cfg, err := st.Scope(ctx, op.Scope)
+	seq, cfg, err := st.Scope(ctx, op.Scope)
 	if err != nil {
 		return Principal{}, apiError(err)
 	}
@@ -90,7 +92,7 @@ func (s *Service) Authorize(ctx context.Context, op Operation, proofs string) (P
 	now := s.now()
 	var got party
 	for _, p := range mine {
-		who, err := s.verifyApproval(ctx, st, cfg, account, p, now)
+		who, err := s.verifyApproval(ctx, st, seq, cfg, account, p, now)
 		if err != nil {
 			return Principal{}, apiError(err)
 		}
@@ -118,7 +120,7 @@ func (s *Service) Authorize(ctx context.Context, op Operation, proofs string) (P
 	return Principal{Scope: op.Scope, Account: account}, nil
 }
 
-func (s *Service) verifyApproval(ctx context.Context, st State, cfg *record.ScopeConfig, account string, p *parsed, now time.Time) (party, error) {
+func (s *Service) verifyApproval(ctx context.Context, st State, seq uint64, cfg *record.ScopeConfig, account string, p *parsed, now time.Time) (party, error) {
 	a := p.approval
 	exp := time.Unix(a.Expiry, 0)
 	if !now.Before(exp) {
@@ -156,9 +158,19 @@ func (s *Service) verifyApproval(ctx context.Context, st State, cfg *record.Scop
 			return 0, deny(api.CodeAuthWrongScope, "session is for account %s of scope %s", sb.Account, sb.Scope)
 		}
 		// The session record's own proof: one of the account's unrevoked
-		// credentials authorised this session key.
-		if err := st.accountAuthority(ctx, p.session, cfg, sb.Scope, sb.Account, false); err != nil {
-			return 0, err
+		// credentials authorised this session key. The signature check is
+		// remembered (per scope config); the revocation check is not.
+		key := sessionKey(seq, p.session)
+		if credID, ok := s.verified.get(key); ok {
+			if _, err := st.credential(ctx, sb.Scope, sb.Account, credID); err != nil {
+				return 0, err
+			}
+		} else {
+			c, err := st.credentialAuthority(ctx, p.session, cfg, sb.Scope, sb.Account)
+			if err != nil {
+				return 0, err
+			}
+			s.verified.put(key, c.ID)
 		}
 		if err := checkSessionLifetime(sb, cfg); err != nil {
 			return 0, err
@@ -237,4 +249,40 @@ func (s *Service) SweepNonces(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// sessionKey identifies a session record verified under one scope config.
+func sessionKey(seq uint64, r *record.Record) [32]byte {
+	h := sha256.New()
+	h.Write(binary.BigEndian.AppendUint64(nil, seq))
+	h.Write(r.Marshal())
+	return [32]byte(h.Sum(nil))
+}
+
+// maxVerified bounds the verifiedSessions cache.
+const maxVerified = 4096
+
+// verifiedSessions remembers which session records' proofs verified, and
+// with which credential, so that the hot path does not re-verify a passkey
+// assertion for every approval. It holds only public data. When full it
+// is emptied (a cheap bound; a miss only costs a verification).
+type verifiedSessions struct {
+	mu sync.Mutex
+	m  map[[32]byte][]byte
+}
+
+func (v *verifiedSessions) get(k [32]byte) ([]byte, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	id, ok := v.m[k]
+	return id, ok
+}
+
+func (v *verifiedSessions) put(k [32]byte, credID []byte) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.m == nil || len(v.m) >= maxVerified {
+		v.m = make(map[[32]byte][]byte)
+	}
+	v.m[k] = credID
 }

@@ -53,6 +53,8 @@ type Service struct {
 
 	mu         sync.Mutex
 	challenges map[string]*challenge
+
+	verified verifiedSessions // session records whose proof verified (authorize.go)
 }
 
 // challenge is an open registration or authentication: single-use,

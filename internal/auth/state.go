@@ -415,17 +415,26 @@ func (s State) accountAuthority(ctx context.Context, r *record.Record, cfg *reco
 		}
 		return devSigned(r, cfg)
 	}
+	_, err := s.credentialAuthority(ctx, r, cfg, scope, account)
+	return err
+}
+
+// credentialAuthority checks that r is proven by one of the account's
+// unrevoked credentials and returns it.
+func (s State) credentialAuthority(ctx context.Context, r *record.Record, cfg *record.ScopeConfig, scope, account string) (*record.Credential, error) {
 	var p CredentialProof
 	switch r.Auth.Kind {
 	case record.AuthSignature:
+		if cfg.HasDevKey(r.Auth.Signer) {
+			return nil, deny(api.CodeAuthBadProof, "must be proven by one of the account's credentials")
+		}
 		p = CredentialProof{Signer: &r.Auth.Signer, Sig: r.Auth.Sig}
 	case record.AuthPasskeyGet:
 		p = CredentialProof{WebAuthn: r.Auth.WebAuthn}
 	default:
-		return deny(api.CodeAuthBadProof, "must be proven by a credential of the account or a developer key")
+		return nil, deny(api.CodeAuthBadProof, "must be proven by a credential of the account")
 	}
-	_, err := s.verifyCredential(ctx, cfg, scope, account, p, record.SigningMessage(r.Kind, r.Body))
-	return err
+	return s.verifyCredential(ctx, cfg, scope, account, p, record.SigningMessage(r.Kind, r.Body))
 }
 
 func (s State) credentialAdd(ctx context.Context, r *record.Record, b *record.CredentialAddBody) ([]kv, error) {
