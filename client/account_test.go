@@ -500,8 +500,9 @@ func TestApproverError(t *testing.T) {
 }
 
 // FuzzTxFromRequest feeds transaction requests (as JSON, the CLI's input)
-// to TxFromRequest: it never panics, and what it accepts survives the round
-// trip through TxRequest with the same signing hash.
+// to TxFromRequest: it never panics, what it accepts survives the round
+// trip through TxRequest with the same signing hash, and a node
+// (wallet.Prepare) that accepts it computes the same digest.
 func FuzzTxFromRequest(f *testing.F) {
 	chainID := big.NewInt(1337)
 	from := common.HexToAddress("0x4444444444444444444444444444444444444444")
@@ -523,6 +524,16 @@ func FuzzTxFromRequest(f *testing.F) {
 		tx, cid, err := client.TxFromRequest(req)
 		if err != nil {
 			return
+		}
+		// Where the node accepts it too (it also enforces limits), it signs
+		// the same digest.
+		if req.From == nil {
+			f := from.Hex()
+			req.From = &f
+		}
+		params, _ := json.Marshal([]any{req})
+		if p, err := wallet.Prepare(api.MethodSignTransaction, params, nil); err == nil && p.Digest != types.LatestSignerForChainID(cid).Hash(tx) {
+			t.Fatal("node and SDK digests differ")
 		}
 		back, err := client.TxRequest(from, tx, cid)
 		if err != nil {
@@ -562,4 +573,44 @@ func Example_account() {
 	// go-ethereum contract bindings sign through the cluster:
 	opts, _ := acct.TransactOpts(ctx, big.NewInt(1))
 	_ = opts // bind.NewBoundContract(addr, abi, backend, backend, backend).Transact(opts, "transfer", …)
+}
+
+// TestDigestsMatchNode checks that the digests the SDK approves are the
+// ones a node computes from the same params (wallet.Prepare), for every
+// signing method: otherwise the nodes would refuse every approval.
+func TestDigestsMatchNode(t *testing.T) {
+	chainID := big.NewInt(1337)
+	from := common.HexToAddress("0x4444444444444444444444444444444444444444")
+	signer := types.LatestSignerForChainID(chainID)
+	for name, tx := range testTxs(chainID) {
+		req, err := client.TxRequest(from, tx, chainID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		params, _ := json.Marshal([]any{req})
+		p, err := wallet.Prepare(api.MethodSignTransaction, params, nil)
+		if err != nil {
+			t.Fatalf("%s: node refuses the SDK's request: %v", name, err)
+		}
+		if p.Address != from || p.Digest != signer.Hash(tx) {
+			t.Fatalf("%s: node digest differs from the SDK's", name)
+		}
+	}
+
+	msg := []byte("hello \x00 bytes")
+	params, _ := json.Marshal([]string{hexutil.Encode(msg), from.Hex()})
+	p, err := wallet.Prepare(api.MethodPersonalSign, params, nil)
+	if err != nil || p.Digest != [32]byte(accounts.TextHash(msg)) {
+		t.Fatalf("personal_sign: %v", err)
+	}
+
+	want, err := client.TypedDataHash([]byte(permitJSON))
+	if err != nil {
+		t.Fatal(err)
+	}
+	params, _ = json.Marshal([]any{from.Hex(), json.RawMessage(permitJSON)})
+	p, err = wallet.Prepare(api.MethodSignTypedDataV4, params, nil)
+	if err != nil || p.Digest != want {
+		t.Fatalf("eth_signTypedData_v4: %v", err)
+	}
 }
