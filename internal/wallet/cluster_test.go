@@ -29,7 +29,7 @@ import (
 // its own SQLite store, sim enclave sealing its shares, mTLS peer transport
 // and JSON-RPC API on real 127.0.0.1 sockets, and a wallet Service.
 type cluster struct {
-	t     *testing.T
+	t     testing.TB
 	cfgs  []*config.Node
 	nodes []*testNode
 	auth  Authorizer
@@ -47,7 +47,7 @@ type testNode struct {
 
 var fastLinks = transport.Options{PingInterval: 150 * time.Millisecond, DialTimeout: time.Second}
 
-func newCluster(t *testing.T, authz Authorizer, opts func(*Options)) *cluster {
+func newCluster(t testing.TB, authz Authorizer, opts func(*Options)) *cluster {
 	t.Helper()
 	dir := t.TempDir()
 	cfgs, err := config.InitCluster(config.InitOptions{Nodes: 3, Threshold: 2, Out: dir, BasePort: 1, SkipPortCheck: true})
@@ -87,7 +87,7 @@ func newCluster(t *testing.T, authz Authorizer, opts func(*Options)) *cluster {
 	return c
 }
 
-func listen(t *testing.T, addr string) net.Listener {
+func listen(t testing.TB, addr string) net.Listener {
 	t.Helper()
 	var ln net.Listener
 	var err error

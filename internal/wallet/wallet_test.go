@@ -41,7 +41,7 @@ func approveParams(t *testing.T, u *user, method string, params any) string {
 	return u.approve(method, p.Hash())
 }
 
-func createAccount(t *testing.T, c *cluster, node int, u *user) common.Address {
+func createAccount(t testing.TB, c *cluster, node int, u *user) common.Address {
 	t.Helper()
 	proofs := u.approve(api.MethodCreateAccount, OperationHash(api.MethodCreateAccount, common.Address{}, [32]byte{}))
 	var res api.CreateAccountResult
@@ -494,4 +494,37 @@ func storeSnapshot(t *testing.T, c *cluster) string {
 		}
 	}
 	return b.String()
+}
+
+// TestStalledSigner: a co-signer that accepts the invitation but never
+// takes part makes the attempt time out naming it; the gateway retries once
+// with another signer set, and with every peer stalled the client gets an
+// error naming the node.
+func TestStalledSigner(t *testing.T) {
+	authz := &fakeAuth{}
+	c := newCluster(t, authz, func(o *Options) { o.SignTimeout = time.Second })
+	alice := authz.newUser("app", "alice")
+	addr := createAccount(t, c, 0, alice)
+	stall := func(ctx context.Context, from uint16, body []byte) ([]byte, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	c.nodes[2].tr.Handle(kindSign, stall)
+	gw := c.nodes[0].svc
+	gw.rr.Store(0) // the next pick is node 3
+	retries := gw.Stats().Retries.Load()
+	msg := []byte("stalled")
+	sig, err := personalSign(c, 0, alice, t, msg, addr)
+	if err != nil {
+		t.Fatalf("node 3 stalled: %v", err)
+	}
+	if recoverAddr(t, accounts.TextHash(msg), sig) != addr || gw.Stats().Retries.Load() != retries+1 {
+		t.Fatalf("want a valid signature after one retry (retries %d → %d)", retries, gw.Stats().Retries.Load())
+	}
+
+	c.nodes[1].tr.Handle(kindSign, stall)
+	_, err = personalSign(c, 0, alice, t, msg, addr)
+	if apiCode(err) != api.CodeUnavailable || !strings.Contains(err.Error(), "did not answer in time") {
+		t.Fatalf("every peer stalled: %v", err)
+	}
 }
