@@ -159,6 +159,7 @@ every 5 s otherwise).
 			if err := res.WriteSummary(out); err != nil {
 				return err
 			}
+			fmt.Fprintf(out, "verified     %d signatures, each recovered (go-ethereum) to %s\n", res.OK, acct.Address().Hex())
 			if res.Interrupted {
 				return errors.New("interrupted")
 			}
