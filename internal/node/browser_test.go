@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 
+	"github.com/keymesh/keymesh/api"
 	"github.com/keymesh/keymesh/client"
 	"github.com/keymesh/keymesh/internal/auth"
 	"github.com/keymesh/keymesh/internal/record"
@@ -147,11 +149,35 @@ func TestPasskeyBrowser(t *testing.T) {
 	rand.Read(a.Nonce[:])
 	sig := eval(`keymeshSign("` + base64.RawURLEncoding.EncodeToString(a.SigningMessage()) + `")`)
 	h := client.Proofs(client.Proof{Approval: base64.RawURLEncoding.EncodeToString(a.Marshal()), Session: sessRec, Sig: sig})
-	pr, err := tc.nodes[0].Auth().Authorize(ctx, op, h)
-	if err != nil {
-		t.Fatalf("Authorize with the browser's session: %v", err)
+	// Every node (records replicated) authorises it itself.
+	for _, n := range tc.nodes {
+		eventually(t, "account on every node", func() error { return hasAccount(n, sc.ID, "alice") })
+		pr, err := n.Auth().Authorize(ctx, op, h)
+		if err != nil {
+			t.Fatalf("node %d: Authorize with the browser's session: %v", n.ID(), err)
+		}
+		if pr.Account != "alice" || !strings.EqualFold(pr.Scope, sc.ID) {
+			t.Fatalf("principal %+v", pr)
+		}
 	}
-	if pr.Account != "alice" || !strings.EqualFold(pr.Scope, sc.ID) {
-		t.Fatalf("principal %+v", pr)
+
+	// Per-operation mode: the passkey itself approves one operation (the
+	// assertion's challenge commits to the approval).
+	op2 := auth.Operation{Scope: sc.ID, Account: "alice", Method: "eth_signTransaction"}
+	rand.Read(op2.Hash[:])
+	rand.Read(op2.Request[:])
+	a2 := &record.Approval{Scope: sc.ID, Account: "alice", Method: op2.Method, Hash: op2.Hash, Expiry: time.Now().Add(time.Minute).Unix()}
+	rand.Read(a2.Nonce[:])
+	credID := base64.RawURLEncoding.EncodeToString(creds[0].ID)
+	assertion := eval(fmt.Sprintf(`keymeshPasskeyApprove(%q, "localhost", [%q])`, base64.RawURLEncoding.EncodeToString(a2.Challenge()), credID))
+	h2 := client.Proofs(client.Proof{Approval: base64.RawURLEncoding.EncodeToString(a2.Marshal()), Passkey: json.RawMessage(assertion)})
+	if _, err := tc.nodes[1].Auth().Authorize(ctx, op2, h2); err != nil {
+		t.Fatalf("Authorize with a per-operation passkey assertion: %v", err)
+	}
+	// The same assertion does not approve another operation.
+	op3 := op2
+	op3.Hash[0] ^= 1
+	if _, err := tc.nodes[1].Auth().Authorize(ctx, op3, h2); apiCode(err) != api.CodeAuthWrongOperation {
+		t.Fatalf("assertion for another operation: %v", err)
 	}
 }

@@ -137,3 +137,20 @@ async function keymeshSign(msgB64) {
   return b64u.encode(sig);
 }
 window.keymeshSign = keymeshSign;
+
+// keymeshPasskeyApprove approves one operation with the passkey itself
+// (per-operation mode): challenge is the approval's WebAuthn challenge
+// (base64url of SHA-256 of its signing message). It returns the
+// assertion's JSON, the "passkey" member of an X-Keymesh-Auth approval.
+async function keymeshPasskeyApprove(challenge, rpId, credentialIds) {
+  const cred = await navigator.credentials.get({
+    publicKey: {
+      challenge: b64u.decode(challenge),
+      rpId,
+      allowCredentials: credentialIds.map((id) => ({ type: "public-key", id: b64u.decode(id) })),
+      userVerification: "required",
+    },
+  });
+  return JSON.stringify(credentialJSON(cred));
+}
+window.keymeshPasskeyApprove = keymeshPasskeyApprove;
