@@ -3,8 +3,10 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -21,6 +23,7 @@ import (
 	"github.com/ethereum/go-ethereum/ethclient/simulated"
 	"github.com/ethereum/go-ethereum/signer/core/apitypes"
 
+	"github.com/keymesh/keymesh/api"
 	"github.com/keymesh/keymesh/client"
 )
 
@@ -218,6 +221,14 @@ func TestWalletEndToEnd(t *testing.T) {
 		if !strings.Contains(out, fmt.Sprintf("requests     %d (%d ok, 0 failed)", n, n)) || !strings.Contains(out, "errors       none") || !strings.Contains(out, addr.Hex()) {
 			t.Fatalf("bench output:\n%s", out)
 		}
+		// A gateway that is down: its share of the requests fail, counted by
+		// kind; the others succeed.
+		dead := fmt.Sprintf("http://127.0.0.1:%d", freeBase(t))
+		out = mustRun(t, "bench", "sign", "--creds", creds, "--url", url+","+dead, "--requests", "8", "--concurrency", "2", "--progress", "none")
+		if !strings.Contains(out, "requests     8 (4 ok, 4 failed)") || !strings.Contains(out, "4 × network: connection refused") {
+			t.Fatalf("bench with a dead gateway:\n%s", out)
+		}
+
 		// Spread over two gateways, by duration, with a fresh wallet (made
 		// through the API: scope, registration, DKG), except under the race
 		// detector where a DKG takes seconds.
@@ -232,6 +243,26 @@ func TestWalletEndToEnd(t *testing.T) {
 			t.Fatalf("bench --duration: exit %d\n%s\n%s", code, out, errOut)
 		}
 	})
+}
+
+// TestClassifyError checks the kinds the error table groups failures by.
+func TestClassifyError(t *testing.T) {
+	for err, want := range map[error]string{
+		fmt.Errorf("client: personal_sign: %w", api.Errorf(api.CodeUnavailable, "signing needs 2 nodes; 1 reachable")): "rpc -32002: signing needs 2 nodes; 1 reachable",
+		fmt.Errorf("x: %w", client.ErrBadSignature):                                          "bad signature",
+		context.DeadlineExceeded:                                                             "timeout",
+		fmt.Errorf("y: %w", context.Canceled):                                                "canceled",
+		&net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connect: connection refused")}: "network: connection refused",
+		errors.New("strange"):                                                                "other: strange",
+	} {
+		if got := classifyError(err); got != want {
+			t.Errorf("%v: %q, want %q", err, got, want)
+		}
+	}
+	long := api.Errorf(api.CodeRejected, "%s", strings.Repeat("x", 200))
+	if got := classifyError(long); len(got) > 110 {
+		t.Errorf("long message not clipped: %d bytes", len(got))
+	}
 }
 
 // sdkAccount builds an SDK account from a credentials file.
