@@ -458,7 +458,9 @@ func TestChallengesSingleUseAndExpiring(t *testing.T) {
 }
 
 // snapshot returns every auth namespace's content.
-func snapshot(t *testing.T, st store.Store) string {
+func snapshot(t *testing.T, st store.Store) string { return snapshotOps(t, st) }
+
+func snapshotOps(t *testing.T, st store.Ops) string {
 	var buf bytes.Buffer
 	for _, ns := range []string{nsApplied, nsScope, nsAccount, nsCred, nsCredIndex, nsCredRevoked, nsSession, nsSessionRevoked, nsRegNonce} {
 		es, err := st.List(context.Background(), ns, "", 0)
@@ -662,4 +664,59 @@ func TestSweepNonces(t *testing.T) {
 	if err := e.svc.SweepNonces(ctx); err != nil || count() != 0 {
 		t.Fatalf("the expired nonce stayed: %d %v", count(), err)
 	}
+}
+
+// FuzzApply: records come from peers. Apply never panics, and a record it
+// refuses wraps ErrInvalid and writes nothing.
+func FuzzApply(f *testing.F) {
+	st, err := sqlite.Open(filepath.Join(f.TempDir(), "auth.db"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	if err := st.Migrate(ctx); err != nil {
+		f.Fatal(err)
+	}
+	svc, _ := New(Options{Store: st})
+	e := &env{t: f, st: st, svc: svc, clock: &clock{t: time.Now()}}
+	e.svc.now = e.clock.now
+	scope, dev := e.scope(record.ModeUser, record.P256)
+	a := e.register(scope, "alice")
+	uk := key(f, record.Ed25519)
+	cred := record.KeyCredential(uk.Public())
+	for _, r := range []*record.Record{
+		must(record.Sign(record.AccountRegister, (&record.AccountRegisterBody{Scope: scope, Account: "bob", Time: 1, Credential: &cred}).Marshal(), dev)),
+		must(record.Sign(record.CredentialRevoke, (&record.CredentialRevokeBody{Scope: scope, Account: "alice", CredentialID: a.ID}).Marshal(), dev)),
+		must(record.Sign(record.SessionCreate, (&record.SessionCreateBody{Scope: scope, Account: "bob", Key: uk.Public(), Issued: 1, Expiry: 2}).Marshal(), uk)),
+		{Kind: record.AccountRegister, Body: (&record.AccountRegisterBody{Scope: scope, Account: "carol", Time: 1}).Marshal(), Auth: record.Auth{Kind: record.AuthPasskeyCreate, WebAuthn: authtest.New(testRPID, testOrigin).Create(make([]byte, 32))}},
+	} {
+		f.Add(r.Marshal())
+	}
+	f.Fuzz(func(t *testing.T, rec []byte) {
+		before := snapshot(t, st)
+		var applyErr error
+		err := st.Update(ctx, func(tx store.Ops) error {
+			applyErr = Applier{}.Apply(ctx, tx, rec)
+			if applyErr != nil && snapshotOps(t, tx) != before {
+				t.Fatal("a refused record wrote state")
+			}
+			return errRollback // keep the seeded state for every input
+		})
+		if err != errRollback {
+			t.Fatal(err)
+		}
+		if applyErr != nil && !errors.Is(applyErr, ErrInvalid) {
+			t.Fatalf("refusal does not wrap ErrInvalid: %v", applyErr)
+		}
+	})
+}
+
+var errRollback = errors.New("rollback")
+
+func must(r *record.Record, err error) *record.Record {
+	if err != nil {
+		panic(err)
+	}
+	return r
 }
