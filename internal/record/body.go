@@ -248,6 +248,7 @@ func (b *ScopeCreateBody) ScopeID() string {
 	return hex.EncodeToString(h[:16])
 }
 
+// Marshal returns the body's canonical encoding (what its record signs).
 func (b *ScopeCreateBody) Marshal() []byte {
 	var w Writer
 	w.Fixed(b.Nonce[:])
@@ -255,6 +256,7 @@ func (b *ScopeCreateBody) Marshal() []byte {
 	return w.Bytes()
 }
 
+// DecodeScopeCreate decodes Marshal's output strictly; errors wrap ErrMalformed.
 func DecodeScopeCreate(p []byte) (*ScopeCreateBody, error) {
 	r := NewReader(p)
 	b := &ScopeCreateBody{}
@@ -272,6 +274,7 @@ type ScopeUpdateBody struct {
 	Config ScopeConfig
 }
 
+// Marshal returns the body's canonical encoding (what its record signs).
 func (b *ScopeUpdateBody) Marshal() []byte {
 	var w Writer
 	w.String(b.Scope)
@@ -280,6 +283,7 @@ func (b *ScopeUpdateBody) Marshal() []byte {
 	return w.Bytes()
 }
 
+// DecodeScopeUpdate decodes Marshal's output strictly; errors wrap ErrMalformed.
 func DecodeScopeUpdate(p []byte) (*ScopeUpdateBody, error) {
 	r := NewReader(p)
 	b := &ScopeUpdateBody{Scope: r.String(MaxScopeID, "scope")}
@@ -309,6 +313,7 @@ type AccountRegisterBody struct {
 	Credential *Credential
 }
 
+// Marshal returns the body's canonical encoding (what its record signs).
 func (b *AccountRegisterBody) Marshal() []byte {
 	var w Writer
 	w.String(b.Scope)
@@ -324,6 +329,7 @@ func (b *AccountRegisterBody) Marshal() []byte {
 	return w.Bytes()
 }
 
+// DecodeAccountRegister decodes Marshal's output strictly; errors wrap ErrMalformed.
 func DecodeAccountRegister(p []byte) (*AccountRegisterBody, error) {
 	r := NewReader(p)
 	b := &AccountRegisterBody{Scope: r.String(MaxScopeID, "scope"), Account: r.String(MaxAccountID, "account")}
@@ -349,6 +355,7 @@ type CredentialAddBody struct {
 	Credential Credential
 }
 
+// Marshal returns the body's canonical encoding (what its record signs).
 func (b *CredentialAddBody) Marshal() []byte {
 	var w Writer
 	w.String(b.Scope)
@@ -358,6 +365,7 @@ func (b *CredentialAddBody) Marshal() []byte {
 	return w.Bytes()
 }
 
+// DecodeCredentialAdd decodes Marshal's output strictly; errors wrap ErrMalformed.
 func DecodeCredentialAdd(p []byte) (*CredentialAddBody, error) {
 	r := NewReader(p)
 	b := &CredentialAddBody{Scope: r.String(MaxScopeID, "scope"), Account: r.String(MaxAccountID, "account")}
@@ -375,6 +383,7 @@ type CredentialRevokeBody struct {
 	CredentialID []byte
 }
 
+// Marshal returns the body's canonical encoding (what its record signs).
 func (b *CredentialRevokeBody) Marshal() []byte {
 	var w Writer
 	w.String(b.Scope)
@@ -383,6 +392,7 @@ func (b *CredentialRevokeBody) Marshal() []byte {
 	return w.Bytes()
 }
 
+// DecodeCredentialRevoke decodes Marshal's output strictly; errors wrap ErrMalformed.
 func DecodeCredentialRevoke(p []byte) (*CredentialRevokeBody, error) {
 	r := NewReader(p)
 	b := &CredentialRevokeBody{Scope: r.String(MaxScopeID, "scope"), Account: r.String(MaxAccountID, "account")}
@@ -408,6 +418,7 @@ type SessionCreateBody struct {
 	Nonce   [16]byte
 }
 
+// Marshal returns the body's canonical encoding (what its record signs).
 func (b *SessionCreateBody) Marshal() []byte {
 	var w Writer
 	w.String(b.Scope)
@@ -419,6 +430,7 @@ func (b *SessionCreateBody) Marshal() []byte {
 	return w.Bytes()
 }
 
+// DecodeSessionCreate decodes Marshal's output strictly; errors wrap ErrMalformed.
 func DecodeSessionCreate(p []byte) (*SessionCreateBody, error) {
 	r := NewReader(p)
 	b := &SessionCreateBody{Scope: r.String(MaxScopeID, "scope"), Account: r.String(MaxAccountID, "account")}
@@ -442,6 +454,7 @@ type SessionRevokeBody struct {
 	Session [32]byte
 }
 
+// Marshal returns the body's canonical encoding (what its record signs).
 func (b *SessionRevokeBody) Marshal() []byte {
 	var w Writer
 	w.String(b.Scope)
@@ -450,6 +463,7 @@ func (b *SessionRevokeBody) Marshal() []byte {
 	return w.Bytes()
 }
 
+// DecodeSessionRevoke decodes Marshal's output strictly; errors wrap ErrMalformed.
 func DecodeSessionRevoke(p []byte) (*SessionRevokeBody, error) {
 	r := NewReader(p)
 	b := &SessionRevokeBody{Scope: r.String(MaxScopeID, "scope"), Account: r.String(MaxAccountID, "account")}
