@@ -255,7 +255,7 @@ func newAccountCmd() *cobra.Command {
 		Short: "Create and manage wallet accounts on a cluster",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(newAccountCreateCmd(), newAccountRegisterCmd())
+	cmd.AddCommand(newAccountCreateCmd(), newAccountRegisterCmd(), newAccountListCmd())
 	return cmd
 }
 
@@ -384,7 +384,8 @@ func createRetry(ctx context.Context, cl *client.Client, ap client.Approver, sco
 	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
 		_, res, err := client.CreateAccount(ctx, cl, ap, scope, account)
 		var ae *api.Error
-		if err == nil || !errors.As(err, &ae) || ae.Code != api.CodeRejected || !strings.Contains(ae.Message, "unknown") || time.Now().After(deadline) {
+		catchingUp := errors.As(err, &ae) && (ae.Code == api.CodeAuthUnknown || ae.Code == api.CodeRejected) && strings.Contains(ae.Message, "unknown")
+		if !catchingUp || time.Now().After(deadline) {
 			return res, err
 		}
 		select {
@@ -393,4 +394,42 @@ func createRetry(ctx context.Context, cl *client.Client, ap client.Approver, sco
 		case <-time.After(wait):
 		}
 	}
+}
+
+func newAccountListCmd() *cobra.Command {
+	var c creds
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List an account's wallet addresses (eth_accounts), oldest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), c.timeout)
+			defer cancel()
+			if err := c.load(); err != nil {
+				return err
+			}
+			ap, err := c.approver()
+			if err != nil {
+				return err
+			}
+			scope, account, err := c.accountArgs()
+			if err != nil {
+				return err
+			}
+			cl, err := newClient(c.loaded.URL, 1)
+			if err != nil {
+				return err
+			}
+			addrs, err := client.Accounts(ctx, cl, ap, scope, account)
+			if err != nil {
+				return err
+			}
+			for _, a := range addrs {
+				fmt.Fprintln(cmd.OutOrStdout(), a.Hex())
+			}
+			return nil
+		},
+	}
+	c.flags(cmd.Flags(), false)
+	return cmd
 }

@@ -91,6 +91,20 @@ func TestWalletEndToEnd(t *testing.T) {
 		t.Fatalf("--dev-setup overwrote a credentials file: %d %s", code, errOut)
 	}
 
+	t.Run("account list", func(t *testing.T) {
+		if out := mustRun(t, "account", "list", "--creds", creds); strings.TrimSpace(out) != addr.Hex() {
+			t.Fatalf("account list: %q, want %s", out, addr.Hex())
+		}
+		// Without --address, sign uses the account's first wallet.
+		var f credsFile
+		b, _ := os.ReadFile(creds)
+		json.Unmarshal(b, &f)
+		keyFile := filepath.Join(dir, "dev.key")
+		os.WriteFile(keyFile, []byte(f.DeveloperKey+"\n"), 0o600)
+		sig := strings.TrimSpace(mustRun(t, "sign", "message", "--url", url, "--key-file", keyFile, "--scope", f.Scope, "--account", "alice", "hi"))
+		checkSig(t, addr, accounts.TextHash([]byte("hi")), sig)
+	})
+
 	t.Run("sign message", func(t *testing.T) {
 		sig := strings.TrimSpace(mustRun(t, "sign", "message", "--creds", creds, "hello keymesh"))
 		checkSig(t, addr, accounts.TextHash([]byte("hello keymesh")), sig)
