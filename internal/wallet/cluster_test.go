@@ -141,7 +141,7 @@ func (c *cluster) start(i int, apiLn, peerLn net.Listener) {
 	}
 	reg := httpapi.NewRegistry()
 	svc.Register(reg)
-	srv := httpapi.NewServer(httpapi.NewHandler(httpapi.Options{Registry: reg}), slog.New(slog.DiscardHandler))
+	srv := httpapi.NewServer(httpapi.NewHandler(httpapi.Options{Registry: reg, Logger: testLogger(i)}), slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { srv.Serve(apiLn) })

@@ -156,6 +156,9 @@ func (s *Service) create(ctx context.Context, owner auth.Principal, req [request
 			out, err := s.tr.Call(ctx, id, kindKeygen, body)
 			mu.Lock()
 			defer mu.Unlock()
+			if err != nil && ctx.Err() != nil && !isPeerFailure(err) {
+				return // we cancelled: our own error says why
+			}
 			if err != nil {
 				var re *transport.RemoteError
 				if errors.As(err, &re) {
@@ -185,6 +188,7 @@ func (s *Service) create(ctx context.Context, owner auth.Principal, req [request
 		err = firstErr
 	}
 	if err != nil {
+		s.log.Warn("key generation failed", "err", err)
 		var pr *peerRefusal
 		switch {
 		case errors.As(err, &pr):
@@ -196,6 +200,9 @@ func (s *Service) create(ctx context.Context, owner auth.Principal, req [request
 		}
 		if peer, ok := peerErr(err); ok {
 			return nil, api.Errorf(api.CodeUnavailable, "%s: node %d did not take part in time", api.MethodCreateAccount, peer)
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, api.Errorf(api.CodeUnavailable, "%s: key generation timed out", api.MethodCreateAccount)
 		}
 		return nil, err
 	}
