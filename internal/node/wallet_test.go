@@ -33,7 +33,7 @@ type walletUser struct {
 }
 
 // approve returns fresh proofs for method over (addr, digest).
-func (u *walletUser) approve(t *testing.T, method string, addr common.Address, digest [32]byte) string {
+func (u *walletUser) approve(t testing.TB, method string, addr common.Address, digest [32]byte) string {
 	t.Helper()
 	h, err := u.signer.Approve(context.Background(), client.Operation{Scope: u.scope, Account: u.account, Method: method, Hash: wallet.OperationHash(method, addr, digest)})
 	if err != nil {
@@ -44,7 +44,7 @@ func (u *walletUser) approve(t *testing.T, method string, addr common.Address, d
 
 // approveParams approves a signing request, computing its digest from the
 // params as every node does.
-func (u *walletUser) approveParams(t *testing.T, method string, params any) string {
+func (u *walletUser) approveParams(t testing.TB, method string, params any) string {
 	t.Helper()
 	raw, err := jsonMarshal(params)
 	if err != nil {
@@ -59,14 +59,14 @@ func (u *walletUser) approveParams(t *testing.T, method string, params any) stri
 
 // newWalletScope creates a user-mode scope through node 1 and registers
 // accounts in it, and waits until every node has them (records replicate).
-func newWalletScope(t *testing.T, tc *testCluster, accountIDs ...string) (*client.Key, []*walletUser) {
+func newWalletScope(t testing.TB, clients []*client.Client, accountIDs ...string) (*client.Key, []*walletUser) {
 	t.Helper()
 	ctx := context.Background()
 	dev, err := client.GenerateKey("ed25519")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc, err := tc.clients[0].CreateScope(ctx, dev, client.ScopeConfig{RPID: "localhost", Origins: []string{"http://localhost"}, Mode: "user", SessionTTL: time.Hour})
+	sc, err := clients[0].CreateScope(ctx, dev, client.ScopeConfig{RPID: "localhost", Origins: []string{"http://localhost"}, Mode: "user", SessionTTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func newWalletScope(t *testing.T, tc *testCluster, accountIDs ...string) (*clien
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := tc.clients[0].RegisterDelegated(ctx, dev, sc.ID, id, key.Public()); err != nil {
+		if _, err := clients[0].RegisterDelegated(ctx, dev, sc.ID, id, key.Public()); err != nil {
 			t.Fatal(err)
 		}
 		users = append(users, &walletUser{scope: sc.ID, account: id, signer: client.UserKeySigner(key, sc.ID, id)})
@@ -84,11 +84,19 @@ func newWalletScope(t *testing.T, tc *testCluster, accountIDs ...string) (*clien
 	// Wait until every node accepts the last user's approval (its records
 	// have reached every store).
 	last := users[len(users)-1]
-	for i := range tc.nodes {
-		eventually(t, "account records on every node", func() error {
+	for _, c := range clients {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
 			var out []string
-			return tc.clients[i].Call(client.WithProofs(ctx, last.approve(t, api.MethodAccounts, common.Address{}, [32]byte{})), api.MethodAccounts, nil, &out)
-		})
+			err := c.Call(client.WithProofs(ctx, last.approve(t, api.MethodAccounts, common.Address{}, [32]byte{})), api.MethodAccounts, nil, &out)
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("account records on every node: not within 10 s: %v", err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 	return dev, users
 }
@@ -118,7 +126,7 @@ func TestWallet(t *testing.T) {
 	for _, n := range tc.nodes {
 		wantReady(t, n, 200)
 	}
-	dev, users := newWalletScope(t, tc, "alice", "mallory")
+	dev, users := newWalletScope(t, tc.clients, "alice", "mallory")
 	alice, mallory := users[0], users[1]
 
 	var created api.CreateAccountResult
