@@ -124,6 +124,20 @@ func TestCreateAndSign(t *testing.T) {
 		t.Fatalf("eth_accounts without proofs = %v, %v", none, err)
 	}
 
+	t.Run("eth_requestAccounts", func(t *testing.T) {
+		bob := authz.newUser("app", "bob")
+		proofs := func() string {
+			return bob.approve(api.MethodCreateAccount, OperationHash(api.MethodCreateAccount, common.Address{}, [32]byte{}))
+		}
+		var first, again []string
+		if err := c.call(2, proofs(), api.MethodRequestAccounts, nil, &first); err != nil || len(first) != 1 || !common.IsHexAddress(first[0]) {
+			t.Fatalf("first eth_requestAccounts = %v, %v; want one new address", first, err)
+		}
+		if err := c.call(0, proofs(), api.MethodRequestAccounts, nil, &again); err != nil || len(again) != 1 || again[0] != first[0] {
+			t.Fatalf("second eth_requestAccounts = %v, %v; want %v (no new key)", again, err, first)
+		}
+	})
+
 	t.Run("personal_sign", func(t *testing.T) {
 		msg := []byte("hello keymesh")
 		for node := range 3 {
