@@ -2,6 +2,25 @@ package api
 
 import "encoding/json"
 
+// Auth methods (package internal/auth; Passport's names without the
+// keymesh_ prefix are aliases where marked):
+//
+//	keymesh_createScope (createScope)        SignedRecord (scope.create)       → Scope
+//	keymesh_updateScope (updateScope)        SignedRecord (scope.update)       → Scope
+//	keymesh_getScope                         {"scope": id}                     → Scope
+//	keymesh_initiateRegistration (initiateRegistration)      InitiateRegistrationParams   → InitiateResult
+//	keymesh_completeRegistration (completeRegistration)      CompleteRegistrationParams   → Account
+//	keymesh_initiateAuthentication (initiateAuthentication)  InitiateAuthenticationParams → InitiateResult
+//	keymesh_completeAuthentication (completeAuthentication)  CompleteAuthenticationParams → Session
+//	keymesh_delegatedRegistration (delegatedRegistration)    SignedRecord (account.register, developer-signed) → Account
+//	keymesh_submitAuthRecord                 SignedRecord (credential.add/revoke, session.revoke) → Account
+//
+// A ceremony is completed on the node that initiated it (challenges are
+// single-use, expire after 5 minutes and live in that node's memory).
+// Operations on accounts carry their approvals in the X-Keymesh-Auth
+// header: base64url of {"approvals": [...]}, see internal/auth.Proofs and
+// the client package's Session and KeySigner, which make it.
+//
 // Authorization denials (package auth), one code per kind so that a client
 // can tell them apart. They sit in JSON-RPC 2.0's implementation-defined
 // server-error range (-32000..-32099), after keymesh's general codes.
