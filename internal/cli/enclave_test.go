@@ -115,9 +115,9 @@ func TestEnclaveUpgrade(t *testing.T) {
 	// the node serves, or the output if it exited.
 	startNode := func(exe string) (*attest.Document, string, func()) {
 		t.Helper()
-		var out bytes.Buffer
+		out := &syncBuffer{}
 		cmd := exec.CommandContext(ctx, exe, "node", "--config", cfgPath, "--log-level", "warn")
-		cmd.Stdout, cmd.Stderr = &out, &out
+		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -189,9 +189,9 @@ func TestEnclaveUpgrade(t *testing.T) {
 
 	// Migrate. A bundle for the wrong target measurement is refused first.
 	req, bundle := filepath.Join(dir, "req.bin"), filepath.Join(dir, "bundle.bin")
-	var inOut bytes.Buffer
+	inOut := &syncBuffer{}
 	in := exec.CommandContext(ctx, bin2, "enclave", "migrate-in", "--config", cfgPath, "--from", m1.String(), "--request", req, "--bundle", bundle, "--timeout", "2m")
-	in.Stdout, in.Stderr = &inOut, &inOut
+	in.Stdout, in.Stderr = inOut, inOut
 	if err := in.Start(); err != nil {
 		t.Fatal(err)
 	}
