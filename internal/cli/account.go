@@ -31,11 +31,17 @@ import (
 //	  "url": "http://127.0.0.1:7100",
 //	  "scope": "…", "account": "alice",
 //	  "developerKey": "<client.Key.MarshalPrivate>",
+//	  "userKey": "<client.Key.MarshalPrivate>",
 //	  "sessionKey": "<client.Key.MarshalPrivate>", "session": {api.Session},
 //	  "address": "0x…"
 //	}
 //
-// with either developerKey or sessionKey+session, and flags that override
+// with the keys the scope's mode needs: developerKey (developer mode), the
+// user's (user mode): userKey, a key credential registered with the account
+// (keymesh account register --delegated --user-key), or sessionKey+session,
+// a session key authorised by the user's passkey; both a developer key and
+// a user's for hybrid mode (each request then carries both approvals).
+// Flags override
 // its fields (--url, --scope, --account, --address, and --key-file for a
 // file holding only a developer key). The file holds secret keys: it is
 // written with mode 0600 and must be kept like a password.
@@ -44,6 +50,7 @@ type credsFile struct {
 	Scope        string       `json:"scope,omitempty"`
 	Account      string       `json:"account,omitempty"`
 	DeveloperKey string       `json:"developerKey,omitempty"`
+	UserKey      string       `json:"userKey,omitempty"`
 	SessionKey   string       `json:"sessionKey,omitempty"`
 	Session      *api.Session `json:"session,omitempty"`
 	Address      string       `json:"address,omitempty"`
@@ -68,7 +75,7 @@ type creds struct {
 func (c *creds) flags(fs *pflag.FlagSet, withAddress bool) {
 	fs.StringVar(&c.file, "creds", os.Getenv("KEYMESH_CREDS"), "credentials file (JSON: url, scope, account, developerKey or sessionKey+session, address); default $KEYMESH_CREDS")
 	fs.StringVar(&c.url, "url", "", "node API URL (default: the credentials file's, else $KEYMESH_URL, else "+defaultURL+")")
-	fs.StringVar(&c.keyFile, "key-file", "", "file holding a developer key (overrides the credentials file's keys)")
+	fs.StringVar(&c.keyFile, "key-file", "", "file holding a developer key (replaces the credentials file's developerKey)")
 	fs.StringVar(&c.scope, "scope", "", "scope id (default: the credentials file's)")
 	fs.StringVar(&c.account, "account", "", "account id within the scope (default: the credentials file's)")
 	if withAddress {
@@ -111,7 +118,6 @@ func (c *creds) load() error {
 			return fmt.Errorf("developer key: %w", err)
 		}
 		c.loaded.DeveloperKey = strings.TrimSpace(string(b))
-		c.loaded.SessionKey, c.loaded.Session = "", nil
 	}
 	if s := c.loaded.Session; s != nil {
 		if c.loaded.Scope == "" {
@@ -148,11 +154,15 @@ func newClient(url string, conns int) (*client.Client, error) {
 }
 
 // approver returns what approves the account's requests, from the loaded
-// credentials.
+// credentials: the developer's key, the user's (key credential or session),
+// or both (hybrid: every request carries both approvals).
 func (c *creds) approver() (client.Approver, error) {
 	l := &c.loaded
-	switch {
-	case l.DeveloperKey != "":
+	type signer interface {
+		Sign(client.Operation) (client.Proof, error)
+	}
+	var signers []signer
+	if l.DeveloperKey != "" {
 		k, err := client.ParseKey(l.DeveloperKey)
 		if err != nil {
 			return nil, errors.New("credentials: developerKey is not a key written by keymesh")
@@ -160,7 +170,18 @@ func (c *creds) approver() (client.Approver, error) {
 		if l.Scope == "" {
 			return nil, errors.New("credentials: --scope is required with a developer key")
 		}
-		return client.DeveloperSigner(k, l.Scope), nil
+		signers = append(signers, client.DeveloperSigner(k, l.Scope))
+	}
+	switch {
+	case l.UserKey != "":
+		k, err := client.ParseKey(l.UserKey)
+		if err != nil {
+			return nil, errors.New("credentials: userKey is not a key written by keymesh")
+		}
+		if l.Scope == "" || l.Account == "" {
+			return nil, errors.New("credentials: --scope and --account are required with a user key")
+		}
+		signers = append(signers, client.UserKeySigner(k, l.Scope, l.Account))
 	case l.SessionKey != "" && l.Session != nil:
 		k, err := client.ParseKey(l.SessionKey)
 		if err != nil {
@@ -173,9 +194,15 @@ func (c *creds) approver() (client.Approver, error) {
 		if time.Now().After(s.Expiry) {
 			return nil, fmt.Errorf("credentials: the session expired at %s: authenticate again", s.Expiry.UTC().Format(time.RFC3339))
 		}
-		return s, nil
+		signers = append(signers, s)
 	}
-	return nil, errors.New("no credentials: give --creds (a credentials file with a developer key or a session) or --key-file (a developer key)")
+	switch len(signers) {
+	case 0:
+		return nil, errors.New("no credentials: give --creds (a credentials file with a developer key, a user key or a session) or --key-file (a developer key)")
+	case 1:
+		return client.HybridApprover(signers[0]), nil
+	}
+	return client.HybridApprover(signers[0], signers[1]), nil
 }
 
 // accountArgs checks that scope and account are known.
@@ -324,7 +351,7 @@ developer key, creates a developer-mode scope signed by it and registers
 			if err != nil {
 				return err
 			}
-			_, res, err := client.CreateAccount(ctx, cl, ap, scope, account)
+			res, err := createRetry(ctx, cl, ap, scope, account)
 			if err != nil {
 				return err
 			}

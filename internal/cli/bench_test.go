@@ -91,6 +91,8 @@ func TestWalletEndToEnd(t *testing.T) {
 		t.Fatalf("--dev-setup overwrote a credentials file: %d %s", code, errOut)
 	}
 
+	ctx := context.Background()
+
 	t.Run("account list", func(t *testing.T) {
 		if out := mustRun(t, "account", "list", "--creds", creds); strings.TrimSpace(out) != addr.Hex() {
 			t.Fatalf("account list: %q, want %s", out, addr.Hex())
@@ -103,6 +105,45 @@ func TestWalletEndToEnd(t *testing.T) {
 		os.WriteFile(keyFile, []byte(f.DeveloperKey+"\n"), 0o600)
 		sig := strings.TrimSpace(mustRun(t, "sign", "message", "--url", url, "--key-file", keyFile, "--scope", f.Scope, "--account", "alice", "hi"))
 		checkSig(t, addr, accounts.TextHash([]byte("hi")), sig)
+	})
+
+	t.Run("hybrid", func(t *testing.T) {
+		// A hybrid scope: every request needs the developer's and the
+		// user's approval. The credentials file holds both keys.
+		cl, err := client.New(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dev, _ := client.GenerateKey("p256")
+		user, _ := client.GenerateKey("ed25519")
+		sc, err := cl.CreateScope(ctx, dev, client.ScopeConfig{RPID: "localhost", Origins: []string{"http://localhost"}, Mode: "hybrid", SessionTTL: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cl.RegisterDelegated(ctx, dev, sc.ID, "carol", user.Public()); err != nil {
+			t.Fatal(err)
+		}
+		both := filepath.Join(dir, "hybrid.json")
+		if err := writeCreds(both, &credsFile{URL: url, Scope: sc.ID, Account: "carol", DeveloperKey: dev.MarshalPrivate(), UserKey: user.MarshalPrivate()}, false); err != nil {
+			t.Fatal(err)
+		}
+		// (account create waits while the registration reaches the third node.)
+		out := mustRun(t, "account", "create", "--creds", both)
+		m := regexp.MustCompile(`(?m)^address\s+(0x[0-9a-fA-F]{40})$`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("no address in:\n%s", out)
+		}
+		sig := strings.TrimSpace(mustRun(t, "sign", "message", "--creds", both, "hybrid"))
+		checkSig(t, common.HexToAddress(m[1]), accounts.TextHash([]byte("hybrid")), sig)
+
+		// The developer's approval alone is refused, by code.
+		devOnly := filepath.Join(dir, "dev-only.json")
+		if err := writeCreds(devOnly, &credsFile{URL: url, Scope: sc.ID, Account: "carol", DeveloperKey: dev.MarshalPrivate(), Address: m[1]}, false); err != nil {
+			t.Fatal(err)
+		}
+		if _, errOut, code := run(t, "sign", "message", "--creds", devOnly, "hybrid"); code == 0 || !strings.Contains(errOut, fmt.Sprint(api.CodeAuthIncomplete)) {
+			t.Fatalf("developer approval alone in a hybrid scope: exit %d, %s", code, errOut)
+		}
 	})
 
 	t.Run("sign message", func(t *testing.T) {
@@ -134,7 +175,6 @@ func TestWalletEndToEnd(t *testing.T) {
 	sim := simulated.NewBackend(types.GenesisAlloc{addr: {Balance: new(big.Int).Mul(big.NewInt(100), big.NewInt(1e18))}})
 	defer sim.Close()
 	eth := sim.Client()
-	ctx := context.Background()
 	chainID, err := eth.ChainID(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -18,11 +18,13 @@ import (
 
 const credsHelp = `
 Credentials: --creds FILE (or $KEYMESH_CREDS), a JSON credentials file
-with the node URL, scope, account, and a developer key ("developerKey") or
-a session ("sessionKey" and "session"); keymesh account create --dev-setup
-writes one for a development cluster. --url, --scope, --account, --address
-override its fields; --key-file FILE uses a file holding only a developer
-key. The signing address defaults to the file's, else the account's first.
+with the node URL, scope, account, and the keys the scope's mode needs: a
+developer key ("developerKey"), the user's key credential ("userKey") or
+session ("sessionKey" and "session"), or a developer's and a user's for
+hybrid mode; keymesh account create --dev-setup writes one for a
+development cluster. --url, --scope, --account, --address override its
+fields; --key-file FILE sets the developer key from a file holding only
+it. The signing address defaults to the file's, else the account's first.
 
 The signature is checked (go-ethereum ecrecover against the address)
 before it is printed.`
