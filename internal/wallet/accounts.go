@@ -2,6 +2,7 @@ package wallet
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,12 +24,17 @@ import (
 //	wallet/share    address (0x lower-case hex) → share record sealed under enclave.LabelShare(address)
 //	wallet/address  address → addressRecord (JSON): who owns it
 //	wallet/owner    esc(scope) "/" esc(account) "/" created (20 digits) "/" address → empty: eth_accounts' index
+//	wallet/request  request id (hex) → address: the key generation each approved request made
 //
-// All three are written in one transaction when a key generation finishes.
+// All four are written in one transaction when a key generation finishes.
+// The last one stops a gateway from running a second key generation under
+// one approval (auth accepts an approval again for the same request id, for
+// signing retries): a node takes part in one key generation per request.
 const (
 	nsShare   = "wallet/share"
 	nsAddress = "wallet/address"
 	nsOwner   = "wallet/owner"
+	nsRequest = "wallet/request"
 )
 
 // addressRecord is who owns a wallet key.
@@ -79,7 +85,7 @@ func (s *Service) unseal(b []byte, label string) ([]byte, error) {
 
 // save stores a new key's share and ownership records in one transaction and
 // caches it.
-func (s *Service) save(ctx context.Context, scope, account string, sh *dkls23.Share) (common.Address, error) {
+func (s *Service) save(ctx context.Context, req [requestLen]byte, scope, account string, sh *dkls23.Share) (common.Address, error) {
 	addr, err := address(sh)
 	if err != nil {
 		return addr, err
@@ -111,6 +117,14 @@ func (s *Service) save(ctx context.Context, scope, account string, sh *dkls23.Sh
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
+		if _, err := tx.Get(ctx, nsRequest, hex.EncodeToString(req[:])); err == nil {
+			return errRequestUsed
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if err := tx.Put(ctx, nsRequest, hex.EncodeToString(req[:]), []byte(key)); err != nil {
+			return err
+		}
 		if err := tx.Put(ctx, nsShare, key, sealed); err != nil {
 			return err
 		}
@@ -127,6 +141,9 @@ func (s *Service) save(ctx context.Context, scope, account string, sh *dkls23.Sh
 	s.mu.Unlock()
 	return addr, nil
 }
+
+// errRequestUsed is returned by save for a request that already made a key.
+var errRequestUsed = errors.New("wallet: this request already created a key")
 
 // errNoAccount is returned by load for an address this node holds no share of.
 var errNoAccount = errors.New("wallet: unknown address")

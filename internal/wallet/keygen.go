@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -178,7 +179,7 @@ func (s *Service) create(ctx context.Context, owner auth.Principal, req [request
 	var sh *dkls23.Share
 	if err == nil {
 		sh = res.(*dkls23.Share)
-		addr, err = s.save(ctx, owner.Scope, owner.Account, sh)
+		addr, err = s.save(ctx, req, owner.Scope, owner.Account, sh)
 	}
 	if err != nil {
 		cancel()
@@ -232,6 +233,10 @@ func (s *Service) handleKeygen(ctx context.Context, from uint16, body []byte) ([
 		s.log.Warn("refused key generation: not authorised", "gateway", from, "err", err)
 		return nil, refusal(err)
 	}
+	if _, err := s.st.Get(ctx, nsRequest, hex.EncodeToString(inv.Request[:])); err == nil {
+		s.log.Warn("refused key generation: request already used", "gateway", from)
+		return nil, refusal(api.Errorf(api.CodeRejected, "%s: this request already created a key", api.MethodCreateAccount))
+	}
 	parties := make([]round.PartyID, 0, s.cfg.N())
 	for _, id := range s.cfg.IDs() {
 		parties = append(parties, round.PartyID(id))
@@ -247,7 +252,10 @@ func (s *Service) handleKeygen(ctx context.Context, from uint16, body []byte) ([
 	if err != nil {
 		return nil, fmt.Errorf("wallet: key generation: %w", err)
 	}
-	addr, err := s.save(ctx, pr.Scope, pr.Account, res.(*dkls23.Share))
+	addr, err := s.save(ctx, inv.Request, pr.Scope, pr.Account, res.(*dkls23.Share))
+	if errors.Is(err, errRequestUsed) {
+		return nil, refusal(api.Errorf(api.CodeRejected, "%s: this request already created a key", api.MethodCreateAccount))
+	}
 	if err != nil {
 		s.log.Error("store share", "err", err)
 		return nil, errors.New("wallet: cannot store the share")

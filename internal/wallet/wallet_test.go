@@ -20,6 +20,7 @@ import (
 	"github.com/ethereum/go-ethereum/signer/core/apitypes"
 
 	"github.com/keymesh/keymesh/api"
+	"github.com/keymesh/keymesh/internal/auth"
 	"github.com/keymesh/keymesh/internal/enclave"
 	"github.com/keymesh/keymesh/internal/mpc/dkls23"
 	"github.com/keymesh/keymesh/internal/mpc/round"
@@ -350,6 +351,25 @@ func TestForgedApprovals(t *testing.T) {
 			t.Errorf("%s: node 2 answered %v, want a refusal", name, err)
 		}
 	}
+	// A gateway that runs a second key generation under one approval and
+	// request id (auth accepts the approval again for the same request):
+	// the other nodes refuse, and alice still has one key everywhere.
+	var req [requestLen]byte
+	req[0] = 42
+	createProofs := alice.approve(api.MethodCreateAccount, OperationHash(api.MethodCreateAccount, common.Address{}, [32]byte{}))
+	owner := auth.Principal{Scope: alice.scope, Account: alice.account}
+	if _, err := c.nodes[0].svc.create(context.Background(), owner, req, createProofs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.nodes[0].svc.create(context.Background(), owner, req, createProofs); apiCode(err) != api.CodeRejected || !strings.Contains(err.Error(), "already created a key") {
+		t.Fatalf("second key generation under one request: %v", err)
+	}
+	for i, n := range c.nodes {
+		if addrs, err := n.svc.addresses(context.Background(), alice.scope, alice.account); err != nil || len(addrs) != 2 {
+			t.Fatalf("node %d: alice has %v (%v), want 2 keys", i+1, addrs, err)
+		}
+	}
+
 	// And the approved operation, forwarded the same way, is accepted by the
 	// honest node (the refusals above are not for another reason): node 1
 	// runs its own session beside it.
