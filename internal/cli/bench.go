@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -57,6 +60,10 @@ saves them there so that the next run reuses them.
 
 --url may list several nodes (comma-separated) to spread the clients over
 several nodes, each one then the gateway for its share of the requests.
+After the run it also prints the CPU time the node processes behind --url
+spent (process_cpu_seconds_total from their /metrics; the nodes of keymesh
+dev share one process) and its own, per signature: on one machine, their
+sum tells how many signatures per second the cores can give.
 A progress bar is drawn on stderr (redrawn in place on a terminal, a line
 every 5 s otherwise).
 
@@ -148,6 +155,12 @@ every 5 s otherwise).
 			if progress != "none" {
 				opts.Progress = errOut
 			}
+			nodes := list
+			if len(nodes) == 0 { // the URL came from the credentials
+				nodes = []string{c.loaded.URL}
+			}
+			cpu0 := serverCPU(cmd.Context(), nodes)
+			self0 := selfCPU()
 			res, err := load.Run(cmd.Context(), opts, func(ctx context.Context, i int) error {
 				msg := benchMessage(run, i, msgSize)
 				_, err := accts[i%len(accts)].SignMessage(ctx, msg)
@@ -160,6 +173,7 @@ every 5 s otherwise).
 				return err
 			}
 			fmt.Fprintf(out, "verified     %d signatures, each recovered (go-ethereum) to %s\n", res.OK, acct.Address().Hex())
+			writeCPU(out, cpu0, serverCPU(cmd.Context(), nodes), selfCPU()-self0, res.OK)
 			if res.Interrupted {
 				return errors.New("interrupted")
 			}
@@ -287,4 +301,73 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// serverCPU reads process_cpu_seconds_total from the /metrics of each node
+// URL and returns it by process, keyed by process_start_time_seconds (the
+// nodes of keymesh dev share one process, so they count once). A node whose
+// metrics cannot be read is left out.
+func serverCPU(ctx context.Context, urls []string) map[string]float64 {
+	out := map[string]float64{}
+	hc := &http.Client{Timeout: 5 * time.Second}
+	for _, u := range urls {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(u, "/")+"/metrics", nil)
+		if err != nil {
+			continue
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			continue
+		}
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			continue
+		}
+		var cpu, start string
+		for _, line := range strings.Split(string(body), "\n") {
+			if v, ok := strings.CutPrefix(line, "process_cpu_seconds_total "); ok {
+				cpu = v
+			}
+			if v, ok := strings.CutPrefix(line, "process_start_time_seconds "); ok {
+				start = v
+			}
+		}
+		if v, err := strconv.ParseFloat(strings.TrimSpace(cpu), 64); err == nil && start != "" {
+			out[start] = v
+		}
+	}
+	return out
+}
+
+// selfCPU is this process's CPU time (user + system).
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// writeCPU prints where the CPU time went: the node processes' (from their
+// metrics, when readable) and this client's, per successful request.
+func writeCPU(w io.Writer, before, after map[string]float64, self time.Duration, ok int) {
+	var server float64
+	procs := 0
+	for k, v := range after {
+		if b, found := before[k]; found {
+			server += v - b
+			procs++
+		}
+	}
+	per := func(sec float64) string {
+		if ok == 0 {
+			return ""
+		}
+		return fmt.Sprintf(" (%.2f ms per signature)", 1000*sec/float64(ok))
+	}
+	if procs > 0 {
+		fmt.Fprintf(w, "node CPU     %.2f s in %d node process(es) behind --url%s\n", server, procs, per(server))
+	}
+	fmt.Fprintf(w, "client CPU   %.2f s%s\n", self.Seconds(), per(self.Seconds()))
 }

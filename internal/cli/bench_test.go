@@ -272,6 +272,10 @@ func TestWalletEndToEnd(t *testing.T) {
 			n = 16
 		}
 		out := mustRun(t, "bench", "sign", "--creds", creds, "--requests", fmt.Sprint(n), "--concurrency", "8", "--progress", "none")
+		if !regexp.MustCompile(`(?m)^node CPU     [0-9.]+ s in 1 node process\(es\) behind --url \([0-9.]+ ms per signature\)$`).MatchString(out) ||
+			!regexp.MustCompile(`(?m)^client CPU   [0-9.]+ s \([0-9.]+ ms per signature\)$`).MatchString(out) {
+			t.Fatalf("no CPU lines:\n%s", out)
+		}
 		if !strings.Contains(out, fmt.Sprintf("requests     %d (%d ok, 0 failed)", n, n)) || !strings.Contains(out, "errors       none") || !strings.Contains(out, addr.Hex()) {
 			t.Fatalf("bench output:\n%s", out)
 		}
