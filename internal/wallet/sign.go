@@ -218,7 +218,7 @@ func (s *Service) signOnce(ctx context.Context, w *wallet, p *Prepared, params j
 	defer cancel()
 	var (
 		mu      sync.Mutex
-		peerErr error
+		callErr error // the first co-signer failure
 	)
 	for _, id := range signers {
 		if id == s.self() {
@@ -234,8 +234,8 @@ func (s *Service) signOnce(ctx context.Context, w *wallet, p *Prepared, params j
 				err = &peerRefusal{peer: re.Peer, msg: re.Message}
 			}
 			mu.Lock()
-			if peerErr == nil {
-				peerErr = err
+			if callErr == nil {
+				callErr = err
 			}
 			mu.Unlock()
 			cancel()
@@ -246,7 +246,7 @@ func (s *Service) signOnce(ctx context.Context, w *wallet, p *Prepared, params j
 	s.stats.DKLs23Nanos.Add(uint64(time.Since(t0)))
 	if err != nil {
 		mu.Lock()
-		pe := peerErr
+		pe := callErr
 		mu.Unlock()
 		if c := sign.Cheaters(err); len(c) > 0 {
 			s.refuse(w, c)
