@@ -61,9 +61,6 @@ const permitJSON = `{
 // sending a value transfer that the simulated chain executes, and a short
 // keymesh bench sign. Every signature is checked with go-ethereum.
 func TestWalletEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a 3-node cluster and runs DKG and ~60 threshold signatures; skipped with -short")
-	}
 	dir := t.TempDir()
 	text, _, stop := devRun(t, "--dir", filepath.Join(dir, "cluster"), "--base-port", fmt.Sprint(freeBase(t)))
 	defer stop()
