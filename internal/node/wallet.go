@@ -1,6 +1,8 @@
 package node
 
 import (
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/keymesh/keymesh/internal/wallet"
 )
 
@@ -31,5 +33,24 @@ func (n *Node) openWallet(svc *services) error {
 		return err
 	}
 	w.Register(svc.reg)
+	registerWalletMetrics(n.metrics.Registry(), w)
 	return nil
+}
+
+// registerWalletMetrics exposes the wallet's running totals (wallet.Stats)
+// as Prometheus counters, read at scrape time: signatures made as gateway,
+// attempts retried with another signer set, and where the signing time went.
+func registerWalletMetrics(reg prometheus.Registerer, w *wallet.Service) {
+	st := w.Stats()
+	for _, c := range []struct {
+		name, help string
+		get        func() float64
+	}{
+		{"keymesh_wallet_signatures_total", "Signatures made with this node as gateway.", func() float64 { return float64(st.Signs.Load()) }},
+		{"keymesh_wallet_sign_retries_total", "Signing attempts retried with another signer set (a signer down or stalled).", func() float64 { return float64(st.Retries.Load()) }},
+		{"keymesh_wallet_auth_seconds_total", "Time in auth's Authorize for wallet operations (gateway and co-signer).", func() float64 { return float64(st.AuthNanos.Load()) / 1e9 }},
+		{"keymesh_wallet_session_seconds_total", "Wall time of signing sessions run as gateway (DKLs23 compute and peer round trips).", func() float64 { return float64(st.DKLs23Nanos.Load()) / 1e9 }},
+	} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help}, c.get))
+	}
 }

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -159,6 +161,19 @@ func TestWallet(t *testing.T) {
 		}
 		if got := recoverEth(t, accounts.TextHash(msg), sig); got != addr {
 			t.Fatalf("personal_sign via node %d recovers to %s, want %s", node+1, got.Hex(), addr.Hex())
+		}
+	}
+
+	// The signatures are counted in the gateways' metrics.
+	{
+		resp, err := http.Get(tc.nodes[0].APIURL() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(body), "keymesh_wallet_signatures_total 1") {
+			t.Errorf("node 1 /metrics lacks keymesh_wallet_signatures_total 1")
 		}
 	}
 
