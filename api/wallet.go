@@ -19,7 +19,9 @@ const (
 	MethodCreateAccount = "keymesh_createAccount"
 	// MethodRequestAccounts is EIP-1102/EIP-1193 eth_requestAccounts (no
 	// params): the addresses of the account the proofs speak for, creating
-	// its first wallet key if it has none. Result: []string of 0x addresses.
+	// its first wallet key if it has none. It is approved as
+	// keymesh_createAccount (same method name and operation hash in the
+	// approval). Result: []string of 0x addresses.
 	MethodRequestAccounts = "eth_requestAccounts"
 	// MethodAccounts is eth_accounts (no params): the addresses of the
 	// account the proofs speak for, oldest first. Result: []string.
