@@ -175,6 +175,15 @@ func TestCreateAndSign(t *testing.T) {
 		if got := recoverAddr(t, digest, hexutil.MustDecode(sigHex)); got != addr {
 			t.Fatalf("recovers to %s, want %s", got.Hex(), addr.Hex())
 		}
+		// As MetaMask sends it: the typed data as a string holding JSON.
+		raw, _ := json.Marshal(td)
+		params = []any{addr.Hex(), string(raw)}
+		if err := c.call(0, approveParams(t, alice, api.MethodSignTypedDataV4, params), api.MethodSignTypedDataV4, params, &sigHex); err != nil {
+			t.Fatal(err)
+		}
+		if got := recoverAddr(t, digest, hexutil.MustDecode(sigHex)); got != addr {
+			t.Fatalf("typed data as a string: recovers to %s", got.Hex())
+		}
 	})
 
 	t.Run("keymesh_signDigest", func(t *testing.T) {
