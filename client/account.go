@@ -171,6 +171,9 @@ func call(ctx context.Context, c *Client, ap Approver, op Operation, params, res
 	if err != nil {
 		return fmt.Errorf("client: %s: approval: %w", op.Method, err)
 	}
+	if op.Scope != "" {
+		ctx = WithScope(ctx, op.Scope) // binds a sealed call to the account's scope
+	}
 	return c.Call(WithProofs(ctx, proofs), op.Method, params, result)
 }
 

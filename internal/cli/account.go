@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -54,6 +55,9 @@ type credsFile struct {
 	SessionKey   string       `json:"sessionKey,omitempty"`
 	Session      *api.Session `json:"session,omitempty"`
 	Address      string       `json:"address,omitempty"`
+	// Measurements, when set, make the client seal every request to the
+	// node's attested enclave keys, accepting only these builds.
+	Measurements []string `json:"measurements,omitempty"`
 }
 
 // defaultURL is node 1 of `keymesh dev`.
@@ -68,6 +72,10 @@ type creds struct {
 	account string
 	address string
 	timeout time.Duration
+	// Sealing (see sealFlags).
+	measurements   []string
+	seal, allowSim bool
+	warn           io.Writer
 
 	loaded credsFile // the file's contents, after flags applied
 }
@@ -82,6 +90,32 @@ func (c *creds) flags(fs *pflag.FlagSet, withAddress bool) {
 		fs.StringVar(&c.address, "address", "", "wallet address to sign with (default: the credentials file's, else the account's first)")
 	}
 	fs.DurationVar(&c.timeout, "timeout", 2*time.Minute, "time limit for the command")
+	fs.StringSliceVar(&c.measurements, "measurement", nil, "seal requests to the node's enclave, accepting only this build measurement (hex; repeat for several)")
+	fs.BoolVar(&c.seal, "seal", false, "seal requests; without --measurement, trust the node's measurement on first use (with a warning)")
+	fs.BoolVar(&c.allowSim, "allow-simulated", false, "accept the simulated enclave's quotes (development clusters)")
+}
+
+// clientOptions are the options of every client the command makes:
+// sealing to the attested node when asked (--measurement, --seal, or
+// measurements in the credentials file).
+func (c *creds) clientOptions() []client.Option {
+	ms := c.loaded.Measurements
+	if len(c.measurements) > 0 {
+		ms = c.measurements
+	}
+	if len(ms) == 0 && !c.seal {
+		return nil
+	}
+	warn := c.warn
+	if warn == nil {
+		warn = os.Stderr
+	}
+	return []client.Option{client.WithAttestation(client.Attestation{
+		Measurements:    ms,
+		TrustOnFirstUse: len(ms) == 0,
+		AllowSimulated:  c.allowSim,
+		Warn:            func(msg string) { fmt.Fprintln(warn, "keymesh: warning:", msg) },
+	})}
 }
 
 // load reads the credentials file (if any) and applies the flags over it.
@@ -146,11 +180,11 @@ func jsonReason(err error) string {
 // newClient returns a client for url whose connection pool keeps conns
 // connections to the node (the default keeps 2, which would make a
 // concurrent load open and close connections all the time).
-func newClient(url string, conns int) (*client.Client, error) {
+func newClient(url string, conns int, opts ...client.Option) (*client.Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConns = max(conns, 2) * 2
 	tr.MaxIdleConnsPerHost = max(conns, 2)
-	return client.New(url, client.WithHTTPClient(&http.Client{Transport: tr, Timeout: 5 * time.Minute}))
+	return client.New(url, append([]client.Option{client.WithHTTPClient(&http.Client{Transport: tr, Timeout: 5 * time.Minute})}, opts...)...)
 }
 
 // approver returns what approves the account's requests, from the loaded
@@ -232,7 +266,7 @@ func (c *creds) signerLoaded(ctx context.Context, conns int) (*client.Account, e
 	if err != nil {
 		return nil, err
 	}
-	cl, err := newClient(c.loaded.URL, conns)
+	cl, err := newClient(c.loaded.URL, conns, c.clientOptions()...)
 	if err != nil {
 		return nil, err
 	}
@@ -309,6 +343,7 @@ developer key, creates a developer-mode scope signed by it and registers
 --creds file (mode 0600; it must not exist yet).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			c.warn = cmd.ErrOrStderr()
 			ctx, cancel := context.WithTimeout(cmd.Context(), c.timeout)
 			defer cancel()
 			out := cmd.OutOrStdout()
@@ -326,10 +361,11 @@ developer key, creates a developer-mode scope signed by it and registers
 				if url == "" {
 					url = defaultURL
 				}
-				f, res, err := devAccount(ctx, url, c.account, rpID)
+				f, res, err := devAccount(ctx, url, c.account, rpID, c.clientOptions()...)
 				if err != nil {
 					return err
 				}
+				f.Measurements = c.measurements
 				if err := writeCreds(c.file, f, false); err != nil {
 					return err
 				}
@@ -347,7 +383,7 @@ developer key, creates a developer-mode scope signed by it and registers
 			if err != nil {
 				return err
 			}
-			cl, err := newClient(c.loaded.URL, 1)
+			cl, err := newClient(c.loaded.URL, 1, c.clientOptions()...)
 			if err != nil {
 				return err
 			}
@@ -373,8 +409,8 @@ func printAccount(w interface{ Write([]byte) (int, error) }, res *api.CreateAcco
 // devAccount makes everything a client needs on a development cluster:
 // a new developer key, a developer-mode scope signed by it, the account
 // registered in it (delegated registration), and a wallet key for it.
-func devAccount(ctx context.Context, url, account, rpID string) (*credsFile, *api.CreateAccountResult, error) {
-	cl, err := newClient(url, 1)
+func devAccount(ctx context.Context, url, account, rpID string, opts ...client.Option) (*credsFile, *api.CreateAccountResult, error) {
+	cl, err := newClient(url, 1, opts...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -430,6 +466,7 @@ func newAccountListCmd() *cobra.Command {
 		Short: "List an account's wallet addresses (eth_accounts), oldest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			c.warn = cmd.ErrOrStderr()
 			ctx, cancel := context.WithTimeout(cmd.Context(), c.timeout)
 			defer cancel()
 			if err := c.load(); err != nil {
@@ -443,7 +480,7 @@ func newAccountListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cl, err := newClient(c.loaded.URL, 1)
+			cl, err := newClient(c.loaded.URL, 1, c.clientOptions()...)
 			if err != nil {
 				return err
 			}

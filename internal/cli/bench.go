@@ -71,6 +71,7 @@ every 5 s otherwise).
   keymesh bench sign --concurrency 32 --requests 1000`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			c.warn = cmd.ErrOrStderr()
 			if concurrency < 1 {
 				return errors.New("--concurrency must be at least 1")
 			}
@@ -117,7 +118,7 @@ every 5 s otherwise).
 			// through another node.
 			accts := []*client.Account{acct}
 			for _, u := range list[min(1, len(list)):] {
-				cl, err := newClient(u, concurrency)
+				cl, err := newClient(u, concurrency, c.clientOptions()...)
 				if err != nil {
 					return err
 				}
@@ -234,10 +235,11 @@ func benchAccount(ctx context.Context, c *creds, conns int, log io.Writer) (*cli
 		account = "bench-" + hex.EncodeToString(b[:])
 	}
 	t0 := time.Now()
-	f, res, err := devAccount(ctx, url, account, "localhost")
+	f, res, err := devAccount(ctx, url, account, "localhost", c.clientOptions()...)
 	if err != nil {
 		return nil, fmt.Errorf("setting up a wallet to sign with: %w", err)
 	}
+	f.Measurements = c.measurements
 	fmt.Fprintf(log, "created scope %s, account %s, wallet %s (threshold %d of %d) in %s\n",
 		f.Scope, f.Account, f.Address, res.Threshold, res.N, time.Since(t0).Round(time.Millisecond))
 	if c.file != "" {

@@ -143,6 +143,29 @@ func TestWalletEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("sealed", func(t *testing.T) {
+		// Requests sealed to the attested node keys (HPKE), the approval
+		// inside the envelope: pinned measurement, trust on first use, and
+		// the refusals.
+		m := regexp.MustCompile(`measurement ([0-9a-f]{64})`).FindStringSubmatch(text)
+		if m == nil {
+			t.Fatalf("no measurement in the dev output:\n%s", text)
+		}
+		sig := strings.TrimSpace(mustRun(t, "sign", "message", "--creds", creds, "--measurement", m[1], "--allow-simulated", "sealed"))
+		checkSig(t, addr, accounts.TextHash([]byte("sealed")), sig)
+		out, errOut, code := run(t, "sign", "message", "--creds", creds, "--seal", "--allow-simulated", "tofu")
+		if code != 0 || !strings.Contains(errOut, "warning") {
+			t.Fatalf("--seal (trust on first use): exit %d, stderr %q", code, errOut)
+		}
+		checkSig(t, addr, accounts.TextHash([]byte("tofu")), strings.TrimSpace(out))
+		if _, errOut, code := run(t, "sign", "message", "--creds", creds, "--measurement", strings.Repeat("0", 64), "--allow-simulated", "x"); code == 0 || !strings.Contains(errOut, "measurement") {
+			t.Fatalf("another build's measurement accepted: %d %q", code, errOut)
+		}
+		if _, errOut, code := run(t, "sign", "message", "--creds", creds, "--measurement", m[1], "x"); code == 0 || !strings.Contains(strings.ToLower(errOut), "simulat") {
+			t.Fatalf("simulated quote accepted without --allow-simulated: %d %q", code, errOut)
+		}
+	})
+
 	t.Run("sign message", func(t *testing.T) {
 		sig := strings.TrimSpace(mustRun(t, "sign", "message", "--creds", creds, "hello keymesh"))
 		checkSig(t, addr, accounts.TextHash([]byte("hello keymesh")), sig)

@@ -78,6 +78,7 @@ the argument (UTF-8 text, or 0x hex with --hex) or the bytes of --file
 ` + credsHelp,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			c.warn = cmd.ErrOrStderr()
 			var msg []byte
 			switch {
 			case file != "" && len(args) == 1:
@@ -134,6 +135,7 @@ holds the typed data as JSON: {"types", "primaryType", "domain",
 ` + credsHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			c.warn = cmd.ErrOrStderr()
 			if file == "" {
 				return errors.New("--file is required")
 			}
@@ -184,6 +186,7 @@ transaction, sender = the address) before it is printed.
 ` + credsHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			c.warn = cmd.ErrOrStderr()
 			if file == "" {
 				return errors.New("--file is required")
 			}
