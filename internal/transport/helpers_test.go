@@ -155,6 +155,16 @@ type crResult struct {
 // its node (party p on nodes[p-1]), concurrently; delay[p] postpones p's
 // start.
 func runCommitReveal(ctx context.Context, nodes []*testNode, parties []round.PartyID, delay map[round.PartyID]time.Duration) crResult {
+	gate := map[round.PartyID]func(){}
+	for p, d := range delay {
+		gate[p] = func() { time.Sleep(d) }
+	}
+	return runCommitRevealGated(ctx, nodes, parties, gate)
+}
+
+// runCommitRevealGated is runCommitReveal where each party in gate starts
+// only after its gate function returns.
+func runCommitRevealGated(ctx context.Context, nodes []*testNode, parties []round.PartyID, gate map[round.PartyID]func()) crResult {
 	res := crResult{out: map[round.PartyID][32]byte{}, err: map[round.PartyID]error{}}
 	ss, err := mpctest.NewCommitRevealSessions(parties)
 	if err != nil {
@@ -164,7 +174,9 @@ func runCommitReveal(ctx context.Context, nodes []*testNode, parties []round.Par
 	var wg sync.WaitGroup
 	for _, s := range ss {
 		wg.Go(func() {
-			time.Sleep(delay[s.Self()])
+			if g := gate[s.Self()]; g != nil {
+				g()
+			}
 			out, err := nodes[s.Self()-1].tr.RunSession(ctx, s)
 			mu.Lock()
 			defer mu.Unlock()

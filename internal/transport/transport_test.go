@@ -81,8 +81,18 @@ func TestPendingBufferExpires(t *testing.T) {
 		o.SessionTimeout = time.Second
 	})
 	// Party 1 starts long after the others' first messages expired: they
-	// are dropped, so the session cannot finish anywhere.
-	res := runCommitReveal(context.Background(), nodes, all3, map[round.PartyID]time.Duration{1: 400 * time.Millisecond})
+	// are dropped, so the session cannot finish anywhere. It waits for the
+	// others' sessions to have started (and so sent round 1) rather than
+	// for a fixed time, so a loaded machine does not make it start early.
+	started := func() bool {
+		return nodes[1].tr.Stats().SessionsStarted > 0 && nodes[2].tr.Stats().SessionsStarted > 0
+	}
+	res := runCommitRevealGated(context.Background(), nodes, all3, map[round.PartyID]func(){1: func() {
+		for deadline := time.Now().Add(10 * time.Second); !started() && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}})
 	var te *TimeoutError
 	if !errors.As(res.err[1], &te) || te.Round != 2 || len(te.Waiting) != 2 {
 		t.Fatalf("party 1: %v, want a timeout in round 2 waiting for 2 and 3", res.err[1])
