@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
@@ -242,12 +243,31 @@ func snapshotModule(t *testing.T, ctx context.Context) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	list, err := exec.CommandContext(ctx, "git", "-C", src, "ls-files", "-z", "--cached", "--others", "--exclude-standard").Output()
-	if err != nil {
-		t.Fatalf("git ls-files: %v", err)
+	var names []string
+	if list, err := exec.CommandContext(ctx, "git", "-C", src, "ls-files", "-z", "--cached", "--others", "--exclude-standard").Output(); err == nil {
+		names = strings.Split(strings.TrimSuffix(string(list), "\x00"), "\x00")
+	} else {
+		// Not a git checkout (a source archive): every file outside
+		// hidden directories.
+		err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() && path != src && strings.HasPrefix(d.Name(), ".") {
+				return filepath.SkipDir
+			}
+			if d.Type().IsRegular() {
+				rel, _ := filepath.Rel(src, path)
+				names = append(names, rel)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	dst := filepath.Join(t.TempDir(), "src")
-	for _, name := range strings.Split(strings.TrimSuffix(string(list), "\x00"), "\x00") {
+	for _, name := range names {
 		b, err := os.ReadFile(filepath.Join(src, name))
 		if os.IsNotExist(err) {
 			continue // deleted in the working tree
