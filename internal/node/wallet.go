@@ -28,6 +28,9 @@ func (n *Node) openWallet(svc *services) error {
 	if a := n.Auth(); a != nil {
 		opts.Auth = a
 	}
+	if n.replica != nil {
+		opts.CatchUp = n.replica.CatchUp
+	}
 	w, err := wallet.New(opts)
 	if err != nil {
 		return err

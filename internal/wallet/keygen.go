@@ -46,7 +46,7 @@ func (s *Service) authorizeCreate(ctx context.Context, scope, account string, re
 	if scope == "" {
 		scope = proofsScope(proofs, api.MethodCreateAccount, createOp("", "", req).Hash)
 	}
-	pr, err := s.auth.Authorize(ctx, createOp(scope, account, req), proofs)
+	pr, err := s.authorizeOp(ctx, createOp(scope, account, req), proofs)
 	if err != nil {
 		return pr, err
 	}
@@ -117,7 +117,7 @@ func (s *Service) accountsRPC(ctx context.Context, params json.RawMessage) (any,
 	fresh(req[:])
 	op := auth.Operation{Method: api.MethodAccounts, Hash: OperationHash(api.MethodAccounts, common.Address{}, [32]byte{}), Request: req}
 	op.Scope = proofsScope(proofs, op.Method, op.Hash)
-	pr, err := s.auth.Authorize(ctx, op, proofs)
+	pr, err := s.authorizeOp(ctx, op, proofs)
 	if err != nil {
 		return nil, clientError(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 
+	"github.com/keymesh/keymesh/api"
 	"github.com/keymesh/keymesh/internal/auth"
 	"github.com/keymesh/keymesh/internal/config"
 	"github.com/keymesh/keymesh/internal/mpc/round"
@@ -53,6 +54,13 @@ type Options struct {
 	Auth   Authorizer // required
 	Logger *slog.Logger
 
+	// CatchUp, if set, brings this node's auth records up to date from its
+	// peers (replica.CatchUp). The wallet calls it once when auth does not
+	// know the scope or account of an operation: a record written with a
+	// quorum of n−t+1 nodes may not have reached this node yet, while key
+	// generation needs all n.
+	CatchUp func(ctx context.Context) error
+
 	// RawDigest reports whether scope allows keymesh_signDigest (signing
 	// a raw digest, which may be a transaction's or another app's message).
 	// Nil allows it for no scope.
@@ -78,6 +86,7 @@ type Service struct {
 	log    *slog.Logger
 	chains []uint64
 	raw    func(ctx context.Context, scope string) bool
+	catch  func(ctx context.Context) error
 
 	signTimeout, keygenTimeout time.Duration
 
@@ -107,6 +116,7 @@ func New(opts Options) (*Service, error) {
 	s := &Service{
 		cfg: opts.Config, tr: opts.Transport, run: opts.RunSession, st: opts.Store,
 		sealer: opts.Sealer, auth: opts.Auth, log: opts.Logger, chains: slices.Clone(opts.ChainIDs), raw: opts.RawDigest,
+		catch:       opts.CatchUp,
 		signTimeout: opts.SignTimeout, keygenTimeout: opts.KeygenTimeout,
 		cache: map[common.Address]*wallet{},
 	}
@@ -160,4 +170,19 @@ func peerErr(err error) (uint16, bool) {
 		return uint16(te.Waiting[0]), true
 	}
 	return 0, false
+}
+
+// authorizeOp is auth's Authorize, asked once more after catching up with
+// the peers when auth does not know the operation's scope or account yet
+// (see Options.CatchUp).
+func (s *Service) authorizeOp(ctx context.Context, op auth.Operation, proofs string) (auth.Principal, error) {
+	pr, err := s.auth.Authorize(ctx, op, proofs)
+	var ae *api.Error
+	if err == nil || s.catch == nil || !errors.As(err, &ae) || ae.Code != api.CodeAuthUnknown {
+		return pr, err
+	}
+	if cerr := s.catch(ctx); cerr != nil {
+		s.log.Debug("catch-up before retrying authorization", "err", cerr)
+	}
+	return s.auth.Authorize(ctx, op, proofs)
 }
