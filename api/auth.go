@@ -47,6 +47,9 @@ type Scope struct {
 	Mode       string   `json:"mode"`          // user, developer or hybrid
 	SessionTTL uint32   `json:"sessionTtl"`    // seconds
 	DevKeys    []string `json:"developerKeys"` // "p256:<base64url>" or "ed25519:<base64url>"
+	// AllowRawDigest: the scope's accounts may sign raw digests
+	// (keymesh_signDigest); off by default.
+	AllowRawDigest bool `json:"allowRawDigest,omitempty"`
 }
 
 // SignedRecord carries one signed record (base64url of its canonical

@@ -42,8 +42,8 @@ const (
 	// eth_sendRawTransaction.
 	MethodSignTransaction = "eth_signTransaction"
 	// MethodSignDigest signs a raw 32-byte digest: params SignDigestParams.
-	// Only where the account's scope allows raw digests (auth refuses
-	// otherwise): a raw digest can be a transaction's. Result:
+	// Only where the account's scope allows raw digests (Scope.AllowRawDigest;
+	// CodeRejected otherwise): a raw digest can be a transaction's. Result:
 	// SignatureResult.
 	MethodSignDigest = "keymesh_signDigest"
 )

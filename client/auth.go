@@ -74,6 +74,10 @@ type ScopeConfig struct {
 	Mode          string        // "user", "developer" or "hybrid"
 	SessionTTL    time.Duration // longest session lifetime (whole seconds)
 	DeveloperKeys []string      // public keys; empty means the signing key only
+	// AllowRawDigest lets the scope's accounts sign raw 32-byte digests
+	// (SignDigest, keymesh_signDigest). Leave it off unless the app needs
+	// it: a raw digest may be a transaction's or another app's message.
+	AllowRawDigest bool
 }
 
 func (c ScopeConfig) record(signer *Key) (record.ScopeConfig, error) {
@@ -81,7 +85,7 @@ func (c ScopeConfig) record(signer *Key) (record.ScopeConfig, error) {
 	if err != nil {
 		return record.ScopeConfig{}, err
 	}
-	out := record.ScopeConfig{RPID: c.RPID, Origins: c.Origins, Mode: m, SessionTTL: uint32(c.SessionTTL / time.Second)}
+	out := record.ScopeConfig{RPID: c.RPID, Origins: c.Origins, Mode: m, SessionTTL: uint32(c.SessionTTL / time.Second), AllowRawDigest: c.AllowRawDigest}
 	keys := c.DeveloperKeys
 	if len(keys) == 0 {
 		keys = []string{signer.Public()}

@@ -79,8 +79,11 @@ func TestDeveloperOwnedAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := c.GetScope(ctx, sc.ID)
-	if err != nil || got.Mode != "developer" || got.DevKeys[0] != dev.Public() {
+	if err != nil || got.Mode != "developer" || got.DevKeys[0] != dev.Public() || got.AllowRawDigest {
 		t.Fatalf("GetScope: %+v %v", got, err)
+	}
+	if svc.AllowsRawDigest(ctx, sc.ID) {
+		t.Fatal("a scope created without AllowRawDigest allows raw digests")
 	}
 	user, _ := client.GenerateKey("p256")
 	if _, err := c.RegisterDelegated(ctx, dev, sc.ID, "user-1", user.Public()); err != nil {
@@ -106,9 +109,16 @@ func TestDeveloperOwnedAuth(t *testing.T) {
 	if _, err := svc.Authorize(ctx, aop, h); apiCode(err) != api.CodeAuthIncomplete {
 		t.Fatalf("user key in developer mode: %v", err)
 	}
-	// Switch the scope to hybrid: both together pass.
-	if _, err := c.UpdateScope(ctx, dev, sc.ID, 1, client.ScopeConfig{RPID: "localhost", Origins: []string{"http://localhost"}, Mode: "hybrid", SessionTTL: time.Hour}); err != nil {
-		t.Fatal(err)
+	// Switch the scope to hybrid, allowing raw digests: both together pass.
+	upd, err := c.UpdateScope(ctx, dev, sc.ID, 1, client.ScopeConfig{RPID: "localhost", Origins: []string{"http://localhost"}, Mode: "hybrid", SessionTTL: time.Hour, AllowRawDigest: true})
+	if err != nil || !upd.AllowRawDigest {
+		t.Fatalf("UpdateScope: %+v %v", upd, err)
+	}
+	if got, err := c.GetScope(ctx, sc.ID); err != nil || !got.AllowRawDigest || got.Seq != 1 {
+		t.Fatalf("GetScope after the update: %+v %v", got, err)
+	}
+	if !svc.AllowsRawDigest(ctx, sc.ID) || svc.AllowsRawDigest(ctx, strings.Repeat("0", 32)) {
+		t.Fatal("AllowsRawDigest: want the updated scope only")
 	}
 	_, aop = authOp(sc.ID, "user-1", 2)
 	op.Hash = aop.Hash

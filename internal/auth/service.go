@@ -128,7 +128,7 @@ func decodeRecordParam(s string) (*record.Record, error) {
 }
 
 func scopeInfo(id string, seq uint64, c *record.ScopeConfig) *api.Scope {
-	out := &api.Scope{ID: id, Seq: seq, RPID: c.RPID, Origins: c.Origins, Mode: c.Mode.String(), SessionTTL: c.SessionTTL}
+	out := &api.Scope{ID: id, Seq: seq, RPID: c.RPID, Origins: c.Origins, Mode: c.Mode.String(), SessionTTL: c.SessionTTL, AllowRawDigest: c.AllowRawDigest}
 	for _, k := range c.DevKeys {
 		out.DevKeys = append(out.DevKeys, k.String())
 	}
@@ -183,6 +183,14 @@ func (s *Service) GetScope(ctx context.Context, id string) (*api.Scope, error) {
 		return nil, apiError(err)
 	}
 	return scopeInfo(id, seq, cfg), nil
+}
+
+// AllowsRawDigest reports whether scope's current config allows its
+// accounts to sign raw digests (keymesh_signDigest): wallet.Options.RawDigest.
+// It fails closed: an unknown scope, or a store error, allows nothing.
+func (s *Service) AllowsRawDigest(ctx context.Context, scope string) bool {
+	_, cfg, err := s.State().Scope(ctx, scope)
+	return err == nil && cfg.AllowRawDigest
 }
 
 // DelegatedRegistration stores an account.register record signed by a

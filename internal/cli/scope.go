@@ -106,6 +106,7 @@ func newScopeCreateCmd() *cobra.Command {
 		keyFile, url, rpID, mode string
 		origins, devKeys         []string
 		ttl, timeout             time.Duration
+		allowRawDigest           bool
 	)
 	cmd := &cobra.Command{
 		Use:   "create --key-file FILE --rp-id DOMAIN --origin URL",
@@ -117,7 +118,11 @@ developer keys (by default the only one). Every node verifies the signature
 itself. The scope id is derived from the signed config and printed.
 
 Modes: user (the user's passkey or session approves operations), developer
-(the developer's key does: developer-owned auth), hybrid (both).`,
+(the developer's key does: developer-owned auth), hybrid (both).
+
+--allow-raw-digest lets the scope's accounts sign raw 32-byte digests
+(keymesh_signDigest). It is off by default: a raw digest may be a
+transaction's or another app's message, which no one approving it can read.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			k, err := readDevKey(keyFile)
@@ -139,7 +144,7 @@ Modes: user (the user's passkey or session approves operations), developer
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			sc, err := cl.CreateScope(ctx, k, client.ScopeConfig{RPID: rpID, Origins: origins, Mode: mode, SessionTTL: ttl, DeveloperKeys: devKeys})
+			sc, err := cl.CreateScope(ctx, k, client.ScopeConfig{RPID: rpID, Origins: origins, Mode: mode, SessionTTL: ttl, DeveloperKeys: devKeys, AllowRawDigest: allowRawDigest})
 			if err != nil {
 				return err
 			}
@@ -154,6 +159,7 @@ Modes: user (the user's passkey or session approves operations), developer
 	f.StringVar(&mode, "mode", "user", "account-control mode: user, developer or hybrid")
 	f.DurationVar(&ttl, "session-ttl", time.Hour, "longest session lifetime")
 	f.StringSliceVar(&devKeys, "developer-key", nil, "developer public keys of the scope (repeatable; default: the signing key's)")
+	f.BoolVar(&allowRawDigest, "allow-raw-digest", false, "let the scope's accounts sign raw digests (keymesh_signDigest)")
 	f.DurationVar(&timeout, "timeout", time.Minute, "time limit for the command")
 	return cmd
 }

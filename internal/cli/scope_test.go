@@ -66,8 +66,13 @@ func TestScopeCommands(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &sc); err != nil {
 		t.Fatalf("scope create printed %q: %v", out, err)
 	}
-	if sc.Mode != "developer" || len(sc.DevKeys) != 1 || sc.DevKeys[0] != pub {
+	if sc.Mode != "developer" || len(sc.DevKeys) != 1 || sc.DevKeys[0] != pub || sc.AllowRawDigest {
 		t.Fatalf("scope %+v", sc)
+	}
+	out = scopeMustRun(t, "scope", "create", "--key-file", keyFile, "--url", url, "--rp-id", "localhost", "--origin", "http://localhost:7100", "--allow-raw-digest")
+	var raw api.Scope
+	if err := json.Unmarshal([]byte(out), &raw); err != nil || !raw.AllowRawDigest || raw.Mode != "user" || raw.ID == sc.ID {
+		t.Fatalf("scope create --allow-raw-digest printed %q: %v", out, err)
 	}
 
 	out = scopeMustRun(t, "account", "register", "--delegated", "--key-file", keyFile, "--url", url, "--scope", sc.ID, "--account", "carol")

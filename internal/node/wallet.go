@@ -8,8 +8,8 @@ import (
 
 // openWallet wires the wallet service into the node: its JSON-RPC methods
 // (keymesh_createAccount, eth_requestAccounts, eth_accounts, personal_sign,
-// eth_signTypedData_v4, eth_signTransaction, keymesh_signDigest) and its
-// peer handlers. Shares are sealed by the node's enclave backend; every
+// eth_signTypedData_v4, eth_signTransaction, keymesh_signDigest, for the
+// scopes whose config allows raw digests) and its peer handlers. Shares are sealed by the node's enclave backend; every
 // operation is authorised by the node's own auth service (openAuth runs
 // first).
 func (n *Node) openWallet(svc *services) error {
@@ -27,6 +27,8 @@ func (n *Node) openWallet(svc *services) error {
 	}
 	if a := n.Auth(); a != nil {
 		opts.Auth = a
+		// keymesh_signDigest only for scopes whose config allows it.
+		opts.RawDigest = a.AllowsRawDigest
 	}
 	if n.replica != nil {
 		opts.CatchUp = n.replica.CatchUp

@@ -59,18 +59,30 @@ func (u *walletUser) approveParams(t testing.TB, method string, params any) stri
 	return u.approve(t, method, p.Address, p.Digest)
 }
 
+// walletScopeConfig is the config of the scopes newWalletScope creates.
+var walletScopeConfig = client.ScopeConfig{RPID: "localhost", Origins: []string{"http://localhost"}, Mode: "user", SessionTTL: time.Hour}
+
 // newWalletScope creates a user-mode scope through node 1 and registers
 // accounts in it, and waits until every node has them (records replicate).
 func newWalletScope(t testing.TB, clients []*client.Client, accountIDs ...string) (*client.Key, []*walletUser) {
+	t.Helper()
+	return newWalletScopeConfig(t, clients, walletScopeConfig, accountIDs...)
+}
+
+// newWalletScopeConfig is newWalletScope with the scope config cfg.
+func newWalletScopeConfig(t testing.TB, clients []*client.Client, cfg client.ScopeConfig, accountIDs ...string) (*client.Key, []*walletUser) {
 	t.Helper()
 	ctx := context.Background()
 	dev, err := client.GenerateKey("ed25519")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc, err := clients[0].CreateScope(ctx, dev, client.ScopeConfig{RPID: "localhost", Origins: []string{"http://localhost"}, Mode: "user", SessionTTL: time.Hour})
+	sc, err := clients[0].CreateScope(ctx, dev, cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if sc.AllowRawDigest != cfg.AllowRawDigest {
+		t.Fatalf("created scope %+v: allowRawDigest, want %v", sc, cfg.AllowRawDigest)
 	}
 	var users []*walletUser
 	for _, id := range accountIDs {
@@ -265,6 +277,8 @@ func TestWallet(t *testing.T) {
 		}
 	}
 
+	checkRawDigest(t, tc, dev, alice, addr)
+
 	// A malicious gateway (node 1) forwards straight to node 2, over the peer
 	// transport, an operation the user did not approve: a transaction swapped
 	// after she approved another, and an approval forged by another account.
@@ -314,4 +328,80 @@ func TestWallet(t *testing.T) {
 	if got := recoverEth(t, accounts.TextHash(msg), sig); got != addr {
 		t.Fatalf("node 2 back: recovers to %s", got.Hex())
 	}
+}
+
+// checkRawDigest: keymesh_signDigest is refused for alice's scope, whose
+// config does not allow raw digests, and signs, on every gateway, for a scope
+// created with AllowRawDigest and for alice's scope once its developer
+// updates the config to allow them.
+func checkRawDigest(t *testing.T, tc *testCluster, dev *client.Key, alice *walletUser, addr common.Address) {
+	t.Helper()
+	ctx := context.Background()
+	signDigest := func(node int, u *walletUser, a common.Address, digest [32]byte) ([]byte, error) {
+		params := api.SignDigestParams{Address: a.Hex(), Digest: hexutil.Encode(digest[:])}
+		var res api.SignatureResult
+		if err := tc.clients[node].Call(client.WithProofs(ctx, u.approveParams(t, api.MethodSignDigest, params)), api.MethodSignDigest, params, &res); err != nil {
+			return nil, err
+		}
+		return hexutil.Decode(res.Signature)
+	}
+	digest := [32]byte(ethcrypto.Keccak256([]byte("a raw digest")))
+	for node := range 3 {
+		_, err := signDigest(node, alice, addr, digest)
+		if apiCode(err) != api.CodeRejected || !strings.Contains(err.Error(), "not enabled for scope") {
+			t.Fatalf("signDigest via node %d in a scope without raw digests: %v, want code %d", node+1, err, api.CodeRejected)
+		}
+	}
+	if sc, err := tc.clients[2].GetScope(ctx, alice.scope); err != nil || sc.AllowRawDigest {
+		t.Fatalf("alice's scope: %+v, %v", sc, err)
+	}
+
+	rawCfg := walletScopeConfig
+	rawCfg.AllowRawDigest = true
+	_, users := newWalletScopeConfig(t, tc.clients, rawCfg, "dora")
+	dora := users[0]
+	eventually(t, "the raw-digest scope on node 3", func() error {
+		sc, err := tc.clients[2].GetScope(ctx, dora.scope)
+		if err != nil {
+			return err
+		}
+		if !sc.AllowRawDigest {
+			return fmt.Errorf("scope %+v does not allow raw digests", sc)
+		}
+		return nil
+	})
+	var created api.CreateAccountResult
+	if err := tc.clients[0].Call(client.WithProofs(ctx, dora.approve(t, api.MethodCreateAccount, common.Address{}, [32]byte{})), api.MethodCreateAccount, api.CreateAccountParams{Scope: dora.scope, Account: dora.account}, &created); err != nil {
+		t.Fatalf("createAccount in the raw-digest scope: %v", err)
+	}
+	doraAddr := common.HexToAddress(created.Address)
+	for node := range 3 {
+		sig, err := signDigest(node, dora, doraAddr, digest)
+		if err != nil {
+			t.Fatalf("signDigest via node %d in a scope with raw digests: %v", node+1, err)
+		}
+		if got := recoverEth(t, digest[:], sig); got != doraAddr {
+			t.Fatalf("signDigest via node %d recovers to %s, want %s", node+1, got.Hex(), doraAddr.Hex())
+		}
+	}
+
+	// The developer turns raw digests on for alice's scope: every node
+	// reads the scope's current config, so alice signs once the update has
+	// reached the signing nodes.
+	upd := walletScopeConfig
+	upd.AllowRawDigest = true
+	sc, err := tc.clients[0].UpdateScope(ctx, dev, alice.scope, 1, upd)
+	if err != nil || !sc.AllowRawDigest {
+		t.Fatalf("UpdateScope: %+v, %v", sc, err)
+	}
+	eventually(t, "alice signs a raw digest after the update", func() error {
+		sig, err := signDigest(1, alice, addr, digest)
+		if err != nil {
+			return err
+		}
+		if got := recoverEth(t, digest[:], sig); got != addr {
+			return fmt.Errorf("alice's raw digest recovers to %s, want %s", got.Hex(), addr.Hex())
+		}
+		return nil
+	})
 }

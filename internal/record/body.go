@@ -82,6 +82,26 @@ type ScopeConfig struct {
 	Mode       Mode        // account-control mode
 	SessionTTL uint32      // longest session lifetime, seconds
 	DevKeys    []PublicKey // keys allowed to update the scope and to sign DOA approvals
+	// AllowRawDigest lets the scope's accounts sign raw 32-byte digests
+	// (keymesh_signDigest). Off by default: a raw digest may be a
+	// transaction's or another app's message, which the approver cannot read.
+	AllowRawDigest bool
+}
+
+// Scope config flags: the bits of the optional flags byte that ends a
+// config's encoding.
+const (
+	flagAllowRawDigest uint8 = 1 << 0
+
+	knownScopeFlags = flagAllowRawDigest
+)
+
+func (c *ScopeConfig) flags() uint8 {
+	var f uint8
+	if c.AllowRawDigest {
+		f |= flagAllowRawDigest
+	}
+	return f
 }
 
 // Check reports whether c is usable.
@@ -133,6 +153,12 @@ func (c *ScopeConfig) encode(w *Writer) {
 	for _, k := range c.DevKeys {
 		k.Encode(w)
 	}
+	// The flags byte came after the first encoding: it is written only
+	// when a flag is set, so that a config without flags keeps the
+	// encoding (and a scope its id and signed records) it always had.
+	if f := c.flags(); f != 0 {
+		w.U8(f)
+	}
 }
 
 func decodeScopeConfig(r *Reader) ScopeConfig {
@@ -147,6 +173,19 @@ func decodeScopeConfig(r *Reader) ScopeConfig {
 	n = r.Count(MaxDevKeys, "developer keys")
 	for range n {
 		c.DevKeys = append(c.DevKeys, DecodePublicKey(r))
+	}
+	// An optional flags byte ends the config (it is the last field of
+	// every encoding that holds one): absent means no flags; present, it
+	// must be non-zero and name only known flags (one encoding per value).
+	if r.Err() == nil && len(r.b) > 0 {
+		switch f := r.U8("flags"); {
+		case f == 0:
+			r.fail("flags: zero flags byte (omit it)")
+		case f&^knownScopeFlags != 0:
+			r.fail("flags: unknown flags %#02x", f&^knownScopeFlags)
+		default:
+			c.AllowRawDigest = f&flagAllowRawDigest != 0
+		}
 	}
 	if r.Err() == nil {
 		if err := c.Check(); err != nil {

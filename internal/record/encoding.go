@@ -19,6 +19,12 @@
 // the value. There are no maps and no defaults, so each value has exactly
 // one encoding and decode(encode(v)) == v and encode(decode(b)) == b for
 // every b that decodes.
+//
+// One exception keeps old records valid: a scope config ends with an
+// optional flags byte (ScopeConfig.AllowRawDigest), absent when no flag is
+// set and never zero when present, so a config without flags encodes, and a
+// scope's id hashes, exactly as before the byte existed; a node that predates
+// it refuses a config with flags as malformed rather than misreading it.
 package record
 
 import (

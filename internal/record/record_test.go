@@ -110,11 +110,74 @@ func TestUnmarshalStrict(t *testing.T) {
 	}
 }
 
+// TestScopeFlags: a config without flags encodes as it did before the
+// flags byte existed; AllowRawDigest round trips through a trailing flags
+// byte that must be non-zero and name only known flags.
+func TestScopeFlags(t *testing.T) {
+	k := mustKey(t, Ed25519)
+	c := testConfig(t, k)
+	plain := (&ScopeCreateBody{Config: c}).Marshal()
+	// The first encoding: nonce, rp id, origins, mode, ttl, keys; nothing after.
+	var w Writer
+	w.Fixed(make([]byte, 16))
+	w.String(c.RPID)
+	w.U32(1)
+	w.String(c.Origins[0])
+	w.U8(uint8(c.Mode))
+	w.U32(c.SessionTTL)
+	w.U32(1)
+	k.Public().Encode(&w)
+	if !bytes.Equal(plain, w.Bytes()) {
+		t.Fatal("a config without flags changed its encoding")
+	}
+	got, err := DecodeScopeCreate(plain)
+	if err != nil || got.Config.AllowRawDigest {
+		t.Fatalf("old encoding: %+v, %v", got, err)
+	}
+
+	c.AllowRawDigest = true
+	b := &ScopeCreateBody{Config: c}
+	raw := b.Marshal()
+	if !bytes.Equal(raw, append(bytes.Clone(plain), 1)) {
+		t.Fatalf("flags byte: % x", raw[len(plain):])
+	}
+	if b.ScopeID() == (&ScopeCreateBody{Config: testConfig(t, k)}).ScopeID() {
+		t.Fatal("the flag does not change the scope id")
+	}
+	got, err = DecodeScopeCreate(raw)
+	if err != nil || !got.Config.AllowRawDigest || !bytes.Equal(got.Marshal(), raw) {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	u := &ScopeUpdateBody{Scope: b.ScopeID(), Seq: 1, Config: c}
+	gu, err := DecodeScopeUpdate(u.Marshal())
+	if err != nil || !gu.Config.AllowRawDigest {
+		t.Fatalf("update round trip: %+v, %v", gu, err)
+	}
+	gc, err := DecodeScopeConfig(c.Marshal())
+	if err != nil || !gc.AllowRawDigest {
+		t.Fatalf("config round trip: %+v, %v", gc, err)
+	}
+
+	for name, bad := range map[string][]byte{
+		"zero flags":    append(bytes.Clone(plain), 0),
+		"unknown flag":  append(bytes.Clone(plain), 2),
+		"unknown high":  append(bytes.Clone(plain), 0x81),
+		"two bytes":     append(bytes.Clone(raw), 1),
+		"after trailer": append(bytes.Clone(raw), 0),
+	} {
+		if _, err := DecodeScopeCreate(bad); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
 func seedRecords(f *testing.F) {
 	k := mustKey(f, P256)
 	e := mustKey(f, Ed25519)
 	scope := (&ScopeCreateBody{Config: testConfig(f, k, e)}).ScopeID()
 	cred := KeyCredential(e.Public())
+	rawConfig := testConfig(f, k)
+	rawConfig.AllowRawDigest = true
 	bodies := []struct {
 		k Kind
 		b []byte
@@ -127,6 +190,8 @@ func seedRecords(f *testing.F) {
 		{CredentialRevoke, (&CredentialRevokeBody{Scope: scope, Account: "bob", CredentialID: cred.ID}).Marshal()},
 		{SessionCreate, (&SessionCreateBody{Scope: scope, Account: "bob", Key: k.Public(), Issued: 1, Expiry: 5}).Marshal()},
 		{SessionRevoke, (&SessionRevokeBody{Scope: scope, Account: "bob", Session: k.Public().ID()}).Marshal()},
+		{ScopeCreate, (&ScopeCreateBody{Config: rawConfig}).Marshal()},
+		{ScopeUpdate, (&ScopeUpdateBody{Scope: scope, Seq: 2, Config: rawConfig}).Marshal()},
 	}
 	for _, b := range bodies {
 		r, err := Sign(b.k, b.b, k)
@@ -135,6 +200,7 @@ func seedRecords(f *testing.F) {
 		}
 		f.Add(r.Marshal())
 		f.Add(append([]byte{0}, b.b...))
+		f.Add(append([]byte{byte(b.k)}, b.b...)) // FuzzCanonicalPayload's selector for the kind
 	}
 	f.Add((&Record{Kind: AccountRegister, Body: bodies[3].b, Auth: Auth{Kind: AuthPasskeyCreate, WebAuthn: []byte(`{}`)}}).Marshal())
 	a := &Approval{Scope: scope, Account: "bob", Method: "personal_sign", Expiry: 9}
