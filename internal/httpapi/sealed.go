@@ -154,6 +154,13 @@ func SealedScope(ctx context.Context) string {
 	return v
 }
 
+// WithSealedScope returns ctx carrying scope as SealedScope: what the
+// sealed-request handler does once the envelope opened, and what tests of
+// handlers use to stand for a sealed request.
+func WithSealedScope(ctx context.Context, scope string) context.Context {
+	return context.WithValue(ctx, scopeKey{}, scope)
+}
+
 type modeKey struct{}
 
 // RequestMode returns how the request being served was protected.
@@ -233,7 +240,7 @@ func (h *handler) serveSealed(w http.ResponseWriter, r *http.Request, body []byt
 			refuse(err)
 			return
 		}
-		ctx = context.WithValue(withProofs(ctx, call.Auth), scopeKey{}, req.Scope)
+		ctx = WithSealedScope(withProofs(ctx, call.Auth), req.Scope)
 		status, resp := h.dispatch(ctx, call.RPC)
 		status = sealedStatus(status)
 		out, err := req.SealResponse(marshalResponse(resp))
@@ -274,7 +281,7 @@ func (h *handler) serveSealed(w http.ResponseWriter, r *http.Request, body []byt
 			refuse(err)
 			return
 		}
-		ctx = context.WithValue(withProofs(ctx, string(auth)), scopeKey{}, req.Scope)
+		ctx = WithSealedScope(withProofs(ctx, string(auth)), req.Scope)
 		status, resp := h.dispatch(ctx, rpc)
 		status = sealedStatus(status)
 		out, err := req.SealResponse(map[string][]byte{CompatFieldRPC: marshalResponse(resp)})

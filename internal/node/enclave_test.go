@@ -676,6 +676,8 @@ func TestSealedWalletEndToEnd(t *testing.T) {
 		if _, err := a.SignMessage(ctx, []byte("sealed end to end")); err != nil {
 			t.Fatalf("personal_sign: %v", err)
 		}
+		// An envelope bound to another scope than the account's is refused.
+		checkSealedScope(t, a.Client(), ap, scope.ID, "user-1", acct.Address())
 		// Without the approval (no proofs in the envelope) the node refuses.
 		noAuth := client.NewAccount(a.Client(), client.ApproverFunc(func(context.Context, client.Operation) (string, error) { return "", nil }), scope.ID, "user-1", acct.Address())
 		if _, err := noAuth.SignMessage(ctx, []byte("no approval")); !errors.As(err, &ae) {

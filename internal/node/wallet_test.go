@@ -405,3 +405,34 @@ func checkRawDigest(t *testing.T, tc *testCluster, dev *client.Key, alice *walle
 		return nil
 	})
 }
+
+// checkSealedScope: a sealed personal_sign whose envelope is bound to
+// another scope than the account's is refused by the node with
+// CodeAuthWrongScope, although its approval is good; the same call bound to
+// the account's scope signs for addr.
+func checkSealedScope(t *testing.T, c *client.Client, ap client.Approver, scope, account string, addr common.Address) {
+	t.Helper()
+	ctx := context.Background()
+	msg := []byte("sealed for one scope")
+	params := []any{hexutil.Encode(msg), addr.Hex()}
+	approve := func() string {
+		h, err := ap.Approve(ctx, client.Operation{Scope: scope, Account: account, Method: api.MethodPersonalSign,
+			Hash: wallet.OperationHash(api.MethodPersonalSign, addr, [32]byte(accounts.TextHash(msg)))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	other := strings.Repeat("ab", 16)
+	err := c.Call(client.WithProofs(client.WithScope(ctx, other), approve()), api.MethodPersonalSign, params, nil)
+	if apiCode(err) != api.CodeAuthWrongScope {
+		t.Fatalf("personal_sign sealed for scope %s in scope %s: %v, want code %d", other, scope, err, api.CodeAuthWrongScope)
+	}
+	var sig string
+	if err := c.Call(client.WithProofs(client.WithScope(ctx, scope), approve()), api.MethodPersonalSign, params, &sig); err != nil {
+		t.Fatalf("personal_sign sealed for its scope: %v", err)
+	}
+	if got := recoverEth(t, accounts.TextHash(msg), hexutil.MustDecode(sig)); got != addr {
+		t.Fatalf("sealed personal_sign recovers to %s, want %s", got.Hex(), addr.Hex())
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/keymesh/keymesh/api"
 	"github.com/keymesh/keymesh/internal/auth"
 	"github.com/keymesh/keymesh/internal/config"
+	"github.com/keymesh/keymesh/internal/httpapi"
 	"github.com/keymesh/keymesh/internal/mpc/round"
 	"github.com/keymesh/keymesh/internal/store"
 	"github.com/keymesh/keymesh/internal/transport"
@@ -172,17 +173,44 @@ func peerErr(err error) (uint16, bool) {
 	return 0, false
 }
 
-// authorizeOp is auth's Authorize, asked once more after catching up with
+// authorizeOp authorises every wallet operation, as gateway and as
+// co-signer. It is auth's Authorize, asked once more after catching up with
 // the peers when auth does not know the operation's scope or account yet
 // (see Options.CatchUp).
+//
+// A sealed request is bound by its client to one scope (the envelope's
+// AAD, httpapi.SealedScope): an operation in another scope is refused with
+// api.CodeAuthWrongScope, before auth sees (and spends) its approvals when
+// the scope is known, and by the approvals' scope (who they speak for) when
+// it is not (keymesh_createAccount and eth_accounts without a scope).
 func (s *Service) authorizeOp(ctx context.Context, op auth.Operation, proofs string) (auth.Principal, error) {
+	sealed := httpapi.SealedScope(ctx)
+	if err := sealedScopeMatches(sealed, op.Method, op.Scope); err != nil {
+		return auth.Principal{}, err
+	}
 	pr, err := s.auth.Authorize(ctx, op, proofs)
 	var ae *api.Error
-	if err == nil || s.catch == nil || !errors.As(err, &ae) || ae.Code != api.CodeAuthUnknown {
+	if err != nil && s.catch != nil && errors.As(err, &ae) && ae.Code == api.CodeAuthUnknown {
+		if cerr := s.catch(ctx); cerr != nil {
+			s.log.Debug("catch-up before retrying authorization", "err", cerr)
+		}
+		pr, err = s.auth.Authorize(ctx, op, proofs)
+	}
+	if err != nil {
 		return pr, err
 	}
-	if cerr := s.catch(ctx); cerr != nil {
-		s.log.Debug("catch-up before retrying authorization", "err", cerr)
+	if err := sealedScopeMatches(sealed, op.Method, pr.Scope); err != nil {
+		return auth.Principal{}, err
 	}
-	return s.auth.Authorize(ctx, op, proofs)
+	return pr, nil
+}
+
+// sealedScopeMatches refuses an operation in scope when the request was
+// sealed for another scope. An empty sealed scope (a plaintext request, or
+// a peer's invitation) or an unknown operation scope is no mismatch.
+func sealedScopeMatches(sealed, method, scope string) error {
+	if sealed == "" || scope == "" || sealed == scope {
+		return nil
+	}
+	return api.Errorf(api.CodeAuthWrongScope, "%s: the request was sealed for scope %s, not the operation's scope %s", method, sealed, scope)
 }
