@@ -12,6 +12,7 @@ import (
 	"github.com/keymesh/keymesh/internal/enclave/sim"
 	"github.com/keymesh/keymesh/internal/store"
 	"github.com/keymesh/keymesh/internal/store/sqlite"
+	"github.com/keymesh/keymesh/internal/wallet"
 )
 
 // Migrating a node's sealed secrets from one build to the next
@@ -39,7 +40,7 @@ var sealedStoreNamespaces = []struct {
 		return "", fmt.Errorf("node: unknown sealed key %q in store namespace %q", key, enclaveNS)
 	}},
 	// Package wallet's share records, keyed by address.
-	{"wallet/share", func(key string) (string, error) { return enclave.LabelShare(key), nil }},
+	{wallet.ShareNamespace, func(key string) (string, error) { return enclave.LabelShare(key), nil }},
 }
 
 // sealedLocation says where one sealed secret lives: the identity file, or

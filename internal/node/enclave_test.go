@@ -29,6 +29,7 @@ import (
 	"github.com/keymesh/keymesh/internal/envelope"
 	"github.com/keymesh/keymesh/internal/httpapi"
 	"github.com/keymesh/keymesh/internal/transport"
+	"github.com/keymesh/keymesh/internal/wallet"
 )
 
 // sealedNode is one node of a 2-node cluster, started without the dev flag:
@@ -505,7 +506,7 @@ func TestMigrationCoversEverySealedSecret(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st.Put(ctx, "wallet/share", addr, sealed)
+		st.Put(ctx, wallet.ShareNamespace, addr, sealed)
 	}
 	_, before, err := collectSealed(ctx, dir, st)
 	st.Close()

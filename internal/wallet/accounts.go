@@ -31,11 +31,17 @@ import (
 // one approval (auth accepts an approval again for the same request id, for
 // signing retries): a node takes part in one key generation per request.
 const (
-	nsShare   = "wallet/share"
+	nsShare   = ShareNamespace
 	nsAddress = "wallet/address"
 	nsOwner   = "wallet/owner"
 	nsRequest = "wallet/request"
 )
+
+// ShareNamespace is the store namespace of the sealed share records, keyed
+// by address (0x lower-case hex), each sealed under
+// enclave.LabelShare(address). A node's migration to a new build
+// (internal/node, enclave_migrate.go) reseals every entry of it.
+const ShareNamespace = "wallet/share"
 
 // addressRecord is who owns a wallet key.
 type addressRecord struct {
