@@ -12,7 +12,10 @@
 // Every participant recomputes the operation (the digest to sign and
 // OperationHash) from the forwarded params and asks auth (Authorizer) itself
 // before it sends its first protocol message, so a gateway cannot make the
-// others sign anything the account's owner did not approve.
+// others sign anything the account's owner did not approve. A sealed request
+// acts only in the scope its envelope is bound to (httpapi.SealedScope), and
+// keymesh_signDigest (a raw digest) only for scopes whose config allows it
+// (Options.RawDigest).
 //
 // Share records are sealed at rest (Sealer, the enclave backend) under
 // enclave.LabelShare(address); ownership (scope, account) → addresses is kept
