@@ -221,12 +221,8 @@ func (n *Node) Run(ctx context.Context) error {
 		"api", n.apiLn.Addr().String(), "peer", n.peerLn.Addr().String(),
 		"identity", n.pub, "version", version.String())
 
-	var first error
-	select {
-	case <-ctx.Done():
-	case first = <-errc:
-		cancel()
-	}
+	first, pending := firstExit(ctx, errc, 2)
+	cancel()
 	sctx, scancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer scancel()
 	if err := n.api.Shutdown(sctx); err != nil {
@@ -234,18 +230,36 @@ func (n *Node) Run(ctx context.Context) error {
 		n.log.Warn("API shutdown", "err", err)
 	}
 	n.closeAll()
-	// Collect the other server's exit.
-	for range 2 {
-		if first != nil {
-			break
-		}
-		first = <-errc
-	}
+	first = drainExits(errc, pending, first)
 	n.log.Info("node stopped")
 	if first != nil {
 		return fmt.Errorf("node: %w", first)
 	}
 	return nil
+}
+
+// firstExit waits until ctx is done or one of servers servers reports its
+// exit on errc, and returns that exit's error and how many servers are
+// still to be collected. Both may be ready at once (a server that exits
+// cleanly because ctx was cancelled), and select picks either: the count
+// says which happened.
+func firstExit(ctx context.Context, errc <-chan error, servers int) (error, int) {
+	select {
+	case <-ctx.Done():
+		return nil, servers
+	case err := <-errc:
+		return err, servers - 1
+	}
+}
+
+// drainExits collects the exits of pending servers from errc, stopping at
+// the first error (errc must have room for every server's exit, so one not
+// collected does not block), and returns first or that error.
+func drainExits(errc <-chan error, pending int, first error) error {
+	for ; pending > 0 && first == nil; pending-- {
+		first = <-errc
+	}
+	return first
 }
 
 // closeAll releases what New opened; it is safe on a partly built Node.
