@@ -54,15 +54,11 @@ func newEnclaveMeasurementCmd() *cobra.Command {
 	}
 }
 
-func loadDataDir(cfgPath string) (string, error) {
+func loadNodeConfig(cfgPath string) (*config.Node, error) {
 	if cfgPath == "" {
-		return "", errors.New("--config is required")
+		return nil, errors.New("--config is required")
 	}
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		return "", err
-	}
-	return cfg.DataDir, nil
+	return config.Load(cfgPath)
 }
 
 func newEnclaveStatusCmd() *cobra.Command {
@@ -72,18 +68,18 @@ func newEnclaveStatusCmd() *cobra.Command {
 		Short: "Say which build sealed a node's secrets",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			dir, err := loadDataDir(cfgPath)
+			cfg, err := loadNodeConfig(cfgPath)
 			if err != nil {
 				return err
 			}
-			b, err := node.OpenEnclave(dir)
+			b, err := node.OpenEnclave(cfg.DataDir)
 			if err != nil {
 				return err
 			}
 			defer b.Close()
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "this binary: %s\n", b.Measurement())
-			m, ok, err := node.SealedBy(dir)
+			m, ok, err := node.SealedBy(cfg.DataDir)
 			switch {
 			case err != nil:
 				return err
@@ -111,7 +107,7 @@ func newEnclaveMigrateInCmd() *cobra.Command {
 		Short: "Receive a node's sealed secrets from the old build (run with the new binary)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			dir, err := loadDataDir(cfgPath)
+			cfg, err := loadNodeConfig(cfgPath)
 			if err != nil {
 				return err
 			}
@@ -125,7 +121,7 @@ func newEnclaveMigrateInCmd() *cobra.Command {
 			if _, err := os.Stat(bundlePath); err == nil {
 				return fmt.Errorf("%s already exists: remove it (a bundle is made for one request)", bundlePath)
 			}
-			m, req, err := node.StartMigrateIn(dir)
+			m, req, err := node.StartMigrateIn(cfg)
 			if err != nil {
 				return err
 			}
@@ -180,7 +176,7 @@ func newEnclaveMigrateOutCmd() *cobra.Command {
 		Short: "Hand a node's sealed secrets to the new build (run with the old binary)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			dir, err := loadDataDir(cfgPath)
+			cfg, err := loadNodeConfig(cfgPath)
 			if err != nil {
 				return err
 			}
@@ -195,7 +191,7 @@ func newEnclaveMigrateOutCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			bundle, n, err := node.MigrateOut(cmd.Context(), dir, req, newM)
+			bundle, n, err := node.MigrateOut(cmd.Context(), cfg, req, newM)
 			if err != nil {
 				return err
 			}

@@ -84,6 +84,22 @@ func collectSealed(ctx context.Context, dataDir string, st store.Store) ([]seale
 	return locs, secrets, nil
 }
 
+// openNodeStore opens and migrates the store cfg names (SQLite in the data
+// dir, or PostgreSQL), where the node keeps its sealed request keys and
+// wallet shares.
+func openNodeStore(ctx context.Context, cfg *config.Node) (store.Store, error) {
+	st, err := OpenStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.Migrate(ctx); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	return st, nil
+}
+
+// openStore opens and migrates the SQLite store in dataDir.
 func openStore(ctx context.Context, dataDir string) (*sqlite.DB, error) {
 	st, err := sqlite.Open(filepath.Join(dataDir, StoreFile))
 	if err != nil {
@@ -96,17 +112,18 @@ func openStore(ctx context.Context, dataDir string) (*sqlite.DB, error) {
 	return st, nil
 }
 
-// MigrateOut is the old build's side of a migration of the node data dir
-// dataDir: it checks the new build's request against the measurement to
+// MigrateOut is the old build's side of a migration of the node cfg (its
+// data dir and its store, SQLite or PostgreSQL): it checks the new build's request against the measurement to
 // (same simulated platform), and returns the bundle of every sealed secret
 // for it, and how many secrets it holds.
-func MigrateOut(ctx context.Context, dataDir string, request []byte, to enclave.Measurement) ([]byte, int, error) {
+func MigrateOut(ctx context.Context, cfg *config.Node, request []byte, to enclave.Measurement) ([]byte, int, error) {
+	dataDir := cfg.DataDir
 	b, err := OpenEnclave(dataDir)
 	if err != nil {
 		return nil, 0, err
 	}
 	defer b.Close()
-	st, err := openStore(ctx, dataDir)
+	st, err := openNodeStore(ctx, cfg)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -125,14 +142,17 @@ func MigrateOut(ctx context.Context, dataDir string, request []byte, to enclave.
 // MigrationIn is the new build's side of a migration, between the request
 // and the bundle. It holds the ephemeral key in memory only.
 type MigrationIn struct {
+	cfg     *config.Node
 	dataDir string
 	b       *sim.Backend
 	target  *enclave.MigrationTarget
 }
 
-// StartMigrateIn starts a migration into dataDir with this build and
-// returns the request to give to the old build (MigrateOut).
-func StartMigrateIn(dataDir string) (*MigrationIn, []byte, error) {
+// StartMigrateIn starts a migration into the node cfg (its data dir and its
+// store) with this build and returns the request to give to the old build
+// (MigrateOut).
+func StartMigrateIn(cfg *config.Node) (*MigrationIn, []byte, error) {
+	dataDir := cfg.DataDir
 	b, err := OpenEnclave(dataDir)
 	if err != nil {
 		return nil, nil, err
@@ -142,7 +162,7 @@ func StartMigrateIn(dataDir string) (*MigrationIn, []byte, error) {
 		b.Close()
 		return nil, nil, fmt.Errorf("node: migration: %w", err)
 	}
-	return &MigrationIn{dataDir: dataDir, b: b, target: t}, req, nil
+	return &MigrationIn{cfg: cfg, dataDir: dataDir, b: b, target: t}, req, nil
 }
 
 // Measurement is this build's measurement, the one to give MigrateOut.
@@ -157,7 +177,7 @@ func (m *MigrationIn) Close() { m.b.Close() }
 // (an atomic rename). It returns how many secrets were migrated. Nothing is
 // written unless every secret verified and the bundle matches the data dir.
 func (m *MigrationIn) Finish(ctx context.Context, bundle []byte, from enclave.Measurement) (int, error) {
-	st, err := openStore(ctx, m.dataDir)
+	st, err := openNodeStore(ctx, m.cfg)
 	if err != nil {
 		return 0, err
 	}

@@ -516,11 +516,11 @@ func TestMigrationCoversEverySealedSecret(t *testing.T) {
 	m := b.Measurement()
 
 	// A bundle checked against the wrong source measurement: nothing written.
-	in, req, err := StartMigrateIn(dir)
+	in, req, err := StartMigrateIn(s.cfgs[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	bundle, n, err := MigrateOut(ctx, dir, req, m)
+	bundle, n, err := MigrateOut(ctx, s.cfgs[0], req, m)
 	if err != nil || n != 5 {
 		t.Fatalf("MigrateOut: %d %v", n, err)
 	}
@@ -538,12 +538,12 @@ func TestMigrationCoversEverySealedSecret(t *testing.T) {
 		}
 	}
 
-	in, req, err = StartMigrateIn(dir)
+	in, req, err = StartMigrateIn(s.cfgs[0])
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer in.Close()
-	bundle, _, err = MigrateOut(ctx, dir, req, m)
+	bundle, _, err = MigrateOut(ctx, s.cfgs[0], req, m)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -83,6 +83,41 @@ func TestPostgresStore(t *testing.T) {
 		t.Fatal("a SQLite file was created too")
 	}
 
+	// An enclave migration moves the sealed secrets kept in PostgreSQL (the
+	// request keys made by the first attestation), not only the identity
+	// file: it opens the store the config names.
+	if _, err := n.Attestation(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n.Close()
+	var sealedRows int
+	if err := admin.QueryRow(ctx, `SELECT count(*) FROM `+schema+`.kv WHERE ns = $1::bytea`, []byte(enclaveNS)).Scan(&sealedRows); err != nil {
+		t.Fatal(err)
+	}
+	if sealedRows == 0 {
+		t.Fatalf("no sealed request keys in the PostgreSQL store")
+	}
+	in, req, err := StartMigrateIn(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	bundle, moved, err := MigrateOut(ctx, cfg, req, in.Measurement())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if moved != 1+sealedRows { // the identity file and every sealed key in the store
+		t.Fatalf("MigrateOut moved %d secrets, want the identity and %d sealed keys", moved, sealedRows)
+	}
+	if got, err := in.Finish(ctx, bundle, in.Measurement()); err != nil || got != moved {
+		t.Fatalf("Finish: %d, %v", got, err)
+	}
+	if _, err := os.Stat(cfg.DataDir + "/" + StoreFile); err == nil {
+		t.Fatal("the migration created a SQLite file")
+	}
+	n = start() // the node starts from its migrated secrets
+	defer n.Close()
+
 	// A server that does not answer: a clear error, no password in it.
 	cfg.Store.DSN = "postgres://keymesh@127.0.0.1:1/none?sslmode=disable&connect_timeout=2"
 	_, err = New(Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
