@@ -13,24 +13,6 @@ import (
 	"github.com/keymesh/keymesh/client"
 )
 
-// scopeRun runs the command line and returns stdout, stderr and the exit
-// code.
-func scopeRun(t *testing.T, args ...string) (string, string, int) {
-	t.Helper()
-	var out, errOut syncBuffer
-	code := Run(context.Background(), args, &out, &errOut)
-	return out.String(), errOut.String(), code
-}
-
-func scopeMustRun(t *testing.T, args ...string) string {
-	t.Helper()
-	out, errOut, code := scopeRun(t, args...)
-	if code != 0 {
-		t.Fatalf("keymesh %s: exit %d\n%s\n%s", strings.Join(args, " "), code, out, errOut)
-	}
-	return out
-}
-
 // TestScopeCommands runs keymesh dev (3 nodes in process on real sockets)
 // and drives scope keygen, scope create and account register --delegated
 // against it, then checks the result through the SDK on another node.
@@ -45,7 +27,7 @@ func TestScopeCommands(t *testing.T) {
 	url := urls["1"]
 
 	keyFile := filepath.Join(dir, "dev.key")
-	pub := strings.TrimSpace(scopeMustRun(t, "scope", "keygen", "--out", keyFile, "--alg", "ed25519"))
+	pub := strings.TrimSpace(mustRun(t, "scope", "keygen", "--out", keyFile, "--alg", "ed25519"))
 	if !strings.HasPrefix(pub, "ed25519:") {
 		t.Fatalf("keygen printed %q", pub)
 	}
@@ -57,11 +39,11 @@ func TestScopeCommands(t *testing.T) {
 	if strings.Contains(pub, strings.TrimSpace(string(secret))[len("ed25519:"):]) {
 		t.Fatal("keygen printed the secret")
 	}
-	if _, errOut, code := scopeRun(t, "scope", "keygen", "--out", keyFile); code == 0 || !strings.Contains(errOut, "not overwriting") {
+	if _, errOut, code := run(t, "scope", "keygen", "--out", keyFile); code == 0 || !strings.Contains(errOut, "not overwriting") {
 		t.Fatalf("keygen overwrote a key: %d %s", code, errOut)
 	}
 
-	out := scopeMustRun(t, "scope", "create", "--key-file", keyFile, "--url", url, "--rp-id", "localhost", "--origin", "http://localhost:7100", "--mode", "developer")
+	out := mustRun(t, "scope", "create", "--key-file", keyFile, "--url", url, "--rp-id", "localhost", "--origin", "http://localhost:7100", "--mode", "developer")
 	var sc api.Scope
 	if err := json.Unmarshal([]byte(out), &sc); err != nil {
 		t.Fatalf("scope create printed %q: %v", out, err)
@@ -69,17 +51,17 @@ func TestScopeCommands(t *testing.T) {
 	if sc.Mode != "developer" || len(sc.DevKeys) != 1 || sc.DevKeys[0] != pub || sc.AllowRawDigest {
 		t.Fatalf("scope %+v", sc)
 	}
-	out = scopeMustRun(t, "scope", "create", "--key-file", keyFile, "--url", url, "--rp-id", "localhost", "--origin", "http://localhost:7100", "--allow-raw-digest")
+	out = mustRun(t, "scope", "create", "--key-file", keyFile, "--url", url, "--rp-id", "localhost", "--origin", "http://localhost:7100", "--allow-raw-digest")
 	var raw api.Scope
 	if err := json.Unmarshal([]byte(out), &raw); err != nil || !raw.AllowRawDigest || raw.Mode != "user" || raw.ID == sc.ID {
 		t.Fatalf("scope create --allow-raw-digest printed %q: %v", out, err)
 	}
 
-	out = scopeMustRun(t, "account", "register", "--delegated", "--key-file", keyFile, "--url", url, "--scope", sc.ID, "--account", "carol")
+	out = mustRun(t, "account", "register", "--delegated", "--key-file", keyFile, "--url", url, "--scope", sc.ID, "--account", "carol")
 	if !strings.Contains(out, `"account": "carol"`) {
 		t.Fatalf("account register printed %q", out)
 	}
-	_, errOut, code := scopeRun(t, "account", "register", "--delegated", "--key-file", keyFile, "--url", url, "--scope", sc.ID, "--account", "carol")
+	_, errOut, code := run(t, "account", "register", "--delegated", "--key-file", keyFile, "--url", url, "--scope", sc.ID, "--account", "carol")
 	if code == 0 || !strings.Contains(errOut, "already exists") {
 		t.Fatalf("second registration: %d %s", code, errOut)
 	}
@@ -111,7 +93,7 @@ func TestScopeCommands(t *testing.T) {
 		{[]string{"account", "register", "--delegated", "--key-file", keyFile, "--url", url, "--scope", sc.ID, "--account", "bad name"}, "account id must be"},
 		{[]string{"account", "register", "--delegated", "--key-file", keyFile, "--url", url, "--scope", strings.Repeat("0", 32), "--account", "d"}, "unknown scope"},
 	} {
-		_, errOut, code := scopeRun(t, tc.args...)
+		_, errOut, code := run(t, tc.args...)
 		if code == 0 || !strings.Contains(errOut, tc.want) {
 			t.Errorf("keymesh %s: exit %d, stderr %q; want %q", strings.Join(tc.args, " "), code, errOut, tc.want)
 		}
