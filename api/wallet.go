@@ -7,7 +7,7 @@ package api
 //
 // Every wallet method needs approval: the request carries proofs in the
 // X-Keymesh-Auth header (format: package auth), bound to the operation hash
-// that wallet.OperationHash defines for the method, the account's address and
+// that OperationHash defines for the method, the account's address and
 // the digest to be signed. Each signing node recomputes that hash from the
 // params itself, so proofs for one operation never authorise another.
 const (

@@ -2,8 +2,6 @@ package client
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -64,33 +62,17 @@ type ApproverFunc func(ctx context.Context, op Operation) (string, error)
 // Approve calls f.
 func (f ApproverFunc) Approve(ctx context.Context, op Operation) (string, error) { return f(ctx, op) }
 
-// OperationTag is the domain-separation tag of OperationHash (the node's
-// wallet.OperationTag).
-const OperationTag = "keymesh/wallet/operation/v1"
+// OperationTag is the domain-separation tag of OperationHash
+// (api.OperationTag).
+const OperationTag = api.OperationTag
 
-// OperationHash is what an approval of a wallet request commits to:
-//
-//	SHA-256(OperationTag ‖ len(method) (2 bytes, big-endian) ‖ method ‖ address (20) ‖ digest (32))
-//
-// with the canonical method name, the signing address, and the digest the
-// threshold key signs (EIP-191 hash for personal_sign, EIP-712 hash for
-// eth_signTypedData_v4, the transaction's signing hash for
-// eth_signTransaction, the digest itself for keymesh_signDigest; zero address
-// and digest for the methods that sign nothing). Every node computes the same
-// from the params (internal/wallet.OperationHash), so an approval authorises
-// exactly one payload.
+// OperationHash is what an approval of a wallet request commits to: the
+// canonical method name, the signing address and the digest the threshold
+// key signs. It is api.OperationHash, the one definition the nodes use too
+// (see there for the exact layout), so an approval authorises exactly one
+// payload.
 func OperationHash(method string, address common.Address, digest [32]byte) [32]byte {
-	h := sha256.New()
-	h.Write([]byte(OperationTag))
-	var l [2]byte
-	binary.BigEndian.PutUint16(l[:], uint16(len(method)))
-	h.Write(l[:])
-	h.Write([]byte(method))
-	h.Write(address[:])
-	h.Write(digest[:])
-	var out [32]byte
-	h.Sum(out[:0])
-	return out
+	return api.OperationHash(method, address, digest)
 }
 
 // ErrBadSignature is wrapped by the errors of Account's signing methods when

@@ -28,22 +28,6 @@ import (
 	"github.com/keymesh/keymesh/internal/wallet"
 )
 
-func TestOperationHashMatchesNode(t *testing.T) {
-	addr := common.HexToAddress("0x00000000000000000000000000000000deadbeef")
-	var d [32]byte
-	for i := range d {
-		d[i] = byte(i)
-	}
-	for _, m := range []string{api.MethodPersonalSign, api.MethodSignTransaction, api.MethodSignTypedDataV4, api.MethodSignDigest, api.MethodCreateAccount, ""} {
-		if client.OperationHash(m, addr, d) != wallet.OperationHash(m, addr, d) {
-			t.Errorf("%q: SDK and node operation hashes differ", m)
-		}
-	}
-	if client.OperationTag != wallet.OperationTag {
-		t.Fatal("tags differ")
-	}
-}
-
 // stubSigner is a stand-in for a cluster, for the SDK's own checks: it
 // holds a plain go-ethereum key (a real cluster never does; the end-to-end
 // test in internal/cli uses one) and answers the wallet methods, computing

@@ -14,7 +14,7 @@ type Operation struct {
 	Method string
 	// Hash commits to exactly what the operation does (for signing: the
 	// account's address and the digest to be signed, see
-	// wallet.OperationHash). Every node computes it itself from the request
+	// api.OperationHash). Every node computes it itself from the request
 	// parameters; it is never taken from a peer.
 	Hash [32]byte
 	// Request is the id the receiving node (the gateway) chose for this client

@@ -37,7 +37,7 @@ type walletUser struct {
 // approve returns fresh proofs for method over (addr, digest).
 func (u *walletUser) approve(t testing.TB, method string, addr common.Address, digest [32]byte) string {
 	t.Helper()
-	h, err := u.signer.Approve(context.Background(), client.Operation{Scope: u.scope, Account: u.account, Method: method, Hash: wallet.OperationHash(method, addr, digest)})
+	h, err := u.signer.Approve(context.Background(), client.Operation{Scope: u.scope, Account: u.account, Method: method, Hash: api.OperationHash(method, addr, digest)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +256,7 @@ func TestWallet(t *testing.T) {
 	msg := []byte("pay mallory")
 	params := []any{hexutil.Encode(msg), addr.Hex()}
 	devSigner := client.DeveloperSigner(dev, alice.scope)
-	devProofs, _ := devSigner.Approve(ctx, client.Operation{Scope: alice.scope, Account: alice.account, Method: api.MethodPersonalSign, Hash: wallet.OperationHash(api.MethodPersonalSign, addr, [32]byte(accounts.TextHash(msg)))})
+	devProofs, _ := devSigner.Approve(ctx, client.Operation{Scope: alice.scope, Account: alice.account, Method: api.MethodPersonalSign, Hash: api.OperationHash(api.MethodPersonalSign, addr, [32]byte(accounts.TextHash(msg)))})
 	replayed := alice.approveParams(t, api.MethodPersonalSign, params)
 	if err := tc.clients[0].Call(client.WithProofs(ctx, replayed), api.MethodPersonalSign, params, nil); err != nil {
 		t.Fatal(err)
@@ -417,7 +417,7 @@ func checkSealedScope(t *testing.T, c *client.Client, ap client.Approver, scope,
 	params := []any{hexutil.Encode(msg), addr.Hex()}
 	approve := func() string {
 		h, err := ap.Approve(ctx, client.Operation{Scope: scope, Account: account, Method: api.MethodPersonalSign,
-			Hash: wallet.OperationHash(api.MethodPersonalSign, addr, [32]byte(accounts.TextHash(msg)))})
+			Hash: api.OperationHash(api.MethodPersonalSign, addr, [32]byte(accounts.TextHash(msg)))})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,7 +10,7 @@
 // signing it picks t live signers (itself and t−1 reachable peers) and
 // forwards the client's params, its approval proofs and the request id.
 // Every participant recomputes the operation (the digest to sign and
-// OperationHash) from the forwarded params and asks auth (Authorizer) itself
+// api.OperationHash) from the forwarded params and asks auth (Authorizer) itself
 // before it sends its first protocol message, so a gateway cannot make the
 // others sign anything the account's owner did not approve. A sealed request
 // acts only in the scope its envelope is bound to (httpapi.SealedScope), and

@@ -29,7 +29,7 @@ import (
 // keymesh_createAccount and eth_requestAccounts alike).
 func createOp(scope, account string, req [requestLen]byte) auth.Operation {
 	return auth.Operation{Scope: scope, Account: account, Method: api.MethodCreateAccount,
-		Hash: OperationHash(api.MethodCreateAccount, common.Address{}, [32]byte{}), Request: req}
+		Hash: api.OperationHash(api.MethodCreateAccount, common.Address{}, [32]byte{}), Request: req}
 }
 
 func checkID(name, v string) error {
@@ -115,7 +115,7 @@ func (s *Service) accountsRPC(ctx context.Context, params json.RawMessage) (any,
 	}
 	var req [requestLen]byte
 	fresh(req[:])
-	op := auth.Operation{Method: api.MethodAccounts, Hash: OperationHash(api.MethodAccounts, common.Address{}, [32]byte{}), Request: req}
+	op := auth.Operation{Method: api.MethodAccounts, Hash: api.OperationHash(api.MethodAccounts, common.Address{}, [32]byte{}), Request: req}
 	op.Scope = proofsScope(proofs, op.Method, op.Hash)
 	pr, err := s.authorizeOp(ctx, op, proofs)
 	if err != nil {

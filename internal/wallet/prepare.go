@@ -32,7 +32,7 @@ type Prepared struct {
 }
 
 // Hash is the operation hash the request's approval must commit to.
-func (p *Prepared) Hash() [32]byte { return OperationHash(p.Method, p.Address, p.Digest) }
+func (p *Prepared) Hash() [32]byte { return api.OperationHash(p.Method, p.Address, p.Digest) }
 
 // Prepare parses the params of a signing method (personal_sign,
 // eth_signTypedData_v4, eth_signTransaction, keymesh_signDigest) and computes

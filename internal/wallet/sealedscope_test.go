@@ -39,7 +39,7 @@ func TestSealedScopeMismatch(t *testing.T) {
 	addr := common.HexToAddress("0x000000000000000000000000000000000000bEEF")
 	var digest [32]byte
 	digest[0] = 7
-	hash := OperationHash(api.MethodPersonalSign, addr, digest)
+	hash := api.OperationHash(api.MethodPersonalSign, addr, digest)
 	op := auth.Operation{Scope: "app", Account: "alice", Method: api.MethodPersonalSign, Hash: hash}
 	proofs := alice.approve(api.MethodPersonalSign, hash)
 

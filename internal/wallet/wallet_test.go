@@ -44,7 +44,7 @@ func approveParams(t *testing.T, u *user, method string, params any) string {
 
 func createAccount(t testing.TB, c *cluster, node int, u *user) common.Address {
 	t.Helper()
-	proofs := u.approve(api.MethodCreateAccount, OperationHash(api.MethodCreateAccount, common.Address{}, [32]byte{}))
+	proofs := u.approve(api.MethodCreateAccount, api.OperationHash(api.MethodCreateAccount, common.Address{}, [32]byte{}))
 	var res api.CreateAccountResult
 	if err := c.call(node, proofs, api.MethodCreateAccount, api.CreateAccountParams{Scope: u.scope, Account: u.account}, &res); err != nil {
 		t.Fatalf("createAccount: %v", err)
@@ -112,7 +112,7 @@ func TestCreateAndSign(t *testing.T) {
 			t.Fatalf("node %d: share: %v", i+1, err)
 		}
 		var got []string
-		if err := c.call(i, alice.approve(api.MethodAccounts, OperationHash(api.MethodAccounts, common.Address{}, [32]byte{})), api.MethodAccounts, nil, &got); err != nil {
+		if err := c.call(i, alice.approve(api.MethodAccounts, api.OperationHash(api.MethodAccounts, common.Address{}, [32]byte{})), api.MethodAccounts, nil, &got); err != nil {
 			t.Fatal(err)
 		}
 		if len(got) != 1 || got[0] != addr.Hex() {
@@ -128,7 +128,7 @@ func TestCreateAndSign(t *testing.T) {
 	t.Run("eth_requestAccounts", func(t *testing.T) {
 		bob := authz.newUser("app", "bob")
 		proofs := func() string {
-			return bob.approve(api.MethodCreateAccount, OperationHash(api.MethodCreateAccount, common.Address{}, [32]byte{}))
+			return bob.approve(api.MethodCreateAccount, api.OperationHash(api.MethodCreateAccount, common.Address{}, [32]byte{}))
 		}
 		var first, again []string
 		if err := c.call(2, proofs(), api.MethodRequestAccounts, nil, &first); err != nil || len(first) != 1 || !common.IsHexAddress(first[0]) {
@@ -365,7 +365,7 @@ func TestForgedApprovals(t *testing.T) {
 	// the other nodes refuse, and alice still has one key everywhere.
 	var req [requestLen]byte
 	req[0] = 42
-	createProofs := alice.approve(api.MethodCreateAccount, OperationHash(api.MethodCreateAccount, common.Address{}, [32]byte{}))
+	createProofs := alice.approve(api.MethodCreateAccount, api.OperationHash(api.MethodCreateAccount, common.Address{}, [32]byte{}))
 	owner := auth.Principal{Scope: alice.scope, Account: alice.account}
 	if _, err := c.nodes[0].svc.create(context.Background(), owner, req, createProofs); err != nil {
 		t.Fatal(err)
@@ -419,7 +419,7 @@ func TestNodesDown(t *testing.T) {
 		}
 	}
 	// Account creation needs all n nodes: a clear error.
-	proofs := alice.approve(api.MethodCreateAccount, OperationHash(api.MethodCreateAccount, common.Address{}, [32]byte{}))
+	proofs := alice.approve(api.MethodCreateAccount, api.OperationHash(api.MethodCreateAccount, common.Address{}, [32]byte{}))
 	c.waitLinks(2)
 	if err := c.call(0, proofs, api.MethodCreateAccount, nil, nil); apiCode(err) != api.CodeUnavailable || !strings.Contains(err.Error(), "[3]") {
 		t.Fatalf("createAccount with node 3 down: %v", err)

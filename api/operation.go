@@ -1,4 +1,4 @@
-package wallet
+package api
 
 import (
 	"crypto/sha256"
@@ -12,7 +12,7 @@ import (
 // a digest signed by a wallet key, a transaction hash or another keymesh hash.
 const OperationTag = "keymesh/wallet/operation/v1"
 
-// OperationHash is auth.Operation.Hash for a wallet method: what an approval
+// OperationHash is auth.Operation.Hash for a wallet method (internal/auth): what an approval
 // (a session-key signature, a passkey assertion, a developer signature)
 // commits to. It is
 //
@@ -30,8 +30,9 @@ const OperationTag = "keymesh/wallet/operation/v1"
 // digest: their approval binds scope and account through auth.Operation's
 // other fields.
 //
-// Every node computes it from the request's params itself (see Prepare); the
-// SDK computes the same to ask for approval. Because the signed digest is
+// Every node computes it from the request's params itself (internal/wallet's
+// Prepare); the SDK computes the same to ask for approval: this one function
+// is the definition both use. Because the signed digest is
 // inside the hash, an approval for one message, typed data or transaction
 // authorises exactly that one.
 func OperationHash(method string, address common.Address, digest [32]byte) [32]byte {

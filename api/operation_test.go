@@ -1,4 +1,4 @@
-package wallet
+package api
 
 import (
 	"crypto/sha256"
