@@ -256,17 +256,24 @@ func (c *creds) signer(ctx context.Context, conns int) (*client.Account, error) 
 	return c.signerLoaded(ctx, conns)
 }
 
+// connect resolves, from loaded credentials, the approver, the scope and
+// account, and a client of the node with conns connections.
+func (c *creds) connect(conns int) (cl *client.Client, ap client.Approver, scope, account string, err error) {
+	if ap, err = c.approver(); err != nil {
+		return nil, nil, "", "", err
+	}
+	if scope, account, err = c.accountArgs(); err != nil {
+		return nil, nil, "", "", err
+	}
+	if cl, err = newClient(c.loaded.URL, conns, c.clientOptions()...); err != nil {
+		return nil, nil, "", "", err
+	}
+	return cl, ap, scope, account, nil
+}
+
 // signerLoaded is signer with the credentials already loaded.
 func (c *creds) signerLoaded(ctx context.Context, conns int) (*client.Account, error) {
-	ap, err := c.approver()
-	if err != nil {
-		return nil, err
-	}
-	scope, account, err := c.accountArgs()
-	if err != nil {
-		return nil, err
-	}
-	cl, err := newClient(c.loaded.URL, conns, c.clientOptions()...)
+	cl, ap, scope, account, err := c.connect(conns)
 	if err != nil {
 		return nil, err
 	}
@@ -375,15 +382,7 @@ developer key, creates a developer-mode scope signed by it and registers
 			if err := c.load(); err != nil {
 				return err
 			}
-			ap, err := c.approver()
-			if err != nil {
-				return err
-			}
-			scope, account, err := c.accountArgs()
-			if err != nil {
-				return err
-			}
-			cl, err := newClient(c.loaded.URL, 1, c.clientOptions()...)
+			cl, ap, scope, account, err := c.connect(1)
 			if err != nil {
 				return err
 			}
@@ -472,15 +471,7 @@ func newAccountListCmd() *cobra.Command {
 			if err := c.load(); err != nil {
 				return err
 			}
-			ap, err := c.approver()
-			if err != nil {
-				return err
-			}
-			scope, account, err := c.accountArgs()
-			if err != nil {
-				return err
-			}
-			cl, err := newClient(c.loaded.URL, 1, c.clientOptions()...)
+			cl, ap, scope, account, err := c.connect(1)
 			if err != nil {
 				return err
 			}
