@@ -64,10 +64,10 @@ func bytesToLimbs(b *[32]byte) [4]uint64 {
 	}
 }
 
-// mulRsh320Round returns round(a·b / 2^320) for 256-bit a and b, as a
-// scalar (the result is below 2^192), in constant time.
-func mulRsh320Round(a, b *[4]uint64) secp256k1.ModNScalar {
-	var p [8]uint64
+// MulWide returns the 512-bit product a·b of two 256-bit integers given as
+// little-endian 64-bit limbs (schoolbook multiplication), in constant time:
+// bits.Mul64 and bits.Add64 do not branch on their operands.
+func MulWide(a, b *[4]uint64) (p [8]uint64) {
 	for i := range 4 {
 		var carry uint64
 		for j := range 4 {
@@ -82,6 +82,13 @@ func mulRsh320Round(a, b *[4]uint64) secp256k1.ModNScalar {
 		}
 		p[i+4] = carry
 	}
+	return p
+}
+
+// mulRsh320Round returns round(a·b / 2^320) for 256-bit a and b, as a
+// scalar (the result is below 2^192), in constant time.
+func mulRsh320Round(a, b *[4]uint64) secp256k1.ModNScalar {
+	p := MulWide(a, b)
 	// Bits 320 and up are limbs 5..7; bit 319 (top of limb 4) rounds.
 	round := p[4] >> 63
 	var r [3]uint64

@@ -5,6 +5,8 @@ import (
 	"math/bits"
 
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
+
+	"github.com/keymesh/keymesh/internal/mpc/curve"
 )
 
 // limbs is a scalar as four little-endian 64-bit words.
@@ -29,21 +31,7 @@ type wideAcc [9]uint64
 
 // addMul adds a·b to the accumulator.
 func (w *wideAcc) addMul(a, b *limbs) {
-	var p [8]uint64
-	for i := range 4 {
-		var carry uint64
-		for j := range 4 {
-			hi, lo := bits.Mul64(a[i], b[j])
-			var c uint64
-			lo, c = bits.Add64(lo, p[i+j], 0)
-			hi += c
-			lo, c = bits.Add64(lo, carry, 0)
-			hi += c
-			p[i+j] = lo
-			carry = hi
-		}
-		p[i+4] = carry
-	}
+	p := curve.MulWide((*[4]uint64)(a), (*[4]uint64)(b))
 	var c uint64
 	for k := range 8 {
 		w[k], c = bits.Add64(w[k], p[k], c)
