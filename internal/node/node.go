@@ -215,7 +215,16 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 		errc <- err
 	}()
-	go func() { errc <- n.tr.Serve(ctx, n.peerLn) }()
+	go func() {
+		err := n.tr.Serve(ctx, n.peerLn)
+		// A stop can close the transport before this goroutine first
+		// runs; Serve then reports ErrClosed, which is the clean exit
+		// Run asked for, not a serving error.
+		if errors.Is(err, transport.ErrClosed) && ctx.Err() != nil {
+			err = nil
+		}
+		errc <- err
+	}()
 	n.log.Info("node started", "cluster", n.cfg.ClusterID,
 		"threshold", n.cfg.Threshold, "n", n.cfg.N(),
 		"api", n.apiLn.Addr().String(), "peer", n.peerLn.Addr().String(),
