@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keymesh/keymesh/api"
@@ -30,6 +31,7 @@ import (
 	"github.com/keymesh/keymesh/internal/store"
 	"github.com/keymesh/keymesh/internal/transport"
 	"github.com/keymesh/keymesh/internal/version"
+	"github.com/keymesh/keymesh/internal/wallet"
 )
 
 // StoreFile is the name of the SQLite database inside a node's data dir.
@@ -78,10 +80,16 @@ type Node struct {
 	auth        authHook // the auth service (auth.go), asked by the wallet before signing
 
 	replica *replica.Replica // record replication (replica.go)
+	wallet  *wallet.Service  // the wallet service (wallet.go)
 
 	closers []func() // services' Close, run in reverse order by closeAll
 
 	runOnce sync.Once
+
+	// sessionRecordOff switches the durable session record off (session.go).
+	// Only a keymesh_adversary test build can set it (adversary.go), to show
+	// that its tests see the attacks the record stops.
+	sessionRecordOff atomic.Bool
 }
 
 // New loads the node's identity, opens and migrates its store, starts its
@@ -315,7 +323,20 @@ func (n *Node) Transport() *transport.Transport { return n.tr }
 
 // RunSession runs s over the peer transport and counts it in the
 // keymesh_mpc_sessions_total metric under protocol.
+//
+// Before s starts, its ID is checked against and added to the node's
+// durable session record, in one store transaction (session.go): an ID this
+// node ran before, in this process or an earlier one, or in another process
+// sharing its PostgreSQL database, is refused with an error wrapping
+// ErrSessionRepeated before s produces any message, and logged as a
+// security event. A session that fails after it was recorded keeps its
+// entry: its ID cannot be retried (retries take a fresh nonce).
 func (n *Node) RunSession(ctx context.Context, protocol string, s *round.Session) (any, error) {
+	if err := n.checkSession(ctx, protocol, s); err != nil {
+		s.Fail(err)
+		n.metrics.SessionDone(protocol, err)
+		return nil, err
+	}
 	res, err := n.tr.RunSession(ctx, s)
 	n.metrics.SessionDone(protocol, err)
 	return res, err

@@ -37,6 +37,7 @@ func (n *Node) openWallet(svc *services) error {
 	if err != nil {
 		return err
 	}
+	n.wallet = w
 	w.Register(svc.reg)
 	registerWalletMetrics(n.metrics.Registry(), w)
 	return nil
