@@ -75,11 +75,44 @@ func TestAlteredTagBlamesSender(t *testing.T) {
 	wantAbortBlaming(t, res, 3)
 }
 
-func TestInconsistentBroadcastBlamesBroadcaster(t *testing.T) {
+func TestInconsistentBroadcastFramesNoOne(t *testing.T) {
 	// Party 1 sends party 3 a different commitment than party 2 gets.
+	// Nobody outputs; party 3 blames party 1 only on party 1's own echo
+	// (which shows what it claims to have sent), and an echo from party 2
+	// about party 1 blames no one: party 2 might be the liar.
 	rule := FlipBit(Match{From: 1, To: 3, Round: 2}, 9)
 	res := run(t, parties3, rule, 3)
-	wantAbortBlaming(t, res, 1)
+	if err := CheckBlame(res, 1, false); err != nil {
+		t.Fatal(err)
+	}
+	for p, err := range res.Errors {
+		if p != 1 && !errors.Is(err, round.ErrInconsistentBroadcast) {
+			t.Fatalf("%v: %v does not wrap ErrInconsistentBroadcast", p, err)
+		}
+	}
+}
+
+// Finding 6 of issue 12: an echo that misreports a third party's broadcast
+// must not get that party blamed. Party 2 claims, in its echo to party 3,
+// that party 1 broadcast something else: party 3 aborts naming no one.
+func TestEchoLieCannotFrameThirdParty(t *testing.T) {
+	rule := Alter(Match{From: 2, To: 3, Round: 3}, func(m *round.Message) {
+		if len(m.Echo) > 0 {
+			m.Echo[0*32] ^= 1 // party 1's entry
+		}
+	})
+	for seed := range uint64(8) {
+		res := run(t, parties3, rule, 10+seed)
+		var ae *round.AbortError
+		if !errors.As(res.Errors[3], &ae) || len(ae.Culprits) != 0 || !errors.Is(ae, round.ErrInconsistentBroadcast) {
+			t.Fatalf("party 3: %v, want an abort naming no one", res.Errors[3])
+		}
+		for p, err := range res.Errors {
+			if errors.As(err, &ae) && (len(ae.Culprits) > 1 || (len(ae.Culprits) == 1 && ae.Culprits[0] != 2)) {
+				t.Fatalf("%v frames an honest party: %v", p, ae)
+			}
+		}
+	}
 }
 
 func TestEchoLieBlamesLiar(t *testing.T) {

@@ -244,3 +244,41 @@ func (r *Recorder) Rule() Rule {
 
 // Ptr returns a pointer to b, for Match.Direct.
 func Ptr(b bool) *bool { return &b }
+
+// CheckBlame checks the outcome of a run in which party culprit alone
+// misbehaved: no other party output anything; every other party aborted
+// or stalled; no abort names anyone but culprit (an honest party is never
+// framed); and, if mustName, at least one party's abort names culprit
+// alone. An abort that names no one is allowed: a party that cannot prove
+// who deviated (an echo mismatch on a third party's broadcast) says so.
+func CheckBlame(res *Result, culprit round.PartyID, mustName bool) error {
+	for p, out := range res.Outputs {
+		if p != culprit {
+			return fmt.Errorf("mpctest: %v output %T despite misbehaviour by %v", p, out, culprit)
+		}
+	}
+	named := false
+	for p, err := range res.Errors {
+		if p == culprit {
+			continue
+		}
+		var ae *round.AbortError
+		if errors.As(err, &ae) {
+			for _, c := range ae.Culprits {
+				if c != culprit {
+					return fmt.Errorf("mpctest: %v blames %v, who was honest: %v", p, c, ae)
+				}
+			}
+			named = named || len(ae.Culprits) == 1
+			continue
+		}
+		var stall *StallError
+		if !errors.As(err, &stall) {
+			return fmt.Errorf("mpctest: %v: %w", p, err)
+		}
+	}
+	if mustName && !named {
+		return fmt.Errorf("mpctest: nobody blamed %v: %v", culprit, res.Errors)
+	}
+	return nil
+}

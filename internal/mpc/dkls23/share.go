@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 
@@ -77,8 +78,17 @@ type Share struct {
 	public     secp256k1.JacobianPoint   // affine
 	shares     []secp256k1.JacobianPoint // affine, in party order
 	peers      map[round.PartyID]*Peer
-	refused    []round.PartyID // sorted peers caught cheating
-	_          [0]func()
+	// refused holds the peers caught cheating. It is behind a pointer so
+	// that every copy of the Share value shares one set: a refusal is
+	// never lost to a stale copy.
+	refused *refusals
+	_       [0]func()
+}
+
+// refusals is a Share's set of refused peers, safe for concurrent use.
+type refusals struct {
+	mu  sync.Mutex
+	set []round.PartyID // sorted
 }
 
 // NewShare assembles and checks a share record. It copies its inputs.
@@ -93,6 +103,7 @@ func NewShare(threshold int, self round.PartyID, parties []round.PartyID, genera
 		parties:    slices.Clone(parties),
 		generation: generation,
 		peers:      make(map[round.PartyID]*Peer, len(peers)),
+		refused:    new(refusals),
 	}
 	s.secret.Set(secret)
 	s.public.Set(public)
@@ -174,34 +185,69 @@ func (s *Share) Peer(p round.PartyID) *Peer { return s.peers[p] }
 
 // Refuse records that peer p was caught cheating (a failed OT-extension
 // consistency check or multiplication check, or any other check that named
-// it): sign.NewSession refuses to sign with p from then on. The refusal is
-// part of the share record, so it survives a restart once the caller
-// persists the share again. Reusing OT correlations with a peer that has
+// it). It takes effect at once: every signing session using this share,
+// open or new, checks the refusal before it next uses its OT correlation
+// with p and aborts with sign.ErrRefused (the signing session itself
+// refuses a peer it catches). Reusing OT correlations with a peer that has
 // seen a selective-abort outcome would leak bits of our OT secrets (Trail
-// of Bits, "Don't overextend your Oblivious Transfer", 2023); only a
-// refresh, which re-keys every OT setup, gives a share without refusals.
+// of Bits, "Don't overextend your Oblivious Transfer", 2023; about 128
+// probes reveal Δ).
+//
+// Refuse is safe for concurrent use with every method of the share, and
+// refusals only accumulate: refusing 2 and then 3 leaves both refused, and
+// no copy of the share is needed (or wanted) to refuse. The refusals are
+// part of the encoding (MarshalBinary), so they survive a restart once the
+// caller persists the share; a refresh or resharing of the share keeps
+// them (package keygen copies them to the new share).
 func (s *Share) Refuse(p round.PartyID) error {
-	if s.peers[p] == nil {
+	if s.peers[p] == nil || s.refused == nil {
 		return fmt.Errorf("dkls23: %v is not a peer", p)
 	}
-	if i, found := slices.BinarySearch(s.refused, p); !found {
-		s.refused = slices.Insert(s.refused, i, p)
+	s.refused.mu.Lock()
+	defer s.refused.mu.Unlock()
+	if i, found := slices.BinarySearch(s.refused.set, p); !found {
+		s.refused.set = slices.Insert(slices.Clone(s.refused.set), i, p)
 	}
 	return nil
 }
 
-// Refused reports whether p has been refused.
+// Refused reports whether p has been refused. It is safe for concurrent
+// use.
 func (s *Share) Refused(p round.PartyID) bool {
-	_, found := slices.BinarySearch(s.refused, p)
+	if s.refused == nil {
+		return false
+	}
+	s.refused.mu.Lock()
+	defer s.refused.mu.Unlock()
+	_, found := slices.BinarySearch(s.refused.set, p)
 	return found
 }
 
-// Zero overwrites the secret share and the zero-sharing seeds. The
-// random-VOLE setups are dropped (their memory is the rvole package's).
+// RefusedPeers returns the sorted refused peers. It is safe for concurrent
+// use.
+func (s *Share) RefusedPeers() []round.PartyID {
+	if s.refused == nil {
+		return nil
+	}
+	s.refused.mu.Lock()
+	defer s.refused.mu.Unlock()
+	return slices.Clone(s.refused.set)
+}
+
+// Zero overwrites the secret share, the zero-sharing seeds and the
+// random-VOLE setups (OT-extension secrets) in place, for a share that has
+// been replaced (by a refresh or resharing) or deleted. No session may use
+// the share afterwards, nor while Zero runs.
 func (s *Share) Zero() {
 	s.secret.Zero()
 	for id, p := range s.peers {
 		clear(p.seed[:])
+		if p.alice != nil {
+			p.alice.Zero()
+		}
+		if p.bob != nil {
+			p.bob.Zero()
+		}
 		p.alice, p.bob = nil, nil
 		delete(s.peers, id)
 	}
@@ -367,7 +413,8 @@ const (
 	maxSetupLen = 1 << 20
 )
 
-// MarshalBinary encodes the share. The output is secret.
+// MarshalBinary encodes the share, with every refusal made before the call.
+// The output is secret.
 func (s *Share) MarshalBinary() ([]byte, error) {
 	b := make([]byte, 0, 512)
 	b = append(b, shareMagic...)
@@ -400,8 +447,9 @@ func (s *Share) MarshalBinary() ([]byte, error) {
 			b = append(b, e...)
 		}
 	}
-	b = append(b, byte(len(s.refused)))
-	for _, p := range s.refused {
+	refused := s.RefusedPeers() // every refusal made before this call
+	b = append(b, byte(len(refused)))
+	for _, p := range refused {
 		b = binary.BigEndian.AppendUint16(b, uint16(p))
 	}
 	return b, nil
@@ -425,7 +473,7 @@ func (s *Share) UnmarshalBinary(data []byte) error {
 	if hdr[0] != shareVersion {
 		return fmt.Errorf("%w: unknown version %d", ErrInvalidShare, hdr[0])
 	}
-	out := Share{threshold: int(hdr[1]), peers: map[round.PartyID]*Peer{}}
+	out := Share{threshold: int(hdr[1]), peers: map[round.PartyID]*Peer{}, refused: new(refusals)}
 	n := int(hdr[2])
 	if n < MinThreshold || n > MaxParties {
 		return fmt.Errorf("%w: %d parties", ErrInvalidShare, n)
@@ -481,10 +529,11 @@ func (s *Share) UnmarshalBinary(data []byte) error {
 	nr := int(r.next(1)[0])
 	for range nr {
 		p := round.PartyID(r.u16())
-		if out.peers[p] == nil || (len(out.refused) > 0 && out.refused[len(out.refused)-1] >= p) {
+		rs := out.refused.set
+		if out.peers[p] == nil || (len(rs) > 0 && rs[len(rs)-1] >= p) {
 			return fmt.Errorf("%w: refused list is not sorted distinct peers", ErrInvalidShare)
 		}
-		out.refused = append(out.refused, p)
+		out.refused.set = append(rs, p)
 	}
 	if r.err != nil {
 		return fmt.Errorf("%w: truncated", ErrInvalidShare)

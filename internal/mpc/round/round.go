@@ -12,8 +12,12 @@
 // to get wrong when each protocol does it alone:
 //
 //   - every message is bound to a SessionID hashed over the protocol name, the
-//     party set, the threshold and a fresh nonce (NewSessionID); a message for
+//     party set, the threshold and a nonce (NewSessionID); a message for
 //     another session is dropped;
+//   - a protocol that starts with Fresh mixes every party's own fresh
+//     randomness into the session ID (sid*) before any party sends
+//     anything derived from its secrets, so that no coordinator can make a
+//     party run the same session twice by repeating a nonce;
 //   - a message is accepted at most once per (round, sender, kind); an exact
 //     replay is dropped, a second, different message is an equivocation and
 //     aborts naming the sender;
@@ -21,7 +25,10 @@
 //     messages for past rounds are dropped;
 //   - broadcasts are echo-checked: the messages of round k+1 carry a digest of
 //     every round-k broadcast as their sender received it, and a receiver
-//     whose own view differs aborts naming the broadcaster (see Echo).
+//     whose own view differs aborts, naming only a party it can prove
+//     misbehaved (see Session.checkEcho);
+//   - when a run ends, on any path, its current round may wipe its secrets
+//     (Wiper).
 //
 // The design follows taurushq-io/multi-party-sig's internal/round (rounds with
 // VerifyMessage, StoreMessage and Finalize); the code is our own.
@@ -80,6 +87,16 @@ type Round interface {
 	Finalize() ([]*Message, Round, error)
 }
 
+// Wiper is implemented by a round that holds secrets. When a run ends, on
+// any path (output, abort, a failed Finalize, Session.Fail), the Session
+// calls Wipe once on its current round, which must zero every secret of the
+// run that it or an earlier round it holds still keeps, and must not touch
+// the output it returned. A round whose own Finalize fails after it built
+// the next round wipes that round itself: the Session never sees it.
+type Wiper interface {
+	Wipe()
+}
+
 // Output is the last "round" of a protocol: it holds the result.
 type Output struct {
 	Result any
@@ -100,6 +117,12 @@ var _ Round = (*Output)(nil)
 // ignored (wrong session, past round, exact replay, not addressed to us). The
 // session goes on.
 var ErrDropped = errors.New("round: message dropped")
+
+// ErrInconsistentBroadcast is wrapped by the abort when a message's echo
+// shows that its sender saw a broadcast of the previous round other than
+// the one we saw (see Echo). The abort names the sender only when the
+// entry is its own broadcast or ours; otherwise it names no one.
+var ErrInconsistentBroadcast = errors.New("round: inconsistent broadcast")
 
 // ErrNotFinished is returned by Session.Result while the protocol still runs.
 var ErrNotFinished = errors.New("round: protocol not finished")

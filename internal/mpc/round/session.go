@@ -37,6 +37,15 @@ type Session struct {
 	// expectEcho is our digest of the previous round's broadcasts, which
 	// every message of the current round must carry; nil if none.
 	expectEcho []byte
+
+	// fresh is set when the first round is Fresh: the protocol's rounds run
+	// under freshID (sid*) once freshKnown.
+	fresh      bool
+	freshKnown bool
+	freshID    SessionID
+	// wiped is set once the current round's secrets were wiped (the run
+	// ended).
+	wiped bool
 }
 
 // NewSession prepares a run of the protocol whose first round is first, for
@@ -53,10 +62,19 @@ func NewSession(id SessionID, self PartyID, parties []PartyID, first Round) (*Se
 	if first == nil || first.Number() != 1 {
 		return nil, errors.New("round: the first round must be round 1")
 	}
-	return &Session{id: id, self: self, parties: ps, current: first}, nil
+	s := &Session{id: id, self: self, parties: ps, current: first}
+	if c, ok := first.(*contribute); ok {
+		if c.s != nil {
+			return nil, errors.New("round: a Fresh round can start one session only")
+		}
+		c.s, s.fresh = s, true
+	}
+	return s, nil
 }
 
-// ID returns the session ID.
+// ID returns the base session ID, the one given to NewSession: every
+// message's header carries it, so the transport routes by it. A run that
+// starts with Fresh uses FreshID (sid*) for everything cryptographic.
 func (s *Session) ID() SessionID { return s.id }
 
 // Self returns this party's ID.
@@ -74,6 +92,7 @@ func (s *Session) Start() ([]*Message, error) {
 	s.started = true
 	if !s.current.Receives().None() {
 		s.err = errors.New("round: round 1 must not receive messages")
+		s.wipe()
 		return nil, s.err
 	}
 	return s.advance()
@@ -166,28 +185,44 @@ func (s *Session) accept(msg *Message) error {
 }
 
 // checkEcho compares the sender's view of the previous round's broadcasts
-// with ours. A difference in the entry of broadcaster P means P sent
-// different values to different parties, or the sender lies about what it
-// received; without signed broadcasts the two cannot be told apart, so the
-// broadcaster is blamed, unless the entry is our own broadcast, which we know.
-// Either way the run aborts and never yields a result built on inconsistent
-// broadcasts.
+// with ours. A difference in the entry of broadcaster P means that P sent
+// different values to different parties, or that the sender lies about what
+// it received. Without signed broadcasts we cannot tell which, so the abort
+// names only a party whose guilt we can see ourselves:
+//
+//   - the entry is our own broadcast: we know what we sent (one message, the
+//     same to every party, over authenticated links), so the sender
+//     misreports it; the sender is blamed;
+//   - the entry is the sender's own broadcast: it sent us one value and
+//     claims to have sent another; whichever is true, the sender deviated
+//     and is blamed;
+//   - only entries of third parties differ: the third party equivocated, or
+//     the sender lies about it, and nobody can tell which from what we hold;
+//     the abort names no one.
+//
+// Naming a broadcaster on the sender's word alone would let any party frame
+// any other. Every such abort wraps ErrInconsistentBroadcast, and the run
+// never yields a result built on inconsistent broadcasts.
 func (s *Session) checkEcho(msg *Message) error {
 	if s.expectEcho == nil {
 		return nil
 	}
 	if len(msg.Echo) != len(s.expectEcho) {
-		return s.abort(fmt.Errorf("echo of %d bytes, want %d", len(msg.Echo), len(s.expectEcho)), msg.From)
+		return s.abort(fmt.Errorf("%w: echo of %d bytes, want %d", ErrInconsistentBroadcast, len(msg.Echo), len(s.expectEcho)), msg.From)
 	}
+	var third []PartyID
 	for i, p := range s.parties {
 		a, b := s.expectEcho[32*i:32*i+32], msg.Echo[32*i:32*i+32]
 		if bytes.Equal(a, b) {
 			continue
 		}
 		if p == s.self || p == msg.From {
-			return s.abort(fmt.Errorf("%v misreports the round %d broadcast of %v", msg.From, msg.Round-1, p), msg.From)
+			return s.abort(fmt.Errorf("%w: %v misreports the round %d broadcast of %v", ErrInconsistentBroadcast, msg.From, msg.Round-1, p), msg.From)
 		}
-		return s.abort(fmt.Errorf("inconsistent round %d broadcast from %v (as reported by %v)", msg.Round-1, p, msg.From), p)
+		third = append(third, p)
+	}
+	if len(third) > 0 {
+		return s.abort(fmt.Errorf("%w: %v reports a round %d broadcast of %v other than ours; either may be at fault", ErrInconsistentBroadcast, msg.From, msg.Round-1, third))
 	}
 	return nil
 }
@@ -212,10 +247,15 @@ func (s *Session) advance() ([]*Message, error) {
 		if res, ok := next.(*Output); ok {
 			s.result = res
 			s.reset()
+			s.wipe()
 			return out, nil
 		}
 		if next == nil || next.Number() != r.Number()+1 {
 			s.err = fmt.Errorf("round: round %d did not return round %d", r.Number(), r.Number()+1)
+			s.wipe()
+			if next != nil {
+				wipeRound(next)
+			}
 			return out, s.err
 		}
 		s.current = next
@@ -228,6 +268,7 @@ func (s *Session) advance() ([]*Message, error) {
 		for _, m := range msgs {
 			if m.To != Broadcast && (m.To == s.self || !slices.Contains(s.parties, m.To)) {
 				s.err = fmt.Errorf("round: round %d addressed a message to %v", r.Number(), m.To)
+				s.wipe()
 				return out, s.err
 			}
 			m.SessionID, m.From, m.Round = s.id, s.self, next.Number()
@@ -263,8 +304,16 @@ func (s *Session) reset() {
 }
 
 // echoDigest returns our digest of the current round's broadcasts, in party
-// order with our own included, or nil if the round takes none.
+// order with our own included, or nil if the round takes none. It is bound
+// to the session ID the round ran under: the base ID up to the contribution
+// round of a Fresh run (so that parties that received different
+// contributions still agree on the entries of the honest ones, and blame
+// lands right), sid* after it.
 func (s *Session) echoDigest() []byte {
+	id := s.id
+	if s.freshKnown {
+		id = s.freshID
+	}
 	if !s.current.Receives().Broadcast {
 		return nil
 	}
@@ -275,7 +324,7 @@ func (s *Session) echoDigest() []byte {
 			payload = s.gotBroadcast[p].Payload
 		}
 		t := NewTranscript("keymesh broadcast echo")
-		t.WriteBytes(s.id[:])
+		t.WriteBytes(id[:])
 		t.WriteUint64(uint64(s.current.Number()))
 		t.WriteUint64(uint64(p))
 		t.WriteBytes(payload)
@@ -293,6 +342,7 @@ func (s *Session) abort(err error, culprits ...PartyID) error {
 		ae.Round = s.current.Number()
 	}
 	s.err = ae
+	s.wipe()
 	return ae
 }
 
@@ -302,7 +352,24 @@ func (s *Session) abortFinalize(err error) error {
 		return s.abort(ae)
 	}
 	s.err = fmt.Errorf("round %d: %w", s.current.Number(), err)
+	s.wipe()
 	return s.err
+}
+
+// wipe lets the current round wipe its secrets (see Wiper), once, when the
+// run ends on any path: output, abort, failure or Fail.
+func (s *Session) wipe() {
+	if s.wiped {
+		return
+	}
+	s.wiped = true
+	wipeRound(s.current)
+}
+
+func wipeRound(r Round) {
+	if w, ok := r.(Wiper); ok {
+		w.Wipe()
+	}
 }
 
 // Waiting returns the parties whose message the current round still needs,
@@ -353,6 +420,7 @@ func (s *Session) Result() (any, error) {
 func (s *Session) Fail(err error) {
 	if s.err == nil && s.result == nil {
 		s.err = err
+		s.wipe()
 	}
 }
 

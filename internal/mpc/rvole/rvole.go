@@ -252,6 +252,17 @@ func (b *BobSetup) UnmarshalBinary(data []byte) error {
 // Equal reports, in constant time, whether b and o hold the same seed.
 func (b *BobSetup) Equal(o *BobSetup) bool { return b.ext.Equal(&o.ext) }
 
+// Zero overwrites the seed in place (the OT-extension secrets: Alice's Δ and
+// base-OT keys). The setup is unusable afterwards. Key schedules that package
+// kos derived from the seeds and cached are dropped, not overwritten: the
+// standard library's AES offers no way to clear them.
+func (a *AliceSetup) Zero() { a.ext = kos.SenderSetup{} }
+
+// Zero overwrites the seed in place (both base-OT keys of every column). The
+// setup is unusable afterwards; cached key schedules are dropped, as for
+// AliceSetup.Zero.
+func (b *BobSetup) Zero() { b.ext = kos.ReceiverSetup{} }
+
 // Msg1Len returns the length of Bob's multiplication message: version, δ,
 // the OT-extension message.
 func Msg1Len() int { return 1 + curve.ScalarLen + kos.MsgLen(Xi) }
@@ -323,6 +334,13 @@ func (b *BobSetup) Start(sid []byte, beta *secp256k1.ModNScalar, rand io.Reader)
 		omega[j] = (rb[j/8] >> (j % 8)) & 1
 	}
 	clear(rb)
+	return b.start(sid, beta, omega, rand)
+}
+
+// start is Start with the choice bits ω given (each 0 or 1); it takes
+// ownership of omega. Only Start and the keymesh_adversary build's hook
+// call it: honest choice bits are random.
+func (b *BobSetup) start(sid []byte, beta *secp256k1.ModNScalar, omega []byte, rand io.Reader) (*BobMul, []byte, error) {
 	// b = ⟨g, ω⟩, in constant time: ω_j·g_j by masking g_j's encoding.
 	gs := g()
 	var bb, tmp secp256k1.ModNScalar
@@ -343,14 +361,26 @@ func (b *BobSetup) Start(sid []byte, beta *secp256k1.ModNScalar, rand io.Reader)
 
 	ext, kmsg, err := b.ext.Extend(extSID(sid), omega, rand)
 	if err != nil {
+		delta.Zero()
+		clear(omega)
 		return nil, nil, fmt.Errorf("rvole: %w", err)
 	}
 	msg := make([]byte, 0, Msg1Len())
 	msg = append(msg, version)
 	msg = append(msg, curve.EncodeScalar(&delta)...)
 	msg = append(msg, kmsg...)
+	delta.Zero()
 	sidc := append([]byte(nil), sid...)
 	return &BobMul{sid: sidc, d1: msg1Digest(sidc, msg), omega: omega, ext: ext}, msg, nil
+}
+
+// Wipe zeroes Bob's choice bits and drops his OT-extension output, for a
+// multiplication that will not be finished (its session aborted). The
+// BobMul is unusable afterwards. Finish wipes on its own.
+func (m *BobMul) Wipe() {
+	m.used = true
+	clear(m.omega)
+	m.ext = nil
 }
 
 // Multiply is Alice's side of one multiplication: given her inputs alpha
@@ -385,6 +415,7 @@ func (a *AliceSetup) multiply(sid []byte, alpha []secp256k1.ModNScalar, msg1 []b
 	for k := range aHat {
 		s, err := curve.RandomScalar(rand)
 		if err != nil {
+			clear(aHat)
 			return nil, nil, fmt.Errorf("rvole: %w", err)
 		}
 		aHat[k] = *s
@@ -423,6 +454,8 @@ func (a *AliceSetup) multiply(sid []byte, alpha []secp256k1.ModNScalar, msg1 []b
 		}
 	}
 	clear(a1)
+	clear(p0)
+	clear(p1)
 	for i := range c {
 		// c_i = −Σ g_j α⁰_{j,i} + a_i·δ
 		c[i] = accC[i].reduce()

@@ -5,6 +5,9 @@
 // proof of knowledge of each dealer's constant term, as in FROST KeyGen
 // (Komlo and Goldberg, "FROST", SAC 2020, Figure 1), over ristretto255:
 //
+//	rounds 0a, 0b (round.Fresh, engine rounds 1–2): every party broadcasts
+//	         32 fresh random bytes; sid* = H(sid, contributions) is the
+//	         session ID of everything below (engine round k+1 is round k)
 //	round 1: party i picks f_i(X) = a_i0 + a_i1·X + … + a_i(t−1)·X^(t−1),
 //	         broadcasts C_ik = a_ik·G for every k and σ_i = (R_i, μ_i), a
 //	         Schnorr proof of knowledge of a_i0 bound to the session, i and C_i
@@ -69,6 +72,8 @@ func RefreshSessionID(pub *oprf.PublicKey, nonce []byte) (round.SessionID, error
 
 // config is what every round knows.
 type config struct {
+	// sid is sid*, the fresh session ID of round.Fresh: the base ID with
+	// every party's own contribution mixed in, set before round 1 runs.
 	sid     round.SessionID
 	self    round.PartyID
 	parties []round.PartyID // sorted, self included
@@ -88,9 +93,16 @@ func (c *config) first() int {
 	return 0
 }
 
-// NewKeygen returns round 1 of key generation for party self. The output
-// (round.Session.Result) is an *oprf.KeyShare. sid must come from
-// KeygenSessionID with the same parties and threshold.
+// NewKeygen returns round 1 of key generation for party self, to pass to
+// round.NewSession with sid (once). The output (round.Session.Result) is an
+// *oprf.KeyShare. sid must come from KeygenSessionID with the same parties
+// and threshold.
+//
+// The returned round is round.Fresh's contribution exchange: every party
+// first mixes 32 bytes of its own randomness (crypto/rand) into the session
+// ID, and the rounds of the package doc run one engine round later under
+// that fresh ID, so that a repeated nonce never makes a party run the same
+// session twice.
 func NewKeygen(sid round.SessionID, self round.PartyID, parties []round.PartyID, threshold int) (round.Round, error) {
 	ps, err := round.SortParties(parties)
 	if err != nil {
@@ -105,26 +117,34 @@ func NewKeygen(sid round.SessionID, self round.PartyID, parties []round.PartyID,
 	if threshold < 1 || threshold > len(ps) {
 		return nil, fmt.Errorf("dkg: threshold %d out of range for %d parties", threshold, len(ps))
 	}
-	return &round1{config: &config{sid: sid, self: self, parties: ps, t: threshold}}, nil
+	return fresh(&config{self: self, parties: ps, t: threshold}), nil
+}
+
+// fresh returns the contribution round that starts c's run (round.Fresh).
+func fresh(c *config) round.Round {
+	return round.Fresh(rand.Reader, func(sid round.SessionID) (round.Round, error) {
+		c.sid = sid
+		return &round1{config: c}, nil
+	})
 }
 
 // NewRefresh returns round 1 of a refresh of share, run by every node of
-// its public key. The output is the new *oprf.KeyShare, for the same public
-// key Y; the caller replaces the old share with it only once the run
-// succeeds (and should then Zero the old one). sid must come from
-// RefreshSessionID for share.Public().
+// its public key, to pass to round.NewSession with sid (once). The output is
+// the new *oprf.KeyShare, for the same public key Y; the caller replaces the
+// old share with it only once the run succeeds (and should then Zero the old
+// one). sid must come from RefreshSessionID for share.Public(). As with
+// NewKeygen, the run starts with a contribution exchange (round.Fresh).
 func NewRefresh(sid round.SessionID, share *oprf.KeyShare) (round.Round, error) {
 	if share == nil {
 		return nil, errors.New("dkg: nil key share")
 	}
 	pub := share.Public()
-	return &round1{config: &config{
-		sid:     sid,
+	return fresh(&config{
 		self:    round.PartyID(share.ID()),
 		parties: partyIDs(pub.IDs()),
 		t:       pub.Threshold(),
 		old:     share,
-	}}, nil
+	}), nil
 }
 
 // NewKeygenSessions returns one key-generation session per party under a

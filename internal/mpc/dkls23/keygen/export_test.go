@@ -11,12 +11,12 @@ import (
 // TestingOnlyReshareWithSecret is NewReshareSession for a dealer that deals
 // from secret instead of its real share: a cheating dealer.
 func TestingOnlyReshareWithSecret(cfg ReshareConfig, secret *secp256k1.ModNScalar, rand io.Reader) (*round.Session, error) {
-	c, err := newReshareConfig(cfg, rand)
+	c, sid, err := newReshareConfig(cfg, rand)
 	if err != nil {
 		return nil, err
 	}
 	c.testingOnlySecret = secret
-	return round.NewSession(c.sid, cfg.Self, c.all, &round1{config: c})
+	return c.session(sid)
 }
 
 // TestingOnlyKeygenWithOpening is NewSession for a dealer that commits to
@@ -32,8 +32,8 @@ func TestingOnlyKeygenWithOpening(self round.PartyID, parties []round.PartyID, t
 		return nil, err
 	}
 	c := &config{
-		sid: sid, self: self, all: s.Parties(), dealers: s.Parties(), receivers: s.Parties(), threshold: threshold,
+		self: self, all: s.Parties(), dealers: s.Parties(), receivers: s.Parties(), threshold: threshold,
 		rand: rand, isKeygen: true, protocol: ProtocolKeygen, testingOnlyOpening: opening,
 	}
-	return round.NewSession(sid, self, s.Parties(), &round1{config: c})
+	return c.session(sid)
 }

@@ -26,7 +26,7 @@ func FuzzKeygenMessages(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rule := mpctest.Alter(mpctest.Match{From: 2, Round: 2 + uint16(rnd%3), Direct: mpctest.Ptr(direct)}, func(m *round.Message) {
+		rule := mpctest.Alter(mpctest.Match{From: 2, Round: 3 + uint16(rnd%3), Direct: mpctest.Ptr(direct)}, func(m *round.Message) {
 			m.Payload = payload
 		})
 		res := mpctest.Run(ss, rule, 1)

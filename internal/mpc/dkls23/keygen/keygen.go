@@ -88,6 +88,9 @@ type Departed struct {
 
 // config is what every round of one party needs.
 type config struct {
+	// sid is sid*, the fresh session ID of round.Fresh (the base ID with
+	// every party's own contribution mixed in), set before round 1 runs.
+	// It is also the generation of the output share.
 	sid       round.SessionID
 	self      round.PartyID
 	all       []round.PartyID // sorted: dealers ∪ receivers
@@ -147,10 +150,19 @@ func NewSession(self round.PartyID, parties []round.PartyID, threshold int, nonc
 		return nil, fmt.Errorf("keygen: %w", err)
 	}
 	c := &config{
-		sid: sid, self: self, all: ps, dealers: ps, receivers: ps, threshold: threshold,
+		self: self, all: ps, dealers: ps, receivers: ps, threshold: threshold,
 		rand: rand, isKeygen: true, protocol: ProtocolKeygen,
 	}
-	s, err := round.NewSession(sid, self, ps, &round1{config: c})
+	return c.session(sid)
+}
+
+// session builds the round.Session of c under base ID sid: a contribution
+// exchange first (round.Fresh), then round 1 under sid*.
+func (c *config) session(sid round.SessionID) (*round.Session, error) {
+	s, err := round.NewFreshSession(sid, c.self, c.all, c.rand, func(fresh round.SessionID) (round.Round, error) {
+		c.sid = fresh
+		return &round1{config: c}, nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("keygen: %w", err)
 	}
@@ -201,34 +213,32 @@ type ReshareConfig struct {
 // party set and threshold (see the package doc). The output is a
 // *dkls23.Share for a party in NewParties, *Departed for the others.
 func NewReshareSession(cfg ReshareConfig, rand io.Reader) (*round.Session, error) {
-	c, err := newReshareConfig(cfg, rand)
+	c, sid, err := newReshareConfig(cfg, rand)
 	if err != nil {
 		return nil, err
 	}
-	s, err := round.NewSession(c.sid, cfg.Self, c.all, &round1{config: c})
-	if err != nil {
-		return nil, fmt.Errorf("keygen: %w", err)
-	}
-	return s, nil
+	return c.session(sid)
 }
 
-func newReshareConfig(cfg ReshareConfig, rand io.Reader) (*config, error) {
+// newReshareConfig checks cfg and returns the config and the base session
+// ID.
+func newReshareConfig(cfg ReshareConfig, rand io.Reader) (*config, round.SessionID, error) {
 	dealers, err := checkSet(cfg.Dealers, "dealers")
 	if err != nil {
-		return nil, err
+		return nil, round.SessionID{}, err
 	}
 	receivers, err := checkSet(cfg.NewParties, "new parties")
 	if err != nil {
-		return nil, err
+		return nil, round.SessionID{}, err
 	}
 	if cfg.NewThreshold < dkls23.MinThreshold || cfg.NewThreshold > len(receivers) {
-		return nil, fmt.Errorf("keygen: threshold %d for %d parties", cfg.NewThreshold, len(receivers))
+		return nil, round.SessionID{}, fmt.Errorf("keygen: threshold %d for %d parties", cfg.NewThreshold, len(receivers))
 	}
 	union := append(slices.Clone(dealers), receivers...)
 	slices.Sort(union)
 	all, err := checkSet(slices.Compact(union), "all parties")
 	if err != nil {
-		return nil, err
+		return nil, round.SessionID{}, err
 	}
 	c := &config{
 		self: cfg.Self, all: all, dealers: dealers, receivers: receivers, threshold: cfg.NewThreshold,
@@ -236,26 +246,26 @@ func newReshareConfig(cfg ReshareConfig, rand io.Reader) (*config, error) {
 	}
 	if cfg.Old != nil {
 		if cfg.Old.Self() != cfg.Self {
-			return nil, fmt.Errorf("keygen: the old share belongs to %v, not %v", cfg.Old.Self(), cfg.Self)
+			return nil, round.SessionID{}, fmt.Errorf("keygen: the old share belongs to %v, not %v", cfg.Old.Self(), cfg.Self)
 		}
 		if len(dealers) < cfg.Old.Threshold() {
-			return nil, fmt.Errorf("keygen: %d dealers for a threshold of %d", len(dealers), cfg.Old.Threshold())
+			return nil, round.SessionID{}, fmt.Errorf("keygen: %d dealers for a threshold of %d", len(dealers), cfg.Old.Threshold())
 		}
 		c.oldPublic = cfg.Old.PublicKey()
 		for _, d := range dealers {
 			x, err := cfg.Old.PublicShare(d)
 			if err != nil {
-				return nil, fmt.Errorf("keygen: dealer %v: %w", d, err)
+				return nil, round.SessionID{}, fmt.Errorf("keygen: dealer %v: %w", d, err)
 			}
 			c.oldShares[d] = x
 		}
 		c.old = cfg.Old
 	} else {
 		if contains(dealers, cfg.Self) {
-			return nil, fmt.Errorf("keygen: %v deals but has no old share", cfg.Self)
+			return nil, round.SessionID{}, fmt.Errorf("keygen: %v deals but has no old share", cfg.Self)
 		}
 		if cfg.PublicKey == nil || curve.IsIdentity(cfg.PublicKey) {
-			return nil, errors.New("keygen: a joining party needs the public key")
+			return nil, round.SessionID{}, errors.New("keygen: a joining party needs the public key")
 		}
 		var pk secp256k1.JacobianPoint
 		pk.Set(cfg.PublicKey)
@@ -264,7 +274,7 @@ func newReshareConfig(cfg ReshareConfig, rand io.Reader) (*config, error) {
 		for _, d := range dealers {
 			x := cfg.OldPublicShares[d]
 			if x == nil || curve.IsIdentity(x) {
-				return nil, fmt.Errorf("keygen: no old public share for dealer %v", d)
+				return nil, round.SessionID{}, fmt.Errorf("keygen: no old public share for dealer %v", d)
 			}
 			var q secp256k1.JacobianPoint
 			q.Set(x)
@@ -284,11 +294,11 @@ func newReshareConfig(cfg ReshareConfig, rand io.Reader) (*config, error) {
 	for _, d := range dealers {
 		ctx = append(ctx, curve.EncodePoint(c.oldShares[d])...)
 	}
-	c.sid, err = round.NewSessionID(ProtocolReshare, all, cfg.NewThreshold, cfg.Nonce, c.keyID, ctx)
+	sid, err := round.NewSessionID(ProtocolReshare, all, cfg.NewThreshold, cfg.Nonce, c.keyID, ctx)
 	if err != nil {
-		return nil, fmt.Errorf("keygen: %w", err)
+		return nil, round.SessionID{}, fmt.Errorf("keygen: %w", err)
 	}
-	return c, nil
+	return c, sid, nil
 }
 
 func encodeParties(ps []round.PartyID) []byte {

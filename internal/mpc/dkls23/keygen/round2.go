@@ -74,6 +74,21 @@ func (r *round2) StoreMessage(m *round.Message) error {
 	return nil
 }
 
+// Wipe zeroes the dealt polynomial and the zero-sharing seed contributions
+// (round.Wiper), and drops the base-OT states of unfinished setups.
+func (r *round2) Wipe() {
+	for k := range r.poly {
+		r.poly[k].Zero()
+	}
+	for _, b := range r.mySeeds {
+		clear(b)
+	}
+	for _, b := range r.seeds {
+		clear(b)
+	}
+	clear(r.bobSetup)
+}
+
 // Finalize implements round 2 (see the package doc).
 func (r *round2) Finalize() ([]*round.Message, round.Round, error) {
 	next := &round3{

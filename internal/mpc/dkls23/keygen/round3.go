@@ -162,6 +162,27 @@ func (r *round3) StoreMessage(m *round.Message) error {
 	return nil
 }
 
+// wipeTransient zeroes the secrets that never reach the output: the
+// round-2 secrets and the shares dealt to us.
+func (r *round3) wipeTransient() {
+	r.round2.Wipe()
+	for _, s := range r.dealt {
+		s.Zero()
+	}
+}
+
+// Wipe zeroes every secret of a run that ends here, the new random-VOLE
+// setups included (round.Wiper).
+func (r *round3) Wipe() {
+	r.wipeTransient()
+	for _, a := range r.alice {
+		a.Zero()
+	}
+	for _, b := range r.bob {
+		b.Zero()
+	}
+}
+
 // Finalize implements round 3 (see the package doc).
 func (r *round3) Finalize() ([]*round.Message, round.Round, error) {
 	// Our own opening.

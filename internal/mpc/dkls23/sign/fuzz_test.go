@@ -34,10 +34,11 @@ func FuzzSignMessages(f *testing.F) {
 			}
 		})
 		digest := make([]byte, 32)
-		rule := mpctest.Alter(mpctest.Match{From: 2, Round: 2 + uint16(rnd%3), Direct: mpctest.Ptr(direct)}, func(m *round.Message) {
+		rule := mpctest.Alter(mpctest.Match{From: 2, Round: 3 + uint16(rnd%3), Direct: mpctest.Ptr(direct)}, func(m *round.Message) {
 			m.Payload = payload
 		})
-		_, res, _ := dkls23test.Sign(fuzzShares, []round.PartyID{1, 2}, digest, rule, 1)
+		// Copies: a caught cheater is refused on the share.
+		_, res, _ := dkls23test.Sign(cloneShares(t, fuzzShares), []round.PartyID{1, 2}, digest, rule, 1)
 		if sig, ok := res.Outputs[1].(*dkls23.Signature); ok {
 			if err := sig.Verify(fuzzShares[0].PublicKey(), digest); err != nil {
 				t.Fatalf("party 1 output an invalid signature: %v", err)

@@ -30,7 +30,7 @@ func (r *round1) StoreMessage(*round.Message) error {
 }
 
 // Finalize implements steps 4–6 of Protocol 3.6.
-func (r *round1) Finalize() ([]*round.Message, round.Round, error) {
+func (r *round1) Finalize() (msgs []*round.Message, nr round.Round, err error) {
 	next := &round2{
 		round1:  r,
 		chi:     map[round.PartyID]*secp256k1.ModNScalar{},
@@ -38,6 +38,11 @@ func (r *round1) Finalize() ([]*round.Message, round.Round, error) {
 		commits: map[round.PartyID][]byte{},
 		mul1:    map[round.PartyID][]byte{},
 	}
+	defer func() {
+		if err != nil {
+			next.Wipe() // the Session never sees next
+		}
+	}()
 	// Step 5: instance key r_i and inversion mask φ_i.
 	ri, err := curve.RandomScalar(r.rand)
 	if err != nil {
@@ -60,16 +65,25 @@ func (r *round1) Finalize() ([]*round.Message, round.Round, error) {
 	// Step 6: with every peer j as Alice, start the multiplication as
 	// Bob with a random input χ_{i,j}.
 	for _, j := range r.peers {
+		if err := r.refused(j); err != nil {
+			return nil, nil, err
+		}
 		chi, err := curve.RandomScalar(r.rand)
 		if err != nil {
 			return nil, nil, fmt.Errorf("sign: %w", err)
 		}
-		mul, m1, err := r.share.Peer(j).Bob().Start(r.mulSID(j, r.self), chi, r.rand)
+		next.chi[j] = chi
+		start := (*rvole.BobSetup).Start
+		if r.adv != nil && r.adv.victim == j {
+			start = r.adv.startBob
+		}
+		mul, m1, err := start(r.share.Peer(j).Bob(), r.mulSID(j, r.self), chi, r.rand)
 		if err != nil {
 			return nil, nil, fmt.Errorf("sign: multiplication with %v: %w", j, err)
 		}
-		next.chi[j], next.bobMul[j] = chi, mul
+		next.bobMul[j] = mul
 		out = append(out, &round.Message{To: j, Payload: m1})
 	}
+	r.trace(next)
 	return out, next, nil
 }

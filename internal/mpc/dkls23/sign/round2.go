@@ -52,8 +52,26 @@ func (r *round2) StoreMessage(m *round.Message) error {
 	return nil
 }
 
+// Wipe zeroes the secrets of the session so far: r_i, φ_i, every χ_{i,j},
+// and Bob's state of every multiplication not yet finished (round.Wiper).
+func (r *round2) Wipe() {
+	if r.r != nil {
+		r.r.Zero()
+	}
+	if r.phi != nil {
+		r.phi.Zero()
+	}
+	for _, c := range r.chi {
+		c.Zero()
+	}
+	for _, m := range r.bobMul {
+		m.Wipe()
+	}
+	clear(r.salt)
+}
+
 // Finalize implements step 7 of Protocol 3.6.
-func (r *round2) Finalize() ([]*round.Message, round.Round, error) {
+func (r *round2) Finalize() (msgs []*round.Message, nr round.Round, err error) {
 	next := &round3{
 		round2:  r,
 		cu:      map[round.PartyID]*secp256k1.ModNScalar{},
@@ -61,6 +79,11 @@ func (r *round2) Finalize() ([]*round.Message, round.Round, error) {
 		opening: map[round.PartyID]*opening{},
 		adjust:  map[round.PartyID]*adjust{},
 	}
+	defer func() {
+		if err != nil {
+			next.Wipe() // wipes r too
+		}
+	}()
 	// Step 7: sk_i = λ_i·x_i + ζ_i and pk_i = sk_i·G.
 	l, err := dkls23.Lagrange(r.signers, r.self)
 	if err != nil {
@@ -80,9 +103,16 @@ func (r *round2) Finalize() ([]*round.Message, round.Round, error) {
 	ks[0] = next.sk
 	defer clear(ks)
 	m2s := make([][]byte, len(r.peers))
+	if r.adv != nil {
+		r.adv.ownSK.Set(&next.sk)
+	}
 	for k, j := range r.peers {
+		if err := r.refused(j); err != nil {
+			return nil, nil, err
+		}
 		c, m2, err := r.share.Peer(j).Alice().Multiply(r.mulSID(r.self, j), alpha, r.mul1[j], r.rand)
 		if err != nil {
+			r.caught(j, err)
 			return nil, nil, round.Abort(fmt.Errorf("sign: multiplication with %v: %w", j, err), j)
 		}
 		if len(c) != 2 {
@@ -115,7 +145,9 @@ func (r *round2) Finalize() ([]*round.Message, round.Round, error) {
 		payload = dkls23.AppendField(payload, curve.EncodePoint(&pts[2+2*k]))
 		payload = dkls23.AppendField(payload, curve.EncodeScalar(&psi))
 		payload = dkls23.AppendField(payload, m2s[k])
+		psi.Zero()
 		out = append(out, &round.Message{To: j, Payload: payload})
 	}
+	r.trace(next)
 	return out, next, nil
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 
@@ -115,27 +116,44 @@ func (r *round3) StoreMessage(m *round.Message) error {
 			return err
 		}
 		r.opening[m.From] = o
+		if r.adv != nil && r.adv.victim == m.From {
+			r.adv.victimPK = curve.EncodePoint(o.pk)
+		}
 		return nil
 	}
 	a, m2, err := parseAdjust(m.Payload)
 	if err != nil {
 		return err
 	}
+	if err := r.refused(m.From); err != nil {
+		return err
+	}
+	if r.adv != nil && r.adv.victim == m.From {
+		r.adv.reply = slices.Clone(m2)
+	}
 	// Step 8: finish the multiplication as Bob: d_u, d_v.
 	d, err := r.bobMul[m.From].Finish(m2)
 	if err != nil {
+		r.caught(m.From, err)
 		return fmt.Errorf("sign: multiplication: %w", err)
 	}
 	if len(d) != 2 {
+		clear(d)
 		return fmt.Errorf("sign: multiplication returned %d values", len(d))
 	}
 	a.du, a.dv = d[0], d[1]
+	clear(d)
 	r.adjust[m.From] = a
 	return nil
 }
 
 // Finalize implements steps 8–9 of Protocol 3.6.
-func (r *round3) Finalize() ([]*round.Message, round.Round, error) {
+func (r *round3) Finalize() (msgs []*round.Message, nr round.Round, err error) {
+	defer func() {
+		if err != nil {
+			r.Wipe()
+		}
+	}()
 	// Step 8, consistency checks, per peer j:
 	//   χ_{i,j}·R_j = Γ_u + d_u·G and χ_{i,j}·pk_j = Γ_v + d_v·G.
 	// The multiplications by the secrets χ and d are constant time and
@@ -162,6 +180,9 @@ func (r *round3) Finalize() ([]*round.Message, round.Round, error) {
 	}
 	clear(dG)
 	if len(bad) > 0 {
+		for _, j := range bad {
+			r.caught(j, errGammaCheck)
+		}
 		return nil, nil, round.Abort(errGammaCheck, bad...)
 	}
 	// Σ pk_j = pk, and R = Σ R_j.
@@ -181,7 +202,7 @@ func (r *round3) Finalize() ([]*round.Message, round.Round, error) {
 		secp256k1.AddNonConst(&R, r.opening[j].bigR, &R)
 	}
 	if !dkls23.EqualPoints(&sumPK, r.share.PublicKey()) {
-		return nil, nil, round.Abort(ErrKeyMismatch)
+		return nil, nil, round.Abort(ErrKeyMismatch, r.unattributable()...)
 	}
 	R.ToAffine()
 	if curve.IsIdentity(&R) {
@@ -208,7 +229,9 @@ func (r *round3) Finalize() ([]*round.Message, round.Round, error) {
 	payload := dkls23.AppendField(dkls23.AppendField(nil, curve.EncodeScalar(&u)), curve.EncodeScalar(&w))
 
 	next := &round4{config: r.config, bigR: R, u: u, w: w}
-	r.wipe()
+	r.Wipe()
+	u.Zero()
+	w.Zero()
 	v.Zero()
 	t.Zero()
 	su.Zero()
@@ -219,17 +242,17 @@ func (r *round3) Finalize() ([]*round.Message, round.Round, error) {
 
 var errGammaCheck = errors.New("sign: multiplication consistency check (Γ) failed")
 
-// wipe zeroes the session's secrets once they are no longer needed: each is
-// used once.
-func (r *round3) wipe() {
-	r.r.Zero()
-	r.phi.Zero()
+// Wipe zeroes the session's secrets: r_i, φ_i, sk_i, every χ_{i,j}, c_u,
+// c_v, d_u, d_v and the unfinished multiplications (round.Wiper). Finalize
+// calls it once they are no longer needed (each is used once), and the
+// Session on every other exit.
+func (r *round3) Wipe() {
+	r.round2.Wipe()
 	r.sk.Zero()
-	for _, c := range r.chi {
-		c.Zero()
-	}
 	for j := range r.cu {
 		r.cu[j].Zero()
+	}
+	for j := range r.cv {
 		r.cv[j].Zero()
 	}
 	for _, a := range r.adjust {

@@ -21,6 +21,12 @@ type round4 struct {
 
 var _ round.Round = (*round4)(nil)
 
+// Wipe zeroes the sums of the shares of the signature (round.Wiper).
+func (r *round4) Wipe() {
+	r.u.Zero()
+	r.w.Zero()
+}
+
 func (r *round4) Number() uint16           { return 4 }
 func (r *round4) Receives() round.Receives { return round.Receives{Broadcast: true} }
 
@@ -60,16 +66,16 @@ func (r *round4) StoreMessage(m *round.Message) error {
 // normalisation, the recovery id, and verification before release.
 func (r *round4) Finalize() ([]*round.Message, round.Round, error) {
 	if r.u.IsZero() {
-		return nil, nil, round.Abort(fmt.Errorf("%w: Σ u is zero", dkls23.ErrInvalidSignature))
+		return nil, nil, round.Abort(fmt.Errorf("%w: Σ u is zero", dkls23.ErrInvalidSignature), r.unattributable()...)
 	}
 	var s secp256k1.ModNScalar
 	s.InverseValNonConst(&r.u).Mul(&r.w) // u is a public value once combined
 	sig, err := dkls23.NewSignature(&r.bigR, &s)
 	if err != nil {
-		return nil, nil, round.Abort(err)
+		return nil, nil, round.Abort(err, r.unattributable()...)
 	}
 	if err := sig.Verify(r.share.PublicKey(), r.digest); err != nil {
-		return nil, nil, round.Abort(fmt.Errorf("sign: the combined signature does not verify: %w", err))
+		return nil, nil, round.Abort(fmt.Errorf("sign: the combined signature does not verify: %w", err), r.unattributable()...)
 	}
 	return nil, &round.Output{Result: sig}, nil
 }
