@@ -63,6 +63,12 @@ type SignedRecord struct {
 type InitiateRegistrationParams struct {
 	Scope   string `json:"scope"`
 	Account string `json:"account"` // the user identifier
+	// RegistrationKey (optional, "p256:…" or "ed25519:…") is a key the
+	// client generated for this registration: the payload, and so the
+	// challenge, commit to it, and it signs the attestation
+	// (CompleteRegistrationParams.Signature), so that no one else who sees
+	// the challenge can register a passkey of their own under it.
+	RegistrationKey string `json:"registrationKey,omitempty"`
 }
 
 // InitiateResult is what keymesh_initiateRegistration and
@@ -87,6 +93,10 @@ type InitiateResult struct {
 type CompleteRegistrationParams struct {
 	ChallengeID string          `json:"challengeId"`
 	Credential  json.RawMessage `json:"credential"`
+	// Signature (base64url) is the registration key's signature over
+	// record.RegistrationMessage(challenge, Credential), required when the
+	// registration was initiated with a RegistrationKey.
+	Signature string `json:"signature,omitempty"`
 }
 
 // InitiateAuthenticationParams are keymesh_initiateAuthentication's

@@ -14,6 +14,7 @@ import (
 	"github.com/keymesh/keymesh/api"
 	"github.com/keymesh/keymesh/internal/auth/authtest"
 	"github.com/keymesh/keymesh/internal/record"
+	"github.com/keymesh/keymesh/internal/replica"
 	"github.com/keymesh/keymesh/internal/store"
 	"github.com/keymesh/keymesh/internal/store/sqlite"
 )
@@ -487,13 +488,21 @@ func TestApplyIdempotentAndStrict(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := snapshot(t, e.st)
-	if err := apply(r.Marshal()); err != nil {
+	if err := apply(r.Marshal()); !errors.Is(err, replica.ErrDuplicate) {
 		t.Fatalf("second apply: %v", err)
 	}
-	// Re-signed (ECDSA is randomised): the same record.
+	// Re-signed (ECDSA is randomised): the same record, dropped as a
+	// duplicate (the replica neither stores nor forwards it)...
 	r2, _ := record.Sign(record.AccountRegister, b.Marshal(), dev)
-	if err := apply(r2.Marshal()); err != nil {
+	if err := apply(r2.Marshal()); !errors.Is(err, replica.ErrDuplicate) {
 		t.Fatalf("re-signed apply: %v", err)
+	}
+	// ...and so is a copy whose signature is garbage: it is never checked,
+	// never stored.
+	r3 := *r
+	r3.Auth.Sig = make([]byte, 64)
+	if err := apply(r3.Marshal()); !errors.Is(err, replica.ErrDuplicate) {
+		t.Fatalf("garbage-signed copy: %v", err)
 	}
 	if snapshot(t, e.st) != before {
 		t.Fatal("re-applying changed the state")
@@ -526,10 +535,11 @@ func TestApplyIdempotentAndStrict(t *testing.T) {
 
 func TestRevocationWinsOverOrder(t *testing.T) {
 	// Revoke arrives before the add (catch-up from peers in another
-	// order): the credential never becomes usable.
+	// order): the credential never becomes usable. (Developer mode: the
+	// developer adds credentials only there.)
 	e := newEnv(t)
 	ctx := context.Background()
-	scope, dev := e.scope(record.ModeUser, record.P256)
+	scope, dev := e.scope(record.ModeDeveloper, record.P256)
 	reg, _ := record.Sign(record.AccountRegister, (&record.AccountRegisterBody{Scope: scope, Account: "bob", Time: 1}).Marshal(), dev)
 	if err := e.svc.SubmitRecord(ctx, reg); err != nil {
 		t.Fatal(err)
@@ -547,7 +557,7 @@ func TestRevocationWinsOverOrder(t *testing.T) {
 	}
 	o := op(scope, "bob", 1)
 	ap := approval(scope, "bob", o, e.clock.now())
-	_, err = e.svc.Authorize(ctx, o, header(Proof{Approval: b64.EncodeToString(ap.Marshal()), Key: uk.Public().String(), Sig: sign(t, uk, ap)}))
+	_, err = e.svc.Authorize(ctx, o, header(Proof{Approval: b64.EncodeToString(ap.Marshal()), Key: uk.Public().String(), Sig: sign(t, uk, ap)}, devProof(t, dev, scope, "bob", o, e.clock.now())))
 	wantCode(t, err, api.CodeAuthRevoked, "revoked key credential")
 }
 

@@ -34,7 +34,8 @@ const (
 // session.create record one of the account's unrevoked credentials
 // signed, by the user's plain-key credential, by a passkey assertion
 // whose challenge commits to the approval, or by a developer key of the
-// scope. The scope's mode says whose approval is needed: the user's, the
+// scope. The account's mode (State.AccountMode: the scope's mode when the
+// account was registered) says whose approval is needed: the user's, the
 // developer's, or both (hybrid).
 //
 // Finally it records each approval's nonce. A nonce seen before is a
@@ -86,7 +87,10 @@ func (s *Service) Authorize(ctx context.Context, op Operation, proofs string) (P
 	if err != nil {
 		return Principal{}, apiError(err)
 	}
-	if err := st.needAccount(ctx, op.Scope, account); err != nil {
+	// The account's mode is the one it was registered under, not the
+	// scope's current one: a scope.update does not take accounts over.
+	mode, err := st.AccountMode(ctx, op.Scope, account, cfg)
+	if err != nil {
 		return Principal{}, apiError(err)
 	}
 	now := s.now()
@@ -99,7 +103,7 @@ func (s *Service) Authorize(ctx context.Context, op Operation, proofs string) (P
 		got |= who
 	}
 	var need party
-	switch cfg.Mode {
+	switch mode {
 	case record.ModeUser:
 		need = partyUser
 	case record.ModeDeveloper:
@@ -112,7 +116,7 @@ func (s *Service) Authorize(ctx context.Context, op Operation, proofs string) (P
 		if need&^got == partyDeveloper {
 			missing = "the developer's"
 		}
-		return Principal{}, api.Errorf(api.CodeAuthIncomplete, "scope mode %s also needs %s approval", cfg.Mode, missing)
+		return Principal{}, api.Errorf(api.CodeAuthIncomplete, "account mode %s also needs %s approval", mode, missing)
 	}
 	if err := s.useNonces(ctx, op, mine); err != nil {
 		return Principal{}, err

@@ -78,7 +78,11 @@ func New(opts Options) (*Service, error) {
 	}
 	if s.submit == nil {
 		s.submit = func(ctx context.Context, rec []byte) error {
-			return s.st.Update(ctx, func(tx store.Ops) error { return Applier{}.Apply(ctx, tx, rec) })
+			err := s.st.Update(ctx, func(tx store.Ops) error { return Applier{}.Apply(ctx, tx, rec) })
+			if errors.Is(err, replica.ErrDuplicate) {
+				return nil // already applied: the replica also acknowledges it
+			}
+			return err
 		}
 	}
 	return s, nil
@@ -289,7 +293,14 @@ func (s *Service) InitiateRegistration(ctx context.Context, p api.InitiateRegist
 	}
 	b := &record.AccountRegisterBody{Scope: p.Scope, Account: p.Account, Time: s.now().Unix()}
 	rand.Read(b.Nonce[:])
-	body := b.Marshal()
+	if p.RegistrationKey != "" {
+		k, err := record.ParsePublicKey(p.RegistrationKey)
+		if err != nil {
+			return nil, api.Errorf(api.CodeInvalidParams, "registrationKey: %v", err)
+		}
+		b.RegistrationKey = &k
+	}
+	body := b.Marshal() // the Payload: no credential yet
 	id, err := s.putChallenge(&challenge{kind: record.AccountRegister, scope: p.Scope, account: p.Account, body: body, expires: s.now().Add(ChallengeTTL)})
 	if err != nil {
 		return nil, err
@@ -313,7 +324,32 @@ func (s *Service) CompleteRegistration(ctx context.Context, p api.CompleteRegist
 	if len(p.Credential) == 0 || len(p.Credential) > record.MaxWebAuthn {
 		return nil, api.Errorf(api.CodeInvalidParams, "credential must be the PublicKeyCredential JSON, at most %d bytes", record.MaxWebAuthn)
 	}
-	r := &record.Record{Kind: record.AccountRegister, Body: c.body, Auth: record.Auth{Kind: record.AuthPasskeyCreate, WebAuthn: p.Credential}}
+	// The record's body names the passkey the attestation creates, so that
+	// the body (the record's id) fixes what every node registers.
+	b, err := record.DecodeAccountRegister(c.body)
+	if err != nil {
+		return nil, fmt.Errorf("auth: own registration payload: %w", err)
+	}
+	_, cfg, err := s.State().Scope(ctx, c.scope)
+	if err != nil {
+		return nil, apiError(err)
+	}
+	ch := record.Challenge(record.AccountRegister, c.body)
+	cred, err := verifyAttestation(cfg, p.Credential, ch)
+	if err != nil {
+		return nil, api.Errorf(api.CodeAuthBadProof, "%v", err)
+	}
+	b.Credential = &cred
+	r := &record.Record{Kind: record.AccountRegister, Body: b.Marshal(), Auth: record.Auth{Kind: record.AuthPasskeyCreate, WebAuthn: p.Credential}}
+	if b.RegistrationKey != nil {
+		sig, err := base64.RawURLEncoding.DecodeString(p.Signature)
+		if err != nil || len(sig) == 0 || len(sig) > 64 {
+			return nil, api.Errorf(api.CodeInvalidParams, "signature: the registration key's base64url signature is required")
+		}
+		r.Auth = record.Auth{Kind: record.AuthPasskeyCreateKeyed, WebAuthn: p.Credential, Sig: sig}
+	} else if p.Signature != "" {
+		return nil, api.Errorf(api.CodeInvalidParams, "signature: the registration was initiated without a registration key")
+	}
 	if err := s.SubmitRecord(ctx, r); err != nil {
 		return nil, apiError(err)
 	}

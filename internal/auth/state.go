@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -46,7 +47,7 @@ func deny(code int, format string, args ...any) *Denial {
 const (
 	nsApplied        = "auth.applied"         // record id → kind
 	nsScope          = "auth.scope"           // scope → seq ‖ config
-	nsAccount        = "auth.account"         // scope/account → how ‖ time
+	nsAccount        = "auth.account"         // scope/account → how ‖ time ‖ mode
 	nsCred           = "auth.cred"            // scope/account/credid → credential
 	nsCredIndex      = "auth.credidx"         // scope/credid → account
 	nsCredRevoked    = "auth.cred.revoked"    // scope/account/credid → record id
@@ -99,6 +100,30 @@ func (s State) Scope(ctx context.Context, scope string) (uint64, *record.ScopeCo
 		return 0, nil, fmt.Errorf("auth: store: corrupt scope %s: %w", scope, err)
 	}
 	return binary.BigEndian.Uint64(v), &cfg, nil
+}
+
+// AccountMode returns the mode an account was registered under: the
+// scope's mode when its registration was applied. It is the account's
+// mode for good: a later scope.update changes the mode of the accounts
+// registered after it, never of this one. cfg is the scope's current
+// config; an account stored by a build that did not record modes has its
+// scope's current mode.
+func (s State) AccountMode(ctx context.Context, scope, account string, cfg *record.ScopeConfig) (record.Mode, error) {
+	v, ok, err := get(ctx, s.ops, nsAccount, acctKey(scope, account))
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		return 0, deny(api.CodeAuthUnknown, "unknown account %s in scope %s", account, scope)
+	}
+	if len(v) >= 10 {
+		m := record.Mode(v[9])
+		if m < record.ModeUser || m > record.ModeHybrid {
+			return 0, fmt.Errorf("auth: store: corrupt account %s", account)
+		}
+		return m, nil
+	}
+	return cfg.Mode, nil
 }
 
 // HasAccount reports whether the account is registered.
@@ -227,8 +252,10 @@ type Applier struct{}
 // (or a developer key where the record kind allows it). Revocations are
 // final: a revoked credential or session is never re-added.
 //
-// Applying a record already applied returns nil and writes nothing. A
-// record that fails validation returns an error wrapping ErrInvalid (a
+// Applying a record whose id (kind and body) is already applied writes
+// nothing and returns an error wrapping replica.ErrDuplicate, whatever its
+// proof: a second proof of an applied body is dropped, not stored or
+// replicated. A record that fails validation returns an error wrapping ErrInvalid (a
 // *Denial) and writes nothing: every check runs before the first write.
 // Apply does not look at the clock, so that a node catching up accepts
 // the same records as the others did; freshness is checked where records
@@ -243,7 +270,7 @@ func (Applier) Apply(ctx context.Context, tx store.Ops, rec []byte) error {
 	if _, done, err := get(ctx, tx, nsApplied, idKey); err != nil {
 		return err
 	} else if done {
-		return nil
+		return fmt.Errorf("auth: %s %x: %w", r.Kind, id[:8], replica.ErrDuplicate)
 	}
 	body, err := record.DecodeBody(r.Kind, r.Body)
 	if err != nil {
@@ -292,18 +319,48 @@ func scopeValue(seq uint64, cfg *record.ScopeConfig) []byte {
 	return append(binary.BigEndian.AppendUint64(nil, seq), cfg.Marshal()...)
 }
 
-// devSigned checks that r is signed by one of cfg's developer keys.
+// devSigned checks that r is signed by one of cfg's developer keys, or by
+// several (AuthSignatures), every one of them a developer key.
 func devSigned(r *record.Record, cfg *record.ScopeConfig) error {
-	if r.Auth.Kind != record.AuthSignature {
-		return deny(api.CodeAuthBadProof, "must be signed by a developer key")
+	_, err := devSigners(r, cfg)
+	return err
+}
+
+// devSigners checks that every signature of r is by a developer key of
+// cfg and verifies, and returns how many distinct keys signed.
+func devSigners(r *record.Record, cfg *record.ScopeConfig) (int, error) {
+	if r.Auth.Kind != record.AuthSignature && r.Auth.Kind != record.AuthSignatures {
+		return 0, deny(api.CodeAuthBadProof, "must be signed by a developer key")
 	}
-	if !cfg.HasDevKey(r.Auth.Signer) {
-		return deny(api.CodeAuthBadProof, "signer is not a developer key of the scope")
+	ks := r.Signers()
+	for _, k := range ks {
+		if !cfg.HasDevKey(k) {
+			return 0, deny(api.CodeAuthBadProof, "signer is not a developer key of the scope")
+		}
 	}
 	if err := r.VerifySignature(); err != nil {
-		return deny(api.CodeAuthBadProof, "developer signature does not verify (signed over another payload?)")
+		return 0, deny(api.CodeAuthBadProof, "developer signature does not verify (signed over another payload?)")
 	}
-	return nil
+	return len(ks), nil // distinct: record.Unmarshal refuses a repeated signer
+}
+
+// devKeysChange reports whether next changes cur's developer keys (as a
+// set) or their quorum.
+func devKeysChange(cur, next *record.ScopeConfig) bool {
+	if cur.Quorum() != next.Quorum() || len(cur.DevKeys) != len(next.DevKeys) {
+		return true
+	}
+	for _, k := range next.DevKeys {
+		if !cur.HasDevKey(k) {
+			return true
+		}
+	}
+	for _, k := range cur.DevKeys {
+		if !next.HasDevKey(k) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s State) scopeCreate(ctx context.Context, r *record.Record, b *record.ScopeCreateBody) ([]kv, error) {
@@ -324,8 +381,17 @@ func (s State) scopeUpdate(ctx context.Context, r *record.Record, b *record.Scop
 	if err != nil {
 		return nil, err
 	}
-	if err := devSigned(r, cfg); err != nil {
+	// Any one developer key changes what the config holds but the keys:
+	// origins, session lifetime, raw digests, and the mode, which applies
+	// to accounts registered from then on (AccountMode). Changing the
+	// developer keys or their quorum takes a quorum of the current keys,
+	// so that one stolen key cannot remove the others.
+	n, err := devSigners(r, cfg)
+	if err != nil {
 		return nil, err
+	}
+	if devKeysChange(cfg, &b.Config) && n < cfg.Quorum() {
+		return nil, deny(api.CodeAuthBadProof, "changing the developer keys of scope %s takes %d of its %d developer keys; signed by %d", b.Scope, cfg.Quorum(), len(cfg.DevKeys), n)
 	}
 	if b.Seq <= seq {
 		return nil, deny(api.CodeAuthConflict, "scope %s is at sequence %d; update %d is stale", b.Scope, seq, b.Seq)
@@ -343,23 +409,23 @@ func (s State) accountRegister(ctx context.Context, r *record.Record, b *record.
 		how  byte
 	)
 	switch r.Auth.Kind {
-	case record.AuthSignature:
+	case record.AuthSignature, record.AuthSignatures:
 		if err := devSigned(r, cfg); err != nil {
 			return nil, err
 		}
 		how = regDelegated
+		if b.RegistrationKey != nil {
+			return nil, deny(api.CodeAuthBadProof, "a delegated registration has no registration key")
+		}
 		if b.Credential != nil {
 			if b.Credential.Kind != record.CredKey {
 				return nil, deny(api.CodeAuthBadProof, "a delegated registration can only carry a plain-key credential")
 			}
 			cred = *b.Credential
 		}
-	case record.AuthPasskeyCreate:
-		if b.Credential != nil {
-			return nil, deny(api.CodeAuthBadProof, "a passkey registration takes its credential from the attestation")
-		}
-		if cred, err = verifyAttestation(cfg, r.Auth.WebAuthn, record.Challenge(r.Kind, r.Body)); err != nil {
-			return nil, deny(api.CodeAuthBadProof, "%v", err)
+	case record.AuthPasskeyCreate, record.AuthPasskeyCreateKeyed:
+		if cred, err = passkeyRegistration(cfg, r, b); err != nil {
+			return nil, err
 		}
 		how = regPasskey
 	default:
@@ -377,9 +443,10 @@ func (s State) accountRegister(ctx context.Context, r *record.Record, b *record.
 		return nil, deny(api.CodeAuthReplay, "registration nonce already used in scope %s", b.Scope)
 	}
 	acct := append([]byte{how}, binary.BigEndian.AppendUint64(nil, uint64(b.Time))...)
+	acct = append(acct, byte(cfg.Mode)) // the account's mode for good (AccountMode)
 	ws := []kv{{nsAccount, acctKey(b.Scope, b.Account), acct}, {nsRegNonce, nonceKey, []byte(b.Account)}}
 	if cred.ID != nil {
-		cw, err := s.credentialWrites(ctx, b.Scope, b.Account, cred)
+		cw, err := s.credentialWrites(ctx, cfg, b.Scope, b.Account, cred)
 		if err != nil {
 			return nil, err
 		}
@@ -388,9 +455,67 @@ func (s State) accountRegister(ctx context.Context, r *record.Record, b *record.
 	return ws, nil
 }
 
+// passkeyRegistration checks a passkey registration's attestation and
+// returns the credential it registers, which is always the body's:
+//
+//   - AuthPasskeyCreateKeyed: the body names the passkey (Credential) and
+//     the client's RegistrationKey; the attestation answers the challenge
+//     over the body's Payload, registers exactly that passkey, and is
+//     signed by the registration key. No one but the client that asked
+//     for the challenge can register a passkey under it.
+//   - AuthPasskeyCreate with a Credential: the same without a
+//     registration key (a client that has none): the body, and so the
+//     record's id, still fixes the passkey, so a second attestation (with
+//     another passkey) is another record, which conflicts with the first
+//     instead of being acknowledged as it.
+//   - AuthPasskeyCreate without a Credential: the first encoding, whose
+//     passkey comes from the attestation, kept so that records written
+//     before remain valid. Its body must hold no registration key, so a
+//     keyed registration's challenge cannot be answered this way.
+func passkeyRegistration(cfg *record.ScopeConfig, r *record.Record, b *record.AccountRegisterBody) (record.Credential, error) {
+	if b.Credential == nil {
+		if r.Auth.Kind != record.AuthPasskeyCreate || b.RegistrationKey != nil {
+			return record.Credential{}, deny(api.CodeAuthBadProof, "a keyed passkey registration must name its passkey in the body")
+		}
+		cred, err := verifyAttestation(cfg, r.Auth.WebAuthn, record.Challenge(r.Kind, r.Body))
+		if err != nil {
+			return record.Credential{}, deny(api.CodeAuthBadProof, "%v", err)
+		}
+		return cred, nil
+	}
+	if b.Credential.Kind != record.CredPasskey {
+		return record.Credential{}, deny(api.CodeAuthBadProof, "a passkey registration registers a passkey")
+	}
+	if (r.Auth.Kind == record.AuthPasskeyCreateKeyed) != (b.RegistrationKey != nil) {
+		return record.Credential{}, deny(api.CodeAuthBadProof, "a registration key needs its signature, and a signature its key")
+	}
+	ch := record.Challenge(r.Kind, b.Payload())
+	cred, err := verifyAttestation(cfg, r.Auth.WebAuthn, ch)
+	if err != nil {
+		return record.Credential{}, deny(api.CodeAuthBadProof, "%v", err)
+	}
+	if !bytes.Equal(cred.ID, b.Credential.ID) || !bytes.Equal(cred.PublicKey, b.Credential.PublicKey) {
+		return record.Credential{}, deny(api.CodeAuthBadProof, "the attestation is for another passkey than the registration names")
+	}
+	if b.RegistrationKey != nil {
+		if err := b.RegistrationKey.Verify(record.RegistrationMessage(ch, r.Auth.WebAuthn), r.Auth.Sig); err != nil {
+			return record.Credential{}, deny(api.CodeAuthBadProof, "the registration key did not sign this attestation")
+		}
+	}
+	return *b.Credential, nil
+}
+
 // credentialWrites checks that cred may be added to the account (not
-// revoked, its id not used in the scope) and returns its writes.
-func (s State) credentialWrites(ctx context.Context, scope, account string, cred record.Credential) ([]kv, error) {
+// revoked, its id not used in the scope, not a developer key of the scope:
+// a developer's key never counts as the user's) and returns its writes.
+func (s State) credentialWrites(ctx context.Context, cfg *record.ScopeConfig, scope, account string, cred record.Credential) ([]kv, error) {
+	if cred.Kind == record.CredKey {
+		if k, err := cred.Key(); err != nil {
+			return nil, deny(api.CodeAuthBadProof, "credential key: %v", err)
+		} else if cfg.HasDevKey(k) {
+			return nil, deny(api.CodeAuthBadProof, "a developer key of the scope cannot be a user's credential")
+		}
+	}
 	k := subKey(scope, account, cred.ID)
 	if _, revoked, err := get(ctx, s.ops, nsCredRevoked, k); err != nil {
 		return nil, err
@@ -409,7 +534,7 @@ func (s State) credentialWrites(ctx context.Context, scope, account string, cred
 // accountAuthority checks that r is signed by a developer key (if
 // devAllowed) or proven by one of the account's unrevoked credentials.
 func (s State) accountAuthority(ctx context.Context, r *record.Record, cfg *record.ScopeConfig, scope, account string, devAllowed bool) error {
-	if r.Auth.Kind == record.AuthSignature && cfg.HasDevKey(r.Auth.Signer) {
+	if r.Auth.Kind == record.AuthSignatures || r.Auth.Kind == record.AuthSignature && cfg.HasDevKey(r.Auth.Signer) {
 		if !devAllowed {
 			return deny(api.CodeAuthBadProof, "must be proven by one of the account's credentials")
 		}
@@ -448,10 +573,19 @@ func (s State) credentialAdd(ctx context.Context, r *record.Record, b *record.Cr
 	if b.Credential.Kind != record.CredKey {
 		return nil, deny(api.CodeAuthBadProof, "credential.add takes plain-key credentials; passkeys are added by registration")
 	}
-	if err := s.accountAuthority(ctx, r, cfg, b.Scope, b.Account, true); err != nil {
+	// Only in developer mode does the developer add credentials: in user
+	// and hybrid mode a credential that approves as the user is added by
+	// the user's own credentials, so the developer cannot give itself the
+	// user's half. The account's mode is the one it was registered under,
+	// so a scope.update to developer mode does not open this either.
+	mode, err := s.AccountMode(ctx, b.Scope, b.Account, cfg)
+	if err != nil {
 		return nil, err
 	}
-	return s.credentialWrites(ctx, b.Scope, b.Account, b.Credential)
+	if err := s.accountAuthority(ctx, r, cfg, b.Scope, b.Account, mode == record.ModeDeveloper); err != nil {
+		return nil, err
+	}
+	return s.credentialWrites(ctx, cfg, b.Scope, b.Account, b.Credential)
 }
 
 func (s State) credentialRevoke(ctx context.Context, r *record.Record, b *record.CredentialRevokeBody, id [32]byte) ([]kv, error) {

@@ -86,20 +86,46 @@ type ScopeConfig struct {
 	// (keymesh_signDigest). Off by default: a raw digest may be a
 	// transaction's or another app's message, which the approver cannot read.
 	AllowRawDigest bool
+	// DevQuorum is how many of DevKeys must sign a scope.update that
+	// changes DevKeys or DevQuorum (m of k). Zero means the default,
+	// DefaultDevQuorum(len(DevKeys)); otherwise 1 to len(DevKeys).
+	DevQuorum uint8
+}
+
+// DefaultDevQuorum is the developer-key quorum of a config that names
+// none: a majority of its k keys, ⌊k/2⌋ + 1. A single-key scope (every
+// scope made before quorums existed, unless it listed several keys) keeps
+// working with its one key; with two or more keys, no single key can
+// change the key set alone.
+func DefaultDevQuorum(k int) int { return k/2 + 1 }
+
+// Quorum returns the number of developer keys that must sign a change of
+// the developer keys or of the quorum itself.
+func (c *ScopeConfig) Quorum() int {
+	if c.DevQuorum != 0 {
+		return int(c.DevQuorum)
+	}
+	return DefaultDevQuorum(len(c.DevKeys))
 }
 
 // Scope config flags: the bits of the optional flags byte that ends a
 // config's encoding.
 const (
 	flagAllowRawDigest uint8 = 1 << 0
+	// flagDevQuorum: a quorum byte (ScopeConfig.DevQuorum) follows the
+	// flags byte.
+	flagDevQuorum uint8 = 1 << 1
 
-	knownScopeFlags = flagAllowRawDigest
+	knownScopeFlags = flagAllowRawDigest | flagDevQuorum
 )
 
 func (c *ScopeConfig) flags() uint8 {
 	var f uint8
 	if c.AllowRawDigest {
 		f |= flagAllowRawDigest
+	}
+	if c.DevQuorum != 0 {
+		f |= flagDevQuorum
 	}
 	return f
 }
@@ -117,7 +143,10 @@ func (c *ScopeConfig) Check() error {
 		return fmt.Errorf("%w: session lifetime must be 1 s to 30 days", ErrMalformed)
 	case len(c.DevKeys) == 0 || len(c.DevKeys) > MaxDevKeys:
 		return fmt.Errorf("%w: 1 to %d developer keys", ErrMalformed, MaxDevKeys)
+	case int(c.DevQuorum) > len(c.DevKeys):
+		return fmt.Errorf("%w: developer-key quorum %d of %d keys", ErrMalformed, c.DevQuorum, len(c.DevKeys))
 	}
+
 	for _, o := range c.Origins {
 		if o == "" || len(o) > MaxOrigin {
 			return fmt.Errorf("%w: origin must be 1 to %d bytes", ErrMalformed, MaxOrigin)
@@ -158,6 +187,9 @@ func (c *ScopeConfig) encode(w *Writer) {
 	// encoding (and a scope its id and signed records) it always had.
 	if f := c.flags(); f != 0 {
 		w.U8(f)
+		if f&flagDevQuorum != 0 {
+			w.U8(c.DevQuorum)
+		}
 	}
 }
 
@@ -185,6 +217,13 @@ func decodeScopeConfig(r *Reader) ScopeConfig {
 			r.fail("flags: unknown flags %#02x", f&^knownScopeFlags)
 		default:
 			c.AllowRawDigest = f&flagAllowRawDigest != 0
+			if f&flagDevQuorum != 0 {
+				// Present only when set: zero would be the default, spelt
+				// a second way.
+				if c.DevQuorum = r.U8("developer-key quorum"); r.Err() == nil && c.DevQuorum == 0 {
+					r.fail("developer-key quorum: zero (omit it)")
+				}
+			}
 		}
 	}
 	if r.Err() == nil {
@@ -233,9 +272,14 @@ func decodeCredential(r *Reader) Credential {
 		}
 	case CredKey:
 		kr := NewReader(c.PublicKey)
-		DecodePublicKey(kr)
+		k := DecodePublicKey(kr)
 		if err := kr.Done(); err != nil {
 			r.fail("credential key: %v", err)
+		} else if id := k.ID(); string(c.ID) != string(id[:]) {
+			// A plain key's id is derived from it (KeyCredential), so
+			// that one key is one credential: it cannot be registered
+			// again under another id, nor a revocation of its id dodged.
+			r.fail("credential id is not the key's id")
 		}
 	default:
 		r.fail("unknown credential kind %d", c.Kind)
@@ -341,15 +385,50 @@ func DecodeScopeUpdate(p []byte) (*ScopeUpdateBody, error) {
 // and a timestamp (unix seconds), so that a signed registration cannot be
 // replayed for another account or scope, or again later. A passkey
 // registration is authorised by an attestation whose challenge commits to
-// it, and the credential comes from the attestation (Credential is
-// absent). A delegated registration is signed by a developer key and may
-// carry a plain-key Credential for the user.
+// its Payload. A delegated registration is signed by a developer key and
+// may carry a plain-key Credential for the user.
+//
+// A passkey registration's body names the passkey it registers
+// (Credential, the credential id and COSE key of the attestation), so that
+// what a node applies is fixed by the body the record is identified by:
+// the attestation only proves it, and must match it. Its challenge cannot
+// commit to a credential that does not exist yet, so it commits to the
+// Payload (the body without Credential); RegistrationKey, a key the client
+// generated before asking for the challenge, then signs the attestation
+// (RegistrationMessage), so that no one who sees the challenge can answer
+// it with a passkey of their own. Bodies from before (a passkey
+// registration with no Credential, the passkey taken from the
+// attestation) still decode; package auth says what it accepts.
 type AccountRegisterBody struct {
 	Scope      string
 	Account    string
 	Nonce      [16]byte
 	Time       int64
 	Credential *Credential
+	// RegistrationKey (optional, last in the encoding and absent when
+	// nil) is the client's key that signs a passkey registration's
+	// attestation.
+	RegistrationKey *PublicKey
+}
+
+// Payload is what a passkey registration's challenge commits to: the
+// body's encoding without its Credential (Challenge(AccountRegister,
+// b.Payload())).
+func (b *AccountRegisterBody) Payload() []byte {
+	p := *b
+	p.Credential = nil
+	return p.Marshal()
+}
+
+// RegistrationMessage is what a registration key signs: a domain tag, the
+// registration's challenge and the exact navigator.credentials.create()
+// response JSON that the record carries.
+func RegistrationMessage(challenge, webauthn []byte) []byte {
+	var w Writer
+	w.String("keymesh/registration/v1")
+	w.Var(challenge)
+	w.Var(webauthn)
+	return w.Bytes()
 }
 
 // Marshal returns the body's canonical encoding (what its record signs).
@@ -365,6 +444,12 @@ func (b *AccountRegisterBody) Marshal() []byte {
 		w.U8(1)
 		b.Credential.encode(&w)
 	}
+	// Added after the first encoding: written only when present, so a
+	// body without it keeps its encoding (and its record its id).
+	if b.RegistrationKey != nil {
+		w.U8(1)
+		b.RegistrationKey.Encode(&w)
+	}
 	return w.Bytes()
 }
 
@@ -377,6 +462,13 @@ func DecodeAccountRegister(p []byte) (*AccountRegisterBody, error) {
 	if r.Bool("has credential") {
 		c := decodeCredential(r)
 		b.Credential = &c
+	}
+	if r.Err() == nil && len(r.b) > 0 {
+		if v := r.U8("registration key"); r.Err() == nil && v != 1 {
+			r.fail("registration key: marker %d, want 1 (omit an absent key)", v)
+		}
+		k := DecodePublicKey(r)
+		b.RegistrationKey = &k
 	}
 	checkIDs(r, b.Scope, b.Account)
 	if r.Err() == nil && b.Time < 0 {

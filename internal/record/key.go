@@ -60,6 +60,9 @@ func (k PublicKey) Check() error {
 		if len(k.Key) != ed25519.PublicKeySize {
 			return fmt.Errorf("%w: Ed25519 key must be 32 bytes", ErrMalformed)
 		}
+		if err := checkEd25519(k.Key); err != nil {
+			return err
+		}
 	default:
 		return fmt.Errorf("%w: unknown key algorithm %d", ErrMalformed, k.Alg)
 	}
@@ -123,6 +126,44 @@ func ParsePublicKey(s string) (PublicKey, error) {
 	return k, k.Check()
 }
 
+// Ed25519 public keys that are refused: the encodings of the eight points
+// of small order and every non-canonical encoding (y ≥ p). A small-order
+// key A makes [k]A vanish (up to torsion), so "R = identity, S = 0"
+// verifies under the identity key for every message (RFC 8032 §5.1.7 does
+// not exclude such keys; libsodium's crypto_sign_verify_detached refuses
+// them the same way). Keys are public, so math/big is fine here.
+var (
+	ed25519P = new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 255), big.NewInt(19))
+	// ed25519Y8 is the y-coordinate of the points of order 8 (±x, ±Y8
+	// give the four of them); the others of small order have y = 0
+	// (order 4), 1 (the identity) or p − 1 (order 2).
+	ed25519Y8, _   = new(big.Int).SetString("2707385501144840649318225287225658788936804267575313519463743609750303402022", 10)
+	ed25519SmallYs = []*big.Int{
+		big.NewInt(0), big.NewInt(1),
+		new(big.Int).Sub(ed25519P, big.NewInt(1)),
+		ed25519Y8, new(big.Int).Sub(ed25519P, ed25519Y8),
+	}
+)
+
+// checkEd25519 refuses a non-canonical or small-order Ed25519 key.
+func checkEd25519(key []byte) error {
+	le := make([]byte, 32)
+	for i := range 32 {
+		le[31-i] = key[i]
+	}
+	le[0] &= 0x7f // the sign of x
+	y := new(big.Int).SetBytes(le)
+	if y.Cmp(ed25519P) >= 0 {
+		return fmt.Errorf("%w: Ed25519 key is not canonically encoded", ErrMalformed)
+	}
+	for _, s := range ed25519SmallYs {
+		if y.Cmp(s) == 0 {
+			return fmt.Errorf("%w: Ed25519 key has small order", ErrMalformed)
+		}
+	}
+	return nil
+}
+
 var p256HalfN = new(big.Int).Rsh(elliptic.P256().Params().N, 1)
 
 // Verify checks sig over msg. P-256 signs SHA-256(msg) (as WebCrypto's
@@ -149,7 +190,7 @@ func (k PublicKey) Verify(msg, sig []byte) error {
 		}
 		return nil
 	case Ed25519:
-		if len(k.Key) != ed25519.PublicKeySize || !ed25519.Verify(ed25519.PublicKey(k.Key), msg, sig) {
+		if len(k.Key) != ed25519.PublicKeySize || checkEd25519(k.Key) != nil || !ed25519.Verify(ed25519.PublicKey(k.Key), msg, sig) {
 			return ErrBadSignature
 		}
 		return nil

@@ -3,6 +3,8 @@ package record
 import (
 	"crypto/sha256"
 	"fmt"
+	"slices"
+	"strings"
 )
 
 // Version is the first byte of every encoded Record.
@@ -48,14 +50,31 @@ const (
 	// returned by navigator.credentials.get() with credential CredentialID,
 	// whose challenge is Challenge(kind, body) (§7.2).
 	AuthPasskeyGet AuthKind = 3
+	// AuthSignatures: Sigs holds 2 to MaxDevKeys signatures over
+	// SigningMessage by distinct keys, in ascending order of their
+	// encodings (one encoding per set): a scope.update signed by a quorum
+	// of developer keys.
+	AuthSignatures AuthKind = 4
+	// AuthPasskeyCreateKeyed: as AuthPasskeyCreate, whose challenge is
+	// Challenge(kind, payload) for the body's AccountRegisterBody.Payload,
+	// and Sig is the body's RegistrationKey's signature over
+	// RegistrationMessage(challenge, WebAuthn).
+	AuthPasskeyCreateKeyed AuthKind = 5
 )
+
+// Signature is one key's signature, in an AuthSignatures record.
+type Signature struct {
+	Signer PublicKey
+	Sig    []byte
+}
 
 // Auth is the proof that the record's author may make it.
 type Auth struct {
 	Kind     AuthKind
-	Signer   PublicKey // AuthSignature
-	Sig      []byte    // AuthSignature
-	WebAuthn []byte    // AuthPasskeyCreate, AuthPasskeyGet
+	Signer   PublicKey   // AuthSignature
+	Sig      []byte      // AuthSignature, AuthPasskeyCreateKeyed
+	Sigs     []Signature // AuthSignatures
+	WebAuthn []byte      // AuthPasskeyCreate, AuthPasskeyGet, AuthPasskeyCreateKeyed
 }
 
 // MaxWebAuthn bounds the WebAuthn JSON carried by a record or approval.
@@ -70,8 +89,9 @@ type Record struct {
 }
 
 // ID identifies a record by what it says (kind and body), not by its
-// proof, so the same change signed twice (ECDSA is randomised) is the
-// same record.
+// proof, so the same change signed twice (ECDSA is randomised), or proven
+// twice, is the same record: everything a node applies is in the body, and
+// a second proof of an applied body changes nothing.
 func (r *Record) ID() [32]byte { return sha256.Sum256(SigningMessage(r.Kind, r.Body)) }
 
 // SigningMessage is what a record's author signs: a domain tag, the kind
@@ -103,6 +123,15 @@ func (r *Record) Marshal() []byte {
 	case AuthSignature:
 		r.Auth.Signer.Encode(&w)
 		w.Var(r.Auth.Sig)
+	case AuthSignatures:
+		w.U32(uint32(len(r.Auth.Sigs)))
+		for _, s := range r.Auth.Sigs {
+			s.Signer.Encode(&w)
+			w.Var(s.Sig)
+		}
+	case AuthPasskeyCreateKeyed:
+		w.Var(r.Auth.WebAuthn)
+		w.Var(r.Auth.Sig)
 	default:
 		w.Var(r.Auth.WebAuthn)
 	}
@@ -127,8 +156,30 @@ func Unmarshal(b []byte) (*Record, error) {
 	case AuthSignature:
 		r.Auth.Signer = DecodePublicKey(rd)
 		r.Auth.Sig = rd.Var(64, "signature")
+	case AuthSignatures:
+		n := rd.Count(MaxDevKeys, "signatures")
+		if rd.Err() == nil && n < 2 {
+			return nil, fmt.Errorf("%w: %d signatures: one is an AuthSignature", ErrMalformed, n)
+		}
+		var prev []byte
+		for range n {
+			s := Signature{Signer: DecodePublicKey(rd), Sig: rd.Var(64, "signature")}
+			if rd.Err() != nil {
+				break
+			}
+			var kw Writer
+			s.Signer.Encode(&kw)
+			if prev != nil && string(kw.Bytes()) <= string(prev) {
+				return nil, fmt.Errorf("%w: signatures not in ascending order of distinct signers", ErrMalformed)
+			}
+			prev = kw.Bytes()
+			r.Auth.Sigs = append(r.Auth.Sigs, s)
+		}
 	case AuthPasskeyCreate, AuthPasskeyGet:
 		r.Auth.WebAuthn = rd.Var(MaxWebAuthn, "webauthn")
+	case AuthPasskeyCreateKeyed:
+		r.Auth.WebAuthn = rd.Var(MaxWebAuthn, "webauthn")
+		r.Auth.Sig = rd.Var(64, "registration signature")
 	default:
 		if rd.Err() == nil {
 			return nil, fmt.Errorf("%w: unknown auth kind %d", ErrMalformed, r.Auth.Kind)
@@ -149,11 +200,72 @@ func Sign(k Kind, body []byte, key *PrivateKey) (*Record, error) {
 	return &Record{Kind: k, Body: body, Auth: Auth{Kind: AuthSignature, Signer: key.Public(), Sig: sig}}, nil
 }
 
-// VerifySignature checks an AuthSignature record's signature (not whether
-// its signer may make it: that is package auth's chain of authority).
+// VerifySignature checks an AuthSignature record's signature, or every
+// signature of an AuthSignatures record (not whether its signers may make
+// it: that is package auth's chain of authority).
 func (r *Record) VerifySignature() error {
-	if r.Auth.Kind != AuthSignature {
-		return fmt.Errorf("record: %s is not signed by a key", r.Kind)
+	switch r.Auth.Kind {
+	case AuthSignature:
+		return r.Auth.Signer.Verify(SigningMessage(r.Kind, r.Body), r.Auth.Sig)
+	case AuthSignatures:
+		if len(r.Auth.Sigs) == 0 {
+			return ErrBadSignature
+		}
+		msg := SigningMessage(r.Kind, r.Body)
+		for _, s := range r.Auth.Sigs {
+			if err := s.Signer.Verify(msg, s.Sig); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
-	return r.Auth.Signer.Verify(SigningMessage(r.Kind, r.Body), r.Auth.Sig)
+	return fmt.Errorf("record: %s is not signed by a key", r.Kind)
+}
+
+// Signers returns the keys that sign an AuthSignature or AuthSignatures
+// record (nil for a passkey proof).
+func (r *Record) Signers() []PublicKey {
+	switch r.Auth.Kind {
+	case AuthSignature:
+		return []PublicKey{r.Auth.Signer}
+	case AuthSignatures:
+		ks := make([]PublicKey, len(r.Auth.Sigs))
+		for i, s := range r.Auth.Sigs {
+			ks[i] = s.Signer
+		}
+		return ks
+	}
+	return nil
+}
+
+// SignQuorum returns a record of kind k with body, signed by every one of
+// keys (at least one; duplicates are an error): an AuthSignature record
+// for one key, else an AuthSignatures record in canonical order.
+func SignQuorum(k Kind, body []byte, keys ...*PrivateKey) (*Record, error) {
+	switch len(keys) {
+	case 0:
+		return nil, fmt.Errorf("record: sign: no key")
+	case 1:
+		return Sign(k, body, keys[0])
+	}
+	if len(keys) > MaxDevKeys {
+		return nil, fmt.Errorf("record: sign: at most %d keys", MaxDevKeys)
+	}
+	msg := SigningMessage(k, body)
+	sigs := make([]Signature, 0, len(keys))
+	for _, key := range keys {
+		sig, err := key.Sign(msg)
+		if err != nil {
+			return nil, fmt.Errorf("record: sign: %w", err)
+		}
+		sigs = append(sigs, Signature{Signer: key.Public(), Sig: sig})
+	}
+	enc := func(p PublicKey) string { var w Writer; p.Encode(&w); return string(w.Bytes()) }
+	slices.SortFunc(sigs, func(a, b Signature) int { return strings.Compare(enc(a.Signer), enc(b.Signer)) })
+	for i := 1; i < len(sigs); i++ {
+		if sigs[i].Signer.Equal(sigs[i-1].Signer) {
+			return nil, fmt.Errorf("record: sign: the same key twice")
+		}
+	}
+	return &Record{Kind: k, Body: body, Auth: Auth{Kind: AuthSignatures, Sigs: sigs}}, nil
 }

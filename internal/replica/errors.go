@@ -11,6 +11,14 @@ import (
 // The replica refuses such a record and, in catch-up, skips it.
 var ErrInvalid = errors.New("replica: invalid record")
 
+// ErrDuplicate is wrapped by an Applier's error when a record's change is
+// already applied under another encoding (the same body with another
+// proof: a re-signed or re-proven copy). The replica acknowledges such a
+// record as stored, but neither stores nor forwards the copy, so copies of
+// an applied change (with any proof, or none that verifies) cannot grow a
+// node's log.
+var ErrDuplicate = errors.New("replica: change already applied")
+
 // ErrNoApplier is returned while no Applier is set (see SetApplier).
 var ErrNoApplier = errors.New("replica: no applier set yet")
 

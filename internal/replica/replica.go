@@ -84,7 +84,10 @@ func (id ID) Short() string { return hex.EncodeToString(id[:8]) }
 type Applier interface {
 	// Apply validates rec against the current state (read through tx) and
 	// writes its effect through tx. Applying a record already applied is a
-	// no-op returning nil. A record that fails validation returns an error
+	// no-op returning nil, or an error wrapping ErrDuplicate when the
+	// Applier identifies records by their content rather than their bytes
+	// and rec is another encoding of an applied one (the replica then
+	// drops rec). A record that fails validation returns an error
 	// wrapping ErrInvalid and must write nothing. Apply may be run again
 	// for the same record if the store retries the transaction, so it must
 	// have no effect outside tx.
@@ -237,7 +240,11 @@ func (r *Replica) apply(ctx context.Context, rec []byte, extra func(tx store.Ops
 		switch {
 		case err == nil:
 		case errors.Is(err, store.ErrNotFound):
-			if err := a.Apply(ctx, tx, rec); err != nil {
+			if err := a.Apply(ctx, tx, rec); errors.Is(err, ErrDuplicate) {
+				// Another copy of an applied change: acknowledged, not
+				// stored (nor, then, served to peers in catch-up).
+				break
+			} else if err != nil {
 				return err
 			}
 			pos, err := tx.Append(ctx, LogStream, rec)
