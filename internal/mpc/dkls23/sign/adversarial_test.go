@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/decred/dcrd/dcrec/secp256k1/v4"
+
 	"github.com/keymesh/keymesh/internal/mpc/dkls23"
 	"github.com/keymesh/keymesh/internal/mpc/dkls23/dkls23test"
 	"github.com/keymesh/keymesh/internal/mpc/dkls23/sign"
@@ -137,21 +139,87 @@ func TestSignAlteredMessagesBlameSender(t *testing.T) {
 // peers) or a bad share of the signature in the last round (u_i or w_i)
 // cannot be attributed without zero-knowledge proofs the paper does not
 // have, but it never yields an output: the combined signature fails
-// verification and every party aborts.
+// verification and every party aborts. With two signers the abort names
+// the peer (nobody else can be at fault); with three it names no one.
 func TestSignUnattributableNeverOutputs(t *testing.T) {
-	shares := shares23(t)
-	for i, r := range []mpctest.Rule{
-		flip(2, 4, true, 8*(4+33+4+33+4)+77), // ψ
-		flip(2, 5, false, 8*4+9),             // u_i
-		flip(2, 5, false, -5),                // w_i
-	} {
-		_, res, err := dkls23test.Sign(shares, []round.PartyID{1, 2}, newDigest(), r, uint64(i))
-		if err == nil || res.Outputs[1] != nil {
-			t.Fatalf("honest party 1 output %v, err %v", res.Outputs[1], err)
+	for _, signers := range [][]round.PartyID{{1, 2}, {1, 2, 3}} {
+		for i, r := range []mpctest.Rule{
+			flip(2, 4, true, 8*(4+33+4+33+4)+77), // ψ
+			flip(2, 5, false, 8*4+9),             // u_i
+			flip(2, 5, false, -5),                // w_i
+		} {
+			_, res, err := dkls23test.Sign(shares23(t), signers, newDigest(), r, uint64(i))
+			if err == nil || res.Outputs[1] != nil {
+				t.Fatalf("honest party 1 output %v, err %v", res.Outputs[1], err)
+			}
+			if !errors.Is(res.Errors[1], dkls23.ErrInvalidSignature) {
+				t.Fatalf("party 1: %v", res.Errors[1])
+			}
+			wantUnattributable(t, res.Errors[1], len(signers))
 		}
-		if !errors.Is(res.Errors[1], dkls23.ErrInvalidSignature) {
+	}
+}
+
+// wantUnattributable checks the culprits of an unattributable abort: party
+// 2 with two signers, nobody with more.
+func wantUnattributable(t *testing.T, err error, signers int) {
+	t.Helper()
+	var ae *round.AbortError
+	if !errors.As(err, &ae) {
+		t.Fatalf("%v is not an abort", err)
+	}
+	if signers == 2 && (len(ae.Culprits) != 1 || ae.Culprits[0] != 2) {
+		t.Fatalf("two signers: %v does not name the peer", ae)
+	}
+	if signers > 2 && len(ae.Culprits) != 0 {
+		t.Fatalf("%d signers: %v names a party it cannot prove at fault", signers, ae)
+	}
+}
+
+// withSeed returns a copy of sh whose zero-sharing seed with peer is
+// replaced: a party whose additive shares no longer cancel (Σ pk_j ≠ pk)
+// although each of its messages is consistent with itself.
+func withSeed(t *testing.T, sh *dkls23.Share, peer round.PartyID, seed [dkls23.SeedLen]byte) *dkls23.Share {
+	t.Helper()
+	var pubs []secp256k1.JacobianPoint
+	peers := map[round.PartyID]*dkls23.Peer{}
+	for _, p := range sh.Parties() {
+		x, err := sh.PublicShare(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pubs = append(pubs, *x)
+		if p != sh.Self() {
+			s := sh.Peer(p).Seed()
+			if p == peer {
+				s = seed
+			}
+			peers[p] = dkls23.NewPeer(sh.Peer(p).Alice(), sh.Peer(p).Bob(), &s)
+		}
+	}
+	x := sh.SecretShare()
+	defer x.Zero()
+	out, err := dkls23.NewShare(sh.Threshold(), sh.Self(), sh.Parties(), sh.Generation(), x, sh.PublicKey(), pubs, peers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Σ pk_j ≠ pk: with two signers the abort names the peer, with three it
+// names no one, and nobody outputs a signature.
+func TestSignKeyMismatchBlame(t *testing.T) {
+	for _, signers := range [][]round.PartyID{{1, 2}, {1, 2, 3}} {
+		shares := shares23(t)
+		shares[1] = withSeed(t, shares[1], 1, [dkls23.SeedLen]byte{1})
+		_, res, err := dkls23test.Sign(shares, signers, newDigest(), nil, 1)
+		if err == nil || len(res.Outputs) != 0 {
+			t.Fatalf("signed with a key mismatch: %v", res.Outputs)
+		}
+		if !errors.Is(res.Errors[1], sign.ErrKeyMismatch) {
 			t.Fatalf("party 1: %v", res.Errors[1])
 		}
+		wantUnattributable(t, res.Errors[1], len(signers))
 	}
 }
 
