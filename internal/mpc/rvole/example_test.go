@@ -55,5 +55,5 @@ func Example() {
 	// Output:
 	// c + d = 21
 	// c + d = 35
-	// message sizes: 10321 40002
+	// message sizes: 12337 40002
 }

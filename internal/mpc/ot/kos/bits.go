@@ -70,3 +70,43 @@ func transpose(cols *[Kappa][]uint64, nw int) [][2]uint64 {
 	}
 	return rows
 }
+
+// gfReduce reduces a 256-bit carry-less product (words little endian, bit k
+// the coefficient of X^k) modulo P(X) = X^128 + X^7 + X^2 + X + 1, the
+// irreducible polynomial of GCM, so that the result is an element of
+// GF(2^128) = GF(2)[X]/P in the same bit order (not GCM's reflected one).
+// Since X^128 ≡ X^7 + X^2 + X + 1, the high half H folds in as
+// H·(X^7 + X^2 + X + 1); the at most 7 bits of that product at degree ≥ 128
+// fold in once more and then stay below degree 14. Shifts and XORs only:
+// constant time.
+func gfReduce(p *[4]uint64) [2]uint64 {
+	h0, h1 := p[2], p[3]
+	// Degree ≥ 128 part of H·(X^7 + X^2 + X + 1).
+	o := h1>>63 ^ h1>>62 ^ h1>>57
+	lo := p[0] ^ h0 ^ h0<<1 ^ h0<<2 ^ h0<<7 ^ o ^ o<<1 ^ o<<2 ^ o<<7
+	hi := p[1] ^ h1 ^ (h1<<1 | h0>>63) ^ (h1<<2 | h0>>62) ^ (h1<<7 | h0>>57)
+	return [2]uint64{lo, hi}
+}
+
+// checkSum returns the value of one column (or of the choice vector) that
+// the consistency check compares: for a vector v of n+1 blocks of 128 bits
+// (2(n+1) words) and weights χ_0 … χ_{n−1}, Σ_b χ_b·v_b + v_n in GF(2^128).
+// The last block enters without a weight: it is the mask block of random
+// rows that hides the combination of the others. The sum of the unreduced
+// products is reduced once (reduction is linear).
+func checkSum(v []uint64, chi [][2]uint64) [2]uint64 {
+	var acc [4]uint64
+	for b := range chi {
+		blk := [2]uint64{v[2*b], v[2*b+1]}
+		p := clmul128(&chi[b], &blk)
+		acc[0] ^= p[0]
+		acc[1] ^= p[1]
+		acc[2] ^= p[2]
+		acc[3] ^= p[3]
+	}
+	r := gfReduce(&acc)
+	n := len(chi)
+	r[0] ^= v[2*n]
+	r[1] ^= v[2*n+1]
+	return r
+}

@@ -112,9 +112,9 @@ func TestCheckBoundToSession(t *testing.T) {
 }
 
 // TestTamperedMessageCaught flips every bit of the receiver's message in
-// turn (every bit of the check values, every 251st bit of u to keep the test
-// short), as a network attacker or a receiver that does not recompute its
-// check would: χ is a hash of u, so every flip is caught.
+// turn (every bit of the check values x and t̃^i, every 251st bit of u to
+// keep the test short), as a network attacker or a receiver that does not
+// recompute its check would: χ is a hash of u, so every flip is caught.
 func TestTamperedMessageCaught(t *testing.T) {
 	r := testRand(t)
 	ss, rs := setup(t, r)
@@ -123,7 +123,7 @@ func TestTamperedMessageCaught(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	uBits := 8 * (len(msg) - 48)
+	uBits := 8 * (len(msg) - checkLen)
 	for bit := 0; bit < len(msg)*8; bit++ {
 		if bit < uBits && bit%251 != 0 {
 			continue
