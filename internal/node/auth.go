@@ -22,7 +22,8 @@ const nonceSweepInterval = 10 * time.Minute
 // openAuth wires the auth service into the node: its JSON-RPC methods
 // (scopes, passkey registration and authentication, delegated
 // registration, record submission; Passport's names as aliases), the
-// /login page, and the periodic sweep of expired approval nonces.
+// /login page, the peer handler of nonce reservations (auth.KindReserve),
+// and the periodic sweep of expired approval nonces.
 //
 // Records are stored through the replica when the node has one (a write
 // succeeds once n−t+1 nodes stored it); without one they are applied to
@@ -36,6 +37,7 @@ func (n *Node) openAuth(svc *services) error {
 	}
 	n.auth.svc = s
 	auth.Register(svc.reg, s)
+	n.tr.Handle(auth.KindReserve, s.ReserveHandler(n.authCatchUp())) // gateways reserve approval nonces here
 	svc.route(httpapi.Route{Pattern: "GET /login", Handler: web.Handler()})
 	svc.route(httpapi.Route{Pattern: "GET /login/", Handler: web.Handler()})
 
@@ -58,6 +60,14 @@ func (n *Node) openAuth(svc *services) error {
 	}()
 	n.closers = append(n.closers, func() { cancel(); <-done })
 	return nil
+}
+
+// authCatchUp is the replica's CatchUp, or nil without a replica.
+func (n *Node) authCatchUp() func(context.Context) error {
+	if n.replica == nil {
+		return nil
+	}
+	return n.replica.CatchUp
 }
 
 // wireAuthReplica makes auth store its records through the replica

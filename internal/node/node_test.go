@@ -42,9 +42,16 @@ type testCluster struct {
 
 func newTestCluster(t *testing.T) *testCluster {
 	t.Helper()
+	return newShapeCluster(t, DevNodes, DevThreshold)
+}
+
+// newShapeCluster is newTestCluster with nodes nodes and threshold
+// threshold.
+func newShapeCluster(t *testing.T, nodes, threshold int) *testCluster {
+	t.Helper()
 	dir := t.TempDir()
 	cfgs, err := config.InitCluster(config.InitOptions{
-		Nodes: DevNodes, Threshold: DevThreshold, Out: dir, BasePort: 1, SkipPortCheck: true,
+		Nodes: nodes, Threshold: threshold, Out: dir, BasePort: 1, SkipPortCheck: true,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -106,6 +106,10 @@ type Stats struct {
 	AuthNanos   atomic.Uint64 // in Authorize, on this node
 	PrepNanos   atomic.Uint64 // parsing params, hashing, loading the share
 	DKLs23Nanos atomic.Uint64 // in RunSession of signing sessions (compute + waiting on peers)
+	// Reservations counts auth.KindReserve calls sent as gateway (none when
+	// n ≤ 2t−1), ReserveNanos the wall time spent on them (reserve.go).
+	Reservations atomic.Uint64
+	ReserveNanos atomic.Uint64
 }
 
 // New builds the service and registers its peer handlers on the transport.

@@ -87,6 +87,7 @@ func (s *Service) signRPC(method string) httpapi.Handler {
 // never reused.
 func (s *Service) signAs(ctx context.Context, w *wallet, p *Prepared, params json.RawMessage, req [requestLen]byte, proofs string) ([]byte, error) {
 	exclude := map[uint16]bool{}
+	rsv := s.newReservation(w, p, req, proofs) // the approval counts once cluster-wide (reserve.go)
 	var lastErr error
 	for attempt := range 2 {
 		signers, perr := s.pickSigners(w, exclude)
@@ -95,6 +96,9 @@ func (s *Service) signAs(ctx context.Context, w *wallet, p *Prepared, params jso
 				return nil, api.Errorf(api.CodeUnavailable, "%s; then %s", errText(lastErr), perr.Message)
 			}
 			return nil, perr
+		}
+		if err := rsv.cover(ctx, signers); err != nil {
+			return nil, err
 		}
 		sig, err := s.signOnce(ctx, w, p, params, req, proofs, signers)
 		if err == nil {
