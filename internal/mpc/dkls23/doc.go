@@ -8,7 +8,9 @@
 //     state that signing needs (the random-VOLE setups of DKLs23 §3, built on
 //     OT extension, in both directions with every peer, and the pairwise
 //     seeds of the zero-sharing functionality F_Zero), and the peers it
-//     refuses to sign with since they were caught cheating (Refuse). Share
+//     refuses to sign with since they were caught cheating (Refuse: safe
+//     for concurrent use, effective at once in every open signing session,
+//     kept by every copy, the encoding, refresh and resharing). Share
 //     has a versioned, canonical, strictly decoded binary encoding and never
 //     prints its secrets;
 //   - Signature, an ECDSA signature (r, s, v) normalised to low s with the

@@ -54,8 +54,11 @@
 // one sid would reveal her OT-extension secret Δ. The caller binds its
 // session ID, the pair and the key id into sid. Any failed check returns an
 // error wrapping ErrCheatDetected; the caller blames the peer whose message
-// was being processed, and should refuse that peer's setup from then on (a
-// failed OT-extension check leaks a bit of Δ; refresh re-keys the setup).
+// was being processed, and must refuse that peer's setup from then on, in
+// every open session too (a failed OT-extension check leaks a bit of Δ;
+// package sign does this through dkls23.Share.Refuse). A multiplication
+// that will not be finished is wiped with (*BobMul).Wipe, and a setup that
+// is replaced with Zero.
 package rvole
 
 import (

@@ -28,8 +28,13 @@
 // re-randomise additive shares. A refresh or resharing replaces all of them,
 // so OT correlations are never reused across share generations.
 //
-// Rounds (engine rounds of internal/mpc/round; round k consumes what round
-// k−1 sent):
+// Rounds (round k consumes what round k−1 sent). Every run starts with
+// round.Fresh's contribution exchange: each party broadcasts 32 fresh random
+// bytes, and the rounds below run under sid* = H(base session ID,
+// contributions), one engine round later (round k is engine round k+1), so
+// that no coordinator can make a party run the same key generation,
+// refresh or resharing twice by repeating a nonce. sid* is also the
+// generation of the new shares.
 //
 //	1: dealers sample g_i, commit V_i = H(sid, i, salt, C_i) to the vector
 //	   C_i = (g_i,0·G, …, g_i,t'−1·G) (broadcast); receivers send each other
@@ -57,7 +62,13 @@
 // confidential (mutually authenticated TLS between nodes).
 //
 // The output of a receiving party is a *dkls23.Share; a dealer that is not in
-// the new set outputs *Departed.
+// the new set outputs *Departed. A new share from a refresh or resharing
+// keeps every refusal of the party's old share (dkls23.Share.Refuse) whose
+// peer is still in the new set: re-keyed OT setups do not make a peer that
+// was caught probing them honest. Every run wipes its secrets when it ends
+// (the dealt polynomial, the shares dealt to us, the seeds, and on an abort
+// the new rvole setups and share); the caller zeroes the old share
+// (dkls23.Share.Zero) once every party has stored its new one.
 package keygen
 
 import (

@@ -101,13 +101,18 @@ const Protocol = "keymesh/dkls23/sign/v1"
 var ErrKeyMismatch = errors.New("sign: the signers' key shares do not add up to the public key")
 
 // ErrRefused is wrapped by NewSession's error when a signer has been
-// refused (see dkls23.Share.Refuse).
+// refused (see dkls23.Share.Refuse), and by the abort of an open session
+// that finds a peer refused before it next uses its OT correlation with
+// it (the abort names that peer).
 var ErrRefused = errors.New("sign: signer was caught cheating and is refused")
 
 // Cheaters returns the parties that err (a signing session's result) proves
 // deviated in a random-VOLE multiplication: its culprits if err is an
 // *round.AbortError wrapping rvole.ErrCheatDetected or a failed Γ check,
-// nil otherwise. The caller should Refuse them on its share and persist it.
+// nil otherwise. The session has already refused them on its share
+// (dkls23.Share.Refuse), which stops every other open session with them;
+// the caller persists the share (MarshalBinary includes the refusals) and
+// logs the event.
 func Cheaters(err error) []round.PartyID {
 	var ae *round.AbortError
 	if !errors.As(err, &ae) {
