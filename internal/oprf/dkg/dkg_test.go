@@ -416,3 +416,40 @@ func TestConfigErrors(t *testing.T) {
 		t.Error("nil share accepted")
 	}
 }
+
+// Issue 12: two key generations under the same base session ID (a nonce
+// repeated by the coordinator) run under different fresh session IDs, so
+// no party repeats a proof or a dealing under one ID.
+func TestRepeatedNonceGetsFreshSessionID(t *testing.T) {
+	ps := parties(3)
+	sid, err := KeygenSessionID(ps, 2, make([]byte, 16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []round.SessionID
+	for run := range 2 {
+		var ss []*round.Session
+		for _, p := range ps {
+			r, err := NewKeygen(sid, p, ps, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := round.NewSession(sid, p, ps, r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ss = append(ss, s)
+		}
+		if err := mpctest.Run(ss, nil, uint64(run)).Err(); err != nil {
+			t.Fatal(err)
+		}
+		id, ok := ss[0].FreshID()
+		if !ok || id == sid {
+			t.Fatal("no fresh session ID")
+		}
+		ids = append(ids, id)
+	}
+	if ids[0] == ids[1] {
+		t.Fatal("a repeated nonce repeated the session ID")
+	}
+}

@@ -54,6 +54,15 @@ func (r *round2) StoreMessage(msg *round.Message) error {
 	return nil
 }
 
+// Wipe zeroes our polynomial if the run ends before Finalize wiped it
+// (round.Wiper).
+func (r *round2) Wipe() {
+	for _, ak := range r.a {
+		ak.SetUint64(0)
+	}
+	r.a = nil
+}
+
 // Finalize is FROST KeyGen round 2 step 1: send f_i(j) to every party j,
 // keep f_i(i), and wipe the polynomial.
 func (r *round2) Finalize() ([]*round.Message, round.Round, error) {

@@ -54,6 +54,13 @@ func (r *round3) StoreMessage(msg *round.Message) error {
 	return nil
 }
 
+// Wipe zeroes the running sum of our shares, and our polynomial if still
+// held (round.Wiper).
+func (r *round3) Wipe() {
+	r.round2.Wipe()
+	r.sum.SetUint64(0)
+}
+
 // Finalize is FROST KeyGen round 2 steps 3–4 (refresh: HJKY95 §3.1, adding
 // the update to the old share), then broadcasts a digest of the public key.
 func (r *round3) Finalize() ([]*round.Message, round.Round, error) {

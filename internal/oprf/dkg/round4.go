@@ -13,9 +13,18 @@ import (
 // only once every other party has accepted its shares and computed the same
 // public key.
 type round4 struct {
-	cfg   *config
-	share *oprf.KeyShare
-	conf  []byte
+	cfg    *config
+	share  *oprf.KeyShare
+	conf   []byte
+	output bool
+}
+
+// Wipe zeroes the new share if the run ends without outputting it
+// (round.Wiper).
+func (r *round4) Wipe() {
+	if !r.output {
+		r.share.Zero()
+	}
 }
 
 var _ round.Round = (*round4)(nil)
@@ -36,5 +45,6 @@ func (r *round4) VerifyMessage(msg *round.Message) error {
 func (r *round4) StoreMessage(*round.Message) error { return nil }
 
 func (r *round4) Finalize() ([]*round.Message, round.Round, error) {
+	r.output = true
 	return nil, &round.Output{Result: r.share}, nil
 }
