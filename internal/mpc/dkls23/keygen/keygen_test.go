@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
@@ -493,5 +494,57 @@ func TestKeygenReplayedProofOfKnowledge(t *testing.T) {
 		if !errors.Is(res.Errors[1], dlog.ErrInvalidProof) {
 			t.Fatalf("replaying %v's opening: %v is not a proof failure", victim, res.Errors[1])
 		}
+	}
+}
+
+// Issue 12: a refresh and a resharing keep the refusals of the old share
+// (for peers still in the set), and two key generations with the same
+// nonce give shares of different generations (fresh session IDs).
+func TestRefusalsSurviveRefreshAndReshare(t *testing.T) {
+	dkls23test.SkipUnderRace(t)
+	shares, err := dkls23test.Keygen(2, 3, 40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := shares[0].Refuse(2); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := dkls23test.Refresh(shares, 41)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(fresh[0].RefusedPeers(), []round.PartyID{2}) || len(fresh[1].RefusedPeers()) != 0 {
+		t.Fatalf("after refresh: %v, %v", fresh[0].RefusedPeers(), fresh[1].RefusedPeers())
+	}
+	moved, _, err := dkls23test.Reshare(fresh, []round.PartyID{1, 3}, []round.PartyID{1, 2, 3, 4}, 2, 42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(moved[0].RefusedPeers(), []round.PartyID{2}) || len(moved[3].RefusedPeers()) != 0 {
+		t.Fatalf("after reshare: %v, %v", moved[0].RefusedPeers(), moved[3].RefusedPeers())
+	}
+}
+
+func TestRepeatedKeygenNonceGivesNewGeneration(t *testing.T) {
+	dkls23test.SkipUnderRace(t)
+	ps := dkls23test.Parties(2)
+	nonce := dkls23test.Nonce()
+	var gens [][dkls23.GenerationLen]byte
+	for run := range 2 {
+		ss, err := dkls23test.KeygenSessions(2, ps, nonce)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shares, err := dkls23test.Shares(mpctest.Run(ss, nil, uint64(run)), ps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fresh, _ := ss[0].FreshID(); shares[0].Generation() != fresh || fresh == ss[0].ID() {
+			t.Fatal("the generation is not the fresh session ID")
+		}
+		gens = append(gens, shares[0].Generation())
+	}
+	if gens[0] == gens[1] {
+		t.Fatal("a repeated nonce repeated the session")
 	}
 }
