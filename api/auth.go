@@ -50,6 +50,10 @@ type Scope struct {
 	// AllowRawDigest: the scope's accounts may sign raw digests
 	// (keymesh_signDigest); off by default.
 	AllowRawDigest bool `json:"allowRawDigest,omitempty"`
+	// DevQuorum is how many of DevKeys must sign a change of the developer
+	// keys or of this quorum (the effective value: a majority unless the
+	// config names one).
+	DevQuorum int `json:"developerQuorum"`
 }
 
 // SignedRecord carries one signed record (base64url of its canonical

@@ -74,6 +74,10 @@ type ScopeConfig struct {
 	Mode          string        // "user", "developer" or "hybrid"
 	SessionTTL    time.Duration // longest session lifetime (whole seconds)
 	DeveloperKeys []string      // public keys; empty means the signing key only
+	// DeveloperQuorum is how many of DeveloperKeys must sign a change of
+	// the developer keys or of this quorum (m of k); 0 means a majority,
+	// ⌊k/2⌋+1 (1 for a single key).
+	DeveloperQuorum int
 	// AllowRawDigest lets the scope's accounts sign raw 32-byte digests
 	// (SignDigest, keymesh_signDigest). Leave it off unless the app needs
 	// it: a raw digest may be a transaction's or another app's message.
@@ -85,7 +89,10 @@ func (c ScopeConfig) record(signer *Key) (record.ScopeConfig, error) {
 	if err != nil {
 		return record.ScopeConfig{}, err
 	}
-	out := record.ScopeConfig{RPID: c.RPID, Origins: c.Origins, Mode: m, SessionTTL: uint32(c.SessionTTL / time.Second), AllowRawDigest: c.AllowRawDigest}
+	if c.DeveloperQuorum < 0 || c.DeveloperQuorum > record.MaxDevKeys {
+		return record.ScopeConfig{}, fmt.Errorf("developer quorum %d: want 0 (a majority) to %d", c.DeveloperQuorum, record.MaxDevKeys)
+	}
+	out := record.ScopeConfig{RPID: c.RPID, Origins: c.Origins, Mode: m, SessionTTL: uint32(c.SessionTTL / time.Second), AllowRawDigest: c.AllowRawDigest, DevQuorum: uint8(c.DeveloperQuorum)}
 	keys := c.DeveloperKeys
 	if len(keys) == 0 {
 		keys = []string{signer.Public()}
@@ -94,6 +101,9 @@ func (c ScopeConfig) record(signer *Key) (record.ScopeConfig, error) {
 		k, err := record.ParsePublicKey(s)
 		if err != nil {
 			return record.ScopeConfig{}, err
+		}
+		if out.HasDevKey(k) {
+			return record.ScopeConfig{}, fmt.Errorf("developer key %s listed twice", s)
 		}
 		out.DevKeys = append(out.DevKeys, k)
 	}
@@ -126,14 +136,31 @@ func (c *Client) CreateScope(ctx context.Context, dev *Key, cfg ScopeConfig) (*a
 }
 
 // UpdateScope replaces a scope's config; seq must be greater than the
-// scope's current api.Scope.Seq.
+// scope's current api.Scope.Seq. One developer key changes anything but
+// the developer keys and their quorum; changing those takes
+// UpdateScopeQuorum.
 func (c *Client) UpdateScope(ctx context.Context, dev *Key, scope string, seq uint64, cfg ScopeConfig) (*api.Scope, error) {
-	rc, err := cfg.record(dev)
+	return c.UpdateScopeQuorum(ctx, []*Key{dev}, scope, seq, cfg)
+}
+
+// UpdateScopeQuorum is UpdateScope signed by every one of devs (distinct
+// developer keys of the scope's current config): changing the developer
+// keys or their quorum takes the current config's quorum of them
+// (api.Scope.DevQuorum). cfg.DeveloperKeys empty means devs[0]'s key.
+func (c *Client) UpdateScopeQuorum(ctx context.Context, devs []*Key, scope string, seq uint64, cfg ScopeConfig) (*api.Scope, error) {
+	if len(devs) == 0 {
+		return nil, errors.New("client: no developer key")
+	}
+	rc, err := cfg.record(devs[0])
 	if err != nil {
 		return nil, fmt.Errorf("client: scope config: %w", err)
 	}
 	b := &record.ScopeUpdateBody{Scope: scope, Seq: seq, Config: rc}
-	r, err := record.Sign(record.ScopeUpdate, b.Marshal(), dev.k)
+	ks := make([]*record.PrivateKey, len(devs))
+	for i, d := range devs {
+		ks[i] = d.k
+	}
+	r, err := record.SignQuorum(record.ScopeUpdate, b.Marshal(), ks...)
 	if err != nil {
 		return nil, err
 	}
@@ -314,6 +341,55 @@ func (s *Session) Approve(_ context.Context, op Operation) (string, error) {
 func (c *Client) InitiateRegistration(ctx context.Context, scope, account string) (*api.InitiateResult, error) {
 	var out api.InitiateResult
 	err := c.Call(ctx, "keymesh_initiateRegistration", api.InitiateRegistrationParams{Scope: scope, Account: account}, &out)
+	return &out, err
+}
+
+// InitiateKeyedRegistration opens a passkey registration bound to regKey,
+// a key generated for this registration alone (GenerateKey): the payload,
+// and so the challenge, commit to it, and CompleteKeyedRegistration signs
+// the attestation with it, so that no node that sees the challenge can
+// register a passkey of its own under it. It checks that the payload the
+// node returns is for scope and account, holds regKey, and is what the
+// challenge commits to.
+func (c *Client) InitiateKeyedRegistration(ctx context.Context, scope, account string, regKey *Key) (*api.InitiateResult, error) {
+	var out api.InitiateResult
+	if err := c.Call(ctx, "keymesh_initiateRegistration", api.InitiateRegistrationParams{Scope: scope, Account: account, RegistrationKey: regKey.Public()}, &out); err != nil {
+		return nil, err
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(out.Payload)
+	if err != nil {
+		return nil, errors.New("client: registration payload is not base64url")
+	}
+	b, err := record.DecodeAccountRegister(payload)
+	if err != nil || b.Scope != scope || b.Account != account || b.Credential != nil || b.RegistrationKey == nil || b.RegistrationKey.String() != regKey.Public() {
+		return nil, errors.New("client: the node's registration payload is not for this account and registration key")
+	}
+	if out.Challenge != base64.RawURLEncoding.EncodeToString(record.Challenge(record.AccountRegister, payload)) {
+		return nil, errors.New("client: the node's challenge does not commit to its payload")
+	}
+	return &out, nil
+}
+
+// CompleteKeyedRegistration completes a registration opened by
+// InitiateKeyedRegistration: credential is the browser's (or
+// authenticator's) response to init.Challenge, which regKey signs.
+func (c *Client) CompleteKeyedRegistration(ctx context.Context, init *api.InitiateResult, credential json.RawMessage, regKey *Key) (*api.Account, error) {
+	ch, err := base64.RawURLEncoding.DecodeString(init.Challenge)
+	if err != nil {
+		return nil, errors.New("client: challenge is not base64url")
+	}
+	// Sign exactly the bytes the node will receive: the params encoder
+	// compacts (and HTML-escapes) a RawMessage.
+	wire, err := json.Marshal(credential)
+	if err != nil {
+		return nil, fmt.Errorf("client: credential: %w", err)
+	}
+	sig, err := regKey.k.Sign(record.RegistrationMessage(ch, wire))
+	if err != nil {
+		return nil, err
+	}
+	var out api.Account
+	err = c.Call(ctx, "keymesh_completeRegistration", api.CompleteRegistrationParams{ChallengeID: init.ChallengeID, Credential: wire, Signature: base64.RawURLEncoding.EncodeToString(sig)}, &out)
 	return &out, err
 }
 

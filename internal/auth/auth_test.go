@@ -44,6 +44,8 @@ type env struct {
 	st    store.Store
 	svc   *Service
 	clock *clock
+	// created holds the scope.create record of each scope made by scope.
+	created map[string][]byte
 }
 
 func openStore(t testing.TB) store.Store {
@@ -109,6 +111,10 @@ func (e *env) scope(m record.Mode, alg record.Alg) (string, *record.PrivateKey) 
 	if sc.ID != b.ScopeID() || sc.Mode != m.String() {
 		e.t.Fatalf("scope %+v", sc)
 	}
+	if e.created == nil {
+		e.created = map[string][]byte{}
+	}
+	e.created[sc.ID] = r.Marshal()
 	return sc.ID, dev
 }
 

@@ -132,7 +132,7 @@ func decodeRecordParam(s string) (*record.Record, error) {
 }
 
 func scopeInfo(id string, seq uint64, c *record.ScopeConfig) *api.Scope {
-	out := &api.Scope{ID: id, Seq: seq, RPID: c.RPID, Origins: c.Origins, Mode: c.Mode.String(), SessionTTL: c.SessionTTL, AllowRawDigest: c.AllowRawDigest}
+	out := &api.Scope{ID: id, Seq: seq, RPID: c.RPID, Origins: c.Origins, Mode: c.Mode.String(), SessionTTL: c.SessionTTL, AllowRawDigest: c.AllowRawDigest, DevQuorum: c.Quorum()}
 	for _, k := range c.DevKeys {
 		out.DevKeys = append(out.DevKeys, k.String())
 	}

@@ -2,10 +2,14 @@ package record
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"testing"
 )
 
@@ -203,6 +207,19 @@ func seedRecords(f *testing.F) {
 		f.Add(append([]byte{byte(b.k)}, b.b...)) // FuzzCanonicalPayload's selector for the kind
 	}
 	f.Add((&Record{Kind: AccountRegister, Body: bodies[3].b, Auth: Auth{Kind: AuthPasskeyCreate, WebAuthn: []byte(`{}`)}}).Marshal())
+	// Quorum-signed update, a quorum config, a keyed passkey registration.
+	qc := testConfig(f, k, e)
+	qc.DevQuorum = 2
+	qb := (&ScopeUpdateBody{Scope: scope, Seq: 3, Config: qc}).Marshal()
+	if r, err := SignQuorum(ScopeUpdate, qb, k, e); err == nil {
+		f.Add(r.Marshal())
+	}
+	f.Add(append([]byte{byte(ScopeUpdate)}, qb...))
+	rk := k.Public()
+	pk := Credential{ID: []byte{1, 2, 3}, Kind: CredPasskey, PublicKey: []byte{0xa5}}
+	kb := (&AccountRegisterBody{Scope: scope, Account: "carol", Time: 2, Credential: &pk, RegistrationKey: &rk}).Marshal()
+	f.Add((&Record{Kind: AccountRegister, Body: kb, Auth: Auth{Kind: AuthPasskeyCreateKeyed, WebAuthn: []byte(`{}`), Sig: make([]byte, 64)}}).Marshal())
+	f.Add(append([]byte{byte(AccountRegister)}, kb...))
 	a := &Approval{Scope: scope, Account: "bob", Method: "personal_sign", Expiry: 9}
 	f.Add(append([]byte{1}, a.Marshal()...))
 }
@@ -264,4 +281,199 @@ func FuzzCanonicalPayload(f *testing.F) {
 			t.Fatalf("%T is not canonical", v)
 		}
 	})
+}
+
+// TestEd25519SmallOrderRefused: the identity key verifies the signature
+// "R = identity, S = 0" for every message under crypto/ed25519 (RFC 8032
+// does not exclude it); such keys, and every small-order or non-canonical
+// encoding, are refused when decoded, parsed or used.
+func TestEd25519SmallOrderRefused(t *testing.T) {
+	identity := make([]byte, 32)
+	identity[0] = 1
+	forged := append(bytes.Clone(identity), make([]byte, 32)...)
+	if !ed25519.Verify(ed25519.PublicKey(identity), []byte("any message"), forged) {
+		t.Fatal("the premise: crypto/ed25519 accepts the identity key's forgery")
+	}
+	k := PublicKey{Alg: Ed25519, Key: identity}
+	if err := k.Verify([]byte("any message"), forged); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("identity key verified a forgery: %v", err)
+	}
+	le := func(hexBE string) []byte { // a field element, little-endian
+		n, _ := new(big.Int).SetString(hexBE, 10)
+		b := make([]byte, 32)
+		n.FillBytes(b)
+		slices.Reverse(b)
+		return b
+	}
+	p := "57896044618658097711785492504343953926634992332820282019728792003956564819949"
+	small := map[string][]byte{
+		"identity":     identity,
+		"order 2":      le("57896044618658097711785492504343953926634992332820282019728792003956564819948"),
+		"order 4":      make([]byte, 32),
+		"order 8":      le("2707385501144840649318225287225658788936804267575313519463743609750303402022"),
+		"order 8, −y":  le("55188659117513257062467267217118295137698188065244968500265048394206261417927"),
+		"y = p":        le(p),
+		"y = p + 1":    le("57896044618658097711785492504343953926634992332820282019728792003956564819950"),
+		"identity, −x": append(bytes.Clone(identity[:31]), 0x80),
+		"order 8, sign": func() []byte {
+			b := le("2707385501144840649318225287225658788936804267575313519463743609750303402022")
+			b[31] |= 0x80
+			return b
+		}(),
+	}
+	for name, key := range small {
+		if err := (PublicKey{Alg: Ed25519, Key: key}).Check(); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: Check: %v", name, err)
+		}
+		if _, err := ParsePublicKey("ed25519:" + base64.RawURLEncoding.EncodeToString(key)); err == nil {
+			t.Errorf("%s: parsed", name)
+		}
+		var w Writer
+		(PublicKey{Alg: Ed25519, Key: key}).Encode(&w)
+		if _, err := DecodeCredential(KeyCredentialBytes(w.Bytes())); err == nil {
+			t.Errorf("%s: decoded in a credential", name)
+		}
+	}
+	if err := mustKey(t, Ed25519).Public().Check(); err != nil {
+		t.Fatalf("a real key: %v", err)
+	}
+}
+
+// KeyCredentialBytes encodes a CredKey credential for an encoded key,
+// with the id derived from it (bypassing KeyCredential's checks).
+func KeyCredentialBytes(key []byte) []byte {
+	id := sha256.Sum256(key)
+	var w Writer
+	w.Var(id[:])
+	w.U8(uint8(CredKey))
+	w.Var(key)
+	return w.Bytes()
+}
+
+// TestKeyCredentialID: a plain-key credential's id is its key's id; one
+// with any other id does not decode (it would let one key be registered
+// twice, or dodge a revocation of its id).
+func TestKeyCredentialID(t *testing.T) {
+	k := mustKey(t, P256).Public()
+	c := KeyCredential(k)
+	if _, err := DecodeCredential(c.Marshal()); err != nil {
+		t.Fatal(err)
+	}
+	bad := c
+	bad.ID = bytes.Repeat([]byte{7}, 32)
+	if _, err := DecodeCredential(bad.Marshal()); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("credential with a chosen id: %v", err)
+	}
+	b := &CredentialAddBody{Scope: "0123456789abcdef0123456789abcdef", Account: "a", Credential: bad}
+	if _, err := DecodeCredentialAdd(b.Marshal()); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("credential.add with a chosen id: %v", err)
+	}
+}
+
+// TestDevQuorumEncoding: a config without a quorum encodes as before; a
+// quorum follows the flags byte, must be 1..k, and zero is refused (the
+// default spelt twice).
+func TestDevQuorumEncoding(t *testing.T) {
+	k1, k2, k3 := mustKey(t, P256), mustKey(t, Ed25519), mustKey(t, P256)
+	c := testConfig(t, k1, k2, k3)
+	plain := c.Marshal()
+	if c.Quorum() != 2 || DefaultDevQuorum(1) != 1 || DefaultDevQuorum(2) != 2 || DefaultDevQuorum(4) != 3 {
+		t.Fatal("default quorum")
+	}
+	c.DevQuorum = 3
+	enc := c.Marshal()
+	if !bytes.Equal(enc, append(bytes.Clone(plain), flagDevQuorum, 3)) {
+		t.Fatalf("quorum encoding: % x", enc[len(plain):])
+	}
+	got, err := DecodeScopeConfig(enc)
+	if err != nil || got.DevQuorum != 3 || got.Quorum() != 3 {
+		t.Fatalf("round trip: %+v %v", got, err)
+	}
+	c.AllowRawDigest = true
+	got, err = DecodeScopeConfig(c.Marshal())
+	if err != nil || got.DevQuorum != 3 || !got.AllowRawDigest || !bytes.Equal(got.Marshal(), c.Marshal()) {
+		t.Fatalf("both flags: %+v %v", got, err)
+	}
+	for name, bad := range map[string][]byte{
+		"zero quorum":    append(bytes.Clone(plain), flagDevQuorum, 0),
+		"quorum above k": append(bytes.Clone(plain), flagDevQuorum, 4),
+		"missing quorum": append(bytes.Clone(plain), flagDevQuorum),
+		"trailing byte":  append(bytes.Clone(plain), flagDevQuorum, 2, 0),
+	} {
+		if _, err := DecodeScopeConfig(bad); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// TestSignQuorum: a record signed by several keys has one encoding (signers
+// in ascending order, no repeats, at least two), and every signature must
+// verify.
+func TestSignQuorum(t *testing.T) {
+	k1, k2 := mustKey(t, P256), mustKey(t, Ed25519)
+	body := (&ScopeCreateBody{Config: testConfig(t, k1, k2)}).Marshal()
+	r, err := SignQuorum(ScopeCreate, body, k2, k1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Unmarshal(r.Marshal())
+	if err != nil || got.VerifySignature() != nil || len(got.Signers()) != 2 {
+		t.Fatalf("round trip: %v", err)
+	}
+	swapped := *r
+	swapped.Auth.Sigs = []Signature{r.Auth.Sigs[1], r.Auth.Sigs[0]}
+	if _, err := Unmarshal(swapped.Marshal()); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("signers out of order: %v", err)
+	}
+	twice := *r
+	twice.Auth.Sigs = []Signature{r.Auth.Sigs[0], r.Auth.Sigs[0]}
+	if _, err := Unmarshal(twice.Marshal()); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("a signer twice: %v", err)
+	}
+	one := *r
+	one.Auth.Sigs = r.Auth.Sigs[:1]
+	if _, err := Unmarshal(one.Marshal()); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("one signature as a list: %v", err)
+	}
+	if _, err := SignQuorum(ScopeCreate, body, k1, k1); err == nil {
+		t.Fatal("the same key twice")
+	}
+	bad := *got
+	bad.Auth.Sigs = slices.Clone(got.Auth.Sigs)
+	bad.Auth.Sigs[1].Sig = bytes.Clone(bad.Auth.Sigs[0].Sig)
+	if bad.VerifySignature() == nil {
+		t.Fatal("a bad second signature verified")
+	}
+}
+
+// TestRegistrationKeyEncoding: the registration key ends the body when
+// present; a body without it encodes as before; Payload drops only the
+// credential.
+func TestRegistrationKeyEncoding(t *testing.T) {
+	k := mustKey(t, P256).Public()
+	b := &AccountRegisterBody{Scope: "0123456789abcdef0123456789abcdef", Account: "alice", Time: 5}
+	plain := b.Marshal()
+	b.RegistrationKey = &k
+	withKey := b.Marshal()
+	var w Writer
+	w.U8(1)
+	k.Encode(&w)
+	if !bytes.Equal(withKey, append(bytes.Clone(plain), w.Bytes()...)) {
+		t.Fatal("registration key encoding")
+	}
+	cred := Credential{ID: []byte{1, 2}, Kind: CredPasskey, PublicKey: []byte{3}}
+	b.Credential = &cred
+	got, err := DecodeAccountRegister(b.Marshal())
+	if err != nil || got.RegistrationKey == nil || !got.RegistrationKey.Equal(k) || got.Credential == nil || !bytes.Equal(got.Payload(), withKey) {
+		t.Fatalf("round trip: %+v %v", got, err)
+	}
+	for name, bad := range map[string][]byte{
+		"zero marker":  append(bytes.Clone(plain), 0),
+		"two marker":   append(append(bytes.Clone(plain), 2), w.Bytes()[1:]...),
+		"key trailing": append(bytes.Clone(withKey), 0),
+	} {
+		if _, err := DecodeAccountRegister(bad); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
 }
