@@ -27,10 +27,11 @@
 //	   bytes; once all are in, sid* = H(base session ID, contributions).
 //	   Everything below (mulSID, commitments, zero shares, OT and VOLE
 //	   session IDs, echo digests) uses sid*.
-//	engine round 2, continued (steps 4–6): check the signer set (NewSession); sample
-//	   the instance key r_i and the inversion mask φ_i, R_i = r_i·G; broadcast a commitment to R_i; for every peer j
-//	   start the random-VOLE multiplication with j as Alice and i as Bob with
-//	   random input χ_{i,j} (direct).
+//	engine round 2, continued (steps 4–6): check the signer set
+//	   (NewSession); sample the instance key r_i and the inversion mask
+//	   φ_i, R_i = r_i·G; broadcast a commitment to R_i; for every peer j
+//	   start the random-VOLE multiplication with j as Alice and i as Bob
+//	   with random input χ_{i,j} (direct).
 //	engine round 3 (step 7): as Alice with every peer j, multiply
 //	   (r_i, sk_i) by χ_{j,i} → (c_u, c_v); broadcast R_i (the opening) and
 //	   pk_i = sk_i·G; send j Γ_u = c_u·G, Γ_v = c_v·G, ψ_{i,j} = φ_i − χ_{i,j}
@@ -49,6 +50,10 @@
 //
 // Σ u_i = r·φ and Σ w_i = φ·(H(m) + r·sk), so s = (H(m) + r·sk)/k with the
 // nonce k = Σ r_i.
+//
+// Before each use of the OT correlation with a peer j (starting a
+// multiplication as Bob, answering as Alice, finishing as Bob), the round
+// checks that j is not refused on the share.
 //
 // Identifiable abort: a message that fails a check (a commitment that does
 // not open, a multiplication whose check fails, a Γ check) aborts naming its
