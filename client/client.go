@@ -22,8 +22,16 @@
 // compatibility format on request — and open the sealed answers:
 //
 //	c, err := client.New(url, client.WithAttestation(client.Attestation{
-//		Measurements: []string{"9c…07"},
+//		Measurements:    []string{"9c…07"},
+//		AllowSimulated:  true,              // sim backend (development) only
+//		SimPlatformKeys: []string{"5e…a2"}, // its root: keymesh cluster init prints it
 //	}))
+//
+// A sealed call's answer counts only if it is sealed to the request, with
+// the HTTP status inside it: anything else is an *UnauthenticatedError
+// (errors.Is ErrUnauthenticated), reported as a possible attack and never
+// acted on — the client does not resend a call on an unauthenticated
+// answer, so a call runs at most once.
 //
 // Without it the client speaks plaintext JSON-RPC, which only development
 // nodes (keymesh dev, --allow-plaintext) accept. Approval proofs go with a
@@ -107,15 +115,10 @@ func (c *Client) Call(ctx context.Context, method string, params, result any) er
 		status int
 	)
 	if c.seal != nil {
+		// One round trip, whatever comes back: an answer that is not sealed
+		// (say, "unknown key") is an *UnauthenticatedError, and resending
+		// could make the call run twice.
 		data, status, err = c.sealedRoundTrip(ctx, method, body)
-		if err == nil && isUnknownKey(data) {
-			// The node's keys changed since we attested: attest again, once.
-			// The request was not opened, so sending it again is safe.
-			c.seal.mu.Lock()
-			c.seal.result = nil
-			c.seal.mu.Unlock()
-			data, status, err = c.sealedRoundTrip(ctx, method, body)
-		}
 	} else {
 		data, status, err = c.plainRoundTrip(ctx, method, body)
 	}
@@ -165,13 +168,6 @@ func (c *Client) plainRoundTrip(ctx context.Context, method string, body []byte)
 		return nil, 0, fmt.Errorf("client: %s: %w", method, err)
 	}
 	return data, hresp.StatusCode, nil
-}
-
-// isUnknownKey reports whether data is the node's plaintext refusal of a
-// request sealed to a key it does not hold.
-func isUnknownKey(data []byte) bool {
-	var resp api.Response
-	return json.Unmarshal(data, &resp) == nil && resp.Error != nil && resp.Error.Code == api.CodeSealedUnknownKey
 }
 
 // NodeInfo calls keymesh_nodeInfo.

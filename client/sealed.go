@@ -35,6 +35,17 @@ type Attestation struct {
 	// AllowSimulated accepts the sim enclave backend's quotes, which prove
 	// nothing about hardware (development clusters).
 	AllowSimulated bool
+	// SimPlatformKeys are the trust roots for the sim backend's quotes (hex
+	// Ed25519 public keys): the cluster's platform key, which `keymesh
+	// cluster init` prints and writes to sim-platform-key in the cluster
+	// directory (keymesh dev: in its --dir). A sim quote is accepted only if
+	// one of them signed it, so a client that allows simulated quotes must
+	// set it; the key a quote names itself is never trusted.
+	SimPlatformKeys []string
+	// MinKEM is the weakest KEM accepted for the node's request key:
+	// "x-wing" (the default when empty: ML-KEM-768 + X25519) or "x25519",
+	// which also accepts X25519. A node offering less is refused.
+	MinKEM string
 	// Compat seals in Passport's compatibility format (RSA-OAEP + AES-GCM
 	// fields) instead of HPKE.
 	Compat bool
@@ -79,12 +90,16 @@ type sealer struct {
 	mu       sync.Mutex
 	result   *attest.Result
 	attested *Attested
+	// tofu is the measurement accepted on first use: a later attestation
+	// of this client (Attest) must report it again.
+	tofu *enclave.Measurement
 }
 
 // Attest fetches and verifies the node's attestation now (it is otherwise
 // done before the first call) and returns what was verified. A node that
 // reports a measurement other than the pinned ones is refused with an error
-// naming both.
+// naming both; with trust on first use, the measurement first accepted by
+// this client stays pinned.
 func (c *Client) Attest(ctx context.Context) (*Attested, error) {
 	if c.seal == nil {
 		return nil, errors.New("client: no attestation policy (use WithAttestation)")
@@ -129,13 +144,12 @@ func (c *Client) attestLocked(ctx context.Context) (*attest.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := attest.Policy{TrustOnFirstUse: s.cfg.TrustOnFirstUse, AllowSimulated: s.cfg.AllowSimulated}
-	for _, h := range s.cfg.Measurements {
-		m, err := enclave.ParseMeasurement(h)
-		if err != nil {
-			return nil, fmt.Errorf("client: pinned measurement %q: %w", h, err)
-		}
-		p.Measurements = append(p.Measurements, m)
+	p, err := s.cfg.policy()
+	if err != nil {
+		return nil, err
+	}
+	if len(p.Measurements) == 0 && s.tofu != nil {
+		p.Measurements, p.TrustOnFirstUse = []enclave.Measurement{*s.tofu}, false
 	}
 	res, err := attest.Verify(doc, p)
 	if err != nil {
@@ -149,9 +163,41 @@ func (c *Client) attestLocked(ctx context.Context) (*attest.Result, error) {
 		warn(fmt.Sprintf("node %s: %s", c.url, w))
 	}
 	s.result = res
+	if res.FirstUse {
+		m := res.Measurement
+		s.tofu = &m
+	}
 	s.attested = &Attested{Platform: res.Platform, Measurement: res.Measurement.String(),
 		Simulated: res.Simulated, FirstUse: res.FirstUse, Warnings: res.Warnings}
 	return res, nil
+}
+
+// policy is the attest.Policy of a.
+func (a *Attestation) policy() (attest.Policy, error) {
+	p := attest.Policy{TrustOnFirstUse: a.TrustOnFirstUse, AllowSimulated: a.AllowSimulated}
+	for _, h := range a.Measurements {
+		m, err := enclave.ParseMeasurement(h)
+		if err != nil {
+			return p, fmt.Errorf("client: pinned measurement %q: %w", h, err)
+		}
+		p.Measurements = append(p.Measurements, m)
+	}
+	for _, h := range a.SimPlatformKeys {
+		k, err := attest.ParseSimPlatformKey(h)
+		if err != nil {
+			return p, fmt.Errorf("client: sim platform key %q: %w", h, err)
+		}
+		p.SimPlatformKeys = append(p.SimPlatformKeys, k)
+	}
+	switch a.MinKEM {
+	case "", "x-wing":
+		p.MinKEM = envelope.KEMXWing
+	case "x25519":
+		p.MinKEM = envelope.KEMX25519
+	default:
+		return p, fmt.Errorf("client: MinKEM %q: want \"x-wing\" or \"x25519\"", a.MinKEM)
+	}
+	return p, nil
 }
 
 // FetchAttestation fetches GET /attestation from the node at baseURL. The
@@ -181,10 +227,70 @@ func FetchAttestation(ctx context.Context, hc *http.Client, baseURL string) (*at
 	return &doc, nil
 }
 
+// ErrUnauthenticated is wrapped by the error of a sealed call whose answer
+// is not authenticated by the node's enclave: it is not sealed to the
+// request, or its HTTP status differs from the one sealed inside. Anyone on
+// the path can write such an answer, so nothing in it is used; the call may
+// or may not have run on the node.
+var ErrUnauthenticated = errors.New("client: unauthenticated answer to a sealed call (possible attack)")
+
+// UnauthenticatedError is the error of a sealed call whose answer is not
+// authenticated (it wraps ErrUnauthenticated). The client never acts on such
+// an answer: it does not attest again or resend (a resent call could run
+// twice), and it does not show the answer's text (anyone could have written
+// it). A node that lost or changed its keys answers this way too
+// (ClaimedCode api.CodeSealedUnknownKey): verify its attestation again with
+// Client.Attest, then retry only a call that is safe to run twice.
+type UnauthenticatedError struct {
+	Method string
+	// HTTPStatus is the status that arrived (unauthenticated).
+	HTTPStatus int
+	// SealedStatus, if not 0, is the status the node sealed in its answer,
+	// which differs from HTTPStatus: the status was changed on the path.
+	SealedStatus int
+	// ClaimedCode is the JSON-RPC error code an unsealed answer claims, or
+	// 0; it is unauthenticated.
+	ClaimedCode int
+}
+
+func (e *UnauthenticatedError) Error() string {
+	if e.SealedStatus != 0 {
+		return fmt.Sprintf("client: %s: the HTTP status was changed on the path (the node sealed %d, %d arrived): possible attack; the answer was not used",
+			e.Method, e.SealedStatus, e.HTTPStatus)
+	}
+	msg := fmt.Sprintf("client: %s: the answer (HTTP %d) is not sealed to this request, so anyone on the path could have written it: possible attack; it was not used, and the call may or may not have run on the node",
+		e.Method, e.HTTPStatus)
+	if d, ok := sealedCodes[e.ClaimedCode]; ok {
+		msg += fmt.Sprintf(" (it claims error %d: %s)", e.ClaimedCode, d)
+	} else if e.ClaimedCode != 0 {
+		msg += fmt.Sprintf(" (it claims error %d)", e.ClaimedCode)
+	}
+	if e.ClaimedCode == api.CodeSealedUnknownKey {
+		msg += "; if the node's keys changed, verify its attestation again (Client.Attest) and retry only a call that is safe to run twice"
+	}
+	return msg
+}
+
+// Unwrap returns ErrUnauthenticated.
+func (e *UnauthenticatedError) Unwrap() error { return ErrUnauthenticated }
+
+// sealedCodes are our own descriptions of the codes a node uses to refuse a
+// request it could not open; an unsealed answer's own text is never shown.
+var sealedCodes = map[int]string{
+	api.CodeSealedMalformed:  "malformed envelope",
+	api.CodeSealedUnknownKey: "sealed to a key the node does not hold",
+	api.CodeSealedHeader:     "authenticated header does not verify",
+	api.CodeSealedCiphertext: "ciphertext does not authenticate",
+	api.CodeSealedExpired:    "timestamp outside the node's window (check the clocks)",
+	api.CodeSealedReplay:     "replayed request",
+	api.CodeSealedBinding:    "sealed for another method or scope",
+	api.CodePlaintextRefused: "plaintext refused",
+}
+
 // sealedRoundTrip sends the JSON-RPC body sealed and returns the opened
-// response body. A plaintext answer is accepted only as a JSON-RPC error
-// about the envelope (id null), which is what a node that could not open the
-// request sends.
+// JSON-RPC response and the HTTP status sealed with it. An answer that does
+// not open, or whose HTTP status differs from the sealed one, is an
+// *UnauthenticatedError: nothing in it is used.
 func (c *Client) sealedRoundTrip(ctx context.Context, method string, body []byte) ([]byte, int, error) {
 	res, err := c.attested(ctx)
 	if err != nil {
@@ -193,7 +299,7 @@ func (c *Client) sealedRoundTrip(ctx context.Context, method string, body []byte
 	call := httpapi.SealedCall{RPC: body, Auth: proofsFrom(ctx)}
 	var (
 		hreq *http.Request
-		open func(ct string, data []byte) ([]byte, error)
+		open func(ct string, data []byte) (int, []byte, error)
 	)
 	if c.seal.cfg.Compat {
 		pub, err := res.Keys.RSAPublicKey()
@@ -215,19 +321,28 @@ func (c *Client) sealedRoundTrip(ctx context.Context, method string, body []byte
 		}
 		hreq.Header.Set("Content-Type", "application/json")
 		hreq.Header.Set(envelope.HeaderEncryptedKey, ek)
-		open = func(ct string, data []byte) ([]byte, error) {
+		open = func(ct string, data []byte) (int, []byte, error) {
 			var resp map[string]string
 			if err := json.Unmarshal(data, &resp); err != nil {
-				return nil, err
+				return 0, nil, err
 			}
 			if _, ok := resp[envelope.MetaField]; !ok {
-				return nil, errors.New("not a sealed response")
+				return 0, nil, errors.New("not a sealed response")
 			}
 			f, err := pending.OpenResponse(resp)
 			if err != nil {
-				return nil, err
+				return 0, nil, err
 			}
-			return f[httpapi.CompatFieldRPC], nil
+			for name := range f {
+				if name != httpapi.CompatFieldRPC && name != httpapi.CompatFieldStatus {
+					return 0, nil, fmt.Errorf("unknown sealed field %q", name)
+				}
+			}
+			st, err := httpapi.ParseCompatStatus(f[httpapi.CompatFieldStatus])
+			if err != nil {
+				return 0, nil, err
+			}
+			return st, f[httpapi.CompatFieldRPC], nil
 		}
 	} else {
 		pk, err := res.Keys.HPKEPublicKey()
@@ -247,11 +362,19 @@ func (c *Client) sealedRoundTrip(ctx context.Context, method string, body []byte
 			return nil, 0, fmt.Errorf("client: %s: %w", method, err)
 		}
 		hreq.Header.Set("Content-Type", envelope.ContentType)
-		open = func(ct string, data []byte) ([]byte, error) {
+		open = func(ct string, data []byte) (int, []byte, error) {
 			if !strings.HasPrefix(ct, envelope.ContentType) {
-				return nil, errors.New("not a sealed response")
+				return 0, nil, errors.New("not a sealed response")
 			}
-			return pending.OpenResponse(data)
+			plain, err := pending.OpenResponse(data)
+			if err != nil {
+				return 0, nil, err
+			}
+			r, err := httpapi.DecodeSealedReply(plain)
+			if err != nil {
+				return 0, nil, err
+			}
+			return r.Status, r.RPC, nil
 		}
 	}
 	hresp, err := c.hc.Do(hreq)
@@ -263,16 +386,19 @@ func (c *Client) sealedRoundTrip(ctx context.Context, method string, body []byte
 	if err != nil {
 		return nil, 0, fmt.Errorf("client: %s: %w", method, err)
 	}
-	plain, err := open(hresp.Header.Get("Content-Type"), data)
-	if err == nil {
-		return plain, hresp.StatusCode, nil
+	status, rpc, err := open(hresp.Header.Get("Content-Type"), data)
+	if err != nil {
+		ue := &UnauthenticatedError{Method: method, HTTPStatus: hresp.StatusCode}
+		var resp api.Response
+		if json.Unmarshal(data, &resp) == nil && resp.Error != nil {
+			ue.ClaimedCode = resp.Error.Code
+		}
+		return nil, 0, ue
 	}
-	// The node could not open the request: a plaintext JSON-RPC error.
-	var resp api.Response
-	if json.Unmarshal(data, &resp) == nil && resp.Error != nil && (resp.ID == nil || string(resp.ID) == "null") {
-		return data, hresp.StatusCode, nil
+	if status != hresp.StatusCode {
+		return nil, 0, &UnauthenticatedError{Method: method, HTTPStatus: hresp.StatusCode, SealedStatus: status}
 	}
-	return nil, 0, fmt.Errorf("client: %s: HTTP %d: the response is not sealed to this request: %w", method, hresp.StatusCode, err)
+	return rpc, status, nil
 }
 
 func readLimited(r io.Reader) ([]byte, error) {

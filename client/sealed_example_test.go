@@ -14,8 +14,11 @@ func ExampleWithAttestation() {
 	c, err := client.New("http://127.0.0.1:7100", client.WithAttestation(client.Attestation{
 		// keymesh attest verify --build, or the release notes, give it.
 		Measurements: []string{"9c1f0e5a8f6e4c2b7d3a1e0f9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b07"},
-		// Only for the sim backend (development): its quotes prove nothing.
-		AllowSimulated: true,
+		// Only for the sim backend (development): its quotes prove nothing
+		// about hardware, and are checked against the cluster's platform
+		// key, which `keymesh cluster init` prints.
+		AllowSimulated:  true,
+		SimPlatformKeys: []string{"5ea1c0de5ea1c0de5ea1c0de5ea1c0de5ea1c0de5ea1c0de5ea1c0de5ea1c0de"},
 	}))
 	if err != nil {
 		log.Fatal(err)

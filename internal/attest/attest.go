@@ -20,6 +20,7 @@ import (
 	"crypto/subtle"
 	"crypto/x509"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -146,7 +147,8 @@ func New(b enclave.Backend, keys Keys) (*Document, error) {
 	return &Document{Keys: kb, Quote: qb}, nil
 }
 
-// Policy is what a client accepts.
+// Policy is what a client accepts. Its trust roots come from the client's
+// own configuration, never from the document being verified.
 type Policy struct {
 	// Measurements pinned in the client config: the node must report one of
 	// them. If empty, TrustOnFirstUse decides.
@@ -157,8 +159,47 @@ type Policy struct {
 	// AllowSimulated accepts quotes from the sim backend, which prove
 	// nothing about hardware. Off by default.
 	AllowSimulated bool
-	// SimPlatformKeys, if set, pins the sim platform keys accepted.
+	// SimPlatformKeys are the trust roots of the sim backend: a sim quote is
+	// accepted only if one of them signed it. A cluster's root is printed by
+	// `keymesh cluster init` and written to SimPlatformKeyFile in its
+	// directory. Required to accept any sim quote (ErrNoRoot without it).
 	SimPlatformKeys []ed25519.PublicKey
+	// MinKEM is the weakest HPKE KEM accepted for the node's request key:
+	// envelope.KEMXWing (also the meaning of 0, the default) or
+	// envelope.KEMX25519, which accepts X25519 as well. A document offering
+	// a weaker KEM is refused (ErrWeakKEM).
+	MinKEM uint16
+}
+
+// SimPlatformKeyFile is the file, in the directory `keymesh cluster init`
+// writes, holding the cluster's sim platform key (hex, one line): the root
+// that clients pin (Policy.SimPlatformKeys).
+const SimPlatformKeyFile = "sim-platform-key"
+
+// ParseSimPlatformKey decodes a sim platform key as printed by cluster init
+// (64 hex digits).
+func ParseSimPlatformKey(s string) (ed25519.PublicKey, error) {
+	s = strings.TrimSpace(s)
+	if len(s) != 2*ed25519.PublicKeySize {
+		return nil, fmt.Errorf("attest: sim platform key must be %d hex digits, got %d", 2*ed25519.PublicKeySize, len(s))
+	}
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("attest: sim platform key: %w", err)
+	}
+	return ed25519.PublicKey(b), nil
+}
+
+// kemStrength orders the allowed KEMs: X25519 < X-Wing (post-quantum
+// hybrid). An unknown KEM has strength 0.
+func kemStrength(id uint16) int {
+	switch id {
+	case envelope.KEMX25519:
+		return 1
+	case envelope.KEMXWing:
+		return 2
+	}
+	return 0
 }
 
 // Result is a verified attestation.
@@ -184,6 +225,15 @@ var (
 	ErrKeysNotBound = errors.New("attest: quote does not cover the node's keys")
 	// ErrNoPin: no measurement pinned and trust on first use is off.
 	ErrNoPin = errors.New("attest: no measurement pinned (set one, or allow trust on first use)")
+	// ErrNoRoot: a sim quote, and no sim platform key in the policy to
+	// verify it against.
+	ErrNoRoot = errors.New("attest: no sim platform key pinned, so the node's simulated quote cannot be verified " +
+		"(anyone can sign a sim quote with a key of their own): give the cluster's platform key, which `keymesh cluster init` prints and writes to " +
+		SimPlatformKeyFile + " in the cluster directory (keymesh dev: in its --dir) — " +
+		"--platform-key HEX or the credentials file's platformKeys for the CLI, Attestation.SimPlatformKeys in the Go SDK")
+	// ErrWeakKEM: the document offers a request key with a weaker KEM than
+	// the policy's minimum.
+	ErrWeakKEM = errors.New("attest: the node's request key uses a weaker KEM than the client requires")
 )
 
 // MeasurementError says the node runs other code than the client pinned.
@@ -222,6 +272,16 @@ func Verify(doc *Document, p Policy) (*Result, error) {
 	if _, err := keys.HPKEPublicKey(); err != nil {
 		return nil, fmt.Errorf("attest: %w", err)
 	}
+	minKEM := p.MinKEM
+	if minKEM == 0 {
+		minKEM = envelope.KEMXWing
+	}
+	if kemStrength(minKEM) == 0 {
+		return nil, fmt.Errorf("attest: policy minimum KEM %#04x is not a KEM keymesh uses", minKEM)
+	}
+	if kemStrength(keys.HPKEKEM) < kemStrength(minKEM) {
+		return nil, fmt.Errorf("%w: the document offers KEM %#04x, the minimum is %#04x (X-Wing, the default)", ErrWeakKEM, keys.HPKEKEM, minKEM)
+	}
 	res.Keys = keys
 	return res, nil
 }
@@ -232,12 +292,11 @@ func verifyQuote(q *enclave.Quote, p Policy, res *Result) error {
 	}
 	switch q.Platform {
 	case enclave.PlatformSim:
-		pub, err := sim.VerifyQuote(q)
-		if err != nil {
-			return fmt.Errorf("%w: %w", ErrQuote, err)
+		if len(p.SimPlatformKeys) == 0 {
+			return ErrNoRoot
 		}
-		if len(p.SimPlatformKeys) > 0 && !containsKey(p.SimPlatformKeys, pub) {
-			return fmt.Errorf("%w: sim platform key %x is not pinned", ErrQuote, []byte(pub))
+		if err := sim.VerifyQuote(q, p.SimPlatformKeys); err != nil {
+			return fmt.Errorf("%w: %w", ErrQuote, err)
 		}
 		res.Warnings = append(res.Warnings, "the node runs the simulated enclave backend: its quote proves nothing about the hardware")
 	default:
@@ -257,15 +316,6 @@ func verifyQuote(q *enclave.Quote, p Policy, res *Result) error {
 		return nil
 	}
 	return ErrNoPin
-}
-
-func containsKey(keys []ed25519.PublicKey, k ed25519.PublicKey) bool {
-	for _, c := range keys {
-		if c.Equal(k) {
-			return true
-		}
-	}
-	return false
 }
 
 // QuoteVerifier returns an enclave.Verifier applying p to a bare quote (no

@@ -90,9 +90,10 @@ func TestPolicy(t *testing.T) {
 	keys, _ := nodeKeys(t, b)
 	doc, _ := New(b, keys)
 	other := backend(t, dir, "node v2").Measurement()
+	root := []ed25519.PublicKey{b.PlatformKey()}
 
 	// Pinned to another build: refused, and the error names both.
-	_, err := Verify(doc, Policy{Measurements: []enclave.Measurement{other}, AllowSimulated: true})
+	_, err := Verify(doc, Policy{Measurements: []enclave.Measurement{other}, AllowSimulated: true, SimPlatformKeys: root})
 	var me *MeasurementError
 	if !errors.As(err, &me) || me.Got != b.Measurement() {
 		t.Fatalf("pinned mismatch: %v", err)
@@ -101,19 +102,24 @@ func TestPolicy(t *testing.T) {
 		t.Fatalf("error does not say which: %v", err)
 	}
 	// Trust on first use: accepted with a warning naming the measurement.
-	res, err := Verify(doc, Policy{TrustOnFirstUse: true, AllowSimulated: true})
+	res, err := Verify(doc, Policy{TrustOnFirstUse: true, AllowSimulated: true, SimPlatformKeys: root})
 	if err != nil || !res.FirstUse || !strings.Contains(strings.Join(res.Warnings, "\n"), b.Measurement().String()) {
 		t.Fatalf("TOFU: %+v %v", res, err)
 	}
-	if _, err := Verify(doc, Policy{AllowSimulated: true}); !errors.Is(err, ErrNoPin) {
+	if _, err := Verify(doc, Policy{AllowSimulated: true, SimPlatformKeys: root}); !errors.Is(err, ErrNoPin) {
 		t.Fatalf("no pin: %v", err)
 	}
-	if _, err := Verify(doc, Policy{Measurements: []enclave.Measurement{b.Measurement()}}); !errors.Is(err, ErrSimulated) {
+	if _, err := Verify(doc, Policy{Measurements: []enclave.Measurement{b.Measurement()}, SimPlatformKeys: root}); !errors.Is(err, ErrSimulated) {
 		t.Fatalf("simulated not allowed: %v", err)
 	}
 	stranger := backend(t, t.TempDir(), "x").PlatformKey()
 	if _, err := Verify(doc, Policy{TrustOnFirstUse: true, AllowSimulated: true, SimPlatformKeys: []ed25519.PublicKey{stranger}}); !errors.Is(err, ErrQuote) {
 		t.Fatalf("unpinned platform key: %v", err)
+	}
+	// No root: refused, and the error says where the root comes from.
+	_, err = Verify(doc, Policy{Measurements: []enclave.Measurement{b.Measurement()}, AllowSimulated: true})
+	if !errors.Is(err, ErrNoRoot) || !strings.Contains(err.Error(), "keymesh cluster init") || !strings.Contains(err.Error(), "--platform-key") {
+		t.Fatalf("no root: %v", err)
 	}
 }
 
@@ -121,7 +127,7 @@ func TestBinding(t *testing.T) {
 	b := backend(t, t.TempDir(), "node")
 	keys, _ := nodeKeys(t, b)
 	doc, _ := New(b, keys)
-	p := Policy{TrustOnFirstUse: true, AllowSimulated: true}
+	p := Policy{TrustOnFirstUse: true, AllowSimulated: true, SimPlatformKeys: []ed25519.PublicKey{b.PlatformKey()}}
 
 	// A man in the middle swaps in his own HPKE key: the quote does not cover it.
 	mitm, _ := nodeKeys(t, backend(t, t.TempDir(), "node"))
@@ -161,7 +167,7 @@ func TestRSAKey(t *testing.T) {
 	keys, _ := nodeKeys(t, b)
 	keys.RSA = rk.Public()
 	doc, _ := New(b, keys)
-	res, err := Verify(doc, Policy{TrustOnFirstUse: true, AllowSimulated: true})
+	res, err := Verify(doc, Policy{TrustOnFirstUse: true, AllowSimulated: true, SimPlatformKeys: []ed25519.PublicKey{b.PlatformKey()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,11 +229,105 @@ func FuzzVerify(f *testing.F) {
 	doc, _ := New(b, keys)
 	f.Add(doc.Keys, doc.Quote)
 	f.Fuzz(func(t *testing.T, kb, qb []byte) {
-		_, err := Verify(&Document{Keys: kb, Quote: qb}, Policy{TrustOnFirstUse: true, AllowSimulated: true})
+		_, err := Verify(&Document{Keys: kb, Quote: qb}, Policy{TrustOnFirstUse: true, AllowSimulated: true,
+			SimPlatformKeys: []ed25519.PublicKey{b.PlatformKey()}, MinKEM: envelope.KEMX25519})
 		// Accepting anything but the genuine document would mean the fuzzer
 		// forged an Ed25519 signature or broke the key binding.
 		if err == nil && !(bytes.Equal(kb, doc.Keys) && bytes.Equal(qb, doc.Quote)) {
 			t.Fatal("accepted a fuzzed document")
 		}
 	})
+}
+
+// forge plays an on-path attacker: a fresh sim platform key of its own, a
+// quote claiming measurement m over its own keys.
+func forge(t *testing.T, m enclave.Measurement, keys Keys) *Document {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := keys.MarshalBinary()
+	q := enclave.Quote{Platform: enclave.PlatformSim, Simulated: true, Measurement: m, ReportData: ReportData(kb)}
+	sig := ed25519.Sign(priv, append([]byte("keymesh sim quote v1\x00"), q.SignedBytes()...))
+	q.Evidence = append(bytes.Clone(priv.Public().(ed25519.PublicKey)), sig...)
+	qb, _ := q.MarshalBinary()
+	return &Document{Keys: kb, Quote: qb}
+}
+
+// TestForgedSimQuote: an attacker's quote, signed by a fresh platform key,
+// claiming the pinned measurement and binding the attacker's HPKE key, is
+// refused whatever else the policy says; the genuine one is accepted. Without
+// a root nothing is accepted.
+func TestForgedSimQuote(t *testing.T) {
+	b := backend(t, t.TempDir(), "node v1")
+	keys, _ := nodeKeys(t, b)
+	genuine, _ := New(b, keys)
+	mitm, _ := nodeKeys(t, backend(t, t.TempDir(), "attacker"))
+	forged := forge(t, b.Measurement(), mitm)
+
+	pinned := Policy{Measurements: []enclave.Measurement{b.Measurement()}, AllowSimulated: true,
+		SimPlatformKeys: []ed25519.PublicKey{b.PlatformKey()}}
+	if _, err := Verify(genuine, pinned); err != nil {
+		t.Fatalf("genuine document: %v", err)
+	}
+	tofu := pinned
+	tofu.Measurements, tofu.TrustOnFirstUse = nil, true
+	for name, p := range map[string]Policy{"pinned": pinned, "tofu": tofu} {
+		if _, err := Verify(forged, p); !errors.Is(err, ErrQuote) || !errors.Is(err, sim.ErrUntrustedPlatform) {
+			t.Errorf("%s: forged quote: %v", name, err)
+		}
+		p.SimPlatformKeys = nil
+		if _, err := Verify(forged, p); !errors.Is(err, ErrNoRoot) {
+			t.Errorf("%s, no root: forged quote: %v", name, err)
+		}
+		if _, err := Verify(genuine, p); !errors.Is(err, ErrNoRoot) {
+			t.Errorf("%s, no root: genuine quote: %v", name, err)
+		}
+	}
+	// The migration verifier applies the same rule.
+	if err := QuoteVerifier(pinned)(mustQuote(t, forged)); !errors.Is(err, ErrQuote) {
+		t.Fatalf("QuoteVerifier: forged quote: %v", err)
+	}
+}
+
+func mustQuote(t *testing.T, d *Document) *enclave.Quote {
+	t.Helper()
+	var q enclave.Quote
+	if err := q.UnmarshalBinary(d.Quote); err != nil {
+		t.Fatal(err)
+	}
+	return &q
+}
+
+// TestMinKEM: a genuine document whose request key is X25519 is refused by
+// a client that requires X-Wing (the default), so neither a document nor a
+// node downgrades the KEM; a client that lowers its minimum accepts it.
+func TestMinKEM(t *testing.T) {
+	b := backend(t, t.TempDir(), "node")
+	k, _, err := b.GenerateKey(enclave.KeyHPKEX25519, "hpke")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, _ := New(b, Keys{HPKEKEM: envelope.KEMX25519, HPKE: k.Public()})
+	p := Policy{TrustOnFirstUse: true, AllowSimulated: true, SimPlatformKeys: []ed25519.PublicKey{b.PlatformKey()}}
+	for _, min := range []uint16{0, envelope.KEMXWing} {
+		p.MinKEM = min
+		if _, err := Verify(doc, p); !errors.Is(err, ErrWeakKEM) {
+			t.Fatalf("MinKEM %#04x: X25519 document: %v", min, err)
+		}
+	}
+	p.MinKEM = envelope.KEMX25519
+	if res, err := Verify(doc, p); err != nil || res.Keys.HPKEKEM != envelope.KEMX25519 {
+		t.Fatalf("MinKEM X25519: %v", err)
+	}
+	xw, _ := nodeKeys(t, b)
+	xdoc, _ := New(b, xw)
+	if _, err := Verify(xdoc, p); err != nil {
+		t.Fatalf("X-Wing document with MinKEM X25519: %v", err)
+	}
+	p.MinKEM = 0x0010
+	if _, err := Verify(xdoc, p); err == nil {
+		t.Fatal("a policy naming an unknown KEM accepted a document")
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 
 	"github.com/keymesh/keymesh/api"
 	"github.com/keymesh/keymesh/client"
+	"github.com/keymesh/keymesh/internal/attest"
 )
 
 // Credentials files.
@@ -34,7 +36,8 @@ import (
 //	  "developerKey": "<client.Key.MarshalPrivate>",
 //	  "userKey": "<client.Key.MarshalPrivate>",
 //	  "sessionKey": "<client.Key.MarshalPrivate>", "session": {api.Session},
-//	  "address": "0x…"
+//	  "address": "0x…",
+//	  "measurements": ["<hex>"], "platformKeys": ["<hex>"]
 //	}
 //
 // with the keys the scope's mode needs: developerKey (developer mode), the
@@ -58,6 +61,10 @@ type credsFile struct {
 	// Measurements, when set, make the client seal every request to the
 	// node's attested enclave keys, accepting only these builds.
 	Measurements []string `json:"measurements,omitempty"`
+	// PlatformKeys are the cluster's sim platform keys (hex): the roots its
+	// nodes' simulated quotes are verified against (`keymesh cluster init`
+	// prints it; `account create --dev-setup` writes the dev cluster's).
+	PlatformKeys []string `json:"platformKeys,omitempty"`
 }
 
 // defaultURL is node 1 of `keymesh dev`.
@@ -74,6 +81,8 @@ type creds struct {
 	timeout time.Duration
 	// Sealing (see sealFlags).
 	measurements   []string
+	platformKeys   []string
+	minKEM         string
 	seal, allowSim bool
 	warn           io.Writer
 
@@ -92,7 +101,9 @@ func (c *creds) flags(fs *pflag.FlagSet, withAddress bool) {
 	fs.DurationVar(&c.timeout, "timeout", 2*time.Minute, "time limit for the command")
 	fs.StringSliceVar(&c.measurements, "measurement", nil, "seal requests to the node's enclave, accepting only this build measurement (hex; repeat for several)")
 	fs.BoolVar(&c.seal, "seal", false, "seal requests; without --measurement, trust the node's measurement on first use (with a warning)")
-	fs.BoolVar(&c.allowSim, "allow-simulated", false, "accept the simulated enclave's quotes (development clusters)")
+	fs.BoolVar(&c.allowSim, "allow-simulated", false, "accept the simulated enclave's quotes (development clusters; needs the cluster's --platform-key)")
+	fs.StringSliceVar(&c.platformKeys, "platform-key", nil, "the cluster's sim platform key (hex; `keymesh cluster init` prints it), the root simulated quotes are verified against (default: the credentials file's platformKeys)")
+	fs.StringVar(&c.minKEM, "min-kem", "x-wing", "weakest KEM accepted for the node's request key: x-wing or x25519")
 }
 
 // clientOptions are the options of every client the command makes:
@@ -110,10 +121,16 @@ func (c *creds) clientOptions() []client.Option {
 	if warn == nil {
 		warn = os.Stderr
 	}
+	roots := c.loaded.PlatformKeys
+	if len(c.platformKeys) > 0 {
+		roots = c.platformKeys
+	}
 	return []client.Option{client.WithAttestation(client.Attestation{
 		Measurements:    ms,
 		TrustOnFirstUse: len(ms) == 0,
 		AllowSimulated:  c.allowSim,
+		SimPlatformKeys: roots,
+		MinKEM:          c.minKEM,
 		Warn:            func(msg string) { fmt.Fprintln(warn, "keymesh: warning:", msg) },
 	})}
 }
@@ -332,6 +349,7 @@ func newAccountCreateCmd() *cobra.Command {
 		c        creds
 		devSetup bool
 		rpID     string
+		devDir   string
 	)
 	cmd := &cobra.Command{
 		Use:   "create",
@@ -347,7 +365,10 @@ must be allowed to approve for it (--creds or --key-file, see keymesh sign
 With --dev-setup (for development clusters), it first generates a
 developer key, creates a developer-mode scope signed by it and registers
 --account there, then writes all of it, with the new address, to the
---creds file (mode 0600; it must not exist yet).`,
+--creds file (mode 0600; it must not exist yet). It also writes the dev
+cluster's sim platform key, read from --dev-dir (the directory keymesh dev
+runs in), so that later commands can verify the nodes' quotes when they
+seal (--seal, --measurement); --platform-key overrides it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c.warn = cmd.ErrOrStderr()
@@ -368,11 +389,17 @@ developer key, creates a developer-mode scope signed by it and registers
 				if url == "" {
 					url = defaultURL
 				}
+				roots, err := devRoots(&c, devDir)
+				if err != nil {
+					return err
+				}
+				c.platformKeys = roots
 				f, res, err := devAccount(ctx, url, c.account, rpID, c.clientOptions()...)
 				if err != nil {
 					return err
 				}
 				f.Measurements = c.measurements
+				f.PlatformKeys = roots
 				if err := writeCreds(c.file, f, false); err != nil {
 					return err
 				}
@@ -397,7 +424,40 @@ developer key, creates a developer-mode scope signed by it and registers
 	c.flags(cmd.Flags(), false)
 	cmd.Flags().BoolVar(&devSetup, "dev-setup", false, "first make a developer key and scope, register --account, and write them to --creds")
 	cmd.Flags().StringVar(&rpID, "rp-id", "localhost", "with --dev-setup: the scope's WebAuthn relying party id")
+	cmd.Flags().StringVar(&devDir, "dev-dir", ".keymesh/dev", "with --dev-setup: the keymesh dev cluster directory, whose "+attest.SimPlatformKeyFile+" is written to --creds")
 	return cmd
+}
+
+// devRoots returns the sim platform keys a --dev-setup credentials file
+// gets: --platform-key, else the dev cluster's (dir/sim-platform-key, which
+// cluster init and keymesh dev write). Without either, sealing is refused
+// (it could not verify the nodes' quotes) and plaintext goes on with a
+// warning.
+func devRoots(c *creds, dir string) ([]string, error) {
+	if len(c.platformKeys) > 0 {
+		return c.platformKeys, nil
+	}
+	path := filepath.Join(dir, attest.SimPlatformKeyFile)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		k := strings.TrimSpace(string(b))
+		if _, err := attest.ParseSimPlatformKey(k); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return []string{k}, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	if c.seal || len(c.measurements) > 0 {
+		return nil, fmt.Errorf("no sim platform key to verify the dev cluster's quotes: %s does not exist; give --dev-dir (the directory keymesh dev runs in) or --platform-key", path)
+	}
+	w := c.warn
+	if w == nil {
+		w = os.Stderr
+	}
+	fmt.Fprintf(w, "keymesh: warning: %s does not exist: the credentials file gets no sim platform key, and sealed requests (--seal, --measurement) will need --platform-key\n", path)
+	return nil, nil
 }
 
 func printAccount(w interface{ Write([]byte) (int, error) }, res *api.CreateAccountResult) {

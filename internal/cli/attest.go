@@ -11,6 +11,7 @@ import (
 	"github.com/keymesh/keymesh/client"
 	"github.com/keymesh/keymesh/internal/attest"
 	"github.com/keymesh/keymesh/internal/enclave"
+	"github.com/keymesh/keymesh/internal/envelope"
 )
 
 func newAttestCmd() *cobra.Command {
@@ -30,6 +31,8 @@ func newAttestVerifyCmd() *cobra.Command {
 		url, checkout, pkg string
 		build, allowSim    bool
 		measurements       []string
+		platformKeys       []string
+		credsPath, minKEM  string
 	)
 	cmd := &cobra.Command{
 		Use:   "verify --url NODE [--build | --measurement HEX]",
@@ -42,7 +45,13 @@ keymesh reproducibly from the checkout (go build -trimpath -buildvcs=false
 or "mismatch" with both values; exits 1 on a mismatch or a bad quote.
 
 Quotes of the simulated enclave backend prove nothing about hardware and are
-refused unless --allow-simulated is given.`,
+refused unless --allow-simulated is given. They are verified against the
+cluster's sim platform key, never against the key a quote names itself
+(anyone can make one): give it with --platform-key (keymesh cluster init
+prints it and writes it to sim-platform-key in the cluster directory), or
+--creds, a credentials file whose platformKeys hold it.
+
+The node's request key must use X-Wing unless --min-kem x25519 is given.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if url == "" {
@@ -54,7 +63,42 @@ refused unless --allow-simulated is given.`,
 			out := cmd.OutOrStdout()
 			ctx := cmd.Context()
 			p := attest.Policy{AllowSimulated: allowSim}
+			switch minKEM {
+			case "x-wing":
+				p.MinKEM = envelope.KEMXWing
+			case "x25519":
+				p.MinKEM = envelope.KEMX25519
+			default:
+				return fmt.Errorf("--min-kem %q: want x-wing or x25519", minKEM)
+			}
+			keys := platformKeys
+			if len(keys) == 0 && credsPath != "" {
+				c := creds{file: credsPath}
+				if err := c.load(); err != nil {
+					return err
+				}
+				keys = c.loaded.PlatformKeys
+			}
+			for _, h := range keys {
+				k, err := attest.ParseSimPlatformKey(h)
+				if err != nil {
+					return fmt.Errorf("--platform-key %q: %w", h, err)
+				}
+				p.SimPlatformKeys = append(p.SimPlatformKeys, k)
+			}
 			source := ""
+			doc, err := client.FetchAttestation(ctx, &http.Client{Timeout: 30 * time.Second}, url)
+			if err != nil {
+				return err
+			}
+			// Everything but the measurement first (evidence against the
+			// pinned roots, the KEM, the key binding), so that a forged or
+			// unverifiable quote is refused before any rebuild.
+			pre := p
+			pre.TrustOnFirstUse = true
+			if _, err := attest.Verify(doc, pre); err != nil {
+				return err
+			}
 			switch {
 			case build:
 				fmt.Fprintf(cmd.ErrOrStderr(), "building %s in %s reproducibly…\n", pkg, checkout)
@@ -75,10 +119,6 @@ refused unless --allow-simulated is given.`,
 				source = "--measurement"
 			default:
 				p.TrustOnFirstUse = true
-			}
-			doc, err := client.FetchAttestation(ctx, &http.Client{Timeout: 30 * time.Second}, url)
-			if err != nil {
-				return err
 			}
 			res, err := attest.Verify(doc, p)
 			var me *attest.MeasurementError
@@ -114,6 +154,9 @@ refused unless --allow-simulated is given.`,
 	f.StringVar(&checkout, "checkout", ".", "source checkout to rebuild (with --build)")
 	f.StringVar(&pkg, "package", "./cmd/keymesh", "package to rebuild (with --build)")
 	f.StringArrayVar(&measurements, "measurement", nil, "expected measurement, 64 hex digits (repeatable)")
-	f.BoolVar(&allowSim, "allow-simulated", false, "accept quotes of the simulated enclave backend")
+	f.BoolVar(&allowSim, "allow-simulated", false, "accept quotes of the simulated enclave backend (verified against --platform-key)")
+	f.StringArrayVar(&platformKeys, "platform-key", nil, "the cluster's sim platform key, hex (keymesh cluster init prints it; repeatable)")
+	f.StringVar(&credsPath, "creds", "", "credentials file whose platformKeys are the sim platform keys (when --platform-key is not given)")
+	f.StringVar(&minKEM, "min-kem", "x-wing", "weakest KEM accepted for the node's request key: x-wing or x25519")
 	return cmd
 }

@@ -71,7 +71,7 @@ func TestWalletEndToEnd(t *testing.T) {
 	url := urls["1"]
 
 	creds := filepath.Join(dir, "creds.json")
-	out := mustRun(t, "account", "create", "--dev-setup", "--creds", creds, "--account", "alice", "--url", url)
+	out := mustRun(t, "account", "create", "--dev-setup", "--creds", creds, "--account", "alice", "--url", url, "--dev-dir", filepath.Join(dir, "cluster"))
 	m := regexp.MustCompile(`(?m)^address\s+(0x[0-9a-fA-F]{40})$`).FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("no address in:\n%s", out)
@@ -83,6 +83,14 @@ func TestWalletEndToEnd(t *testing.T) {
 	st, err := os.Stat(creds)
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("credentials file: %v, mode %v", err, st.Mode())
+	}
+	// The dev cluster's root, as keymesh dev printed it, is in the
+	// credentials file: sealed commands verify the quotes against it.
+	root := regexp.MustCompile(`sim platform key ([0-9a-f]{64})`).FindStringSubmatch(text)
+	var written credsFile
+	if b, err := os.ReadFile(creds); err != nil || json.Unmarshal(b, &written) != nil || root == nil ||
+		len(written.PlatformKeys) != 1 || written.PlatformKeys[0] != root[1] {
+		t.Fatalf("platform key: dev printed %v, credentials file has %v", root, written.PlatformKeys)
 	}
 	if _, errOut, code := run(t, "account", "create", "--dev-setup", "--creds", creds, "--account", "bob", "--url", url); code == 0 || !strings.Contains(errOut, "exists") {
 		t.Fatalf("--dev-setup overwrote a credentials file: %d %s", code, errOut)
@@ -163,6 +171,10 @@ func TestWalletEndToEnd(t *testing.T) {
 		}
 		if _, errOut, code := run(t, "sign", "message", "--creds", creds, "--measurement", m[1], "x"); code == 0 || !strings.Contains(strings.ToLower(errOut), "simulat") {
 			t.Fatalf("simulated quote accepted without --allow-simulated: %d %q", code, errOut)
+		}
+		// Another cluster's root: the quotes do not verify.
+		if _, errOut, code := run(t, "sign", "message", "--creds", creds, "--measurement", m[1], "--allow-simulated", "--platform-key", strings.Repeat("ab", 32), "x"); code == 0 || !strings.Contains(errOut, "trusted platform key") {
+			t.Fatalf("another cluster's root accepted: %d %q", code, errOut)
 		}
 	})
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/keymesh/keymesh/internal/attest"
 	"github.com/keymesh/keymesh/internal/config"
 )
 
@@ -30,7 +31,16 @@ func newClusterInitCmd() *cobra.Command {
 		Short: "Create a cluster: a config file and an identity key per node",
 		Long: `Create a cluster of N nodes, any T of which can sign, in DIR:
 DIR/node-<id>.json (the node's config, no secrets) and DIR/node-<id>/
-(its data dir, holding identity.key, mode 0600).
+(its data dir, holding identity.key, mode 0600, and the simulated enclave
+platform in enclave-sim/).
+
+Every node of the cluster gets the same sim platform key (each keeps its
+own seal secret). Its public half is the root clients pin to verify the
+nodes' quotes: it is printed, and written to DIR/sim-platform-key for the
+operator to hand to clients (keymesh ... --platform-key HEX, "platformKeys"
+in a credentials file, client.Attestation.SimPlatformKeys). Whoever holds
+a node's enclave-sim/platform file can sign quotes under that root: the
+sim trusts the operator.
 
 --host may be given once (every node on that host) or once per node in id
 order (node 1 on the first host, ...); each node listens on and is reached
@@ -78,6 +88,9 @@ host per node they are not (they are on other machines).`,
 				fmt.Fprintf(out, "node %d: config %s, data %s, api %s, peer %s, identity %s\n",
 					n.ID, filepath.Join(opts.Out, config.FileName(n.ID)), n.DataDir, n.APIListen, n.PeerListen, pub)
 			}
+			fmt.Fprintf(out, "sim platform key (the root clients pin; also in %s): %s\n",
+				filepath.Join(opts.Out, attest.SimPlatformKeyFile), nodes[0].SimPlatformKey)
+			fmt.Fprintf(out, "clients: --platform-key %s (or \"platformKeys\" in a credentials file)\n", nodes[0].SimPlatformKey)
 			fmt.Fprintf(out, "start each node with: keymesh node --config %s\n", filepath.Join(opts.Out, "node-<id>.json"))
 			return nil
 		},

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/keymesh/keymesh/internal/attest"
 	"github.com/keymesh/keymesh/internal/config"
 	"github.com/keymesh/keymesh/internal/node"
 )
@@ -90,6 +92,12 @@ func runDev(ctx context.Context, cmd *cobra.Command, dir string, basePort int, l
 	e := nodes[0].Enclave()
 	fmt.Fprintf(out, "keymesh dev: enclave %s (simulated: %v), measurement %s; plaintext requests accepted (dev), sealed ones too (GET /attestation)\n",
 		e.Platform(), e.Simulated(), e.Measurement())
+	if root := cfgs[0].SimPlatformKey; root != "" {
+		fmt.Fprintf(out, "keymesh dev: sim platform key %s (in %s): clients pin it to verify the quotes (--platform-key; account create --dev-setup --dev-dir %s writes it to the credentials file)\n",
+			root, filepath.Join(dir, attest.SimPlatformKeyFile), dir)
+	} else {
+		fmt.Fprintf(out, "keymesh dev: this cluster has no shared sim platform key (it was created by an older keymesh), so sealed clients cannot verify its quotes: remove %s to start over\n", dir)
+	}
 	host := strings.TrimPrefix(nodes[0].APIURL(), "http://")
 	fmt.Fprintf(out, "keymesh dev: %d nodes ready (threshold %d) — try: curl -s %s -d '{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"keymesh_nodeInfo\"}'\n",
 		len(nodes), cfgs[0].Threshold, host)

@@ -3,11 +3,15 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +24,7 @@ import (
 	"github.com/keymesh/keymesh/internal/attest"
 	"github.com/keymesh/keymesh/internal/config"
 	"github.com/keymesh/keymesh/internal/enclave"
+	"github.com/keymesh/keymesh/internal/envelope"
 	"github.com/keymesh/keymesh/internal/node"
 )
 
@@ -49,14 +54,15 @@ func TestAttestVerifyMeasurement(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	m := n.Enclave().Measurement().String()
 	url := n.APIURL()
+	root := cfgs[0].SimPlatformKey
 
-	code, out, errOut := runCLI(t, "attest", "verify", "--url", url, "--measurement", m, "--allow-simulated")
+	code, out, errOut := runCLI(t, "attest", "verify", "--url", url, "--measurement", m, "--allow-simulated", "--platform-key", root)
 	if code != 0 || !strings.Contains(out, "match: the node runs the expected build") || !strings.Contains(out, "measurement: "+m) ||
 		!strings.Contains(out, "platform:    sim (simulated)") || !strings.Contains(errOut, "warning:") {
 		t.Fatalf("match: exit %d\n%s\n%s", code, out, errOut)
 	}
 	other := strings.Repeat("0f", 32)
-	code, out, errOut = runCLI(t, "attest", "verify", "--url", url, "--measurement", other, "--allow-simulated")
+	code, out, errOut = runCLI(t, "attest", "verify", "--url", url, "--measurement", other, "--allow-simulated", "--platform-key", root)
 	if code != 1 || !strings.Contains(out, "mismatch: node "+url+" reports measurement "+m) || !strings.Contains(out, "expected "+other) {
 		t.Fatalf("mismatch: exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -64,9 +70,63 @@ func TestAttestVerifyMeasurement(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "simulated") {
 		t.Fatalf("simulated without opt-in: exit %d %s", code, errOut)
 	}
-	code, out, _ = runCLI(t, "attest", "verify", "--url", url, "--allow-simulated")
+	code, out, _ = runCLI(t, "attest", "verify", "--url", url, "--allow-simulated", "--platform-key", root)
 	if code != 0 || !strings.Contains(out, "not compared") {
 		t.Fatalf("no expectation: exit %d %s", code, out)
+	}
+	// The root may come from a credentials file.
+	credsPath := filepath.Join(t.TempDir(), "creds.json")
+	if err := writeCreds(credsPath, &credsFile{PlatformKeys: []string{root}}, false); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runCLI(t, "attest", "verify", "--url", url, "--measurement", m, "--allow-simulated", "--creds", credsPath); code != 0 || !strings.Contains(out, "match") {
+		t.Fatalf("root from --creds: exit %d\n%s\n%s", code, out, errOut)
+	}
+	// Without a root, a sim quote is refused, and the error says where the
+	// root comes from.
+	code, out, errOut = runCLI(t, "attest", "verify", "--url", url, "--measurement", m, "--allow-simulated")
+	if code != 1 || strings.Contains(out, "match") || !strings.Contains(errOut, "--platform-key") || !strings.Contains(errOut, "keymesh cluster init") {
+		t.Fatalf("no root: exit %d\n%s\n%s", code, out, errOut)
+	}
+}
+
+// TestAttestVerifyForgedQuote: an on-path attacker answers GET /attestation
+// with a sim quote signed by a fresh platform key, claiming the node's
+// measurement. `attest verify` refuses it with the cluster's root, by
+// --measurement and by --build (before rebuilding anything).
+func TestAttestVerifyForgedQuote(t *testing.T) {
+	cfgs, err := config.InitCluster(config.InitOptions{Nodes: 2, Threshold: 2, Out: t.TempDir(), BasePort: 1, SkipPortCheck: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := cfgs[0].SimPlatformKey
+	m, err := enclave.MeasureFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, priv, _ := ed25519.GenerateKey(nil)
+	k, _ := enclave.NewKey(enclave.KeyHPKEXWing, rand.Reader)
+	kb, _ := (&attest.Keys{HPKEKEM: envelope.KEMXWing, HPKE: k.Public()}).MarshalBinary()
+	q := enclave.Quote{Platform: enclave.PlatformSim, Simulated: true, Measurement: m, ReportData: attest.ReportData(kb)}
+	q.Evidence = append(bytes.Clone(priv.Public().(ed25519.PublicKey)),
+		ed25519.Sign(priv, append([]byte("keymesh sim quote v1\x00"), q.SignedBytes()...))...)
+	qb, _ := q.MarshalBinary()
+	doc, _ := json.Marshal(attest.Document{Keys: kb, Quote: qb})
+	attacker := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(doc)
+	}))
+	defer attacker.Close()
+
+	for _, args := range [][]string{
+		{"--measurement", m.String()},
+		{"--build", "--checkout", t.TempDir()}, // refused before the (impossible) build
+		{},
+	} {
+		code, out, errOut := runCLI(t, append([]string{"attest", "verify", "--url", attacker.URL, "--allow-simulated", "--platform-key", root}, args...)...)
+		if code != 1 || strings.Contains(out, "match") || !strings.Contains(errOut, "not signed by a trusted platform key") || strings.Contains(errOut, "building") {
+			t.Fatalf("forged quote %v: exit %d\n%s\n%s", args, code, out, errOut)
+		}
 	}
 }
 
@@ -153,9 +213,18 @@ func TestEnclaveUpgrade(t *testing.T) {
 		t.Fatalf("node did not serve:\n%s", out.String())
 		return nil, "", nil
 	}
+	rootHex, err := os.ReadFile(filepath.Join(dir, attest.SimPlatformKeyFile))
+	if err != nil {
+		t.Fatalf("cluster init wrote no sim platform key: %v", err)
+	}
+	simRoot := strings.TrimSpace(string(rootHex))
+	rootKey, err := attest.ParseSimPlatformKey(simRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
 	verify := func(doc *attest.Document, want enclave.Measurement) {
 		t.Helper()
-		res, err := attest.Verify(doc, attest.Policy{Measurements: []enclave.Measurement{want}, AllowSimulated: true})
+		res, err := attest.Verify(doc, attest.Policy{Measurements: []enclave.Measurement{want}, AllowSimulated: true, SimPlatformKeys: []ed25519.PublicKey{rootKey}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -169,7 +238,7 @@ func TestEnclaveUpgrade(t *testing.T) {
 		t.Fatal("build 1 did not start")
 	}
 	verify(doc1, m1)
-	code, out, errOut := runCLI(t, "attest", "verify", "--url", url, "--build", "--checkout", root, "--allow-simulated")
+	code, out, errOut := runCLI(t, "attest", "verify", "--url", url, "--build", "--checkout", root, "--allow-simulated", "--platform-key", simRoot)
 	if code != 0 || !strings.Contains(out, "match") || !strings.Contains(out, m1.String()) {
 		t.Fatalf("attest verify --build against build 1: exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -224,7 +293,7 @@ func TestEnclaveUpgrade(t *testing.T) {
 	if !bytes.Equal(doc2.Keys, doc1.Keys) {
 		t.Fatal("the node's attested keys changed across the migration")
 	}
-	code, out, _ = runCLI(t, "attest", "verify", "--url", url, "--measurement", m1.String(), "--allow-simulated")
+	code, out, _ = runCLI(t, "attest", "verify", "--url", url, "--measurement", m1.String(), "--allow-simulated", "--platform-key", simRoot)
 	if code != 1 || !strings.Contains(out, "mismatch") || !strings.Contains(out, m2.String()) {
 		t.Fatalf("attest verify against build 2 with build 1's measurement: exit %d\n%s", code, out)
 	}

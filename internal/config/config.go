@@ -44,6 +44,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/keymesh/keymesh/internal/attest"
 )
 
 // MaxNodes is the largest cluster a config may describe. The MPC protocols
@@ -74,6 +76,11 @@ type Node struct {
 	// RequestKEM is the HPKE KEM of the node's attested request key:
 	// "x-wing" (ML-KEM-768 + X25519, the default when empty) or "x25519".
 	RequestKEM string `json:"request_kem,omitempty"`
+	// SimPlatformKey is the cluster's sim platform key (hex Ed25519 public
+	// key), as provisioned by `keymesh cluster init` in every node's data
+	// dir: the root that clients pin to verify the nodes' simulated quotes
+	// (attest.Policy.SimPlatformKeys). Public; informational for the node.
+	SimPlatformKey string `json:"sim_platform_key,omitempty"`
 	// Store chooses the node's database; nil means SQLite in DataDir (see
 	// StoreConfig).
 	Store *StoreConfig `json:"store,omitempty"`
@@ -190,6 +197,11 @@ func (n *Node) validate() error {
 	wrap := fmt.Errorf
 	if n.RequestKEM != "" && n.RequestKEM != KEMXWing && n.RequestKEM != KEMX25519 {
 		return wrap("request_kem %q: want %q or %q", n.RequestKEM, KEMXWing, KEMX25519)
+	}
+	if n.SimPlatformKey != "" {
+		if _, err := attest.ParseSimPlatformKey(n.SimPlatformKey); err != nil {
+			return wrap("sim_platform_key: %v", err)
+		}
 	}
 	if n.ID == 0 {
 		return wrap("id must be 1..65535, not 0")

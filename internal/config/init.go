@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -12,6 +13,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/keymesh/keymesh/internal/attest"
+	"github.com/keymesh/keymesh/internal/enclave/sim"
 )
 
 // InitOptions are the parameters of `keymesh cluster init`.
@@ -104,6 +108,10 @@ func InitCluster(opts InitOptions) ([]*Node, error) {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
+	root, err := provisionSim(out, opts)
+	if err != nil {
+		return nil, err
+	}
 	nodes := make([]*Node, opts.Nodes)
 	peers := make([]Peer, opts.Nodes)
 	for i := range opts.Nodes {
@@ -115,12 +123,13 @@ func InitCluster(opts InitOptions) ([]*Node, error) {
 			return nil, err
 		}
 		nodes[i] = &Node{
-			ID:         id,
-			ClusterID:  opts.ClusterID,
-			Threshold:  opts.Threshold,
-			APIListen:  net.JoinHostPort(opts.Host, strconv.Itoa(api)),
-			PeerListen: net.JoinHostPort(opts.Host, strconv.Itoa(peer)),
-			DataDir:    dir,
+			ID:             id,
+			ClusterID:      opts.ClusterID,
+			Threshold:      opts.Threshold,
+			APIListen:      net.JoinHostPort(opts.Host, strconv.Itoa(api)),
+			PeerListen:     net.JoinHostPort(opts.Host, strconv.Itoa(peer)),
+			DataDir:        dir,
+			SimPlatformKey: root,
 		}
 		peers[i] = Peer{
 			ID:          id,
@@ -142,6 +151,46 @@ func InitCluster(opts InitOptions) ([]*Node, error) {
 	return nodes, nil
 }
 
+// provisionSim gives every node of the cluster the same sim platform key
+// (sim.Provision; each keeps its own seal secret) and returns it in hex: the
+// root the cluster's clients pin. With opts.Force an existing node's
+// platform key is kept, so a cluster keeps its root across a re-init.
+func provisionSim(out string, opts InitOptions) (string, error) {
+	dirs := make([]string, opts.Nodes)
+	for i := range dirs {
+		dirs[i] = filepath.Join(out, fmt.Sprintf("node-%d", i+1), sim.DirName)
+	}
+	var seed []byte
+	if opts.Force {
+		for _, d := range dirs {
+			s, err := sim.PlatformSeed(d)
+			if err == nil {
+				seed = s
+				break
+			}
+			if !errors.Is(err, fs.ErrNotExist) {
+				return "", fmt.Errorf("config: %w", err)
+			}
+		}
+	}
+	if seed == nil {
+		seed = make([]byte, ed25519.SeedSize)
+		if _, err := rand.Read(seed); err != nil {
+			return "", fmt.Errorf("config: %w", err)
+		}
+	}
+	defer clear(seed)
+	var root ed25519.PublicKey
+	for _, d := range dirs {
+		pub, err := sim.Provision(d, seed, nil)
+		if err != nil {
+			return "", fmt.Errorf("config: %w", err)
+		}
+		root = pub
+	}
+	return hex.EncodeToString(root), nil
+}
+
 func portFree(host string, port int) error {
 	addr := net.JoinHostPort(host, strconv.Itoa(port))
 	ln, err := net.Listen("tcp", addr)
@@ -155,7 +204,9 @@ func portFree(host string, port int) error {
 func FileName(id uint16) string { return fmt.Sprintf("node-%d.json", id) }
 
 // WriteCluster writes each node's config to dir/node-<id>.json (mode 0644:
-// it holds no secret). A data dir inside dir is written relative to dir, so
+// it holds no secret), and the cluster's sim platform key, if the nodes
+// name one, to dir/attest.SimPlatformKeyFile (0644), for the operator to
+// hand to clients. A data dir inside dir is written relative to dir, so
 // the directory can be moved as a whole; Load resolves it back.
 func WriteCluster(dir string, nodes []*Node) error {
 	abs, err := filepath.Abs(dir)
@@ -181,6 +232,16 @@ func WriteCluster(dir string, nodes []*Node) error {
 		}
 		data = append(data, '\n')
 		if err := writeFileAtomic(filepath.Join(abs, FileName(n.ID)), data, 0o644); err != nil {
+			return err
+		}
+	}
+	if len(nodes) > 0 && nodes[0].SimPlatformKey != "" {
+		for _, n := range nodes {
+			if n.SimPlatformKey != nodes[0].SimPlatformKey {
+				return fmt.Errorf("config: node %d names another sim platform key than node %d", n.ID, nodes[0].ID)
+			}
+		}
+		if err := writeFileAtomic(filepath.Join(abs, attest.SimPlatformKeyFile), []byte(nodes[0].SimPlatformKey+"\n"), 0o644); err != nil {
 			return err
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/keymesh/keymesh/api"
@@ -20,17 +21,19 @@ import (
 //
 //   - HPKE mode: Content-Type application/keymesh-sealed, the body is an
 //     envelope whose sealed payload is a SealedCall in JSON; the response
-//     is the SealedCall-free JSON-RPC response sealed with
-//     envelope.Opened.SealResponse, same content type.
+//     is a SealedReply in JSON (the HTTP status and the JSON-RPC response)
+//     sealed with envelope.Opened.SealResponse, same content type.
 //   - compatibility mode (Passport's format): an X-Encrypted-Key header and
 //     a JSON object of sealed string fields: "rpc" (the JSON-RPC body) and,
 //     if any, "auth" (the proofs); the response is a JSON object with the
-//     sealed field "rpc" (plus envelope's meta field).
+//     sealed fields "rpc" and "status" (plus envelope's meta field).
 //
 // The envelope's method binding is SealedMethod of the JSON-RPC body, and its
 // scope is handed to the handlers (SealedScope). A request that does not
 // open is answered in plaintext with a JSON-RPC error whose code names the
-// reason (api.CodeSealed…) and reaches no handler.
+// reason (api.CodeSealed…) and reaches no handler; clients must treat such
+// an answer as unauthenticated (anyone on the path can write one). Every
+// answer to a request that opened is sealed, errors included.
 
 // Sealing configures sealed requests in Options.
 type Sealing struct {
@@ -51,8 +54,9 @@ type SealedCall struct {
 
 // Compatibility-mode field names.
 const (
-	CompatFieldRPC  = "rpc"
-	CompatFieldAuth = "auth"
+	CompatFieldRPC    = "rpc"
+	CompatFieldAuth   = "auth"
+	CompatFieldStatus = "status" // response only: the HTTP status, decimal
 )
 
 // EncodeSealedCall returns the JSON encoding of c.
@@ -191,12 +195,15 @@ func envelopeError(err error) *api.Error {
 	return nil
 }
 
-// serveSealed serves a request on a node with Sealing set.
+// serveSealed serves a request on a node with Sealing set. Once a request
+// has opened, every answer to it — a result, a JSON-RPC error, a refusal of
+// what is inside — is sealed, with its HTTP status inside (SealedReply);
+// only a request that does not open is answered in plaintext.
 func (h *handler) serveSealed(w http.ResponseWriter, r *http.Request, body []byte) {
 	ctx := r.Context()
 	mode := envelope.DetectMode(r.Header)
 	ctx = context.WithValue(ctx, modeKey{}, mode)
-	refuse := func(err error) {
+	refusal := func(err error) *api.Error {
 		e := envelopeError(err)
 		if e == nil {
 			h.Logger.ErrorContext(ctx, "sealed request", "request_id", RequestID(ctx), "err", err)
@@ -205,7 +212,10 @@ func (h *handler) serveSealed(w http.ResponseWriter, r *http.Request, body []byt
 			h.Logger.InfoContext(ctx, "sealed request refused", "request_id", RequestID(ctx), "mode", mode.String(), "err", err)
 		}
 		h.count(ctx, "sealed", e.Code, 0)
-		writeJSON(w, http.StatusBadRequest, errorResponse(nil, e))
+		return e
+	}
+	refuse := func(err error) {
+		writeJSON(w, http.StatusBadRequest, errorResponse(nil, refusal(err)))
 	}
 	if err := envelope.Admit(mode, h.Sealing.AllowPlaintext); err != nil {
 		refuse(err)
@@ -220,6 +230,18 @@ func (h *handler) serveSealed(w http.ResponseWriter, r *http.Request, body []byt
 		refuse(err)
 		return
 	}
+	// serve runs the opened call (rpc, auth) bound to method and scope
+	// (check), and returns the status and the JSON-RPC response to seal.
+	serve := func(rpc []byte, auth string, check func(method, scope string) error, scope string) (int, any) {
+		if e := checkInner(rpc); e != nil {
+			return http.StatusRequestEntityTooLarge, errorResponse(nil, e)
+		}
+		if err := check(SealedMethod(rpc), scope); err != nil {
+			return http.StatusBadRequest, errorResponse(nil, refusal(err))
+		}
+		status, resp := h.dispatch(WithSealedScope(withProofs(ctx, auth), scope), rpc)
+		return sealedStatus(status), resp
+	}
 	switch mode {
 	case envelope.ModeHPKE:
 		req, err := hpkeOpener.Open(ctx, body)
@@ -227,30 +249,26 @@ func (h *handler) serveSealed(w http.ResponseWriter, r *http.Request, body []byt
 			refuse(err)
 			return
 		}
-		call, err := DecodeSealedCall(req.Body)
-		if err != nil {
-			refuse(fmt.Errorf("%w: %v", envelope.ErrMalformed, err))
-			return
+		var (
+			status int
+			resp   any
+		)
+		if call, err := DecodeSealedCall(req.Body); err != nil {
+			status, resp = http.StatusBadRequest, errorResponse(nil, refusal(fmt.Errorf("%w: %v", envelope.ErrMalformed, err)))
+		} else {
+			status, resp = serve(call.RPC, call.Auth, req.Check, req.Scope)
 		}
-		if e := checkInner(call.RPC); e != nil {
-			writeJSON(w, http.StatusRequestEntityTooLarge, errorResponse(nil, e))
-			return
+		reply, err := EncodeSealedReply(SealedReply{Status: status, RPC: marshalResponse(resp)})
+		if err == nil {
+			var out []byte
+			if out, err = req.SealResponse(reply); err == nil {
+				w.Header().Set("Content-Type", envelope.ContentType)
+				w.WriteHeader(status)
+				w.Write(out)
+				return
+			}
 		}
-		if err := req.Check(SealedMethod(call.RPC), req.Scope); err != nil {
-			refuse(err)
-			return
-		}
-		ctx = WithSealedScope(withProofs(ctx, call.Auth), req.Scope)
-		status, resp := h.dispatch(ctx, call.RPC)
-		status = sealedStatus(status)
-		out, err := req.SealResponse(marshalResponse(resp))
-		if err != nil {
-			refuse(err)
-			return
-		}
-		w.Header().Set("Content-Type", envelope.ContentType)
-		w.WriteHeader(status)
-		w.Write(out)
+		refuse(err)
 	case envelope.ModeCompat:
 		fields, err := decodeCompatBody(body)
 		if err != nil {
@@ -262,35 +280,112 @@ func (h *handler) serveSealed(w http.ResponseWriter, r *http.Request, body []byt
 			refuse(err)
 			return
 		}
+		var (
+			status int
+			resp   any
+		)
 		rpc, auth := req.Fields[CompatFieldRPC], req.Fields[CompatFieldAuth]
+		unknown := ""
 		for name := range req.Fields {
 			if name != CompatFieldRPC && name != CompatFieldAuth {
-				refuse(fmt.Errorf("%w: unknown field %q", envelope.ErrMalformed, name))
-				return
+				unknown = name
 			}
 		}
-		if len(rpc) == 0 {
-			refuse(fmt.Errorf("%w: no %q field", envelope.ErrMalformed, CompatFieldRPC))
-			return
+		switch {
+		case unknown != "":
+			status, resp = http.StatusBadRequest, errorResponse(nil, refusal(fmt.Errorf("%w: unknown field %q", envelope.ErrMalformed, unknown)))
+		case len(rpc) == 0:
+			status, resp = http.StatusBadRequest, errorResponse(nil, refusal(fmt.Errorf("%w: no %q field", envelope.ErrMalformed, CompatFieldRPC)))
+		default:
+			status, resp = serve(rpc, string(auth), req.Check, req.Scope)
 		}
-		if e := checkInner(rpc); e != nil {
-			writeJSON(w, http.StatusRequestEntityTooLarge, errorResponse(nil, e))
-			return
-		}
-		if err := req.Check(SealedMethod(rpc), req.Scope); err != nil {
-			refuse(err)
-			return
-		}
-		ctx = WithSealedScope(withProofs(ctx, string(auth)), req.Scope)
-		status, resp := h.dispatch(ctx, rpc)
-		status = sealedStatus(status)
-		out, err := req.SealResponse(map[string][]byte{CompatFieldRPC: marshalResponse(resp)})
+		out, err := req.SealResponse(map[string][]byte{
+			CompatFieldRPC:    marshalResponse(resp),
+			CompatFieldStatus: []byte(strconv.Itoa(status)),
+		})
 		if err != nil {
 			refuse(err)
 			return
 		}
 		writeJSON(w, status, out)
 	}
+}
+
+// SealedReply is the plaintext of a sealed response: the HTTP status the
+// node answered with and its JSON-RPC response (empty for notifications).
+// The status is inside so that one changed on the path is detected: a client
+// compares it with the status it received and trusts only the sealed one.
+// In HPKE mode it is the JSON object {"status": 200, "rpc": …}; in
+// compatibility mode the sealed fields "status" (decimal) and "rpc".
+type SealedReply struct {
+	Status int             `json:"status"`
+	RPC    json.RawMessage `json:"rpc,omitempty"`
+}
+
+// EncodeSealedReply returns the JSON encoding of r.
+func EncodeSealedReply(r SealedReply) ([]byte, error) {
+	if r.Status < 100 || r.Status > 599 {
+		return nil, fmt.Errorf("httpapi: sealed reply: status %d", r.Status)
+	}
+	return json.Marshal(r)
+}
+
+// DecodeSealedReply decodes an HPKE sealed response's plaintext strictly:
+// one JSON object with an HTTP status (100–599) and an optional "rpc", no
+// other members, no duplicates and nothing after it.
+func DecodeSealedReply(b []byte) (SealedReply, error) {
+	fail := func(format string, args ...any) (SealedReply, error) {
+		return SealedReply{}, fmt.Errorf("httpapi: sealed reply: "+format, args...)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return fail("not a JSON object")
+	}
+	var r SealedReply
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return fail("%v", err)
+		}
+		name, _ := tok.(string)
+		if seen[name] {
+			return fail("duplicate member %q", name)
+		}
+		seen[name] = true
+		switch name {
+		case "status":
+			if err := dec.Decode(&r.Status); err != nil {
+				return fail("status: %v", err)
+			}
+		case "rpc":
+			if err := dec.Decode(&r.RPC); err != nil {
+				return fail("rpc: %v", err)
+			}
+		default:
+			return fail("unknown member %q", name)
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return fail("%v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fail("trailing data")
+	}
+	if r.Status < 100 || r.Status > 599 {
+		return fail("status %d", r.Status)
+	}
+	return r, nil
+}
+
+// ParseCompatStatus decodes the sealed "status" field of a
+// compatibility-mode response.
+func ParseCompatStatus(b []byte) (int, error) {
+	st, err := strconv.Atoi(string(b))
+	if err != nil || st < 100 || st > 599 || strconv.Itoa(st) != string(b) {
+		return 0, fmt.Errorf("httpapi: sealed reply: bad status field")
+	}
+	return st, nil
 }
 
 // sealedBodyLimit is the HTTP body limit of a request: api.MaxBodyBytes

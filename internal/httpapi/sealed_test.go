@@ -161,6 +161,31 @@ func refusalCode(t *testing.T, data []byte) int {
 	return r.Error.Code
 }
 
+// openReply opens a sealed HPKE response and returns the sealed status and
+// JSON-RPC response.
+func openReply(t *testing.T, p *envelope.Pending, data []byte) (int, []byte) {
+	t.Helper()
+	plain, err := p.OpenResponse(data)
+	if err != nil {
+		t.Fatalf("opening the response: %v", err)
+	}
+	r, err := DecodeSealedReply(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.Status, r.RPC
+}
+
+// sealedRefusalCode opens a sealed refusal and returns its JSON-RPC code.
+func sealedRefusalCode(t *testing.T, status int, rpc []byte) int {
+	t.Helper()
+	var r api.Response
+	if err := json.Unmarshal(rpc, &r); err != nil || r.Error == nil || string(r.ID) != "null" || status != http.StatusBadRequest {
+		t.Fatalf("want a sealed error with id null and status 400, got %d %s (%v)", status, rpc, err)
+	}
+	return r.Error.Code
+}
+
 func TestSealedHPKERoundTrip(t *testing.T) {
 	f := newSealedFixture(t, false)
 	for _, sk := range []hpke.PrivateKey{f.xwing, f.x255} {
@@ -172,9 +197,9 @@ func TestSealedHPKERoundTrip(t *testing.T) {
 		if bytes.Contains(data, []byte("héllo")) || bytes.Contains(data, []byte("proof-for")) {
 			t.Fatal("response not sealed")
 		}
-		plain, err := pending.OpenResponse(data)
-		if err != nil {
-			t.Fatal(err)
+		status, plain := openReply(t, pending, data)
+		if status != resp.StatusCode {
+			t.Fatalf("sealed status %d, HTTP %d", status, resp.StatusCode)
 		}
 		got := decodeSeen(t, plain)
 		if got != (seen{Proofs: "proof-for-app-1", Scope: "app-1", Mode: envelope.ModeHPKE.String(), S: "héllo"}) {
@@ -185,10 +210,7 @@ func TestSealedHPKERoundTrip(t *testing.T) {
 	batch := `[` + seenBody + `,{"jsonrpc":"2.0","id":8,"method":"test_seen","params":{"s":"b"}}]`
 	env, pending := sealHPKE(t, f.xwing.PublicKey(), "test_seen,test_seen", "", batch, time.Now())
 	_, data := f.postHPKE(t, env)
-	plain, err := pending.OpenResponse(data)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, plain := openReply(t, pending, data)
 	var out []api.Response
 	if err := json.Unmarshal(plain, &out); err != nil || len(out) != 2 {
 		t.Fatalf("batch: %s", plain)
@@ -196,8 +218,8 @@ func TestSealedHPKERoundTrip(t *testing.T) {
 	// A notification gets a sealed empty answer.
 	env, pending = sealHPKE(t, f.xwing.PublicKey(), "test_seen", "", `{"jsonrpc":"2.0","method":"test_seen","params":{"s":"n"}}`, time.Now())
 	resp, data := f.postHPKE(t, env)
-	if plain, err := pending.OpenResponse(data); err != nil || len(plain) != 0 || resp.StatusCode != http.StatusOK {
-		t.Fatalf("notification: %d %q %v", resp.StatusCode, plain, err)
+	if status, plain := openReply(t, pending, data); len(plain) != 0 || resp.StatusCode != http.StatusOK || status != http.StatusOK {
+		t.Fatalf("notification: %d %d %q", resp.StatusCode, status, plain)
 	}
 }
 
@@ -213,56 +235,62 @@ func TestSealedHPKERejections(t *testing.T) {
 		return c
 	}
 	other := newHPKEKey(t, envelope.KEMXWing)
+	// A request that opened is refused with a sealed answer (sealed: the
+	// pending state of the last sealed request, to open it).
+	var pending *envelope.Pending
 	cases := []struct {
-		name string
-		make func() (tampered, original []byte)
-		code int
+		name   string
+		make   func() (tampered, original []byte)
+		code   int
+		sealed bool
 	}{
 		{"tampered ciphertext", func() ([]byte, []byte) {
 			env, _ := sealHPKE(t, pk, "test_seen", "s", seenBody, time.Now())
 			return flip(env, len(env)-1), env
-		}, api.CodeSealedCiphertext},
+		}, api.CodeSealedCiphertext, false},
 		{"tampered AAD (scope)", func() ([]byte, []byte) {
 			env, _ := sealHPKE(t, pk, "test_seen", "scope-a", seenBody, time.Now())
 			return bytes.Replace(env, []byte("scope-a"), []byte("scope-b"), 1), env
-		}, api.CodeSealedHeader},
+		}, api.CodeSealedHeader, false},
 		{"tampered AAD (method)", func() ([]byte, []byte) {
 			env, _ := sealHPKE(t, pk, "test_seen", "s", seenBody, time.Now())
 			return bytes.Replace(env, []byte("test_seen"), []byte("test_seeN"), 1), env
-		}, api.CodeSealedHeader},
+		}, api.CodeSealedHeader, false},
 		{"wrong key", func() ([]byte, []byte) {
 			env, _ := sealHPKE(t, other.PublicKey(), "test_seen", "s", seenBody, time.Now())
 			env2, _ := sealHPKE(t, pk, "test_seen", "s", seenBody, time.Now())
 			return env, env2
-		}, api.CodeSealedUnknownKey},
+		}, api.CodeSealedUnknownKey, false},
 		{"expired", func() ([]byte, []byte) {
 			env, _ := sealHPKE(t, pk, "test_seen", "s", seenBody, time.Now().Add(-10*time.Minute))
 			env2, _ := sealHPKE(t, pk, "test_seen", "s", seenBody, time.Now())
 			return env, env2
-		}, api.CodeSealedExpired},
+		}, api.CodeSealedExpired, false},
 		{"from the future", func() ([]byte, []byte) {
 			env, _ := sealHPKE(t, pk, "test_seen", "s", seenBody, time.Now().Add(10*time.Minute))
 			env2, _ := sealHPKE(t, pk, "test_seen", "s", seenBody, time.Now())
 			return env, env2
-		}, api.CodeSealedExpired},
+		}, api.CodeSealedExpired, false},
 		{"sealed for another method", func() ([]byte, []byte) {
-			env, _ := sealHPKE(t, pk, "keymesh_nodeInfo", "s", seenBody, time.Now())
+			var env []byte
+			env, pending = sealHPKE(t, pk, "keymesh_nodeInfo", "s", seenBody, time.Now())
 			env2, _ := sealHPKE(t, pk, "test_seen", "s", seenBody, time.Now())
 			return env, env2
-		}, api.CodeSealedBinding},
+		}, api.CodeSealedBinding, true},
 		{"truncated", func() ([]byte, []byte) {
 			env, _ := sealHPKE(t, pk, "test_seen", "s", seenBody, time.Now())
 			return env[:len(env)/2], env
-		}, api.CodeSealedMalformed},
+		}, api.CodeSealedMalformed, false},
 		{"sealed garbage", func() ([]byte, []byte) {
 			inner := []byte(`{"rpc":` + seenBody + `,"extra":1}`)
-			env, _, err := envelope.SealRequest(pk, envelope.Request{Method: "test_seen", Body: inner}, time.Now())
+			env, p, err := envelope.SealRequest(pk, envelope.Request{Method: "test_seen", Body: inner}, time.Now())
 			if err != nil {
 				t.Fatal(err)
 			}
+			pending = p
 			env2, _ := sealHPKE(t, pk, "test_seen", "s", seenBody, time.Now())
 			return env, env2
-		}, api.CodeSealedMalformed},
+		}, api.CodeSealedMalformed, true},
 	}
 	seenCodes := map[int]bool{}
 	for _, c := range cases {
@@ -270,7 +298,14 @@ func TestSealedHPKERejections(t *testing.T) {
 			bad, good := c.make()
 			before := f.calls.Load()
 			resp, data := f.postHPKE(t, bad)
-			if code := refusalCode(t, data); code != c.code || resp.StatusCode != http.StatusBadRequest {
+			var code int
+			if c.sealed {
+				status, rpc := openReply(t, pending, data)
+				code = sealedRefusalCode(t, status, rpc)
+			} else {
+				code = refusalCode(t, data)
+			}
+			if code != c.code || resp.StatusCode != http.StatusBadRequest {
 				t.Fatalf("HTTP %d code %d, want 400 %d: %s", resp.StatusCode, code, c.code, data)
 			}
 			if f.calls.Load() != before {
@@ -327,7 +362,7 @@ func TestPlaintextRefused(t *testing.T) {
 	// A dev node still opens sealed requests.
 	env, pending := sealHPKE(t, dev.xwing.PublicKey(), "test_seen", "x", seenBody, time.Now())
 	_, data = dev.postHPKE(t, env)
-	if plain, err := pending.OpenResponse(data); err != nil || decodeSeen(t, plain).Proofs != "proof-for-x" {
+	if _, plain := openReply(t, pending, data); decodeSeen(t, plain).Proofs != "proof-for-x" {
 		t.Fatalf("dev sealed: %v", err)
 	}
 }
@@ -374,6 +409,9 @@ func TestSealedCompat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if st, err := ParseCompatStatus(got[CompatFieldStatus]); err != nil || st != resp.StatusCode {
+		t.Fatalf("sealed status %q: %v", got[CompatFieldStatus], err)
+	}
 	if s := decodeSeen(t, got[CompatFieldRPC]); s != (seen{Proofs: "compat-proof", Scope: "app-2", Mode: "compat", S: "héllo"}) {
 		t.Fatalf("handler saw %+v", s)
 	}
@@ -392,38 +430,44 @@ func TestSealedCompat(t *testing.T) {
 		return c
 	}
 	_, other := testRSA(t)
+	var compatPending *envelope.CompatPending
 	for _, c := range []struct {
-		name string
-		code int
-		make func() (string, map[string]string, string, map[string]string)
+		name   string
+		code   int
+		make   func() (string, map[string]string, string, map[string]string)
+		sealed bool
 	}{
 		{"tampered field", api.CodeSealedCiphertext, func() (string, map[string]string, string, map[string]string) {
 			ek, fs, _ := sealCompat(t, pub, "test_seen", time.Now())
 			return ek, flipField(fs, CompatFieldRPC), ek, fs
-		}},
+		}, false},
 		{"tampered meta", api.CodeSealedHeader, func() (string, map[string]string, string, map[string]string) {
 			ek, fs, _ := sealCompat(t, pub, "test_seen", time.Now())
 			return ek, flipField(fs, envelope.MetaField), ek, fs
-		}},
+		}, false},
 		{"wrong key", api.CodeSealedUnknownKey, func() (string, map[string]string, string, map[string]string) {
 			ek, fs, _ := sealCompat(t, &other.PublicKey, "test_seen", time.Now())
 			ek2, fs2, _ := sealCompat(t, pub, "test_seen", time.Now())
 			return ek, fs, ek2, fs2
-		}},
+		}, false},
 		{"expired", api.CodeSealedExpired, func() (string, map[string]string, string, map[string]string) {
 			ek, fs, _ := sealCompat(t, pub, "test_seen", time.Now().Add(-time.Hour))
 			ek2, fs2, _ := sealCompat(t, pub, "test_seen", time.Now())
 			return ek, fs, ek2, fs2
-		}},
+		}, false},
 		{"another method", api.CodeSealedBinding, func() (string, map[string]string, string, map[string]string) {
-			ek, fs, _ := sealCompat(t, pub, "keymesh_nodeInfo", time.Now())
+			var (
+				ek string
+				fs map[string]string
+			)
+			ek, fs, compatPending = sealCompat(t, pub, "keymesh_nodeInfo", time.Now())
 			ek2, fs2, _ := sealCompat(t, pub, "test_seen", time.Now())
 			return ek, fs, ek2, fs2
-		}},
+		}, true},
 		{"not an object of strings", api.CodeSealedMalformed, func() (string, map[string]string, string, map[string]string) {
 			ek, fs, _ := sealCompat(t, pub, "test_seen", time.Now())
 			return ek, nil, ek, fs
-		}},
+		}, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			bek, bfs, gek, gfs := c.make()
@@ -441,8 +485,26 @@ func TestSealedCompat(t *testing.T) {
 			} else {
 				_, data = f.postCompat(t, bek, bfs)
 			}
-			if code := refusalCode(t, data); code != c.code {
-				t.Fatalf("code %d, want %d: %s", code, c.code, data)
+			var code int
+			if c.sealed {
+				var out map[string]string
+				if err := json.Unmarshal(data, &out); err != nil {
+					t.Fatal(err)
+				}
+				got, err := compatPending.OpenResponse(out)
+				if err != nil {
+					t.Fatal(err)
+				}
+				st, err := ParseCompatStatus(got[CompatFieldStatus])
+				if err != nil {
+					t.Fatal(err)
+				}
+				code = sealedRefusalCode(t, st, got[CompatFieldRPC])
+			} else {
+				code = refusalCode(t, data)
+			}
+			if code != c.code {
+				t.Fatalf("code %d, want %d: %.300s", code, c.code, data)
 			}
 			if f.calls.Load() != before {
 				t.Fatal("a refused request reached a handler")
@@ -540,9 +602,8 @@ func TestSealedBodyLimit(t *testing.T) {
 	okBody := big(api.MaxBodyBytes - 200)
 	env, pending := sealHPKE(t, f.xwing.PublicKey(), "test_seen", "", okBody, time.Now())
 	_, data := f.postHPKE(t, env)
-	plain, err := pending.OpenResponse(data)
-	if err != nil || len(decodeSeen(t, plain).S) != api.MaxBodyBytes-200 {
-		t.Fatalf("HPKE near the limit: %v", err)
+	if _, plain := openReply(t, pending, data); len(decodeSeen(t, plain).S) != api.MaxBodyBytes-200 {
+		t.Fatal("HPKE near the limit")
 	}
 	ek, fields, _, err := envelope.SealCompat(&f.rsa.PublicKey, envelope.CompatRequest{Method: "test_seen",
 		Fields: map[string][]byte{CompatFieldRPC: []byte(okBody)}}, time.Now())
@@ -552,10 +613,32 @@ func TestSealedBodyLimit(t *testing.T) {
 	if resp, data := f.postCompat(t, ek, fields); resp.StatusCode != http.StatusOK {
 		t.Fatalf("compat near the limit: HTTP %d %.200s", resp.StatusCode, data)
 	}
-	env, _ = sealHPKE(t, f.xwing.PublicKey(), "test_seen", "", big(api.MaxBodyBytes+10), time.Now())
+	env, pending = sealHPKE(t, f.xwing.PublicKey(), "test_seen", "", big(api.MaxBodyBytes+10), time.Now())
 	resp, data := f.postHPKE(t, env)
+	// The request opened, so the refusal is sealed, its status inside.
+	status, rpc := openReply(t, pending, data)
 	var r api.Response
-	if json.Unmarshal(data, &r) != nil || r.Error == nil || r.Error.Code != api.CodeLimitExceeded || resp.StatusCode != http.StatusRequestEntityTooLarge {
-		t.Fatalf("over the limit: HTTP %d %.200s", resp.StatusCode, data)
+	if json.Unmarshal(rpc, &r) != nil || r.Error == nil || r.Error.Code != api.CodeLimitExceeded ||
+		resp.StatusCode != http.StatusRequestEntityTooLarge || status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("over the limit: HTTP %d sealed %d %.200s", resp.StatusCode, status, rpc)
 	}
+}
+
+func FuzzDecodeSealedReply(f *testing.F) {
+	f.Add([]byte(`{"status":200,"rpc":{"jsonrpc":"2.0","id":1,"result":1}}`))
+	f.Add([]byte(`{"status":400}`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r, err := DecodeSealedReply(in)
+		if err != nil {
+			return
+		}
+		out, err := EncodeSealedReply(r)
+		if err != nil {
+			t.Fatalf("decoded reply does not encode: %v", err)
+		}
+		back, err := DecodeSealedReply(out)
+		if err != nil || back.Status != r.Status || !bytes.Equal(bytes.TrimSpace(back.RPC), bytes.TrimSpace(r.RPC)) && len(r.RPC) > 0 && string(r.RPC) != "null" {
+			t.Fatalf("round trip: %+v %+v %v", r, back, err)
+		}
+	})
 }

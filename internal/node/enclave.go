@@ -28,7 +28,7 @@ import (
 // EnclaveSimDir is the directory, inside a node's data dir, of the
 // simulated enclave platform (its quote key and seal secret; see
 // docs/enclave.md). Real TEE backends keep nothing there.
-const EnclaveSimDir = "enclave-sim"
+const EnclaveSimDir = sim.DirName
 
 // Where the node keeps its sealed envelope keys in its store.
 const (

@@ -39,7 +39,7 @@ func BenchmarkNodeCall(b *testing.B) {
 			name string
 			opts []client.Option
 		}{
-			{"hpke-" + kem, []client.Option{client.WithAttestation(client.Attestation{Measurements: []string{m}, AllowSimulated: true, Warn: func(string) {}})}},
+			{"hpke-" + kem, []client.Option{client.WithAttestation(client.Attestation{Measurements: []string{m}, AllowSimulated: true, SimPlatformKeys: []string{simRoot(n)}, MinKEM: kem, Warn: func(string) {}})}},
 		}
 		if kem == config.KEMXWing {
 			modes = append([]struct {
@@ -49,7 +49,7 @@ func BenchmarkNodeCall(b *testing.B) {
 			modes = append(modes, struct {
 				name string
 				opts []client.Option
-			}{"compat-rsa3072", []client.Option{client.WithAttestation(client.Attestation{Measurements: []string{m}, AllowSimulated: true, Compat: true, Warn: func(string) {}})}})
+			}{"compat-rsa3072", []client.Option{client.WithAttestation(client.Attestation{Measurements: []string{m}, AllowSimulated: true, SimPlatformKeys: []string{simRoot(n)}, Compat: true, Warn: func(string) {}})}})
 		}
 		for _, mode := range modes {
 			b.Run(mode.name, func(b *testing.B) {

@@ -201,7 +201,7 @@ func TestSealedThroughNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := attest.Verify(doc, attest.Policy{Measurements: []enclave.Measurement{n.Enclave().Measurement()}, AllowSimulated: true})
+	res, err := attest.Verify(doc, attest.Policy{Measurements: []enclave.Measurement{n.Enclave().Measurement()}, AllowSimulated: true, SimPlatformKeys: simRoots(n)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func TestSealedThroughNode(t *testing.T) {
 	}
 
 	for _, compat := range []bool{false, true} {
-		c := sealedClient(t, n.APIURL(), client.Attestation{Measurements: []string{m}, AllowSimulated: true, Compat: compat, Warn: func(string) {}})
+		c := sealedClient(t, n.APIURL(), client.Attestation{Measurements: []string{m}, AllowSimulated: true, SimPlatformKeys: []string{simRoot(n)}, Compat: compat, Warn: func(string) {}})
 		info, err := c.NodeInfo(ctx)
 		if err != nil {
 			t.Fatalf("compat=%v: %v", compat, err)
@@ -233,7 +233,7 @@ func TestSealedThroughNode(t *testing.T) {
 
 	// Pinned to another build: refused, and the error names both.
 	other := strings.Repeat("ab", 32)
-	c := sealedClient(t, n.APIURL(), client.Attestation{Measurements: []string{other}, AllowSimulated: true})
+	c := sealedClient(t, n.APIURL(), client.Attestation{Measurements: []string{other}, AllowSimulated: true, SimPlatformKeys: []string{simRoot(n)}})
 	_, err = c.NodeInfo(ctx)
 	var me *attest.MeasurementError
 	if !errors.As(err, &me) || !strings.Contains(err.Error(), m) || !strings.Contains(err.Error(), other) {
@@ -246,7 +246,7 @@ func TestSealedThroughNode(t *testing.T) {
 	}
 	// Trust on first use warns.
 	var warnings []string
-	c = sealedClient(t, n.APIURL(), client.Attestation{TrustOnFirstUse: true, AllowSimulated: true, Warn: func(w string) { warnings = append(warnings, w) }})
+	c = sealedClient(t, n.APIURL(), client.Attestation{TrustOnFirstUse: true, AllowSimulated: true, SimPlatformKeys: []string{simRoot(n)}, Warn: func(w string) { warnings = append(warnings, w) }})
 	if _, err := c.NodeInfo(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +321,7 @@ func TestSealedThroughNode(t *testing.T) {
 
 	// The keys are sealed in the store and survive a restart: a client that
 	// attested before keeps working.
-	c = sealedClient(t, n.APIURL(), client.Attestation{Measurements: []string{m}, AllowSimulated: true})
+	c = sealedClient(t, n.APIURL(), client.Attestation{Measurements: []string{m}, AllowSimulated: true, SimPlatformKeys: []string{simRoot(n)}})
 	if _, err := c.NodeInfo(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +354,8 @@ func TestSealedX25519Node(t *testing.T) {
 	cfgs[0].RequestKEM = config.KEMX25519
 	s := &sealedNode{cfgs: cfgs}
 	s.start(t)
-	c := sealedClient(t, s.n.APIURL(), client.Attestation{Measurements: []string{s.n.Enclave().Measurement().String()}, AllowSimulated: true})
+	c := sealedClient(t, s.n.APIURL(), client.Attestation{Measurements: []string{s.n.Enclave().Measurement().String()}, AllowSimulated: true, SimPlatformKeys: []string{simRoot(s.n)},
+		MinKEM: config.KEMX25519})
 	if _, err := c.NodeInfo(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -381,7 +382,7 @@ func TestNodeJSCompatThroughNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := attest.Verify(doc, attest.Policy{Measurements: []enclave.Measurement{s.n.Enclave().Measurement()}, AllowSimulated: true})
+	res, err := attest.Verify(doc, attest.Policy{Measurements: []enclave.Measurement{s.n.Enclave().Measurement()}, AllowSimulated: true, SimPlatformKeys: simRoots(s.n)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -650,7 +651,7 @@ func TestSealedWalletEndToEnd(t *testing.T) {
 		t.Fatalf("plaintext createScope: %v", err)
 	}
 
-	c := sealedClient(t, nodes[0].APIURL(), client.Attestation{Measurements: []string{m}, AllowSimulated: true})
+	c := sealedClient(t, nodes[0].APIURL(), client.Attestation{Measurements: []string{m}, AllowSimulated: true, SimPlatformKeys: []string{simRoot(nodes[0])}})
 	scope, err := c.CreateScope(ctx, dev, client.ScopeConfig{RPID: "localhost", Origins: []string{"http://localhost"}, Mode: "developer", SessionTTL: time.Hour})
 	if err != nil {
 		t.Fatalf("createScope: %v", err)
@@ -672,7 +673,7 @@ func TestSealedWalletEndToEnd(t *testing.T) {
 	}
 	// SignMessage checks the signature against the account's address: HPKE
 	// to node 1, Passport's format to node 2.
-	cc := sealedClient(t, nodes[1].APIURL(), client.Attestation{Measurements: []string{m}, AllowSimulated: true, Compat: true})
+	cc := sealedClient(t, nodes[1].APIURL(), client.Attestation{Measurements: []string{m}, AllowSimulated: true, SimPlatformKeys: []string{simRoot(nodes[1])}, Compat: true})
 	for _, a := range []*client.Account{acct, client.NewAccount(cc, ap, scope.ID, "user-1", acct.Address())} {
 		if _, err := a.SignMessage(ctx, []byte("sealed end to end")); err != nil {
 			t.Fatalf("personal_sign: %v", err)

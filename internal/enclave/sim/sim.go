@@ -172,6 +172,117 @@ func writeExclusive(dir, path string, data []byte) error {
 	return nil
 }
 
+// DirName is the directory, inside a node's data dir, that holds its
+// simulated platform.
+const DirName = "enclave-sim"
+
+// Provision makes the platform in dir sign its quotes with the Ed25519 key
+// whose seed is seed, and returns that key's public half. A cluster's nodes
+// share one platform key (keymesh cluster init provisions every node's dir
+// with the same seed), so that its clients pin a single root, the way one
+// vendor root stands behind every chip. Each node keeps its own seal
+// secret: an existing platform file keeps its seal secret (secrets sealed
+// with it still open), a new one gets a fresh one from r (crypto/rand if
+// nil). The file is replaced atomically.
+func Provision(dir string, seed []byte, r io.Reader) (ed25519.PublicKey, error) {
+	if len(seed) != ed25519.SeedSize {
+		return nil, fmt.Errorf("sim: platform seed is %d bytes, want %d", len(seed), ed25519.SeedSize)
+	}
+	if r == nil {
+		r = rand.Reader
+	}
+	path := filepath.Join(dir, platformFile)
+	var secret []byte
+	old, oldSecret, err := loadExisting(path)
+	switch {
+	case err == nil:
+		clear(old)
+		secret = oldSecret
+	case errors.Is(err, fs.ErrNotExist):
+		secret = make([]byte, 32)
+		if _, err := io.ReadFull(r, secret); err != nil {
+			return nil, fmt.Errorf("sim: platform secret: %w", err)
+		}
+	default:
+		return nil, err
+	}
+	defer clear(secret)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
+	data := make([]byte, 0, len(platformMagic)+64)
+	data = append(data, platformMagic...)
+	data = append(data, seed...)
+	data = append(data, secret...)
+	defer clear(data)
+	if err := writeReplace(dir, path, data); err != nil {
+		return nil, err
+	}
+	return ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey), nil
+}
+
+// PlatformSeed returns the quote key seed of the platform in dir (an error
+// wrapping fs.ErrNotExist if there is none yet). It is a secret: whoever has
+// it can sign quotes that the cluster's clients accept. cluster init --force
+// uses it to keep a cluster's platform key.
+func PlatformSeed(dir string) ([]byte, error) {
+	seed, secret, err := loadExisting(filepath.Join(dir, platformFile))
+	clear(secret)
+	return seed, err
+}
+
+// ReadPlatformKey returns the public key of the platform in dir (an error
+// wrapping fs.ErrNotExist if there is none yet).
+func ReadPlatformKey(dir string) (ed25519.PublicKey, error) {
+	seed, err := PlatformSeed(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(seed)
+	return ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey), nil
+}
+
+func loadExisting(path string) (seed, secret []byte, err error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sim: reading platform: %w", err)
+	}
+	defer clear(b)
+	if len(b) != len(platformMagic)+64 || !bytes.Equal(b[:len(platformMagic)], []byte(platformMagic)) {
+		return nil, nil, fmt.Errorf("sim: %s is not a sim platform file", path)
+	}
+	body := b[len(platformMagic):]
+	return bytes.Clone(body[:32]), bytes.Clone(body[32:]), nil
+}
+
+// writeReplace writes data to path through a synced temporary file and a
+// rename, so that path is never partial.
+func writeReplace(dir, path string, data []byte) error {
+	f, err := os.CreateTemp(dir, ".platform-*")
+	if err != nil {
+		return fmt.Errorf("sim: %w", err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	werr := f.Chmod(0o600)
+	if werr == nil {
+		_, werr = f.Write(data)
+	}
+	if werr == nil {
+		werr = f.Sync()
+	}
+	if err := f.Close(); werr == nil {
+		werr = err
+	}
+	if werr != nil {
+		return fmt.Errorf("sim: %w", werr)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("sim: %w", err)
+	}
+	return nil
+}
+
 func hide[T any](v T) func() T { return func() T { return v } }
 
 // Platform returns "sim".
@@ -201,38 +312,57 @@ func (b *Backend) Quote(reportData enclave.ReportData) (*enclave.Quote, error) {
 	return q, nil
 }
 
-// VerifyQuote checks a sim quote's signature and returns the platform key
-// that made it. It does not decide whether that key or the measurement is
-// trusted: package attest does, by pinning.
-func VerifyQuote(q *enclave.Quote) (ed25519.PublicKey, error) {
+// VerifyQuote checks a sim quote against the trusted platform keys roots:
+// the quote must be signed by one of them. The key the evidence names is
+// only a hint of which root signed; it is never trusted by itself, since
+// anyone can make a key and sign a quote with it. With no roots every quote
+// is refused (ErrNoRoot).
+func VerifyQuote(q *enclave.Quote, roots []ed25519.PublicKey) error {
 	if q.Platform != enclave.PlatformSim {
-		return nil, fmt.Errorf("sim: quote is from platform %q", q.Platform)
+		return fmt.Errorf("sim: quote is from platform %q", q.Platform)
 	}
 	if !q.Simulated {
-		return nil, errors.New("sim: quote does not say it is simulated")
+		return errors.New("sim: quote does not say it is simulated")
 	}
 	if len(q.Evidence) != evidenceLen {
-		return nil, fmt.Errorf("sim: quote evidence is %d bytes, want %d", len(q.Evidence), evidenceLen)
+		return fmt.Errorf("sim: quote evidence is %d bytes, want %d", len(q.Evidence), evidenceLen)
 	}
-	pub := ed25519.PublicKey(bytes.Clone(q.Evidence[:ed25519.PublicKeySize]))
+	if len(roots) == 0 {
+		return ErrNoRoot
+	}
+	named := q.Evidence[:ed25519.PublicKeySize]
+	var root ed25519.PublicKey
+	for _, r := range roots {
+		if len(r) == ed25519.PublicKeySize && subtle.ConstantTimeCompare(r, named) == 1 {
+			root = r
+		}
+	}
+	if root == nil {
+		return fmt.Errorf("%w: the quote is signed by platform key %x", ErrUntrustedPlatform, named)
+	}
 	sig := q.Evidence[ed25519.PublicKeySize:]
-	if !ed25519.Verify(pub, append([]byte(quoteDomain), q.SignedBytes()...), sig) {
-		return nil, errors.New("sim: quote signature does not verify")
+	if !ed25519.Verify(root, append([]byte(quoteDomain), q.SignedBytes()...), sig) {
+		return errors.New("sim: quote signature does not verify")
 	}
-	return pub, nil
+	return nil
 }
+
+var (
+	// ErrNoRoot: no sim platform key is trusted, so no sim quote can be
+	// verified.
+	ErrNoRoot = errors.New("sim: no trusted platform key")
+	// ErrUntrustedPlatform: the quote is signed by a platform key that is not
+	// one of the trusted roots.
+	ErrUntrustedPlatform = errors.New("sim: quote is not signed by a trusted platform key")
+)
 
 // LocalVerifier returns an enclave.Verifier for migration on this host: the
 // quote must be signed by this platform's key and report the measurement want.
 func (b *Backend) LocalVerifier(want enclave.Measurement) enclave.Verifier {
-	own := b.PlatformKey()
+	own := []ed25519.PublicKey{b.PlatformKey()}
 	return func(q *enclave.Quote) error {
-		pub, err := VerifyQuote(q)
-		if err != nil {
+		if err := VerifyQuote(q, own); err != nil {
 			return err
-		}
-		if subtle.ConstantTimeCompare(pub, own) != 1 {
-			return errors.New("sim: quote is from another platform")
 		}
 		if !q.Measurement.Equal(want) {
 			return fmt.Errorf("sim: quote measurement is %s, want %s", q.Measurement, want)

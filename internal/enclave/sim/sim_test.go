@@ -2,9 +2,11 @@ package sim
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -128,9 +130,26 @@ func TestQuote(t *testing.T) {
 	if err := back.UnmarshalBinary(enc); err != nil {
 		t.Fatal(err)
 	}
-	pub, err := VerifyQuote(&back)
-	if err != nil || !bytes.Equal(pub, b.PlatformKey()) {
+	roots := []ed25519.PublicKey{b.PlatformKey()}
+	if err := VerifyQuote(&back, roots); err != nil {
 		t.Fatalf("VerifyQuote: %v", err)
+	}
+	if err := VerifyQuote(&back, nil); !errors.Is(err, ErrNoRoot) {
+		t.Fatalf("VerifyQuote without a root: %v", err)
+	}
+	// An attacker's quote: a fresh platform key, signing the same fields.
+	// The evidence names its own key; only the pinned root counts.
+	_, forgerKey, _ := ed25519.GenerateKey(nil)
+	forged := back
+	forged.Evidence = append(bytes.Clone(forgerKey.Public().(ed25519.PublicKey)),
+		ed25519.Sign(forgerKey, append([]byte(quoteDomain), forged.SignedBytes()...))...)
+	if err := VerifyQuote(&forged, roots); !errors.Is(err, ErrUntrustedPlatform) {
+		t.Fatalf("forged quote with a fresh platform key: %v", err)
+	}
+	// The root's key named, another key's signature.
+	copy(forged.Evidence, b.PlatformKey())
+	if err := VerifyQuote(&forged, roots); err == nil {
+		t.Fatal("forged signature under the root's name verifies")
 	}
 	tamper := []func(q *enclave.Quote){
 		func(q *enclave.Quote) { q.ReportData[0] ^= 1 },
@@ -144,7 +163,7 @@ func TestQuote(t *testing.T) {
 		var c enclave.Quote
 		_ = c.UnmarshalBinary(enc)
 		f(&c)
-		if _, err := VerifyQuote(&c); err == nil {
+		if err := VerifyQuote(&c, roots); err == nil {
 			t.Errorf("tamper %d: quote verifies", i)
 		}
 	}
@@ -281,5 +300,46 @@ func TestLoadOrCreateKey(t *testing.T) {
 	var me *enclave.MeasurementError
 	if !errors.As(err, &me) || !bytes.Equal(stored, before) {
 		t.Fatalf("changed binary: %v", err)
+	}
+}
+
+// TestProvision: two nodes provisioned with one seed sign with one platform
+// key and keep their own seal secrets; re-provisioning a node keeps what it
+// sealed.
+func TestProvision(t *testing.T) {
+	seed := bytes.Repeat([]byte{7}, ed25519.SeedSize)
+	d1, d2 := t.TempDir(), t.TempDir()
+	pub, err := Provision(d1, seed, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pub2, err := Provision(d2, seed, nil); err != nil || !pub.Equal(pub2) {
+		t.Fatalf("second node: %v", err)
+	}
+	exe := fakeExe(t, "p")
+	b1, b2 := open(t, d1, exe), open(t, d2, exe)
+	if !b1.PlatformKey().Equal(pub) || !b2.PlatformKey().Equal(pub) {
+		t.Fatal("provisioned platforms do not sign with the cluster key")
+	}
+	if got, err := ReadPlatformKey(d1); err != nil || !got.Equal(pub) {
+		t.Fatalf("ReadPlatformKey: %v", err)
+	}
+	s, _ := b1.Seal([]byte("share"), "l")
+	if _, err := b2.Unseal(s, "l"); err == nil {
+		t.Fatal("another node of the cluster unsealed a node's secret")
+	}
+	other := bytes.Repeat([]byte{8}, ed25519.SeedSize)
+	if _, err := Provision(d1, other, nil); err != nil {
+		t.Fatal(err)
+	}
+	b1 = open(t, d1, exe)
+	if pt, err := b1.Unseal(s, "l"); err != nil || string(pt) != "share" {
+		t.Fatalf("re-provisioned node lost its seal secret: %v", err)
+	}
+	if b1.PlatformKey().Equal(pub) {
+		t.Fatal("re-provisioning kept the old platform key")
+	}
+	if _, err := ReadPlatformKey(t.TempDir()); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("no platform: %v", err)
 	}
 }
