@@ -229,3 +229,35 @@ func TestDeveloperRevokesOnly(t *testing.T) {
 		t.Fatalf("developer added a key to an account it emptied: %v", err)
 	}
 }
+
+// TestLegacyAccountModePinned: an account stored before accounts recorded
+// their mode has its scope's mode; a scope.update changing the mode pins
+// the old one first, so such accounts are not taken over either.
+func TestLegacyAccountModePinned(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	scope, dev := e.scope(record.ModeUser, record.P256)
+	alice := e.register(scope, "alice")
+	s := e.login(alice, scope, "alice")
+	v, err := e.st.Get(ctx, nsAccount, acctKey(scope, "alice"))
+	if err != nil || len(v) != 10 {
+		t.Fatalf("account value: %d bytes, %v", len(v), err)
+	}
+	if err := e.st.Put(ctx, nsAccount, acctKey(scope, "alice"), v[:9]); err != nil { // as an older build stored it
+		t.Fatal(err)
+	}
+	cfg := e.config(scope)
+	cfg.Mode = record.ModeDeveloper
+	if err := e.updateScope(scope, 1, cfg, dev); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := e.svc.State().AccountMode(ctx, scope, "alice", &cfg); err != nil || m != record.ModeUser {
+		t.Fatalf("legacy account's mode after the change: %s %v", m, err)
+	}
+	o := op(scope, "alice", 1)
+	_, err = e.svc.Authorize(ctx, o, header(devProof(t, dev, scope, "alice", o, e.clock.now())))
+	wantCode(t, err, api.CodeAuthIncomplete, "developer alone on a legacy user-mode account")
+	if _, err := e.svc.Authorize(ctx, o, header(s.proof(t, o, e.clock.now()))); err != nil {
+		t.Fatalf("alice: %v", err)
+	}
+}

@@ -396,7 +396,21 @@ func (s State) scopeUpdate(ctx context.Context, r *record.Record, b *record.Scop
 	if b.Seq <= seq {
 		return nil, deny(api.CodeAuthConflict, "scope %s is at sequence %d; update %d is stale", b.Scope, seq, b.Seq)
 	}
-	return []kv{{nsScope, b.Scope, scopeValue(b.Seq, &b.Config)}}, nil
+	ws := []kv{{nsScope, b.Scope, scopeValue(b.Seq, &b.Config)}}
+	if b.Config.Mode != cfg.Mode {
+		// Accounts stored before accounts recorded their mode have the
+		// scope's current mode (AccountMode): pin it before it changes.
+		es, err := s.ops.List(ctx, nsAccount, b.Scope+"/", 0)
+		if err != nil {
+			return nil, fmt.Errorf("auth: store: %w", err)
+		}
+		for _, e := range es {
+			if len(e.Value) == 9 {
+				ws = append(ws, kv{nsAccount, e.Key, append(bytes.Clone(e.Value), byte(cfg.Mode))})
+			}
+		}
+	}
+	return ws, nil
 }
 
 func (s State) accountRegister(ctx context.Context, r *record.Record, b *record.AccountRegisterBody) ([]kv, error) {

@@ -25,6 +25,11 @@ cannot be replayed; every node checks the signature against the scope's
 developer keys. --user-key adds a public key (from scope keygen) that the
 user can approve operations with.
 
+The account keeps the scope's current mode for good. In user and hybrid mode
+the --user-key is the user's half from then on: the developer can revoke it
+but never add another key (the user adds keys with their own); register
+without --user-key only in developer mode, where the developer adds keys.
+
 Passkey registration happens in a browser: open the node's /login page.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -13,16 +13,17 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keymesh/keymesh/client"
+	"github.com/keymesh/keymesh/internal/record"
 )
 
 // newScopeCmd is `keymesh scope`: developer keys and scopes (apps).
 func newScopeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "scope",
-		Short: "Developer keys and scopes (apps): keygen, create",
+		Short: "Developer keys and scopes (apps): keygen, create, update",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(newScopeKeygenCmd(), newScopeCreateCmd())
+	cmd.AddCommand(newScopeKeygenCmd(), newScopeCreateCmd(), newScopeUpdateCmd())
 	return cmd
 }
 
@@ -107,6 +108,7 @@ func newScopeCreateCmd() *cobra.Command {
 		origins, devKeys         []string
 		ttl, timeout             time.Duration
 		allowRawDigest           bool
+		quorum                   int
 	)
 	cmd := &cobra.Command{
 		Use:   "create --key-file FILE --rp-id DOMAIN --origin URL",
@@ -118,7 +120,12 @@ developer keys (by default the only one). Every node verifies the signature
 itself. The scope id is derived from the signed config and printed.
 
 Modes: user (the user's passkey or session approves operations), developer
-(the developer's key does: developer-owned auth), hybrid (both).
+(the developer's key does: developer-owned auth), hybrid (both). An account
+keeps the mode the scope had when it was registered (see docs/auth.md).
+
+--developer-quorum is how many developer keys must sign a change of the
+developer keys (scope update); 0, the default, means a majority (1 of 1,
+2 of 2, 2 of 3).
 
 --allow-raw-digest lets the scope's accounts sign raw 32-byte digests
 (keymesh_signDigest). It is off by default: a raw digest may be a
@@ -144,7 +151,7 @@ transaction's or another app's message, which no one approving it can read.`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			sc, err := cl.CreateScope(ctx, k, client.ScopeConfig{RPID: rpID, Origins: origins, Mode: mode, SessionTTL: ttl, DeveloperKeys: devKeys, AllowRawDigest: allowRawDigest})
+			sc, err := cl.CreateScope(ctx, k, client.ScopeConfig{RPID: rpID, Origins: origins, Mode: mode, SessionTTL: ttl, DeveloperKeys: devKeys, AllowRawDigest: allowRawDigest, DeveloperQuorum: quorum})
 			if err != nil {
 				return err
 			}
@@ -160,6 +167,107 @@ transaction's or another app's message, which no one approving it can read.`,
 	f.DurationVar(&ttl, "session-ttl", time.Hour, "longest session lifetime")
 	f.StringSliceVar(&devKeys, "developer-key", nil, "developer public keys of the scope (repeatable; default: the signing key's)")
 	f.BoolVar(&allowRawDigest, "allow-raw-digest", false, "let the scope's accounts sign raw digests (keymesh_signDigest)")
+	f.IntVar(&quorum, "developer-quorum", 0, "developer keys needed to change the developer keys (0: a majority)")
+	f.DurationVar(&timeout, "timeout", time.Minute, "time limit for the command")
+	return cmd
+}
+
+func newScopeUpdateCmd() *cobra.Command {
+	var (
+		keyFiles, origins, devKeys []string
+		url, scope, rpID, mode     string
+		ttl, timeout               time.Duration
+		allowRawDigest             bool
+		quorum                     int
+	)
+	cmd := &cobra.Command{
+		Use:   "update --key-file FILE [--key-file FILE…] --scope ID [changes]",
+		Short: "Change a scope's config, signed by its developer keys; print it as JSON",
+		Long: `Change a scope's config: the flags given replace those fields of the
+current config (read from the node), the others stay. The new config is
+signed by every --key-file, each a developer key of the current config.
+
+One developer key changes the relying party, origins, mode, session lifetime
+and --allow-raw-digest. A new mode applies to accounts registered from then
+on; existing accounts keep theirs. Changing --developer-key or
+--developer-quorum takes the current quorum of developer keys (repeat
+--key-file), so that one stolen key cannot remove the others.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(keyFiles) == 0 {
+				return errors.New("--key-file is required (a developer key from `keymesh scope keygen`; repeat it for a quorum)")
+			}
+			if scope == "" {
+				return errors.New("--scope is required")
+			}
+			var keys []*client.Key
+			for _, f := range keyFiles {
+				k, err := readDevKey(f)
+				if err != nil {
+					return err
+				}
+				keys = append(keys, k)
+			}
+			cl, err := newClient(apiURL(url), 1)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			cur, err := cl.GetScope(ctx, scope)
+			if err != nil {
+				return err
+			}
+			cfg := client.ScopeConfig{RPID: cur.RPID, Origins: cur.Origins, Mode: cur.Mode, SessionTTL: time.Duration(cur.SessionTTL) * time.Second,
+				DeveloperKeys: cur.DevKeys, AllowRawDigest: cur.AllowRawDigest}
+			fl := cmd.Flags()
+			if fl.Changed("rp-id") {
+				cfg.RPID = rpID
+			}
+			if fl.Changed("origin") {
+				cfg.Origins = origins
+			}
+			if fl.Changed("mode") {
+				cfg.Mode = mode
+			}
+			if fl.Changed("session-ttl") {
+				if ttl < time.Second || ttl%time.Second != 0 {
+					return fmt.Errorf("--session-ttl %s: want whole seconds, at least 1s", ttl)
+				}
+				cfg.SessionTTL = ttl
+			}
+			if fl.Changed("developer-key") {
+				cfg.DeveloperKeys = devKeys
+			}
+			if fl.Changed("allow-raw-digest") {
+				cfg.AllowRawDigest = allowRawDigest
+			}
+			if fl.Changed("developer-quorum") {
+				cfg.DeveloperQuorum = quorum
+			} else if !fl.Changed("developer-key") {
+				// Keep the quorum as it is: the effective value, unless it is the default.
+				if cur.DevQuorum != record.DefaultDevQuorum(len(cur.DevKeys)) {
+					cfg.DeveloperQuorum = cur.DevQuorum
+				}
+			}
+			sc, err := cl.UpdateScopeQuorum(ctx, keys, scope, cur.Seq+1, cfg)
+			if err != nil {
+				return err
+			}
+			return printJSON(cmd, sc)
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&keyFiles, "key-file", nil, "developer key file that signs the update (repeatable, for a quorum)")
+	f.StringVar(&url, "url", "", "node API URL (default $KEYMESH_URL, else "+defaultURL+")")
+	f.StringVar(&scope, "scope", "", "scope id")
+	f.StringVar(&rpID, "rp-id", "", "new WebAuthn relying party id")
+	f.StringSliceVar(&origins, "origin", nil, "new WebAuthn origins (repeatable; replaces the list)")
+	f.StringVar(&mode, "mode", "", "new account-control mode for accounts registered from now on: user, developer or hybrid")
+	f.DurationVar(&ttl, "session-ttl", 0, "new longest session lifetime")
+	f.StringSliceVar(&devKeys, "developer-key", nil, "new developer public keys (repeatable; replaces the list; takes a quorum)")
+	f.IntVar(&quorum, "developer-quorum", 0, "new developer-key quorum (0: a majority; takes a quorum)")
+	f.BoolVar(&allowRawDigest, "allow-raw-digest", false, "let the scope's accounts sign raw digests")
 	f.DurationVar(&timeout, "timeout", time.Minute, "time limit for the command")
 	return cmd
 }

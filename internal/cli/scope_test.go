@@ -66,6 +66,27 @@ func TestScopeCommands(t *testing.T) {
 		t.Fatalf("second registration: %d %s", code, errOut)
 	}
 
+	// scope update: one key of two cannot change the key set; both can;
+	// one changes the mode.
+	key2 := filepath.Join(dir, "dev2.key")
+	pub2 := strings.TrimSpace(mustRun(t, "scope", "keygen", "--out", key2))
+	out = mustRun(t, "scope", "create", "--key-file", keyFile, "--url", url, "--rp-id", "localhost", "--origin", "http://localhost:7100", "--developer-key", pub, "--developer-key", pub2)
+	var two api.Scope
+	if err := json.Unmarshal([]byte(out), &two); err != nil || two.DevQuorum != 2 {
+		t.Fatalf("two-key scope %q: %v", out, err)
+	}
+	if _, errOut, code := run(t, "scope", "update", "--key-file", keyFile, "--url", url, "--scope", two.ID, "--developer-key", pub); code == 0 || !strings.Contains(errOut, "takes 2 of its 2") {
+		t.Fatalf("one key removing the other: %d %s", code, errOut)
+	}
+	out = mustRun(t, "scope", "update", "--key-file", keyFile, "--url", url, "--scope", two.ID, "--mode", "hybrid")
+	if err := json.Unmarshal([]byte(out), &two); err != nil || two.Mode != "hybrid" || two.Seq != 1 || len(two.DevKeys) != 2 {
+		t.Fatalf("mode update %q: %v", out, err)
+	}
+	out = mustRun(t, "scope", "update", "--key-file", keyFile, "--key-file", key2, "--url", url, "--scope", two.ID, "--developer-key", pub2)
+	if err := json.Unmarshal([]byte(out), &two); err != nil || len(two.DevKeys) != 1 || two.DevKeys[0] != pub2 || two.Seq != 2 {
+		t.Fatalf("quorum update %q: %v", out, err)
+	}
+
 	// The gateway (node 1) has them; so does the SDK's view through it.
 	c, err := client.New(url)
 	if err != nil {
