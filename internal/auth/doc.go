@@ -49,8 +49,11 @@
 // approval), by the user's plain-key credential, or by a developer key.
 // Each node remembers the nonces it accepted: the same nonce again is a
 // replay unless it comes with the same operation hash and request id (the
-// gateway retrying with another signer set). Every denial has its own
-// api.CodeAuth… code.
+// gateway retrying with another signer set). A node's own record stops
+// replays only through the nodes that saw the nonce, so a signing gateway
+// has it recorded on ReserveQuorum(n, t) = n−t+1 nodes first (its signers,
+// and nodes asked with KindReserve, whose handler is Authorize itself).
+// Every denial has its own api.CodeAuth… code.
 //
 // # Passkey ceremonies
 //

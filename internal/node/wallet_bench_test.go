@@ -22,12 +22,19 @@ import (
 // 127.0.0.1 (plaintext API, as keymesh dev), a user-mode scope with one
 // user, and a wallet account for her.
 func benchWallet(b *testing.B) ([]*client.Client, *walletUser, common.Address) {
+	clients, _, u, addr := benchWalletShape(b, 3, 2)
+	return clients, u, addr
+}
+
+// benchWalletShape is benchWallet with nodes nodes and threshold threshold;
+// it also returns the nodes.
+func benchWalletShape(b *testing.B, nodes, threshold int) ([]*client.Client, []*Node, *walletUser, common.Address) {
 	b.Helper()
-	cfgs, err := config.InitCluster(config.InitOptions{Nodes: 3, Threshold: 2, Out: b.TempDir(), BasePort: 1, SkipPortCheck: true})
+	cfgs, err := config.InitCluster(config.InitOptions{Nodes: nodes, Threshold: threshold, Out: b.TempDir(), BasePort: 1, SkipPortCheck: true})
 	if err != nil {
 		b.Fatal(err)
 	}
-	apiLns, peerLns := make([]net.Listener, 3), make([]net.Listener, 3)
+	apiLns, peerLns := make([]net.Listener, nodes), make([]net.Listener, nodes)
 	for i := range cfgs {
 		apiLns[i], peerLns[i] = benchListen(b), benchListen(b)
 	}
@@ -39,7 +46,8 @@ func benchWallet(b *testing.B) ([]*client.Client, *walletUser, common.Address) {
 			p.APIURL = "http://" + apiLns[p.ID-1].Addr().String()
 		}
 	}
-	clients := make([]*client.Client, 3)
+	clients := make([]*client.Client, nodes)
+	var started []*Node
 	for i, cfg := range cfgs {
 		n, err := New(Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 			APIListener: apiLns[i], PeerListener: peerLns[i], AllowPlaintext: true})
@@ -53,8 +61,11 @@ func benchWallet(b *testing.B) ([]*client.Client, *walletUser, common.Address) {
 		if clients[i], err = client.New(n.APIURL()); err != nil {
 			b.Fatal(err)
 		}
-		deadline := time.Now().Add(10 * time.Second)
-		for n.Ready().Reachable < 2 && time.Now().Before(deadline) {
+		started = append(started, n)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, n := range started { // key generation needs all of them
+		for n.Ready().Reachable < nodes && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
@@ -66,7 +77,7 @@ func benchWallet(b *testing.B) ([]*client.Client, *walletUser, common.Address) {
 	if err := clients[0].Call(client.WithProofs(ctx, proofs), api.MethodCreateAccount, api.CreateAccountParams{Scope: u.scope, Account: u.account}, &created); err != nil {
 		b.Fatal(err)
 	}
-	return clients, u, common.HexToAddress(created.Address)
+	return clients, started, u, common.HexToAddress(created.Address)
 }
 
 // BenchmarkWalletSign is one personal_sign request through real nodes with

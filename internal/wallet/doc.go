@@ -12,7 +12,11 @@
 // Every participant recomputes the operation (the digest to sign and
 // api.OperationHash) from the forwarded params and asks auth (Authorizer) itself
 // before it sends its first protocol message, so a gateway cannot make the
-// others sign anything the account's owner did not approve. A sealed request
+// others sign anything the account's owner did not approve. Before inviting
+// its co-signers, the gateway has the approval's nonces recorded by n−t+1 of
+// the key's holders (the signers, and on n ≥ 2t others asked with
+// auth.KindReserve; reserve.go), so that an approval replayed to other
+// gateways signs at most once. A sealed request
 // acts only in the scope its envelope is bound to (httpapi.SealedScope), and
 // keymesh_signDigest (a raw digest) only for scopes whose config allows it
 // (Options.RawDigest).

@@ -181,3 +181,23 @@ func TestReservationCover(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkCoverNoExtra is what the reservation adds to a signing on 3
+// nodes with t = 2, where the signers are the quorum: planning only, no
+// message.
+//
+//	go test -run '^$' -bench BenchmarkCoverNoExtra ./internal/wallet
+func BenchmarkCoverNoExtra(b *testing.B) {
+	f := &fakeTransport{answer: func(uint16) error { return errors.New("no reservation expected") }}
+	s := &Service{tr: f, log: slog.New(slog.DiscardHandler), signTimeout: time.Second}
+	w := &wallet{}
+	w.rec.Parties, w.rec.Threshold = []uint16{1, 2, 3}, 2
+	p := &Prepared{Method: api.MethodPersonalSign}
+	signers := []round.PartyID{1, 3}
+	ctx := context.Background()
+	for b.Loop() {
+		if err := s.newReservation(w, p, [requestLen]byte{}, "proofs").cover(ctx, signers); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
