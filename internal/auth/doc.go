@@ -16,24 +16,34 @@
 //   - scope.create: signed by one of the scope's own developer keys; the
 //     scope id is derived from the signed body.
 //   - scope.update: signed by a developer key of the current config, with
-//     a higher sequence number.
+//     a higher sequence number; a change of the developer keys or of their
+//     quorum is signed by a quorum of them (ScopeConfig.Quorum: m of k,
+//     a majority by default; record.AuthSignatures).
 //   - account.register: a WebAuthn attestation (W3C Web Authentication
-//     Level 3, §7.1) whose challenge is SHA-256 of the record's signing
-//     message, so any node checks it against the record alone; or a
+//     Level 3, §7.1) whose challenge is SHA-256 of the signing message of
+//     the body's Payload, so any node checks it against the record alone;
+//     the body names the passkey and the attestation must be for it, and a
+//     client registration key in the payload signs the attestation; or a
 //     developer signature over the canonical payload (scope, user id,
 //     nonce, time) for delegated registration. A registration nonce is used
-//     once per scope.
-//   - credential.add / credential.revoke: a developer key or one of the
-//     account's unrevoked credentials. Revocations are final and win
-//     whatever order records arrive in (a tombstone is kept even for a
-//     credential not yet seen).
+//     once per scope. The account keeps the scope's mode of that moment
+//     for good (State.AccountMode).
+//   - credential.add: one of the account's unrevoked credentials, or a
+//     developer key for an account in developer mode only; a developer key
+//     is never a user's credential.
+//   - credential.revoke: a developer key or one of the account's unrevoked
+//     credentials. Revocations are final and win whatever order records
+//     arrive in (a tombstone is kept even for a credential not yet seen).
 //   - session.create: one of the account's unrevoked credentials (a passkey
 //     assertion, §7.2, whose challenge commits to the session key, its
 //     issue time and expiry), within the scope's session lifetime.
 //   - session.revoke: the session key itself, a credential or a developer
 //     key.
 //
-// Apply is idempotent (a record is identified by its kind and body), does
+// docs/auth.md says what a developer can and cannot do in each mode.
+//
+// Apply is idempotent (a record is identified by its kind and body, and a
+// second proof of an applied body is replica.ErrDuplicate: dropped), does
 // every check before its first write, and does not read the clock, so a
 // node catching up accepts exactly what the others accepted. Freshness
 // (a delegated registration's timestamp, challenge expiry) is checked
