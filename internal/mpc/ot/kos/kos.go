@@ -11,8 +11,9 @@
 // one GF(2^κ) combination of the rows, compared against x·Δ) rests on a
 // lemma (Lemma 1) that Roy showed false ("SoftSpokenOT: Quieter OT Extension
 // from Small-Field Silent VOLE in the Minicrypt Model", CRYPTO 2022, ePrint
-// 2022/192, Appendix D, with an attack). The revised paper replaces it by the
-// check of SoftSpokenOT specialised to its k = 1 (one base OT per column):
+// 2022/192, Appendix D, with an attack). The revised paper replaces it by a
+// check based on SoftSpokenOT's, in effect its k = 1 case (one base OT per
+// column):
 // every column of the matrix is checked on its own, so that a receiver who
 // uses different choice vectors in different columns is caught unless it
 // guesses the Δ_i of every column it deviates in.
@@ -79,8 +80,11 @@
 // sacrificed block of s rows, s | ℓ), written here from that description;
 // the bound above is our own derivation for this check and this Fiat–Shamir
 // instantiation, not the theorem of the revised paper, whose constants we
-// could not read. The paper's figure samples χ interactively; as in DKLs19
-// we hash the receiver's matrix instead.
+// could not read. Lemma 1, Appendix D and the section and figure numbers
+// come from those implementations and the public issue threads that led to
+// them (GaloisInc/swanky#33, osu-crypto/libOTe#167), not from the papers'
+// text. The paper's figure samples χ interactively (libOTe also offers
+// Fiat–Shamir); as in DKLs19 we hash the receiver's matrix instead.
 //
 // The check is computed column by column, before the transposition, on
 // products reduced in GF(2^128) (X^128 + X^7 + X^2 + X + 1; a field is
@@ -616,7 +620,8 @@ func (r *ReceiverSetup) extend(sid []byte, choices []byte, rand io.Reader, testi
 
 // Extend runs the sender's side of one extension of m OTs under sid. An
 // error wrapping ErrCheck (bad length, failed consistency check) blames the
-// receiver. The output refers to s's Δ: s must outlive it unzeroed.
+// receiver. The output refers to s's Δ: s must outlive it, neither zeroed
+// nor overwritten.
 func (s *SenderSetup) Extend(sid []byte, m int, msg []byte) (*SenderOutput, error) {
 	if m < 1 || m > MaxM {
 		return nil, fmt.Errorf("kos: %d OTs out of range", m)
