@@ -706,6 +706,8 @@ func FuzzApply(f *testing.F) {
 		must(record.Sign(record.CredentialRevoke, (&record.CredentialRevokeBody{Scope: scope, Account: "alice", CredentialID: a.ID}).Marshal(), dev)),
 		must(record.Sign(record.SessionCreate, (&record.SessionCreateBody{Scope: scope, Account: "bob", Key: uk.Public(), Issued: 1, Expiry: 2}).Marshal(), uk)),
 		{Kind: record.AccountRegister, Body: (&record.AccountRegisterBody{Scope: scope, Account: "carol", Time: 1}).Marshal(), Auth: record.Auth{Kind: record.AuthPasskeyCreate, WebAuthn: authtest.New(testRPID, testOrigin).Create(make([]byte, 32))}},
+		must(record.SignQuorum(record.ScopeUpdate, (&record.ScopeUpdateBody{Scope: scope, Seq: 1, Config: record.ScopeConfig{RPID: testRPID, Origins: []string{testOrigin}, Mode: record.ModeHybrid, SessionTTL: 60, DevKeys: []record.PublicKey{uk.Public()}, DevQuorum: 1}}).Marshal(), dev, uk)),
+		keyedSeed(f, scope, "dave"),
 	} {
 		f.Add(r.Marshal())
 	}
@@ -735,4 +737,13 @@ func must(r *record.Record, err error) *record.Record {
 		panic(err)
 	}
 	return r
+}
+
+// keyedSeed is a keyed passkey registration record (its attestation is
+// over a made-up challenge, so Apply refuses it: a seed to mutate).
+func keyedSeed(t testing.TB, scope, account string) *record.Record {
+	a := authtest.New(testRPID, testOrigin)
+	rk := key(t, record.P256).Public()
+	b := &record.AccountRegisterBody{Scope: scope, Account: account, Time: 1, RegistrationKey: &rk, Credential: &record.Credential{ID: a.ID, Kind: record.CredPasskey, PublicKey: a.COSEKey()}}
+	return &record.Record{Kind: record.AccountRegister, Body: b.Marshal(), Auth: record.Auth{Kind: record.AuthPasskeyCreateKeyed, WebAuthn: a.Create(record.Challenge(record.AccountRegister, b.Payload())), Sig: make([]byte, 64)}}
 }

@@ -62,10 +62,52 @@ function fields() {
   return { scope, account };
 }
 
+// Canonical encoding helpers (internal/record): u32 big-endian lengths.
+function u32(n) { return [(n >>> 24) & 255, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]; }
+function concat(...parts) {
+  const out = [];
+  for (const p of parts) for (const b of p) out.push(b);
+  return new Uint8Array(out);
+}
+function varBytes(b) { return concat(u32(b.length), b); }
+const utf8 = (s) => new TextEncoder().encode(s);
+function equalBytes(a, b) { return a.length === b.length && a.every((v, i) => v === b[i]); }
+
+// lowS puts an ECDSA P-256 r‖s signature's s in the lower half of the
+// group order (the nodes accept only that form, so that a signature has
+// one encoding).
+const P256_N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
+function lowS(sig) {
+  let v = 0n;
+  for (const b of sig.slice(32)) v = (v << 8n) | BigInt(b);
+  if (v > P256_N / 2n) {
+    v = P256_N - v;
+    for (let i = 63; i >= 32; i--) { sig[i] = Number(v & 0xffn); v >>= 8n; }
+  }
+  return sig;
+}
+
 async function register() {
   const { scope, account } = fields();
   status("busy", "Creating a passkey…");
-  const init = await rpc("keymesh_initiateRegistration", { scope, account });
+  // The registration key, made here for this registration alone and never
+  // exported: the payload, and so the challenge, commit to it, and it
+  // signs the attestation, so that no node that sees the challenge can
+  // register a passkey of its own under it (record.AuthPasskeyCreateKeyed).
+  const regKey = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, ["sign"]);
+  const regPub = new Uint8Array(await crypto.subtle.exportKey("raw", regKey.publicKey));
+  const init = await rpc("keymesh_initiateRegistration", { scope, account, registrationKey: "p256:" + b64u.encode(regPub) });
+  // The payload must be this account's and end with this key, and the
+  // challenge must be SHA-256 of its record signing message.
+  const payload = b64u.decode(init.payload);
+  const head = concat(varBytes(utf8(scope)), varBytes(utf8(account)));
+  const tail = concat([1, 1], varBytes(regPub)); // present ‖ alg P-256 ‖ key
+  if (!equalBytes(payload.slice(0, head.length), head) || !equalBytes(payload.slice(payload.length - tail.length), tail)) {
+    throw new Error("the node's registration payload is not for this account and key");
+  }
+  const signing = concat(varBytes(utf8("keymesh/record/v1")), [3], varBytes(payload)); // kind 3: account.register
+  const challenge = new Uint8Array(await crypto.subtle.digest("SHA-256", signing));
+  if (b64u.encode(challenge) !== init.challenge) throw new Error("the node's challenge does not commit to its payload");
   const cred = await navigator.credentials.create({
     publicKey: {
       challenge: b64u.decode(init.challenge),
@@ -81,7 +123,12 @@ async function register() {
       timeout: init.timeout,
     },
   });
-  const done = await rpc("keymesh_completeRegistration", { challengeId: init.challengeId, credential: credentialJSON(cred) });
+  const credential = credentialJSON(cred);
+  // Sign the exact JSON the node receives (JSON.stringify is the same
+  // inside the request body).
+  const msg = concat(varBytes(utf8("keymesh/registration/v1")), varBytes(challenge), varBytes(utf8(JSON.stringify(credential))));
+  const sig = lowS(new Uint8Array(await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, regKey.privateKey, msg)));
+  const done = await rpc("keymesh_completeRegistration", { challengeId: init.challengeId, credential, signature: b64u.encode(sig) });
   status("ok", `Registered ${done.account} in scope ${done.scope}.`);
   document.body.dataset.registered = done.account;
 }
@@ -120,21 +167,12 @@ if (q.get("scope")) document.getElementById("scope").value = q.get("scope");
 if (q.get("account")) document.getElementById("account").value = q.get("account");
 
 // keymeshSign signs a message (base64url; an approval's signing message)
-// with the session key, as ECDSA P-256 r‖s with s in the lower half of
-// the group order (the nodes accept only that form, so that a signature
-// has one encoding). It returns base64url.
-const P256_N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
+// with the session key, as ECDSA P-256 r‖s with a low s (lowS). It
+// returns base64url.
 async function keymeshSign(msgB64) {
   const s = window.keymeshSession;
   if (!s) throw new Error("not signed in");
-  const sig = new Uint8Array(await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, s.privateKey, b64u.decode(msgB64)));
-  let v = 0n;
-  for (const b of sig.slice(32)) v = (v << 8n) | BigInt(b);
-  if (v > P256_N / 2n) {
-    v = P256_N - v;
-    for (let i = 63; i >= 32; i--) { sig[i] = Number(v & 0xffn); v >>= 8n; }
-  }
-  return b64u.encode(sig);
+  return b64u.encode(lowS(new Uint8Array(await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, s.privateKey, b64u.decode(msgB64)))));
 }
 window.keymeshSign = keymeshSign;
 
