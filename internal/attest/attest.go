@@ -2,8 +2,11 @@
 // verifies that binding on the client before anything is sealed to those
 // keys. The node serves a Document at GET /attestation (and the
 // keymesh_attestation method); the Go SDK and the CLI call Verify with the
-// client's Policy: the expected measurement pinned in its config, or trust on
-// first use with a warning.
+// client's Policy: the trust roots of the platform (for the sim backend, the
+// cluster's platform key; required), the expected measurement pinned in its
+// config or trust on first use with a warning, and the weakest KEM accepted.
+// Every root comes from the client; nothing in the document vouches for
+// itself.
 //
 // The quote's REPORT_DATA is SHA-512("keymesh attestation v1\x00" ‖ keys),
 // where keys is the canonical encoding of Keys — the same construction as an
@@ -250,9 +253,11 @@ func (e *MeasurementError) Error() string {
 	return fmt.Sprintf("attest: node reports measurement %s, but the pinned measurement is %s", e.Got, strings.Join(p, " or "))
 }
 
-// Verify checks doc against p: the quote's platform evidence, the platform
-// policy, the measurement, and that the quote covers the keys. Only then
-// may the caller seal to Result.Keys.
+// Verify checks doc against p: the quote's platform evidence against the
+// policy's roots (ErrNoRoot for a sim quote without SimPlatformKeys; ErrQuote
+// for evidence that does not verify under them), the platform policy, the
+// measurement, that the quote covers the keys, and the request key's KEM
+// (ErrWeakKEM). Only then may the caller seal to Result.Keys.
 func Verify(doc *Document, p Policy) (*Result, error) {
 	var q enclave.Quote
 	if err := q.UnmarshalBinary(doc.Quote); err != nil {
