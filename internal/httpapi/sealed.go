@@ -327,7 +327,13 @@ func EncodeSealedReply(r SealedReply) ([]byte, error) {
 	if r.Status < 100 || r.Status > 599 {
 		return nil, fmt.Errorf("httpapi: sealed reply: status %d", r.Status)
 	}
-	return json.Marshal(r)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // the JSON-RPC response as the handler wrote it
+	if err := enc.Encode(r); err != nil {
+		return nil, fmt.Errorf("httpapi: sealed reply: %w", err)
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // DecodeSealedReply decodes an HPKE sealed response's plaintext strictly:
