@@ -454,6 +454,26 @@ func (s *Session) Revoke(ctx context.Context, c *Client) error {
 	return c.Call(ctx, "keymesh_submitAuthRecord", encodeRecord(r), nil)
 }
 
+// SetAccountMode moves an account to its scope's current mode (an
+// account otherwise keeps the mode it was registered under): signer is the
+// user's plain-key credential while the account is in user or hybrid mode
+// (the user's consent), a developer key while it is in developer mode. seq
+// must be greater than the account's last such change (the first is 1).
+// A passkey user consents with an assertion over the same record (see
+// docs/auth.md).
+func (c *Client) SetAccountMode(ctx context.Context, signer *Key, scope, account, mode string, seq uint64) error {
+	m, err := record.ParseMode(mode)
+	if err != nil {
+		return err
+	}
+	b := &record.AccountModeBody{Scope: scope, Account: account, Seq: seq, Mode: m}
+	r, err := record.Sign(record.AccountMode, b.Marshal(), signer.k)
+	if err != nil {
+		return err
+	}
+	return c.Call(ctx, "keymesh_submitAuthRecord", encodeRecord(r), nil)
+}
+
 // RevokeCredential revokes one of an account's credentials for good with
 // a developer key (credentialID as in api.InitiateResult.AllowCredentials:
 // base64url). Sessions that the credential authorised stop working too.

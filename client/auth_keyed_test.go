@@ -73,3 +73,34 @@ func TestUpdateScopeQuorum(t *testing.T) {
 		t.Fatalf("both keys: %+v %v", up, err)
 	}
 }
+
+// TestSetAccountMode: a delegated account with the user's key, in a user
+// scope switched to developer mode, moves only when the user's key signs.
+func TestSetAccountMode(t *testing.T) {
+	svc, c := authNode(t)
+	ctx := context.Background()
+	dev, _ := client.GenerateKey("p256")
+	user, _ := client.GenerateKey("ed25519")
+	cfg := client.ScopeConfig{RPID: "localhost", Origins: []string{"http://localhost:7100"}, Mode: "user", SessionTTL: time.Hour}
+	sc, err := c.CreateScope(ctx, dev, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RegisterDelegated(ctx, dev, sc.ID, "u1", user.Public()); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Mode = "developer"
+	if _, err := c.UpdateScope(ctx, dev, sc.ID, 1, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetAccountMode(ctx, dev, sc.ID, "u1", "developer", 1); apiCode(err) != api.CodeAuthBadProof {
+		t.Fatalf("developer consenting for the user: %v", err)
+	}
+	if err := c.SetAccountMode(ctx, user, sc.ID, "u1", "developer", 1); err != nil {
+		t.Fatal(err)
+	}
+	_, cur, _ := svc.State().Scope(ctx, sc.ID)
+	if m, err := svc.State().AccountMode(ctx, sc.ID, "u1", cur); err != nil || m.String() != "developer" {
+		t.Fatalf("mode %v %v", m, err)
+	}
+}

@@ -31,6 +31,10 @@
 //   - credential.add: one of the account's unrevoked credentials, or a
 //     developer key for an account in developer mode only; a developer key
 //     is never a user's credential.
+//   - account.mode: moves an account to its scope's current mode, proven
+//     by one of its credentials (the user's consent) while it is in user or
+//     hybrid mode, by a developer key in developer mode; its sequence
+//     number only grows.
 //   - credential.revoke: a developer key or one of the account's unrevoked
 //     credentials. Revocations are final and win whatever order records
 //     arrive in (a tombstone is kept even for a credential not yet seen).

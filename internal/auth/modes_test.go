@@ -261,3 +261,68 @@ func TestLegacyAccountModePinned(t *testing.T) {
 		t.Fatalf("alice: %v", err)
 	}
 }
+
+// TestAccountModeConsent: an account moves to its scope's new mode only
+// with its holder's consent. The developer cannot sign that consent for a
+// user-mode account, nor move it to a mode the scope is not in, nor replay
+// an old consent; once alice signs, the developer approves for her alone.
+func TestAccountModeConsent(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	scope, dev := e.scope(record.ModeUser, record.P256)
+	alice := e.register(scope, "alice")
+	byAlice := func(b *record.AccountModeBody) *record.Record {
+		body := b.Marshal()
+		return &record.Record{Kind: record.AccountMode, Body: body, Auth: record.Auth{Kind: record.AuthPasskeyGet, WebAuthn: alice.Get(record.Challenge(record.AccountMode, body))}}
+	}
+	submit := func(r *record.Record) error {
+		_, err := e.svc.SubmitAuthRecord(ctx, api.SignedRecord{Record: b64.EncodeToString(r.Marshal())})
+		return err
+	}
+	toDev := &record.AccountModeBody{Scope: scope, Account: "alice", Seq: 1, Mode: record.ModeDeveloper}
+	// The scope is still in user mode: not even alice moves there.
+	wantCode(t, submit(byAlice(toDev)), api.CodeAuthBadProof, "a mode the scope is not in")
+
+	cfg := e.config(scope)
+	cfg.Mode = record.ModeDeveloper
+	if err := e.updateScope(scope, 1, cfg, dev); err != nil {
+		t.Fatal(err)
+	}
+	devSignedRec, _ := record.Sign(record.AccountMode, toDev.Marshal(), dev)
+	wantCode(t, submit(devSignedRec), api.CodeAuthBadProof, "the developer consenting for alice")
+	o := op(scope, "alice", 1)
+	_, err := e.svc.Authorize(ctx, o, header(devProof(t, dev, scope, "alice", o, e.clock.now())))
+	wantCode(t, err, api.CodeAuthIncomplete, "developer alone before alice consents")
+
+	if err := submit(byAlice(toDev)); err != nil {
+		t.Fatalf("alice's consent: %v", err)
+	}
+	o = op(scope, "alice", 2)
+	if _, err := e.svc.Authorize(ctx, o, header(devProof(t, dev, scope, "alice", o, e.clock.now()))); err != nil {
+		t.Fatalf("developer after alice consented: %v", err)
+	}
+
+	// The developer moves the scope back to user mode and alice's account
+	// with it (in developer mode the developer holds the account)...
+	cfg.Mode = record.ModeUser
+	if err := e.updateScope(scope, 2, cfg, dev); err != nil {
+		t.Fatal(err)
+	}
+	back, _ := record.Sign(record.AccountMode, (&record.AccountModeBody{Scope: scope, Account: "alice", Seq: 2, Mode: record.ModeUser}).Marshal(), dev)
+	if err := submit(back); err != nil {
+		t.Fatalf("developer returning the account: %v", err)
+	}
+	// ...and alice's old consent cannot be replayed, even once the scope is
+	// in developer mode again.
+	cfg.Mode = record.ModeDeveloper
+	if err := e.updateScope(scope, 3, cfg, dev); err != nil {
+		t.Fatal(err)
+	}
+	// (The same body is the same record: dropped as a duplicate.)
+	if err := submit(byAlice(toDev)); err != nil && code(err) == 0 {
+		t.Fatal(err)
+	}
+	o = op(scope, "alice", 3)
+	_, err = e.svc.Authorize(ctx, o, header(devProof(t, dev, scope, "alice", o, e.clock.now())))
+	wantCode(t, err, api.CodeAuthIncomplete, "developer alone after the account returned to user mode")
+}

@@ -426,9 +426,9 @@ func (s *Service) CompleteAuthentication(ctx context.Context, p api.CompleteAuth
 	return &api.Session{Scope: c.scope, Account: c.account, Record: base64.RawURLEncoding.EncodeToString(r.Marshal()), Expiry: b.Expiry}, nil
 }
 
-// SubmitAuthRecord stores a credential.add, credential.revoke or
-// session.revoke record (keymesh_submitAuthRecord); the other kinds have
-// their own methods.
+// SubmitAuthRecord stores a credential.add, credential.revoke,
+// session.revoke or account.mode record (keymesh_submitAuthRecord); the
+// other kinds have their own methods.
 func (s *Service) SubmitAuthRecord(ctx context.Context, p api.SignedRecord) (*api.Account, error) {
 	r, err := decodeRecordParam(p.Record)
 	if err != nil {
@@ -446,8 +446,10 @@ func (s *Service) SubmitAuthRecord(ctx context.Context, p api.SignedRecord) (*ap
 		scope, account = b.Scope, b.Account
 	case *record.SessionRevokeBody:
 		scope, account = b.Scope, b.Account
+	case *record.AccountModeBody:
+		scope, account = b.Scope, b.Account
 	default:
-		return nil, api.Errorf(api.CodeInvalidParams, "record is a %s; want credential.add, credential.revoke or session.revoke", r.Kind)
+		return nil, api.Errorf(api.CodeInvalidParams, "record is a %s; want credential.add, credential.revoke, session.revoke or account.mode", r.Kind)
 	}
 	if err := s.SubmitRecord(ctx, r); err != nil {
 		return nil, apiError(err)

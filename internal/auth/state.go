@@ -47,7 +47,7 @@ func deny(code int, format string, args ...any) *Denial {
 const (
 	nsApplied        = "auth.applied"         // record id → kind
 	nsScope          = "auth.scope"           // scope → seq ‖ config
-	nsAccount        = "auth.account"         // scope/account → how ‖ time ‖ mode
+	nsAccount        = "auth.account"         // scope/account → how ‖ time ‖ mode [‖ mode seq]
 	nsCred           = "auth.cred"            // scope/account/credid → credential
 	nsCredIndex      = "auth.credidx"         // scope/credid → account
 	nsCredRevoked    = "auth.cred.revoked"    // scope/account/credid → record id
@@ -293,6 +293,8 @@ func (Applier) Apply(ctx context.Context, tx store.Ops, rec []byte) error {
 		writes, err = st.sessionCreate(ctx, r, b)
 	case *record.SessionRevokeBody:
 		writes, err = st.sessionRevoke(ctx, r, b, id)
+	case *record.AccountModeBody:
+		writes, err = st.accountMode(ctx, r, b)
 	}
 	if err != nil {
 		var d *Denial
@@ -600,6 +602,54 @@ func (s State) credentialAdd(ctx context.Context, r *record.Record, b *record.Cr
 		return nil, err
 	}
 	return s.credentialWrites(ctx, cfg, b.Scope, b.Account, b.Credential)
+}
+
+// accountMode moves an account to its scope's current mode: the
+// developer asked for that mode by setting it on the scope, and the
+// account's holder consents by signing the record: one of the account's
+// credentials while the account has a user's half (user or hybrid mode),
+// a developer key while it is in developer mode. Without that record an
+// account keeps the mode it was registered under.
+func (s State) accountMode(ctx context.Context, r *record.Record, b *record.AccountModeBody) ([]kv, error) {
+	_, cfg, err := s.Scope(ctx, b.Scope)
+	if err != nil {
+		return nil, err
+	}
+	v, ok, err := get(ctx, s.ops, nsAccount, acctKey(b.Scope, b.Account))
+	if err != nil {
+		return nil, err
+	}
+	if !ok || len(v) < 9 {
+		return nil, deny(api.CodeAuthUnknown, "unknown account %s in scope %s", b.Account, b.Scope)
+	}
+	cur, err := s.AccountMode(ctx, b.Scope, b.Account, cfg)
+	if err != nil {
+		return nil, err
+	}
+	var seq uint64
+	if len(v) >= 18 {
+		seq = binary.BigEndian.Uint64(v[10:18])
+	}
+	if b.Seq <= seq {
+		return nil, deny(api.CodeAuthConflict, "account %s is at mode sequence %d; change %d is stale", b.Account, seq, b.Seq)
+	}
+	if b.Mode != cfg.Mode {
+		return nil, deny(api.CodeAuthBadProof, "scope %s is in %s mode: an account moves only to its scope's current mode", b.Scope, cfg.Mode)
+	}
+	if b.Mode == cur {
+		return nil, deny(api.CodeAuthConflict, "account %s is already in %s mode", b.Account, cur)
+	}
+	if cur == record.ModeDeveloper {
+		err = devSigned(r, cfg)
+	} else {
+		_, err = s.credentialAuthority(ctx, r, cfg, b.Scope, b.Account)
+	}
+	if err != nil {
+		return nil, err
+	}
+	nv := append(bytes.Clone(v[:9]), byte(b.Mode))
+	nv = binary.BigEndian.AppendUint64(nv, b.Seq)
+	return []kv{{nsAccount, acctKey(b.Scope, b.Account), nv}}, nil
 }
 
 func (s State) credentialRevoke(ctx context.Context, r *record.Record, b *record.CredentialRevokeBody, id [32]byte) ([]kv, error) {

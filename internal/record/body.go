@@ -603,6 +603,45 @@ func DecodeSessionRevoke(p []byte) (*SessionRevokeBody, error) {
 	return b, r.Done()
 }
 
+// AccountModeBody moves an account to another mode: Mode must be its
+// scope's current mode (the developer's side: it set the scope's mode) and
+// Seq greater than the account's last AccountModeBody (0 at registration).
+// While the account has a user's half (user or hybrid mode) it is proven
+// by one of the account's credentials (the user's consent); in developer
+// mode, by a developer key.
+type AccountModeBody struct {
+	Scope   string
+	Account string
+	Seq     uint64
+	Mode    Mode
+}
+
+// Marshal returns the body's canonical encoding (what its record signs).
+func (b *AccountModeBody) Marshal() []byte {
+	var w Writer
+	w.String(b.Scope)
+	w.String(b.Account)
+	w.U64(b.Seq)
+	w.U8(uint8(b.Mode))
+	return w.Bytes()
+}
+
+// DecodeAccountMode decodes Marshal's output strictly; errors wrap ErrMalformed.
+func DecodeAccountMode(p []byte) (*AccountModeBody, error) {
+	r := NewReader(p)
+	b := &AccountModeBody{Scope: r.String(MaxScopeID, "scope"), Account: r.String(MaxAccountID, "account")}
+	b.Seq = r.U64("seq")
+	b.Mode = Mode(r.U8("mode"))
+	checkIDs(r, b.Scope, b.Account)
+	if r.Err() == nil && (b.Mode < ModeUser || b.Mode > ModeHybrid) {
+		r.fail("unknown mode %d", b.Mode)
+	}
+	if r.Err() == nil && b.Seq == 0 {
+		r.fail("seq must be at least 1")
+	}
+	return b, r.Done()
+}
+
 // Approval is one party's approval of one operation: it binds the scope,
 // the account, the canonical method name, the operation hash
 // (auth.Operation.Hash), a fresh nonce and an expiry (unix seconds).
@@ -687,6 +726,8 @@ func DecodeBody(k Kind, p []byte) (any, error) {
 		return DecodeSessionCreate(p)
 	case SessionRevoke:
 		return DecodeSessionRevoke(p)
+	case AccountMode:
+		return DecodeAccountMode(p)
 	}
 	return nil, fmt.Errorf("%w: unknown kind %d", ErrMalformed, k)
 }

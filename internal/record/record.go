@@ -21,12 +21,14 @@ const (
 	CredentialRevoke Kind = 5 // a credential is revoked, for good
 	SessionCreate    Kind = 6 // a session key, authorised by one of the account's credentials
 	SessionRevoke    Kind = 7 // a session key is revoked, for good
+	AccountMode      Kind = 8 // an account moves to its scope's current mode, with its holder's consent
 )
 
 var kindNames = map[Kind]string{
 	ScopeCreate: "scope.create", ScopeUpdate: "scope.update", AccountRegister: "account.register",
 	CredentialAdd: "credential.add", CredentialRevoke: "credential.revoke",
 	SessionCreate: "session.create", SessionRevoke: "session.revoke",
+	AccountMode: "account.mode",
 }
 
 func (k Kind) String() string {
