@@ -54,6 +54,15 @@ func (n *Node) openEnclave() error {
 	if err != nil {
 		return err
 	}
+	if want := n.cfg.SimPlatformKey; want != "" {
+		// Not fatal (the node's own secrets may still open), but the
+		// cluster's clients pin want and will refuse this node's quotes.
+		if got := hex.EncodeToString(b.PlatformKey()); got != want {
+			n.log.Warn("the sim platform does not sign with the cluster's key (sim_platform_key in the config): clients will refuse this node's quotes; "+
+				"copy the node's enclave-sim directory from where `keymesh cluster init` wrote it",
+				"dir", filepath.Join(n.cfg.DataDir, EnclaveSimDir), "platform_key", got, "sim_platform_key", want)
+		}
+	}
 	n.enclave = b
 	n.log.Info("enclave opened", "platform", b.Platform(), "simulated", b.Simulated(), "measurement", b.Measurement().String())
 	return nil
