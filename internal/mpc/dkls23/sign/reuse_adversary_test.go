@@ -100,6 +100,14 @@ func TestSessionReuseLeaksShareOnlyWithoutFreshness(t *testing.T) {
 		if !sign.TestingOnlyKeyMatches(shares[0], key) || !key.Equals(want) {
 			t.Fatal("the recovered key is not the real key")
 		}
+		xI, err := sign.TestingOnlyVictimShamirShare(c0, c1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !sign.TestingOnlyCheckShamirShare(shares[0], 2, xI) || !xI.Equals(shares[1].SecretShare()) {
+			t.Fatal("the recovered Shamir share is not the victim's")
+		}
+		xI.Zero()
 		key.Zero()
 		skI.Zero()
 	})
@@ -126,6 +134,9 @@ func TestSessionReuseLeaksShareOnlyWithoutFreshness(t *testing.T) {
 		}
 		if sign.TestingOnlyKeyMatches(shares[0], key) || key.Equals(want) {
 			t.Fatal("the attack recovered the key despite fresh session IDs")
+		}
+		if xI, err := sign.TestingOnlyVictimShamirShare(c0, c1); err != nil || sign.TestingOnlyCheckShamirShare(shares[0], 2, xI) {
+			t.Fatalf("the attack recovered the Shamir share despite fresh session IDs (err %v)", err)
 		}
 	})
 }

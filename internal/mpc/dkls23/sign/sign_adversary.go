@@ -44,7 +44,9 @@ import (
 //	skI, _ := sign.TestingOnlyExtractShare(c0, c1)
 //	ok := sign.TestingOnlyCheckShare(c0, skI)         // skI·G = pk_i the victim broadcast in session 0
 //	key, _ := sign.TestingOnlyRecoverKey(c0, c1)      // two signers only
-//	// key·G = myShare.PublicKey() iff the attack worked
+//	ok = sign.TestingOnlyKeyMatches(myShare, key)     // key·G = the public key iff the attack worked
+//	xI, _ := sign.TestingOnlyVictimShamirShare(c0, c1) // two signers only
+//	ok = sign.TestingOnlyCheckShamirShare(myShare, victim, xI) // x_i·G = X_i
 //
 // round.TestingOnlySetFreshness(false) turns the honest parties' defence off
 // in a test process, to show that the attack works without it.
@@ -55,11 +57,13 @@ import (
 // once Complete reports true (for example once the session is done). It
 // holds secrets of the attacker's own: never print it.
 type TestingOnlyCapture struct {
-	victim round.PartyID
-	choice byte
-	two    bool // exactly two signers
-	adv    *adversary
-	sess   *round.Session
+	victim  round.PartyID
+	choice  byte
+	two     bool // exactly two signers
+	signers []round.PartyID
+	share   *dkls23.Share // the attacker's
+	adv     *adversary
+	sess    *round.Session
 }
 
 // Victim returns the peer the capture is of.
@@ -108,7 +112,7 @@ func TestingOnlyEvilSession(share *dkls23.Share, signers []round.PartyID, digest
 	if err != nil {
 		return nil, nil, err
 	}
-	return s, &TestingOnlyCapture{victim: victim, choice: choice, two: len(c.signers) == 2, adv: c.adv, sess: s}, nil
+	return s, &TestingOnlyCapture{victim: victim, choice: choice, two: len(c.signers) == 2, signers: c.signers, share: share, adv: c.adv, sess: s}, nil
 }
 
 // TestingOnlyExtractShare returns what the attack computes as the victim's
@@ -162,6 +166,48 @@ func TestingOnlyRecoverKey(c0, c1 *TestingOnlyCapture) (*secp256k1.ModNScalar, e
 		return nil, err
 	}
 	return skI.Add(&c0.adv.ownSK), nil
+}
+
+// TestingOnlyVictimShamirShare turns the extracted additive share into the
+// victim's long-term Shamir share x_i, with two signers: ζ_i = −ζ_a (the
+// zero shares of two signers cancel) and the attacker knows ζ_a = sk_a −
+// λ_a·x_a, so x_i = (sk_i + ζ_a)/λ_i. Check it with
+// TestingOnlyCheckShamirShare: x_i·G must be the victim's public share X_i
+// in the attacker's own share record.
+func TestingOnlyVictimShamirShare(c0, c1 *TestingOnlyCapture) (*secp256k1.ModNScalar, error) {
+	skI, err := TestingOnlyExtractShare(c0, c1)
+	if err != nil {
+		return nil, err
+	}
+	if !c0.two {
+		return nil, errors.New("sign: the Shamir share follows from the additive one only with two signers")
+	}
+	la, err := dkls23.Lagrange(c0.signers, c0.share.Self())
+	if err != nil {
+		return nil, err
+	}
+	li, err := dkls23.Lagrange(c0.signers, c0.victim)
+	if err != nil {
+		return nil, err
+	}
+	xa := c0.share.SecretShare()
+	defer xa.Zero()
+	var zetaA secp256k1.ModNScalar
+	zetaA.Mul2(la, xa).Negate().Add(&c0.adv.ownSK) // ζ_a = sk_a − λ_a·x_a
+	li.InverseNonConst()
+	return skI.Add(&zetaA).Mul(li), nil
+}
+
+// TestingOnlyCheckShamirShare reports whether x·G is the public share of
+// party victim in share's record.
+func TestingOnlyCheckShamirShare(share *dkls23.Share, victim round.PartyID, x *secp256k1.ModNScalar) bool {
+	want, err := share.PublicShare(victim)
+	if err != nil || x == nil {
+		return false
+	}
+	var p secp256k1.JacobianPoint
+	curve.ScalarBaseMult(x, &p)
+	return dkls23.EqualPoints(&p, want)
 }
 
 // TestingOnlyKeyMatches reports whether sk·G is share's public key.
