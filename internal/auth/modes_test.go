@@ -76,7 +76,7 @@ func TestDeveloperCannotActAsUser(t *testing.T) {
 			o := op(scope, "alice", 1)
 			wantCode(t, approve(o, keyProof(t, mine, scope, "alice", o, e), devProof(t, dev, scope, "alice", o, e.clock.now())), api.CodeAuthUnknown, "the developer's key as alice's")
 			o = op(scope, "alice", 2)
-			wantCode(t, approve(o, keyProof(t, dev, scope, "alice", o, e), devProof(t, dev, scope, "alice", o, e.clock.now())), api.CodeAuthUnknown, "the developer key as alice's")
+			wantCode(t, approve(o, keyProof(t, dev, scope, "alice", o, e), devProof(t, dev, scope, "alice", o, e.clock.now())), api.CodeAuthBadProof, "the developer key as alice's")
 
 			// The developer switches the scope to developer mode (one
 			// developer key may: the keys do not change)...
@@ -325,4 +325,21 @@ func TestAccountModeConsent(t *testing.T) {
 	o = op(scope, "alice", 3)
 	_, err = e.svc.Authorize(ctx, o, header(devProof(t, dev, scope, "alice", o, e.clock.now())))
 	wantCode(t, err, api.CodeAuthIncomplete, "developer alone after the account returned to user mode")
+}
+
+// TestStoredDeveloperCredentialIgnored: a developer key stored as a user's
+// credential by an older build (which let the developer add it) does not
+// approve as the user.
+func TestStoredDeveloperCredentialIgnored(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	scope, dev := e.scope(record.ModeUser, record.P256)
+	e.register(scope, "alice")
+	c := record.KeyCredential(dev.Public())
+	if err := e.st.Put(ctx, nsCred, subKey(scope, "alice", c.ID), c.Marshal()); err != nil {
+		t.Fatal(err)
+	}
+	o := op(scope, "alice", 1)
+	_, err := e.svc.Authorize(ctx, o, header(keyProof(t, dev, scope, "alice", o, e)))
+	wantCode(t, err, api.CodeAuthBadProof, "a stored developer key as alice's credential")
 }

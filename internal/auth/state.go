@@ -207,6 +207,11 @@ type CredentialProof struct {
 func (s State) verifyCredential(ctx context.Context, cfg *record.ScopeConfig, scope, account string, p CredentialProof, msg []byte) (*record.Credential, error) {
 	switch {
 	case p.Signer != nil:
+		if cfg.HasDevKey(*p.Signer) {
+			// Never the user's, even if an older build stored it as a
+			// credential (credentialWrites refuses it now).
+			return nil, deny(api.CodeAuthBadProof, "a developer key of the scope is not a user's credential")
+		}
 		id := p.Signer.ID()
 		c, err := s.credential(ctx, scope, account, id[:])
 		if err != nil {
