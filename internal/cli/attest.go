@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -156,7 +157,7 @@ The node's request key must use X-Wing unless --min-kem x25519 is given.`,
 	f.StringArrayVar(&measurements, "measurement", nil, "expected measurement, 64 hex digits (repeatable)")
 	f.BoolVar(&allowSim, "allow-simulated", false, "accept quotes of the simulated enclave backend (verified against --platform-key)")
 	f.StringArrayVar(&platformKeys, "platform-key", nil, "the cluster's sim platform key, hex (keymesh cluster init prints it; repeatable)")
-	f.StringVar(&credsPath, "creds", "", "credentials file whose platformKeys are the sim platform keys (when --platform-key is not given)")
+	f.StringVar(&credsPath, "creds", os.Getenv("KEYMESH_CREDS"), "credentials file whose platformKeys are the sim platform keys (when --platform-key is not given); default $KEYMESH_CREDS")
 	f.StringVar(&minKEM, "min-kem", "x-wing", "weakest KEM accepted for the node's request key: x-wing or x25519")
 	return cmd
 }

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -152,41 +151,17 @@ func InitCluster(opts InitOptions) ([]*Node, error) {
 }
 
 // provisionSim gives every node of the cluster the same sim platform key
-// (sim.Provision; each keeps its own seal secret) and returns it in hex: the
-// root the cluster's clients pin. With opts.Force an existing node's
-// platform key is kept, so a cluster keeps its root across a re-init.
+// (sim.ProvisionCluster; each keeps its own seal secret) and returns it in
+// hex: the root the cluster's clients pin. With opts.Force an existing
+// node's platform key is kept, so a cluster keeps its root across a re-init.
 func provisionSim(out string, opts InitOptions) (string, error) {
 	dirs := make([]string, opts.Nodes)
 	for i := range dirs {
 		dirs[i] = filepath.Join(out, fmt.Sprintf("node-%d", i+1), sim.DirName)
 	}
-	var seed []byte
-	if opts.Force {
-		for _, d := range dirs {
-			s, err := sim.PlatformSeed(d)
-			if err == nil {
-				seed = s
-				break
-			}
-			if !errors.Is(err, fs.ErrNotExist) {
-				return "", fmt.Errorf("config: %w", err)
-			}
-		}
-	}
-	if seed == nil {
-		seed = make([]byte, ed25519.SeedSize)
-		if _, err := rand.Read(seed); err != nil {
-			return "", fmt.Errorf("config: %w", err)
-		}
-	}
-	defer clear(seed)
-	var root ed25519.PublicKey
-	for _, d := range dirs {
-		pub, err := sim.Provision(d, seed, nil)
-		if err != nil {
-			return "", fmt.Errorf("config: %w", err)
-		}
-		root = pub
+	root, err := sim.ProvisionCluster(dirs, opts.Force, nil)
+	if err != nil {
+		return "", fmt.Errorf("config: %w", err)
 	}
 	return hex.EncodeToString(root), nil
 }

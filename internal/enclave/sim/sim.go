@@ -176,21 +176,52 @@ func writeExclusive(dir, path string, data []byte) error {
 // simulated platform.
 const DirName = "enclave-sim"
 
-// Provision makes the platform in dir sign its quotes with the Ed25519 key
-// whose seed is seed, and returns that key's public half. A cluster's nodes
-// share one platform key (keymesh cluster init provisions every node's dir
-// with the same seed), so that its clients pin a single root, the way one
-// vendor root stands behind every chip. Each node keeps its own seal
-// secret: an existing platform file keeps its seal secret (secrets sealed
-// with it still open), a new one gets a fresh one from r (crypto/rand if
-// nil). The file is replaced atomically.
-func Provision(dir string, seed []byte, r io.Reader) (ed25519.PublicKey, error) {
-	if len(seed) != ed25519.SeedSize {
-		return nil, fmt.Errorf("sim: platform seed is %d bytes, want %d", len(seed), ed25519.SeedSize)
-	}
+// ProvisionCluster makes the platforms in dirs (one per node, each a
+// node's DirName) platforms of one cluster, and returns the cluster's
+// platform key: every node signs its quotes with the same key, so that the
+// cluster's clients pin a single root, the way one vendor root stands behind
+// every chip. Each node keeps its own seal secret: an existing platform file
+// keeps its seal secret (secrets sealed with it still open), a new one gets a
+// fresh one. With keep, the key of the first dir that already has a platform
+// is kept (a re-run of cluster init keeps the cluster's root); otherwise the
+// key is fresh. r is the randomness (crypto/rand if nil). Files are replaced
+// atomically; the key's secret half never leaves this package.
+func ProvisionCluster(dirs []string, keep bool, r io.Reader) (ed25519.PublicKey, error) {
 	if r == nil {
 		r = rand.Reader
 	}
+	var seed []byte
+	if keep {
+		for _, d := range dirs {
+			s, secret, err := loadExisting(filepath.Join(d, platformFile))
+			clear(secret)
+			if err == nil {
+				seed = s
+				break
+			}
+			if !errors.Is(err, fs.ErrNotExist) {
+				return nil, err
+			}
+		}
+	}
+	if seed == nil {
+		seed = make([]byte, ed25519.SeedSize)
+		if _, err := io.ReadFull(r, seed); err != nil {
+			return nil, fmt.Errorf("sim: platform key: %w", err)
+		}
+	}
+	defer clear(seed)
+	for _, d := range dirs {
+		if err := provision(d, seed, r); err != nil {
+			return nil, err
+		}
+	}
+	return ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey), nil
+}
+
+// provision makes the platform in dir sign with the key of seed, keeping
+// its seal secret if it has one.
+func provision(dir string, seed []byte, r io.Reader) error {
 	path := filepath.Join(dir, platformFile)
 	var secret []byte
 	old, oldSecret, err := loadExisting(path)
@@ -201,40 +232,28 @@ func Provision(dir string, seed []byte, r io.Reader) (ed25519.PublicKey, error) 
 	case errors.Is(err, fs.ErrNotExist):
 		secret = make([]byte, 32)
 		if _, err := io.ReadFull(r, secret); err != nil {
-			return nil, fmt.Errorf("sim: platform secret: %w", err)
+			return fmt.Errorf("sim: platform secret: %w", err)
 		}
 	default:
-		return nil, err
+		return err
 	}
 	defer clear(secret)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("sim: %w", err)
+		return fmt.Errorf("sim: %w", err)
 	}
 	data := make([]byte, 0, len(platformMagic)+64)
 	data = append(data, platformMagic...)
 	data = append(data, seed...)
 	data = append(data, secret...)
 	defer clear(data)
-	if err := writeReplace(dir, path, data); err != nil {
-		return nil, err
-	}
-	return ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey), nil
-}
-
-// PlatformSeed returns the quote key seed of the platform in dir (an error
-// wrapping fs.ErrNotExist if there is none yet). It is a secret: whoever has
-// it can sign quotes that the cluster's clients accept. cluster init --force
-// uses it to keep a cluster's platform key.
-func PlatformSeed(dir string) ([]byte, error) {
-	seed, secret, err := loadExisting(filepath.Join(dir, platformFile))
-	clear(secret)
-	return seed, err
+	return writeReplace(dir, path, data)
 }
 
 // ReadPlatformKey returns the public key of the platform in dir (an error
 // wrapping fs.ErrNotExist if there is none yet).
 func ReadPlatformKey(dir string) (ed25519.PublicKey, error) {
-	seed, err := PlatformSeed(dir)
+	seed, secret, err := loadExisting(filepath.Join(dir, platformFile))
+	clear(secret)
 	if err != nil {
 		return nil, err
 	}

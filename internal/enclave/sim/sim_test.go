@@ -303,18 +303,14 @@ func TestLoadOrCreateKey(t *testing.T) {
 	}
 }
 
-// TestProvision: two nodes provisioned with one seed sign with one platform
-// key and keep their own seal secrets; re-provisioning a node keeps what it
-// sealed.
-func TestProvision(t *testing.T) {
-	seed := bytes.Repeat([]byte{7}, ed25519.SeedSize)
+// TestProvisionCluster: the nodes of a cluster sign with one platform key
+// and keep their own seal secrets; re-provisioning keeps what a node sealed,
+// and keeps the key when asked to.
+func TestProvisionCluster(t *testing.T) {
 	d1, d2 := t.TempDir(), t.TempDir()
-	pub, err := Provision(d1, seed, nil)
+	pub, err := ProvisionCluster([]string{d1, d2}, false, nil)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if pub2, err := Provision(d2, seed, nil); err != nil || !pub.Equal(pub2) {
-		t.Fatalf("second node: %v", err)
 	}
 	exe := fakeExe(t, "p")
 	b1, b2 := open(t, d1, exe), open(t, d2, exe)
@@ -328,16 +324,25 @@ func TestProvision(t *testing.T) {
 	if _, err := b2.Unseal(s, "l"); err == nil {
 		t.Fatal("another node of the cluster unsealed a node's secret")
 	}
-	other := bytes.Repeat([]byte{8}, ed25519.SeedSize)
-	if _, err := Provision(d1, other, nil); err != nil {
-		t.Fatal(err)
+	// Kept: same key, and a new node joins it.
+	d3 := t.TempDir()
+	if kept, err := ProvisionCluster([]string{d3, d1, d2}, true, nil); err != nil || !kept.Equal(pub) {
+		t.Fatalf("keep: %v", err)
+	}
+	if got, _ := ReadPlatformKey(d3); !got.Equal(pub) {
+		t.Fatal("a new node did not get the kept key")
+	}
+	// Fresh: another key, the seal secret stays.
+	fresh, err := ProvisionCluster([]string{d1}, false, nil)
+	if err != nil || fresh.Equal(pub) {
+		t.Fatalf("fresh key: %v", err)
 	}
 	b1 = open(t, d1, exe)
 	if pt, err := b1.Unseal(s, "l"); err != nil || string(pt) != "share" {
 		t.Fatalf("re-provisioned node lost its seal secret: %v", err)
 	}
-	if b1.PlatformKey().Equal(pub) {
-		t.Fatal("re-provisioning kept the old platform key")
+	if !b1.PlatformKey().Equal(fresh) {
+		t.Fatal("re-provisioned node signs with the old key")
 	}
 	if _, err := ReadPlatformKey(t.TempDir()); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("no platform: %v", err)
