@@ -121,6 +121,15 @@ type config struct {
 	testingOnlyOpening [][]byte
 	isKeygen           bool
 	protocol           string
+	// testingOnlyTrace, when set (internal tests), sees every round this
+	// party builds, so a test can inspect its secrets after the run.
+	testingOnlyTrace func(round.Round)
+}
+
+func (c *config) trace(r round.Round) {
+	if c.testingOnlyTrace != nil {
+		c.testingOnlyTrace(r)
+	}
 }
 
 func (c *config) isDealer(p round.PartyID) bool   { return contains(c.dealers, p) }

@@ -76,6 +76,7 @@ func (r *round1) Finalize() ([]*round.Message, round.Round, error) {
 		}
 		out = append(out, &round.Message{To: p, Payload: payload})
 	}
+	r.trace(next)
 	return out, next, nil
 }
 

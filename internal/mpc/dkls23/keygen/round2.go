@@ -136,6 +136,7 @@ func (r *round2) Finalize() ([]*round.Message, round.Round, error) {
 		s := evaluate(r.poly, r.self)
 		next.dealt[r.self] = &s
 	}
+	r.trace(next)
 	return out, next, nil
 }
 

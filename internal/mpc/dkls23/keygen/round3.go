@@ -279,6 +279,7 @@ func (r *round3) Finalize() ([]*round.Message, round.Round, error) {
 		}
 		out = append(out, &round.Message{To: p, Payload: tag})
 	}
+	r.trace(next)
 	return out, next, nil
 }
 
