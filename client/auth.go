@@ -337,7 +337,10 @@ func (s *Session) Approve(_ context.Context, op Operation) (string, error) {
 // InitiateRegistration, CompleteRegistration, InitiateAuthentication and
 // CompleteAuthentication are the passkey ceremonies' JSON-RPC calls; the
 // WebAuthn steps between them run in a browser (see the node's /login
-// page). credential is the browser's PublicKeyCredential JSON.
+// page). credential is the browser's PublicKeyCredential JSON. Prefer
+// InitiateKeyedRegistration for registrations: without a registration key,
+// a node that sees the challenge can answer it with a passkey of its own
+// (a competing record, refused by nodes that have the user's).
 func (c *Client) InitiateRegistration(ctx context.Context, scope, account string) (*api.InitiateResult, error) {
 	var out api.InitiateResult
 	err := c.Call(ctx, "keymesh_initiateRegistration", api.InitiateRegistrationParams{Scope: scope, Account: account}, &out)
