@@ -20,11 +20,15 @@
 // one encoding and decode(encode(v)) == v and encode(decode(b)) == b for
 // every b that decodes.
 //
-// One exception keeps old records valid: a scope config ends with an
-// optional flags byte (ScopeConfig.AllowRawDigest), absent when no flag is
-// set and never zero when present, so a config without flags encodes, and a
-// scope's id hashes, exactly as before the byte existed; a node that predates
-// it refuses a config with flags as malformed rather than misreading it.
+// Two exceptions keep old records valid, both optional trailing fields
+// written only when present: a scope config ends with an optional flags
+// byte (ScopeConfig.AllowRawDigest, and ScopeConfig.DevQuorum, whose flag
+// is followed by the quorum byte), absent when no flag is set and never
+// zero when present, so a config without flags encodes, and a scope's id
+// hashes, exactly as before the byte existed; and an account registration
+// ends with an optional registration key (a 1 byte, then the key). A node
+// that predates a field refuses a body holding it as malformed rather than
+// misreading it.
 package record
 
 import (
