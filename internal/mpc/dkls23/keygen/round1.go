@@ -32,7 +32,7 @@ func (r *round1) StoreMessage(*round.Message) error {
 }
 
 // Finalize implements round 1 (see the package doc).
-func (r *round1) Finalize() ([]*round.Message, round.Round, error) {
+func (r *round1) Finalize() (msgs []*round.Message, nr round.Round, err error) {
 	next := &round2{
 		round1:   r,
 		bobSetup: map[round.PartyID]*rvole.BobSetupState{},
@@ -41,6 +41,11 @@ func (r *round1) Finalize() ([]*round.Message, round.Round, error) {
 		setup1:   map[round.PartyID][]byte{},
 		seeds:    map[round.PartyID][]byte{},
 	}
+	defer func() {
+		if err != nil {
+			next.Wipe() // the Session never sees next
+		}
+	}()
 	if r.isDealer(r.self) {
 		if err := next.deal(); err != nil {
 			return nil, nil, err

@@ -90,7 +90,7 @@ func (r *round2) Wipe() {
 }
 
 // Finalize implements round 2 (see the package doc).
-func (r *round2) Finalize() ([]*round.Message, round.Round, error) {
+func (r *round2) Finalize() (msgs []*round.Message, nr round.Round, err error) {
 	next := &round3{
 		round2:   r,
 		alice:    map[round.PartyID]*rvole.AliceSetup{},
@@ -99,6 +99,11 @@ func (r *round2) Finalize() ([]*round.Message, round.Round, error) {
 		dealt:    map[round.PartyID]*secp256k1.ModNScalar{},
 		setup2:   map[round.PartyID][]byte{},
 	}
+	defer func() {
+		if err != nil {
+			next.Wipe() // the setups answered so far; wipes r too
+		}
+	}()
 	// Answer every rvole setup in which we are Alice.
 	for p, m1 := range r.setup1 {
 		a, m2, err := rvole.SetupAlice(r.pairSID(r.self, p), m1, r.rand)
