@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -57,7 +58,11 @@ type addressRecord struct {
 // signing hot path reads no store and unseals nothing.
 type wallet struct {
 	rec   addressRecord
-	share *dkls23.Share
+	share *dkls23.Share // live: refusals are made on it (Service.refuse)
+
+	// persist serialises the writes of this share record (persistRefusals),
+	// so that concurrent refusals never lose one.
+	persist sync.Mutex
 }
 
 func addrKey(a common.Address) string { return strings.ToLower(a.Hex()) }
@@ -216,21 +221,52 @@ func (s *Service) addresses(ctx context.Context, scope, account string) ([]strin
 	return out, nil
 }
 
-// persistShare writes w's share record again (after a refusal was added).
-func (s *Service) persistShare(ctx context.Context, w *wallet) error {
+// persistRefusals writes w's share record again after a refusal, keeping
+// every refusal: its own (made on w.share before the call) and those of
+// the record in the store (written by an earlier refusal, or by another
+// process of this node sharing its database), which it also makes on
+// w.share. One transaction reads, merges and writes, under w.persist, so
+// two refusals of one wallet, in one process or two, never lose one.
+func (s *Service) persistRefusals(ctx context.Context, w *wallet) error {
+	w.persist.Lock()
+	defer w.persist.Unlock()
 	addr, err := address(w.share)
 	if err != nil {
 		return err
 	}
-	raw, err := w.share.MarshalBinary()
-	if err != nil {
-		return err
-	}
 	key := addrKey(addr)
-	sealed, err := s.seal(raw, enclave.LabelShare(key))
-	clear(raw)
-	if err != nil {
-		return err
-	}
-	return s.st.Put(ctx, nsShare, key, sealed)
+	label := enclave.LabelShare(key)
+	return s.st.Update(ctx, func(tx store.Ops) error {
+		old, err := tx.Get(ctx, nsShare, key)
+		if err != nil {
+			return fmt.Errorf("wallet: read share of %s: %w", key, err)
+		}
+		raw, err := s.unseal(old, label)
+		if err != nil {
+			return fmt.Errorf("wallet: unseal share of %s: %w", key, err)
+		}
+		stored := new(dkls23.Share)
+		err = stored.UnmarshalBinary(raw)
+		clear(raw)
+		if err != nil {
+			return fmt.Errorf("wallet: share of %s: %w", key, err)
+		}
+		for _, p := range stored.RefusedPeers() {
+			if err := w.share.Refuse(p); err != nil {
+				stored.Zero()
+				return err
+			}
+		}
+		stored.Zero()
+		raw, err = w.share.MarshalBinary() // every refusal made so far
+		if err != nil {
+			return err
+		}
+		sealed, err := s.seal(raw, label)
+		clear(raw)
+		if err != nil {
+			return err
+		}
+		return tx.Put(ctx, nsShare, key, sealed)
+	})
 }

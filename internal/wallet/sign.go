@@ -272,39 +272,28 @@ func isPeerFailure(err error) bool {
 	return errors.As(err, &re) || errors.As(err, &pd)
 }
 
-// refuse records that peers were caught cheating in w's share record, so that
+// refuse records that peers were caught cheating with w's share, so that
 // this node never again uses its OT correlations with them (see
-// sign.Cheaters), and persists the record.
+// sign.Cheaters), and persists the share record.
+//
+// The refusal is made on the live share, the one every session of this key
+// reads (w.share, held in the cache): dkls23.Share.Refuse takes effect at
+// once for open sessions too, and refusals only accumulate, so none is lost
+// to a stale copy (issue 12, finding 3). It is then written to the store
+// under w.persist (persistRefusals), so that it survives a restart.
 func (s *Service) refuse(w *wallet, peers []round.PartyID) {
-	// Sessions running now read w.share: change a copy and swap it in.
-	raw, err := w.share.MarshalBinary()
-	if err != nil {
-		s.log.Error("refuse cheating peer: encode share", "err", err)
-		return
-	}
-	sh := new(dkls23.Share)
-	err = sh.UnmarshalBinary(raw)
-	clear(raw)
-	if err != nil {
-		s.log.Error("refuse cheating peer: decode share", "err", err)
-		return
-	}
 	for _, p := range peers {
-		if err := sh.Refuse(p); err != nil {
+		if err := w.share.Refuse(p); err != nil {
 			s.log.Error("refuse cheating peer", "peer", p, "err", err)
 		}
 	}
-	nw := &wallet{rec: w.rec, share: sh}
-	addr, err := address(sh)
-	if err != nil {
-		return
-	}
-	s.mu.Lock()
-	s.cache[addr] = nw
-	s.mu.Unlock()
-	s.log.Warn("peers caught cheating in a signing session are refused for this key", "peers", peers, "address", addr.Hex())
-	if err := s.persistShare(context.Background(), nw); err != nil {
-		s.log.Error("persist refusal", "err", err)
+	addr, _ := address(w.share)
+	s.log.Warn("security: peers caught cheating in a signing session are refused for this key",
+		"event", "peer_refused", "peers", peers, "address", addr.Hex())
+	if err := s.persistRefusals(context.Background(), w); err != nil {
+		// The refusal holds in this process; a restart before the next
+		// successful write would lose it.
+		s.log.Error("security: persist refusal", "address", addr.Hex(), "err", err)
 	}
 }
 
