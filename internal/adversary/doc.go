@@ -23,7 +23,9 @@
 // and stops it when the test ends; Restart stops a node and starts it again
 // on its data dir, as an operator would. NewUser registers a user whose own
 // key approves operations (a user-mode scope), and CreateWallet runs a key
-// generation for it through the cluster's public API.
+// generation for it through the cluster's public API. Cluster.Call sends
+// any JSON-RPC request, with any X-Keymesh-Auth header, to any node (a
+// client, or an attacker replaying a header to other gateways).
 //
 // Evil(id) turns node id into the attacker. The node keeps running its
 // honest services (it still answers its peers), and the test drives it

@@ -125,6 +125,11 @@ func TestReplayedSignInvitation(t *testing.T) {
 				if !strings.Contains(c.Log(victim), `"event":"session_repeat"`) {
 					t.Fatalf("node %d logged no security event for the repeat", victim)
 				}
+				// The attacker's session never got the victim's
+				// contribution (engine round 1): the victim sent nothing.
+				if r := runs[1].Session.Round(); r != 2 {
+					t.Fatalf("the attacker's second session reached engine round %d: the victim sent messages", r)
+				}
 				if caps[1].Complete() {
 					t.Fatal("the attacker captured a reply to the refused invitation")
 				}
@@ -253,6 +258,9 @@ func TestReplayedKeygenInvitation(t *testing.T) {
 				}
 				if second.Err == nil {
 					t.Fatal("the attacker's session completed without the honest nodes")
+				}
+				if r := s2.Round(); r != 2 {
+					t.Fatalf("the attacker's session reached engine round %d: an honest node sent messages", r)
 				}
 				return
 			}

@@ -120,3 +120,14 @@ func (c *Cluster) CreateWallet(via uint16, u *User) common.Address {
 	}
 	return common.HexToAddress(res.Address)
 }
+
+// Call sends one JSON-RPC request to node id's public API with proofs as
+// its X-Keymesh-Auth header (empty: none), as any client could, for
+// example to replay a header a client sent to another gateway.
+func (c *Cluster) Call(id uint16, proofs, method string, params, result any) error {
+	ctx := context.Background()
+	if proofs != "" {
+		ctx = client.WithProofs(ctx, proofs)
+	}
+	return c.Client(id).Call(ctx, method, params, result)
+}
