@@ -43,6 +43,20 @@ func defences(t *testing.T, c *Cluster, fresh, record bool, victims ...uint16) {
 func random16() (b [16]byte) { rand.Read(b[:]); return }
 func random32() (b [32]byte) { rand.Read(b[:]); return }
 
+// logLine reports whether one line of log holds every part.
+func logLine(log string, parts ...string) bool {
+	for line := range strings.Lines(log) {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(line, p)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
 // refusedRepeat reports whether err is a peer's refusal of a repeated
 // session id (node.ErrSessionRepeated, whose text crosses the transport).
 func refusedRepeat(err error) bool {
@@ -122,8 +136,9 @@ func TestReplayedSignInvitation(t *testing.T) {
 				if !refusedRepeat(second) {
 					t.Fatalf("second invitation: node %d answered %v, want a refusal of the repeated session id", victim, second)
 				}
-				if !strings.Contains(c.Log(victim), `"event":"session_repeat"`) {
-					t.Fatalf("node %d logged no security event for the repeat", victim)
+				if !logLine(c.Log(victim), `"event":"session_repeat"`, `"parties":[1,2]`) ||
+					!logLine(c.Log(victim), `"msg":"co-signing session failed"`, `"gateway":1`, "a repeat is refused") {
+					t.Fatalf("node %d did not log the repeat as a security event naming the gateway", victim)
 				}
 				// The attacker's session never got the victim's
 				// contribution (engine round 1): the victim sent nothing.

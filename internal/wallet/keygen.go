@@ -250,6 +250,9 @@ func (s *Service) handleKeygen(ctx context.Context, from uint16, body []byte) ([
 	defer cancel()
 	res, err := s.run(ctx, keygen.ProtocolKeygen, sess)
 	if err != nil {
+		// Names the inviting gateway beside the node's own line for a
+		// refused repeat of a session id (node.ErrSessionRepeated).
+		s.log.Warn("key generation session failed", "gateway", from, "err", err)
 		return nil, fmt.Errorf("wallet: key generation: %w", err)
 	}
 	addr, err := s.save(ctx, inv.Request, pr.Scope, pr.Account, res.(*dkls23.Share))

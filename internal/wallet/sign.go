@@ -334,6 +334,7 @@ func (s *Service) handleSign(ctx context.Context, from uint16, body []byte) ([]b
 	}
 	sess, err := sign.NewSession(w.share, inv.Signers, p.Digest[:], inv.Nonce[:], rand.Reader)
 	if err != nil {
+		s.log.Warn("refused to co-sign", "gateway", from, "address", p.Address.Hex(), "err", err)
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.signTimeout)
@@ -342,6 +343,9 @@ func (s *Service) handleSign(ctx context.Context, from uint16, body []byte) ([]b
 		if c := sign.Cheaters(err); len(c) > 0 {
 			s.refuse(w, c)
 		}
+		// Names the inviting gateway beside the node's own line for a
+		// refused repeat of a session id (node.ErrSessionRepeated).
+		s.log.Warn("co-signing session failed", "gateway", from, "address", p.Address.Hex(), "err", err)
 		return nil, fmt.Errorf("wallet: signing session: %w", err)
 	}
 	return nil, nil
