@@ -9,6 +9,11 @@
 // readiness rule (a node is ready when at least threshold nodes of the
 // cluster, itself included, are reachable, since that many are needed to
 // sign).
+//
+// Every MPC session runs through RunSession, which first checks its id
+// against the node's durable record of the session ids it ran and adds it
+// (session.go): a repeat, whatever a gateway sends, is refused before the
+// session sends anything.
 package node
 
 import (
