@@ -24,5 +24,15 @@
 // Share records are sealed at rest (Sealer, the enclave backend) under
 // enclave.LabelShare(address); ownership (scope, account) → addresses is kept
 // on every node. Signing sessions use a fresh 32-byte nonce each: DKLs23's OT
-// pads must never be used twice (see package sign).
+// pads must never be used twice (see package sign). A co-signer does not rely
+// on the gateway for that: every party mixes its own randomness into the
+// session id (round.Fresh), and the node refuses a session id it ran before
+// (node.RunSession's durable record).
+//
+// A peer caught cheating in a multiplication (sign.Cheaters) is refused on
+// the live share every session of the key reads (dkls23.Share.Refuse: open
+// sessions stop using the OT correlation with it at once), and the share
+// record is written again with every refusal, under a per-wallet lock and in
+// one store transaction that merges the refusals already stored, so none is
+// lost (Service.refuse).
 package wallet
