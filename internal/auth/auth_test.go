@@ -541,8 +541,10 @@ func TestApplyIdempotentAndStrict(t *testing.T) {
 
 func TestRevocationWinsOverOrder(t *testing.T) {
 	// Revoke arrives before the add (catch-up from peers in another
-	// order): the credential never becomes usable. (Developer mode: the
-	// developer adds credentials only there.)
+	// order): the add is applied (as it would be in the other order, so
+	// that the state does not depend on the order) but the credential
+	// never becomes usable. (Developer mode: the developer adds
+	// credentials only there.)
 	e := newEnv(t)
 	ctx := context.Background()
 	scope, dev := e.scope(record.ModeDeveloper, record.P256)
@@ -557,13 +559,15 @@ func TestRevocationWinsOverOrder(t *testing.T) {
 	if err := e.svc.SubmitRecord(ctx, rev); err != nil {
 		t.Fatal(err)
 	}
-	err := e.svc.SubmitRecord(ctx, add)
-	if !errors.Is(err, ErrInvalid) {
+	if err := e.svc.SubmitRecord(ctx, add); err != nil {
 		t.Fatalf("add after revoke: %v", err)
+	}
+	if live, err := e.svc.State().Live(ctx, scope, "bob", cred.ID); err != nil || live {
+		t.Fatalf("revoked credential live: %v %v", live, err)
 	}
 	o := op(scope, "bob", 1)
 	ap := approval(scope, "bob", o, e.clock.now())
-	_, err = e.svc.Authorize(ctx, o, header(Proof{Approval: b64.EncodeToString(ap.Marshal()), Key: uk.Public().String(), Sig: sign(t, uk, ap)}, devProof(t, dev, scope, "bob", o, e.clock.now())))
+	_, err := e.svc.Authorize(ctx, o, header(Proof{Approval: b64.EncodeToString(ap.Marshal()), Key: uk.Public().String(), Sig: sign(t, uk, ap)}, devProof(t, dev, scope, "bob", o, e.clock.now())))
 	wantCode(t, err, api.CodeAuthRevoked, "revoked key credential")
 }
 

@@ -91,6 +91,19 @@ func New(opts Options) (*Service, error) {
 // SubmitRecord stores a signed record through Options.Submit. Validation
 // failures are *Denial errors (errors.As).
 func (s *Service) SubmitRecord(ctx context.Context, rec *record.Record) error {
+	if rec.Kind == record.SessionCreate {
+		// The scope's session lifetime is checked here and by Authorize,
+		// against the config of the moment, not by Apply: a session.create
+		// must apply the same way before and after a scope.update that
+		// changes the lifetime.
+		if b, err := record.DecodeSessionCreate(rec.Body); err == nil {
+			if _, cfg, err := s.State().Scope(ctx, b.Scope); err == nil {
+				if err := checkSessionLifetime(b, cfg); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	return s.submit(ctx, rec.Marshal())
 }
 

@@ -2,12 +2,14 @@ package auth
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/keymesh/keymesh/api"
 	"github.com/keymesh/keymesh/internal/record"
@@ -21,18 +23,33 @@ import (
 // catch-up.
 var ErrInvalid = replica.ErrInvalid
 
+// ErrMissing is wrapped (with ErrInvalid) by Apply's error for a record
+// that depends on one this node has not applied yet (its scope, account,
+// the credential or config that signed it): it is replica.ErrMissing, so
+// the replica keeps the record and applies it again when more records
+// arrive.
+var ErrMissing = replica.ErrMissing
+
 // Denial is an authorization or validation failure with the API code the
 // client sees (api.CodeAuth…). Its Msg never holds secrets. It wraps
-// ErrInvalid.
+// ErrInvalid, and ErrMissing too when Missing is set.
 type Denial struct {
 	Code int
 	Msg  string
+	// Missing: the record may become valid once another record is
+	// applied (see ErrMissing).
+	Missing bool
 }
 
 func (d *Denial) Error() string { return "auth: " + d.Msg }
 
-// Unwrap makes a Denial match ErrInvalid.
-func (d *Denial) Unwrap() error { return ErrInvalid }
+// Unwrap makes a Denial match ErrInvalid, and ErrMissing when Missing.
+func (d *Denial) Unwrap() []error {
+	if d.Missing {
+		return []error{ErrInvalid, ErrMissing}
+	}
+	return []error{ErrInvalid}
+}
 
 // API returns the client-visible error.
 func (d *Denial) API() *api.Error { return api.Errorf(d.Code, "%s", d.Msg) }
@@ -49,7 +66,10 @@ const (
 	nsScope          = "auth.scope"           // scope → seq ‖ config
 	nsAccount        = "auth.account"         // scope/account → how ‖ time ‖ mode [‖ mode seq]
 	nsCred           = "auth.cred"            // scope/account/credid → credential
-	nsCredIndex      = "auth.credidx"         // scope/credid → account
+	nsCredIndex      = "auth.credidx"         // scope/credid → account (written by older builds only)
+	nsCredOrigin     = "auth.cred.origin"     // scope/account/credid → origin kind ‖ record id ‖ adder credid
+	nsScopeBase      = "auth.scope.base"      // scope → seq ‖ config the update chain starts from
+	nsScopeUpdate    = "auth.scope.update"    // scope/seq(16 hex)/record id → scope.update record
 	nsCredRevoked    = "auth.cred.revoked"    // scope/account/credid → record id
 	nsSession        = "auth.session"         // scope/account/sessionid → expiry
 	nsSessionRevoked = "auth.session.revoked" // scope/account/sessionid → record id
@@ -143,7 +163,7 @@ func (s State) needAccount(ctx context.Context, scope, account string) error {
 	return nil
 }
 
-// Credentials returns the account's credentials that are not revoked.
+// Credentials returns the account's live credentials (see Live).
 func (s State) Credentials(ctx context.Context, scope, account string) ([]record.Credential, error) {
 	es, err := s.ops.List(ctx, nsCred, acctKey(scope, account)+"/", 0)
 	if err != nil {
@@ -155,20 +175,92 @@ func (s State) Credentials(ctx context.Context, scope, account string) ([]record
 		if err != nil {
 			return nil, fmt.Errorf("auth: store: corrupt credential: %w", err)
 		}
-		if _, revoked, err := get(ctx, s.ops, nsCredRevoked, subKey(scope, account, c.ID)); err != nil {
+		if live, err := s.Live(ctx, scope, account, c.ID); err != nil {
 			return nil, err
-		} else if !revoked {
+		} else if live {
 			out = append(out, c)
 		}
 	}
 	return out, nil
 }
 
+// Credential origins (nsCredOrigin's first byte).
+const (
+	originRoot       = 0 // registered with the account, or added by a developer key
+	originCredential = 1 // added by another credential of the account
+)
+
+// Live reports whether a credential of the account approves: it was
+// registered to the account, is not revoked, and, if another credential
+// added it, that one is live too. Liveness is computed from the stored
+// records alone, never from the order they were applied in: a revocation
+// signed by a credential that is revoked later still applies, and a
+// credential that a revoked credential added (before or after the
+// revocation, which no node can tell apart) is dead with it. Among
+// several credential.add records for one credential, the one with the
+// lowest record id is its origin.
+func (s State) Live(ctx context.Context, scope, account string, id []byte) (bool, error) {
+	seen := map[string]bool{}
+	for {
+		k := subKey(scope, account, id)
+		if seen[k] {
+			return false, nil // a cycle of adds roots nowhere
+		}
+		seen[k] = true
+		if _, ok, err := get(ctx, s.ops, nsCred, k); err != nil || !ok {
+			return false, err
+		}
+		if _, revoked, err := get(ctx, s.ops, nsCredRevoked, k); err != nil || revoked {
+			return false, err
+		}
+		o, ok, err := get(ctx, s.ops, nsCredOrigin, k)
+		if err != nil {
+			return false, err
+		}
+		if !ok || o[0] == originRoot { // no origin: stored by an older build
+			return true, nil
+		}
+		if len(o) < 33 {
+			return false, fmt.Errorf("auth: store: corrupt credential origin")
+		}
+		id = o[33:]
+	}
+}
+
+// registered returns one of the account's credentials, whether or not it
+// is live: what Apply checks a revocation's, credential.add's or
+// session.create's proof against, so that applying them does not depend
+// on whether a revocation of their signer arrived first. A credential not
+// (yet) registered to the account is a missing dependency.
+func (s State) registered(ctx context.Context, scope, account string, id []byte) (*record.Credential, error) {
+	v, ok, err := get(ctx, s.ops, nsCred, subKey(scope, account, id))
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, deny(api.CodeAuthUnknown, "unknown credential for account %s", account)
+	}
+	c, err := record.DecodeCredential(v)
+	if err != nil {
+		return nil, fmt.Errorf("auth: store: corrupt credential: %w", err)
+	}
+	return &c, nil
+}
+
 // credential returns one of the account's credentials, with a Denial if
-// it is unknown or revoked.
+// it is unknown or not live (revoked, or added by a credential that is
+// not live).
 func (s State) credential(ctx context.Context, scope, account string, id []byte) (*record.Credential, error) {
 	k := subKey(scope, account, id)
-	if _, revoked, err := get(ctx, s.ops, nsCredRevoked, k); err != nil {
+	if _, ok, err := get(ctx, s.ops, nsCred, k); err != nil {
+		return nil, err
+	} else if ok {
+		if live, err := s.Live(ctx, scope, account, id); err != nil {
+			return nil, err
+		} else if !live {
+			return nil, deny(api.CodeAuthRevoked, "credential of account %s is revoked", account)
+		}
+	} else if _, revoked, err := get(ctx, s.ops, nsCredRevoked, k); err != nil {
 		return nil, err
 	} else if revoked {
 		return nil, deny(api.CodeAuthRevoked, "credential of account %s is revoked", account)
@@ -202,9 +294,17 @@ type CredentialProof struct {
 	WebAuthn []byte // passkey: navigator.credentials.get() response JSON
 }
 
-// verifyCredential checks p over msg against the account's (unrevoked)
+// verifyCredential checks p over msg against the account's live
 // credentials and returns the credential used.
 func (s State) verifyCredential(ctx context.Context, cfg *record.ScopeConfig, scope, account string, p CredentialProof, msg []byte) (*record.Credential, error) {
+	return s.verifyProof(ctx, cfg, scope, account, p, msg, s.credential)
+}
+
+// verifyProof checks p over msg against the credential that lookup
+// returns (State.credential: live ones; State.registered: any ever
+// registered to the account).
+func (s State) verifyProof(ctx context.Context, cfg *record.ScopeConfig, scope, account string, p CredentialProof, msg []byte,
+	lookup func(ctx context.Context, scope, account string, id []byte) (*record.Credential, error)) (*record.Credential, error) {
 	switch {
 	case p.Signer != nil:
 		if cfg.HasDevKey(*p.Signer) {
@@ -213,7 +313,7 @@ func (s State) verifyCredential(ctx context.Context, cfg *record.ScopeConfig, sc
 			return nil, deny(api.CodeAuthBadProof, "a developer key of the scope is not a user's credential")
 		}
 		id := p.Signer.ID()
-		c, err := s.credential(ctx, scope, account, id[:])
+		c, err := lookup(ctx, scope, account, id[:])
 		if err != nil {
 			return nil, err
 		}
@@ -229,7 +329,7 @@ func (s State) verifyCredential(ctx context.Context, cfg *record.ScopeConfig, sc
 		if err != nil {
 			return nil, deny(api.CodeAuthBadProof, "%v", err)
 		}
-		c, err := s.credential(ctx, scope, account, id)
+		c, err := lookup(ctx, scope, account, id)
 		if err != nil {
 			return nil, err
 		}
@@ -304,7 +404,10 @@ func (Applier) Apply(ctx context.Context, tx store.Ops, rec []byte) error {
 	if err != nil {
 		var d *Denial
 		if errors.As(err, &d) {
-			return &Denial{Code: d.Code, Msg: r.Kind.String() + ": " + d.Msg}
+			// An unknown scope, account or credential may be one that
+			// has not arrived yet: the replica keeps the record and
+			// tries it again (ErrMissing).
+			return &Denial{Code: d.Code, Msg: r.Kind.String() + ": " + d.Msg, Missing: d.Missing || d.Code == api.CodeAuthUnknown}
 		}
 		return err
 	}
@@ -380,31 +483,64 @@ func (s State) scopeCreate(ctx context.Context, r *record.Record, b *record.Scop
 	} else if ok {
 		return nil, deny(api.CodeAuthConflict, "scope %s already exists", id)
 	}
-	return []kv{{nsScope, id, scopeValue(0, &b.Config)}}, nil
+	v := scopeValue(0, &b.Config)
+	return []kv{{nsScope, id, v}, {nsScopeBase, id, v}}, nil
 }
 
+// scopeUpdate stores a scope.update and makes the scope's config the end
+// of its update chain (resolveScope), which depends on the set of stored
+// updates only, not on the order they arrived in. An update that is not
+// on the chain with it is refused as missing a dependency (ErrMissing):
+// it may join the chain once an update it builds on arrives, and the
+// replica tries it again then; until then it is neither stored nor
+// forwarded, so a removed developer key cannot grow any node's log.
 func (s State) scopeUpdate(ctx context.Context, r *record.Record, b *record.ScopeUpdateBody) ([]kv, error) {
-	seq, cfg, err := s.Scope(ctx, b.Scope)
+	prevSeq, prev, err := s.Scope(ctx, b.Scope)
 	if err != nil {
 		return nil, err
 	}
-	// Any one developer key changes what the config holds but the keys:
-	// origins, session lifetime, raw digests, and the mode, which applies
-	// to accounts registered from then on (AccountMode). Changing the
-	// developer keys or their quorum takes a quorum of the current keys,
-	// so that one stolen key cannot remove the others.
-	n, err := devSigners(r, cfg)
+	base, ok, err := get(ctx, s.ops, nsScopeBase, b.Scope)
 	if err != nil {
 		return nil, err
 	}
-	if devKeysChange(cfg, &b.Config) && n < cfg.Quorum() {
-		return nil, deny(api.CodeAuthBadProof, "changing the developer keys of scope %s takes %d of its %d developer keys; signed by %d", b.Scope, cfg.Quorum(), len(cfg.DevKeys), n)
+	var ws []kv
+	if !ok {
+		// A scope stored by an older build: its chain starts at its
+		// current config.
+		base = scopeValue(prevSeq, prev)
+		ws = append(ws, kv{nsScopeBase, b.Scope, base})
 	}
-	if b.Seq <= seq {
-		return nil, deny(api.CodeAuthConflict, "scope %s is at sequence %d; update %d is stale", b.Scope, seq, b.Seq)
+	id := r.ID()
+	self := scopeCandidate{seq: b.Seq, id: id, rec: r, cfg: &b.Config}
+	cands, err := s.scopeCandidates(ctx, b.Scope)
+	if err != nil {
+		return nil, err
 	}
-	ws := []kv{{nsScope, b.Scope, scopeValue(b.Seq, &b.Config)}}
-	if b.Config.Mode != cfg.Mode {
+	cands = append(cands, self)
+	slices.SortFunc(cands, func(x, y scopeCandidate) int {
+		if c := cmp.Compare(x.seq, y.seq); c != 0 {
+			return c
+		}
+		return bytes.Compare(x.id[:], y.id[:])
+	})
+	seq, cfg, onChain, err := resolveScope(base, cands, id)
+	if err != nil {
+		return nil, err
+	}
+	if !onChain {
+		// Not (yet) an update of the scope's chain. The codes tell a
+		// client what it most likely did.
+		if n, err := devSigners(r, prev); err != nil {
+			return nil, &Denial{Code: api.CodeAuthBadProof, Msg: err.(*Denial).Msg, Missing: true}
+		} else if devKeysChange(prev, &b.Config) && n < prev.Quorum() {
+			return nil, &Denial{Code: api.CodeAuthBadProof, Missing: true, Msg: fmt.Sprintf("changing the developer keys of scope %s takes %d of its %d developer keys; signed by %d", b.Scope, prev.Quorum(), len(prev.DevKeys), n)}
+		}
+		return nil, &Denial{Code: api.CodeAuthConflict, Missing: true, Msg: fmt.Sprintf("scope %s is at sequence %d; update %d is stale", b.Scope, prevSeq, b.Seq)}
+	}
+	ws = append(ws,
+		kv{nsScopeUpdate, fmt.Sprintf("%s/%016x/%x", b.Scope, b.Seq, id[:]), r.Marshal()},
+		kv{nsScope, b.Scope, scopeValue(seq, cfg)})
+	if cfg.Mode != prev.Mode {
 		// Accounts stored before accounts recorded their mode have the
 		// scope's current mode (AccountMode): pin it before it changes.
 		es, err := s.ops.List(ctx, nsAccount, b.Scope+"/", 0)
@@ -413,11 +549,116 @@ func (s State) scopeUpdate(ctx context.Context, r *record.Record, b *record.Scop
 		}
 		for _, e := range es {
 			if len(e.Value) == 9 {
-				ws = append(ws, kv{nsAccount, e.Key, append(bytes.Clone(e.Value), byte(cfg.Mode))})
+				ws = append(ws, kv{nsAccount, e.Key, append(bytes.Clone(e.Value), byte(prev.Mode))})
 			}
 		}
 	}
 	return ws, nil
+}
+
+// scopeCandidate is one stored scope.update.
+type scopeCandidate struct {
+	seq uint64
+	id  [32]byte
+	rec *record.Record
+	cfg *record.ScopeConfig
+}
+
+// scopeCandidates returns the scope's stored updates.
+func (s State) scopeCandidates(ctx context.Context, scope string) ([]scopeCandidate, error) {
+	es, err := s.ops.List(ctx, nsScopeUpdate, scope+"/", 0)
+	if err != nil {
+		return nil, fmt.Errorf("auth: store: %w", err)
+	}
+	out := make([]scopeCandidate, 0, len(es))
+	for _, e := range es {
+		r, err := record.Unmarshal(e.Value)
+		if err != nil {
+			return nil, fmt.Errorf("auth: store: corrupt scope update: %w", err)
+		}
+		b, err := record.DecodeBody(r.Kind, r.Body)
+		if err != nil {
+			return nil, fmt.Errorf("auth: store: corrupt scope update: %w", err)
+		}
+		ub, ok := b.(*record.ScopeUpdateBody)
+		if !ok {
+			return nil, fmt.Errorf("auth: store: corrupt scope update")
+		}
+		out = append(out, scopeCandidate{seq: ub.Seq, id: r.ID(), rec: r, cfg: &ub.Config})
+	}
+	return out, nil
+}
+
+// authorizes reports whether cfg authorizes the update r to next: every
+// signer is a developer key of cfg and, if next changes the developer
+// keys or their quorum, cfg's quorum of them signed.
+func authorizes(cfg *record.ScopeConfig, r *record.Record, next *record.ScopeConfig) bool {
+	n, err := devSigners(r, cfg)
+	return err == nil && (!devKeysChange(cfg, next) || n >= cfg.Quorum())
+}
+
+// resolveScope returns the end of a scope's update chain: starting from
+// base (seq ‖ config: the scope's creation, or the config an older build
+// stored), each step takes, among the updates with a greater seq that the
+// current config authorizes, the one with the lowest seq, ties broken by
+// the lowest record id. Every update is thus checked against the config
+// it replaces, a key removed from the config signs nothing after it, and
+// the result is a function of the set of updates (cands, sorted by seq
+// then id), whatever order they were stored in. onChain reports whether
+// the update with record id self is a step of the chain.
+func resolveScope(base []byte, cands []scopeCandidate, self [32]byte) (seq uint64, cfg *record.ScopeConfig, onChain bool, err error) {
+	if len(base) < 8 {
+		return 0, nil, false, fmt.Errorf("auth: store: corrupt scope base")
+	}
+	c, err := record.DecodeScopeConfig(base[8:])
+	if err != nil {
+		return 0, nil, false, fmt.Errorf("auth: store: corrupt scope base: %w", err)
+	}
+	seq, cfg = binary.BigEndian.Uint64(base), &c
+	for {
+		step := -1
+		for i := range cands {
+			if cands[i].seq > seq && authorizes(cfg, cands[i].rec, cands[i].cfg) {
+				step = i
+				break
+			}
+		}
+		if step < 0 {
+			return seq, cfg, onChain, nil
+		}
+		seq, cfg = cands[step].seq, cands[step].cfg
+		onChain = onChain || cands[step].id == self
+	}
+}
+
+// everDevKey reports whether k is a developer key of the scope's
+// creation (or base) config or of any stored update: the keys whose
+// revocations apply whatever happens to them later.
+func (s State) everDevKey(ctx context.Context, scope string, k record.PublicKey) (bool, error) {
+	_, cur, err := s.Scope(ctx, scope)
+	if err != nil {
+		return false, err
+	}
+	if cur.HasDevKey(k) {
+		return true, nil
+	}
+	if base, ok, err := get(ctx, s.ops, nsScopeBase, scope); err != nil {
+		return false, err
+	} else if ok && len(base) >= 8 {
+		if c, err := record.DecodeScopeConfig(base[8:]); err == nil && c.HasDevKey(k) {
+			return true, nil
+		}
+	}
+	cands, err := s.scopeCandidates(ctx, scope)
+	if err != nil {
+		return false, err
+	}
+	for _, c := range cands {
+		if c.cfg.HasDevKey(k) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func (s State) accountRegister(ctx context.Context, r *record.Record, b *record.AccountRegisterBody) ([]kv, error) {
@@ -467,7 +708,7 @@ func (s State) accountRegister(ctx context.Context, r *record.Record, b *record.
 	acct = append(acct, byte(cfg.Mode)) // the account's mode for good (AccountMode)
 	ws := []kv{{nsAccount, acctKey(b.Scope, b.Account), acct}, {nsRegNonce, nonceKey, []byte(b.Account)}}
 	if cred.ID != nil {
-		cw, err := s.credentialWrites(ctx, cfg, b.Scope, b.Account, cred)
+		cw, err := s.credentialWrites(ctx, cfg, b.Scope, b.Account, cred, originRoot, r.ID(), nil)
 		if err != nil {
 			return nil, err
 		}
@@ -526,10 +767,16 @@ func passkeyRegistration(cfg *record.ScopeConfig, r *record.Record, b *record.Ac
 	return *b.Credential, nil
 }
 
-// credentialWrites checks that cred may be added to the account (not
-// revoked, its id not used in the scope, not a developer key of the scope:
-// a developer's key never counts as the user's) and returns its writes.
-func (s State) credentialWrites(ctx context.Context, cfg *record.ScopeConfig, scope, account string, cred record.Credential) ([]kv, error) {
+// credentialWrites checks that cred may be a credential of the account
+// (not a developer key of the scope: a developer's key never counts as the
+// user's) and returns its writes: the credential and its origin (how it
+// was added: originRoot, or originCredential by the credential adder, in
+// the record with id rid). A credential already registered to the account
+// keeps the origin with the lowest record id, so which add counts does not
+// depend on their order. A revoked credential is stored too (it is dead:
+// Live), so that what it signed before its revocation still resolves on
+// every node.
+func (s State) credentialWrites(ctx context.Context, cfg *record.ScopeConfig, scope, account string, cred record.Credential, kind byte, rid [32]byte, adder []byte) ([]kv, error) {
 	if cred.Kind == record.CredKey {
 		if k, err := cred.Key(); err != nil {
 			return nil, deny(api.CodeAuthBadProof, "credential key: %v", err)
@@ -538,36 +785,98 @@ func (s State) credentialWrites(ctx context.Context, cfg *record.ScopeConfig, sc
 		}
 	}
 	k := subKey(scope, account, cred.ID)
-	if _, revoked, err := get(ctx, s.ops, nsCredRevoked, k); err != nil {
+	origin := append(append([]byte{kind}, rid[:]...), adder...)
+	if v, ok, err := get(ctx, s.ops, nsCred, k); err != nil {
 		return nil, err
-	} else if revoked {
-		return nil, deny(api.CodeAuthRevoked, "credential was revoked; it cannot be added again")
+	} else if ok {
+		if !bytes.Equal(v, cred.Marshal()) {
+			return nil, deny(api.CodeAuthConflict, "another credential with this id is registered to account %s", account)
+		}
+		o, ok, err := get(ctx, s.ops, nsCredOrigin, k)
+		if err != nil {
+			return nil, err
+		}
+		if !ok || len(o) < 33 || bytes.Compare(rid[:], o[1:33]) >= 0 {
+			return nil, nil // the earlier origin (or an older build's) stays
+		}
 	}
-	ik := scope + "/" + hex.EncodeToString(cred.ID)
-	if _, used, err := get(ctx, s.ops, nsCredIndex, ik); err != nil {
-		return nil, err
-	} else if used {
-		return nil, deny(api.CodeAuthConflict, "credential already registered in scope %s", scope)
+	return []kv{{nsCred, k, cred.Marshal()}, {nsCredOrigin, k, origin}}, nil
+}
+
+// devAuthority checks that r is signed by developer keys of the scope:
+// of its current config, or, if ever, of any config it ever had (a
+// revocation's authority: revoking only removes power, so a key removed
+// since still revokes, and applying it does not depend on whether the
+// removal arrived first). A signer that is no developer key is a missing
+// dependency when ever is set (the update adding it may not have arrived).
+func (s State) devAuthority(ctx context.Context, r *record.Record, cfg *record.ScopeConfig, scope string, ever bool) error {
+	if !ever {
+		return devSigned(r, cfg)
 	}
-	return []kv{{nsCred, k, cred.Marshal()}, {nsCredIndex, ik, []byte(account)}}, nil
+	if r.Auth.Kind != record.AuthSignature && r.Auth.Kind != record.AuthSignatures {
+		return deny(api.CodeAuthBadProof, "must be signed by a developer key")
+	}
+	for _, k := range r.Signers() {
+		if ok, err := s.everDevKey(ctx, scope, k); err != nil {
+			return err
+		} else if !ok {
+			return deny(api.CodeAuthUnknown, "signer is not a developer key of the scope")
+		}
+	}
+	if err := r.VerifySignature(); err != nil {
+		return deny(api.CodeAuthBadProof, "developer signature does not verify (signed over another payload?)")
+	}
+	return nil
+}
+
+// isDevSigned reports whether r claims a developer's authority (several
+// signatures, or one by a key the scope has or had as a developer key).
+func (s State) isDevSigned(ctx context.Context, r *record.Record, cfg *record.ScopeConfig, scope string, ever bool) (bool, error) {
+	switch {
+	case r.Auth.Kind == record.AuthSignatures:
+		return true, nil
+	case r.Auth.Kind != record.AuthSignature:
+		return false, nil
+	case cfg.HasDevKey(r.Auth.Signer):
+		return true, nil
+	case ever:
+		return s.everDevKey(ctx, scope, r.Auth.Signer)
+	}
+	return false, nil
 }
 
 // accountAuthority checks that r is signed by a developer key (if
-// devAllowed) or proven by one of the account's unrevoked credentials.
-func (s State) accountAuthority(ctx context.Context, r *record.Record, cfg *record.ScopeConfig, scope, account string, devAllowed bool) error {
-	if r.Auth.Kind == record.AuthSignatures || r.Auth.Kind == record.AuthSignature && cfg.HasDevKey(r.Auth.Signer) {
+// devAllowed) or proven by one of the account's credentials: any
+// credential ever registered to the account and any developer key the
+// scope ever had if ever is set (revocations), a live credential and a
+// current developer key otherwise.
+func (s State) accountAuthority(ctx context.Context, r *record.Record, cfg *record.ScopeConfig, scope, account string, devAllowed, ever bool) error {
+	if dev, err := s.isDevSigned(ctx, r, cfg, scope, ever); err != nil {
+		return err
+	} else if dev {
 		if !devAllowed {
 			return deny(api.CodeAuthBadProof, "must be proven by one of the account's credentials")
 		}
-		return devSigned(r, cfg)
+		return s.devAuthority(ctx, r, cfg, scope, ever)
 	}
-	_, err := s.credentialAuthority(ctx, r, cfg, scope, account)
+	lookup := s.credential
+	if ever {
+		lookup = s.registered
+	}
+	_, err := s.credentialProof(ctx, r, cfg, scope, account, lookup)
 	return err
 }
 
 // credentialAuthority checks that r is proven by one of the account's
-// unrevoked credentials and returns it.
+// live credentials and returns it.
 func (s State) credentialAuthority(ctx context.Context, r *record.Record, cfg *record.ScopeConfig, scope, account string) (*record.Credential, error) {
+	return s.credentialProof(ctx, r, cfg, scope, account, s.credential)
+}
+
+// credentialProof checks that r is proven by the credential of the
+// account that lookup returns, and returns it.
+func (s State) credentialProof(ctx context.Context, r *record.Record, cfg *record.ScopeConfig, scope, account string,
+	lookup func(ctx context.Context, scope, account string, id []byte) (*record.Credential, error)) (*record.Credential, error) {
 	var p CredentialProof
 	switch r.Auth.Kind {
 	case record.AuthSignature:
@@ -580,7 +889,7 @@ func (s State) credentialAuthority(ctx context.Context, r *record.Record, cfg *r
 	default:
 		return nil, deny(api.CodeAuthBadProof, "must be proven by a credential of the account")
 	}
-	return s.verifyCredential(ctx, cfg, scope, account, p, record.SigningMessage(r.Kind, r.Body))
+	return s.verifyProof(ctx, cfg, scope, account, p, record.SigningMessage(r.Kind, r.Body), lookup)
 }
 
 func (s State) credentialAdd(ctx context.Context, r *record.Record, b *record.CredentialAddBody) ([]kv, error) {
@@ -603,10 +912,26 @@ func (s State) credentialAdd(ctx context.Context, r *record.Record, b *record.Cr
 	if err != nil {
 		return nil, err
 	}
-	if err := s.accountAuthority(ctx, r, cfg, b.Scope, b.Account, mode == record.ModeDeveloper); err != nil {
+	//
+	// A credential adding one need only be registered to the account, not
+	// live: what it adds is live only while it is (Live), so applying the
+	// add does not depend on whether its revocation arrived first.
+	if dev, err := s.isDevSigned(ctx, r, cfg, b.Scope, false); err != nil {
+		return nil, err
+	} else if dev {
+		if mode != record.ModeDeveloper {
+			return nil, deny(api.CodeAuthBadProof, "must be proven by one of the account's credentials")
+		}
+		if err := devSigned(r, cfg); err != nil {
+			return nil, err
+		}
+		return s.credentialWrites(ctx, cfg, b.Scope, b.Account, b.Credential, originRoot, r.ID(), nil)
+	}
+	adder, err := s.credentialProof(ctx, r, cfg, b.Scope, b.Account, s.registered)
+	if err != nil {
 		return nil, err
 	}
-	return s.credentialWrites(ctx, cfg, b.Scope, b.Account, b.Credential)
+	return s.credentialWrites(ctx, cfg, b.Scope, b.Account, b.Credential, originCredential, r.ID(), adder.ID)
 }
 
 // accountMode moves an account to its scope's current mode: the
@@ -665,7 +990,11 @@ func (s State) credentialRevoke(ctx context.Context, r *record.Record, b *record
 	if err := s.needAccount(ctx, b.Scope, b.Account); err != nil {
 		return nil, err
 	}
-	if err := s.accountAuthority(ctx, r, cfg, b.Scope, b.Account, true); err != nil {
+	// Any credential ever registered to the account, or any key that was
+	// ever a developer key of the scope, revokes: revoking only removes
+	// power, so it applies whatever happened to its signer since, and
+	// mutual revocations revoke both.
+	if err := s.accountAuthority(ctx, r, cfg, b.Scope, b.Account, true, true); err != nil {
 		return nil, err
 	}
 	// A tombstone even for a credential this node has not seen yet: the
@@ -681,18 +1010,15 @@ func (s State) sessionCreate(ctx context.Context, r *record.Record, b *record.Se
 	if err := s.needAccount(ctx, b.Scope, b.Account); err != nil {
 		return nil, err
 	}
-	if err := s.accountAuthority(ctx, r, cfg, b.Scope, b.Account, false); err != nil {
-		return nil, err
-	}
-	if err := checkSessionLifetime(b, cfg); err != nil {
+	// Made by a credential registered to the account, live or not: a
+	// session approves only while the credential that made it is live
+	// and the session is not revoked (Authorize checks both), so
+	// applying it does not depend on the order revocations arrive in. A
+	// revoked session's record is stored too, and stays revoked.
+	if _, err := s.credentialProof(ctx, r, cfg, b.Scope, b.Account, s.registered); err != nil {
 		return nil, err
 	}
 	sid := b.Key.ID()
-	if revoked, err := s.SessionRevoked(ctx, b.Scope, b.Account, sid); err != nil {
-		return nil, err
-	} else if revoked {
-		return nil, deny(api.CodeAuthRevoked, "session key was revoked")
-	}
 	return []kv{{nsSession, subKey(b.Scope, b.Account, sid[:]), binary.BigEndian.AppendUint64(nil, uint64(b.Expiry))}}, nil
 }
 
@@ -709,7 +1035,7 @@ func (s State) sessionRevoke(ctx context.Context, r *record.Record, b *record.Se
 		if err := r.VerifySignature(); err != nil {
 			return nil, deny(api.CodeAuthBadProof, "session key signature does not verify")
 		}
-	} else if err := s.accountAuthority(ctx, r, cfg, b.Scope, b.Account, true); err != nil {
+	} else if err := s.accountAuthority(ctx, r, cfg, b.Scope, b.Account, true, true); err != nil {
 		return nil, err
 	}
 	return []kv{{nsSessionRevoked, subKey(b.Scope, b.Account, b.Session[:]), id[:]}}, nil

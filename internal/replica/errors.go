@@ -19,6 +19,15 @@ var ErrInvalid = errors.New("replica: invalid record")
 // node's log.
 var ErrDuplicate = errors.New("replica: change already applied")
 
+// ErrMissing is wrapped (together with ErrInvalid) by an Applier's error
+// when a record cannot be applied yet because it depends on a record this
+// node has not applied (its scope, its account, the credential or config
+// that signed it). The replica refuses it like an invalid record, but
+// keeps a copy received from a peer (at most MaxPendingPerPeer per peer)
+// and applies it again whenever records are applied, instead of skipping
+// it for good.
+var ErrMissing = errors.New("replica: record depends on one not applied yet")
+
 // ErrNoApplier is returned while no Applier is set (see SetApplier).
 var ErrNoApplier = errors.New("replica: no applier set yet")
 

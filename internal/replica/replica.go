@@ -58,8 +58,23 @@ import (
 const (
 	// LogStream is the store stream holding this node's replicated log.
 	LogStream = "replica/log"
-	nsIDs     = "replica/ids"    // hex(ID) → position in LogStream (8 bytes)
-	nsCursor  = "replica/cursor" // peer id → last position processed in its log (8 bytes)
+	nsIDs     = "replica/ids"     // hex(ID) → position in LogStream (8 bytes)
+	nsCursor  = "replica/cursor"  // peer id → last position processed in its log (8 bytes)
+	nsPending = "replica/pending" // peer id (5 digits) / hex(ID) → a record waiting for a dependency
+)
+
+// Bounds on catch-up and on records kept for a missing dependency.
+const (
+	// MaxPendingPerPeer bounds the records kept from one peer (pushed or
+	// pulled) that wait for a dependency (ErrMissing). While a peer's
+	// quota is full, catch-up from it stops at the next such record (and
+	// resumes there in a later round) and its pushes of such records are
+	// refused without being kept: a peer can fill only its own quota.
+	MaxPendingPerPeer = 1024
+	// MaxCatchUpBatches bounds the pull answers (of MaxBatch records) one
+	// catch-up round takes from a peer, so a peer that keeps sending
+	// cannot keep a round going; the next round resumes at the cursor.
+	MaxCatchUpBatches = 16
 )
 
 // Defaults for Options' zero fields.
@@ -133,7 +148,8 @@ type Replica struct {
 	applierMu sync.RWMutex
 	applier   Applier
 
-	catchMu map[uint16]*sync.Mutex // one catch-up per peer at a time
+	catchMu   map[uint16]*sync.Mutex // one catch-up per peer at a time
+	pendingMu sync.Mutex             // one retry of pending records at a time
 
 	ctx    context.Context // ends with Close
 	cancel context.CancelFunc
@@ -283,8 +299,10 @@ func (r *Replica) Submit(ctx context.Context, rec []byte) error {
 	if err := checkRecord(rec); err != nil {
 		return err
 	}
-	if _, err := r.apply(ctx, rec, nil); err != nil {
+	if fresh, err := r.apply(ctx, rec, nil); err != nil {
 		return fmt.Errorf("replica: applying record locally: %w", err)
+	} else if fresh {
+		r.retryPending(ctx)
 	}
 	id := RecordID(rec)
 	body := encodePush(rec)
@@ -359,17 +377,24 @@ func (r *Replica) handlePush(ctx context.Context, from uint16, body []byte) ([]b
 		return nil, err
 	}
 	id := RecordID(rec)
-	_, err = r.apply(ctx, rec, nil)
+	fresh, err := r.apply(ctx, rec, nil)
 	if errors.Is(err, ErrInvalid) {
 		// Perhaps we missed the record this one builds on: catch up from
 		// the sender, which has applied it, and try once more.
 		if cerr := r.catchUpPeer(ctx, from); cerr != nil {
 			r.log.Debug("catch-up before retrying a pushed record failed", "peer", from, "err", cerr)
 		}
-		_, err = r.apply(ctx, rec, nil)
+		fresh, err = r.apply(ctx, rec, nil)
+	}
+	if errors.Is(err, ErrMissing) {
+		// Still waiting for what it builds on: keep it to try again.
+		r.keepPending(ctx, from, rec)
 	}
 	switch {
 	case err == nil:
+		if fresh {
+			r.retryPending(ctx)
+		}
 		return encodeAck(id), nil
 	case errors.Is(err, ErrInvalid):
 		r.log.Warn("refused record from peer", "peer", from, "record", id.Short(), "err", err)
@@ -472,13 +497,16 @@ func (r *Replica) catchUpPeer(ctx context.Context, peer uint16) error {
 	if err != nil {
 		return fmt.Errorf("replica: catch-up from peer %d: %w", peer, err)
 	}
-	applied, skipped := 0, 0
+	applied, skipped, kept := 0, 0, 0
 	defer func() {
-		if applied+skipped > 0 {
-			r.log.Info("caught up from peer", "peer", peer, "applied", applied, "skipped", skipped, "position", after)
+		if applied+skipped+kept > 0 {
+			r.log.Info("caught up from peer", "peer", peer, "applied", applied, "skipped", skipped, "kept", kept, "position", after)
+		}
+		if applied > 0 {
+			r.retryPending(ctx)
 		}
 	}()
-	for {
+	for range MaxCatchUpBatches {
 		resp, err := r.tr.Call(ctx, peer, kindPull, encodePull(after, MaxBatch))
 		if err != nil {
 			return fmt.Errorf("replica: catch-up from peer %d: %w", peer, err)
@@ -493,7 +521,13 @@ func (r *Replica) catchUpPeer(ctx context.Context, peer uint16) error {
 		for _, e := range es {
 			setCursor := func(tx store.Ops) error { return putCursor(ctx, tx, peer, e.Pos) }
 			fresh, err := r.apply(ctx, e.Data, setCursor)
-			if errors.Is(err, ErrInvalid) {
+			if errors.Is(err, ErrMissing) {
+				if !r.keepPending(ctx, peer, e.Data) {
+					return nil // quota full: resume here in a later round
+				}
+				kept++
+				err = r.st.Update(ctx, setCursor)
+			} else if errors.Is(err, ErrInvalid) {
 				skipped++
 				r.log.Warn("skipping invalid record from peer's log", "peer", peer, "position", e.Pos, "record", RecordID(e.Data).Short(), "err", err)
 				err = r.st.Update(ctx, setCursor)
@@ -505,6 +539,77 @@ func (r *Replica) catchUpPeer(ctx context.Context, peer uint16) error {
 				applied++
 			}
 			after = e.Pos
+		}
+	}
+	return nil // bounded round: the next one resumes at the cursor
+}
+
+func pendingKey(peer uint16, id ID) string { return fmt.Sprintf("%05d/%s", peer, id) }
+
+// keepPending keeps rec, received from peer and refused for a missing
+// dependency, to be applied again by retryPending. It reports false if
+// peer's quota (MaxPendingPerPeer) is full.
+func (r *Replica) keepPending(ctx context.Context, peer uint16, rec []byte) bool {
+	prefix := fmt.Sprintf("%05d/", peer)
+	es, err := r.st.List(ctx, nsPending, prefix, MaxPendingPerPeer)
+	if err != nil {
+		r.log.Error("reading pending records", "err", err)
+		return false
+	}
+	key := pendingKey(peer, RecordID(rec))
+	for _, e := range es {
+		if e.Key == key {
+			return true
+		}
+	}
+	if len(es) >= MaxPendingPerPeer {
+		r.log.Warn("peer's pending records at their bound", "peer", peer, "bound", MaxPendingPerPeer)
+		return false
+	}
+	if err := r.st.Put(ctx, nsPending, key, rec); err != nil {
+		r.log.Error("keeping a pending record", "err", err)
+		return false
+	}
+	return true
+}
+
+// Pending returns how many records wait for a dependency.
+func (r *Replica) Pending(ctx context.Context) (int, error) {
+	es, err := r.st.List(ctx, nsPending, "", 0)
+	return len(es), err
+}
+
+// retryPending applies the kept records again until none more applies:
+// each that applies (and so enters the log) or that is now invalid for
+// another reason is dropped; those still missing a dependency stay.
+func (r *Replica) retryPending(ctx context.Context) {
+	r.pendingMu.Lock()
+	defer r.pendingMu.Unlock()
+	for {
+		es, err := r.st.List(ctx, nsPending, "", 0)
+		if err != nil || len(es) == 0 {
+			return
+		}
+		progress := false
+		for _, e := range es {
+			drop := func(tx store.Ops) error { return tx.Delete(ctx, nsPending, e.Key) }
+			_, err := r.apply(ctx, e.Value, drop)
+			switch {
+			case err == nil:
+				progress = true
+			case errors.Is(err, ErrMissing):
+			case errors.Is(err, ErrInvalid):
+				r.log.Warn("dropping a pending record", "record", RecordID(e.Value).Short(), "err", err)
+				if err := r.st.Update(ctx, drop); err != nil {
+					return
+				}
+			default:
+				r.log.Error("retrying a pending record", "record", RecordID(e.Value).Short(), "err", err)
+				return
+			}
+		}
+		if !progress {
+			return
 		}
 	}
 }
