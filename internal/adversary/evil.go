@@ -172,13 +172,13 @@ func (e *Evil) RunSession(ctx context.Context, s *round.Session, kind string, bo
 	return e.Start(ctx, s, kind, body, to...).Wait()
 }
 
-// OpenSessions starts k runs at once: make(i) returns the i-th session,
-// invitation and invitees (see Start). The sessions stay open for as long
-// as the rules installed with Alter hold them.
-func (e *Evil) OpenSessions(ctx context.Context, k int, make func(i int) (s *round.Session, kind string, body []byte, to []uint16)) []*Run {
+// OpenSessions starts k runs at once: next(i) returns the i-th session,
+// invitation and invitees (see Start), and may install rules for it. The
+// sessions stay open for as long as those rules hold them (Hold).
+func (e *Evil) OpenSessions(ctx context.Context, k int, next func(i int) (s *round.Session, kind string, body []byte, to []uint16)) []*Run {
 	runs := []*Run{}
 	for i := range k {
-		s, kind, body, to := make(i)
+		s, kind, body, to := next(i)
 		runs = append(runs, e.Start(ctx, s, kind, body, to...))
 	}
 	return runs

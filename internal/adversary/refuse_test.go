@@ -72,12 +72,11 @@ func TestTamperedOTColumnsRefuseOpenSessions(t *testing.T) {
 	// message (engine round 3: round 1 is the contribution exchange).
 	release := make(chan struct{})
 	held := make(chan round.SessionID, k)
-	var open []*Run
-	for i := range k {
+	open := ev1.OpenSessions(ctx, k, func(i int) (*round.Session, string, []byte, []uint16) {
 		s, body := signRun(t, ev1, u, addr, victim, fmt.Sprintf("held %d", i))
 		ev1.Alter(Hold(All(InSession(s.ID()), FromRound(3)), release, func(sid round.SessionID) { held <- sid }))
-		open = append(open, ev1.Start(ctx, s, wallet.KindSign, body, victim))
-	}
+		return s, wallet.KindSign, body, []uint16{victim}
+	})
 	defer func() {
 		select {
 		case <-release:
