@@ -41,6 +41,8 @@
 //   - Alter installs a Rule that changes, per recipient, any round message
 //     the node sends (FlipBit, Hold, and any func); rules stay in force
 //     across a Restart of the node.
+//   - Handle replaces the node's answer to a peer RPC kind (a node that lies
+//     about what it recorded, or answers what it should refuse).
 //   - Share returns the node's own key share, which a malicious node holds.
 //
 // # Adding a misbehaviour

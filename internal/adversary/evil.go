@@ -29,6 +29,7 @@ type Evil struct {
 
 	mu        sync.Mutex
 	rules     []*ruleEntry
+	handlers  map[string]transport.Handler // peer RPC answers replaced by Handle
 	installed *transport.Transport
 }
 
@@ -49,6 +50,26 @@ func (e *Evil) install(n *node.Node) {
 	}
 	e.installed = n.Transport()
 	n.Transport().TestingOnlyAlterOutgoing(e.alter)
+	for kind, h := range e.handlers { // after the services registered theirs
+		n.Transport().Handle(kind, h)
+	}
+}
+
+// Handle makes this node answer peer RPCs of kind with h instead of its
+// service's handler, from now on and after a Restart: a node that lies in
+// its answers, for example one that acknowledges an approval reservation
+// (auth.KindReserve) without recording it, or claims to have stored what
+// it did not.
+func (e *Evil) Handle(kind string, h transport.Handler) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.handlers == nil {
+		e.handlers = map[string]transport.Handler{}
+	}
+	e.handlers[kind] = h
+	if e.installed != nil {
+		e.installed.Handle(kind, h)
+	}
 }
 
 // Call sends one peer RPC of kind with body to peer to, as this node, and
