@@ -26,10 +26,11 @@ const fastFailWindow = 500 * time.Millisecond
 const (
 	minBackoff = 100 * time.Millisecond
 	maxBackoff = 5 * time.Second
-	// maxConcurrentCalls bounds the handlers running for one connection;
-	// further requests are answered "busy".
-	maxConcurrentCalls = 64
 )
+
+// readBufSize is each connection's read buffer. With frameChunk it is what
+// an idle or stalled connection holds (see maxInboundPerPeer).
+const readBufSize = 64 << 10
 
 // peerConn is one authenticated TLS connection to a peer, either direction.
 type peerConn struct {
@@ -45,16 +46,13 @@ type peerConn struct {
 	nextID uint64
 	err    error
 	done   chan struct{}
-
-	handlers chan struct{} // semaphore for running handlers
 }
 
 func newPeerConn(t *Transport, peer uint16, c *tls.Conn, l *link) *peerConn {
 	return &peerConn{
 		t: t, peer: peer, conn: c, link: l,
-		calls:    make(map[uint64]chan *frame),
-		done:     make(chan struct{}),
-		handlers: make(chan struct{}, maxConcurrentCalls),
+		calls: make(map[uint64]chan *frame),
+		done:  make(chan struct{}),
 	}
 }
 
@@ -115,7 +113,7 @@ func (pc *peerConn) close(err error) {
 
 // readLoop reads frames until the connection fails, then closes it.
 func (pc *peerConn) readLoop() {
-	br := bufio.NewReaderSize(pc.conn, 64<<10)
+	br := bufio.NewReaderSize(pc.conn, readBufSize)
 	for {
 		pc.conn.SetReadDeadline(time.Now().Add(pc.t.opts.PingTimeout))
 		f, n, err := readFrame(br)
@@ -147,13 +145,16 @@ func (pc *peerConn) handle(f *frame) {
 		}
 		t.deliver(f.msg)
 	case frameRequest:
+		// The slots are the peer's, over all its connections.
+		slots := t.callSlots[pc.peer]
 		select {
-		case pc.handlers <- struct{}{}:
+		case slots <- struct{}{}:
 			go func() {
-				defer func() { <-pc.handlers }()
+				defer func() { <-slots }()
 				t.serveCall(pc, f)
 			}()
 		default:
+			t.stats.callsBusy.Add(1)
 			pc.send(&frame{typ: frameResponse, id: f.id, body: []byte("busy")})
 		}
 	case frameResponse:

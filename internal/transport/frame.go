@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -102,26 +103,43 @@ func appendFrame(b []byte, f *frame) ([]byte, error) {
 	return b, nil
 }
 
-// readFrame reads one frame from r. It never allocates more than the
-// length field announces, and the length field is bounded by maxFrame.
+// frameChunk is the read buffer a frame starts with. A frame's buffer then
+// at most doubles, and only once it is full: it is never larger than
+// max(frameChunk, 2×the bytes that arrived) nor than the announced length.
+// So a peer that announces a maxFrame-byte frame and sends one byte costs
+// frameChunk, not maxFrame; memory follows the bytes a peer really sent.
+// Frames up to frameChunk (all of an honest run's but the largest) are
+// read with one allocation, as before.
+const frameChunk = 64 << 10
+
+// readFrame reads one frame from r. The length field is bounded by
+// maxFrame, and the buffer grows as the frame's bytes arrive (frameChunk),
+// never from the length field alone.
 func readFrame(r io.Reader) (*frame, int, error) {
 	var l [4]byte
 	if _, err := io.ReadFull(r, l[:]); err != nil {
 		return nil, 0, err
 	}
-	n := binary.BigEndian.Uint32(l[:])
+	n := int(binary.BigEndian.Uint32(l[:]))
 	if n > maxFrame {
 		return nil, 4, fmt.Errorf("transport: frame of %d bytes exceeds %d", n, maxFrame)
 	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(r, b); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
+	b := make([]byte, 0, min(n, frameChunk))
+	for len(b) < n {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, min(n-len(b), len(b)))
 		}
-		return nil, 4, err
+		k, err := io.ReadFull(r, b[len(b):min(cap(b), n)])
+		b = b[:len(b)+k]
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, 4, err
+		}
 	}
 	f, err := parseFrame(b)
-	return f, 4 + int(n), err
+	return f, 4 + n, err
 }
 
 // parseFrame decodes the bytes after the length prefix.

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,30 +12,95 @@ import (
 	"github.com/keymesh/keymesh/internal/mpc/round"
 )
 
-// maxQueue bounds the messages waiting for one running session. An honest
-// peer sends a handful per round.
+// maxQueue bounds one peer's messages waiting for one running session (its
+// bytes are bounded by Transport.pendingPeerBytes), so a party flooding a
+// session cannot crowd out the other parties' messages. An honest peer
+// sends a handful per round, and the session takes the queue after each.
 const maxQueue = 4096
 
-// pendingPerSession bounds the buffered messages for one unknown session.
-const pendingPerSession = 64
-
-// pendingMaxBytes bounds the payload bytes buffered for unknown sessions.
-const pendingMaxBytes = 64 << 20
-
+// pendingMsg is a message kept for a session not running here yet.
 type pendingMsg struct {
 	msg *round.Message
 	at  time.Time
+	seq uint64 // arrival order over all peers
+}
+
+func pendingSize(m *round.Message) int { return len(m.Payload) + len(m.Echo) + pendingOverhead }
+
+// peerPending is one peer's messages for sessions not running here yet, in
+// arrival order: msgs[head:] are kept. Its quotas are the peer's alone
+// (Options.PendingMax messages, Transport.pendingPeerBytes bytes,
+// pendingPerSession per session), so another peer's flood never evicts
+// them. Guarded by Transport.mu.
+type peerPending struct {
+	msgs       []pendingMsg
+	head       int
+	bytes      int
+	perSession map[round.SessionID]int
+}
+
+func (q *peerPending) len() int { return len(q.msgs) - q.head }
+
+// forget updates the counts for p, which has left the buffer.
+func (q *peerPending) forget(p pendingMsg) {
+	q.bytes -= pendingSize(p.msg)
+	if n := q.perSession[p.msg.SessionID] - 1; n > 0 {
+		q.perSession[p.msg.SessionID] = n
+	} else {
+		delete(q.perSession, p.msg.SessionID)
+	}
+}
+
+// popOldest removes the oldest message. Amortised O(1): the kept tail is
+// moved down only once the dropped head is as long as it.
+func (q *peerPending) popOldest() {
+	q.forget(q.msgs[q.head])
+	q.msgs[q.head] = pendingMsg{}
+	q.head++
+	switch {
+	case q.head == len(q.msgs):
+		q.msgs, q.head = q.msgs[:0], 0
+	case q.head >= 64 && 2*q.head >= len(q.msgs):
+		n := copy(q.msgs, q.msgs[q.head:])
+		clear(q.msgs[n:])
+		q.msgs, q.head = q.msgs[:n], 0
+	}
+}
+
+// take removes and returns the messages for sid, in arrival order.
+func (q *peerPending) take(sid round.SessionID) []pendingMsg {
+	if q.perSession[sid] == 0 {
+		return nil
+	}
+	var out []pendingMsg
+	kept := q.msgs[q.head:q.head]
+	for _, p := range q.msgs[q.head:] {
+		if p.msg.SessionID == sid {
+			out = append(out, p)
+			q.forget(p)
+		} else {
+			kept = append(kept, p)
+		}
+	}
+	end := q.head + len(kept)
+	clear(q.msgs[end:])
+	q.msgs = q.msgs[:end]
+	return out
 }
 
 // runner is the inbox of one running session.
 type runner struct {
-	peers []round.PartyID
-	wake  chan struct{}
+	peers    []round.PartyID
+	maxBytes int // per peer in the queue: Transport.pendingPeerBytes
+	wake     chan struct{}
 
-	mu    sync.Mutex
-	queue []*round.Message
-	down  map[round.PartyID]error
+	mu     sync.Mutex
+	queue  []*round.Message
+	queued map[round.PartyID]queued // per sender, since the last take
+	down   map[round.PartyID]error
 }
+
+type queued struct{ n, bytes int }
 
 func (r *runner) notify() {
 	select {
@@ -43,12 +109,23 @@ func (r *runner) notify() {
 	}
 }
 
+// push queues m unless its sender is not a party of the session or is over
+// its share of the queue (maxQueue messages, maxBytes bytes).
 func (r *runner) push(m *round.Message) bool {
+	if !slices.Contains(r.peers, m.From) {
+		return false
+	}
+	size := pendingSize(m)
 	r.mu.Lock()
-	if len(r.queue) >= maxQueue {
+	q := r.queued[m.From]
+	if q.n >= maxQueue || q.bytes+size > r.maxBytes {
 		r.mu.Unlock()
 		return false
 	}
+	if r.queued == nil {
+		r.queued = make(map[round.PartyID]queued, len(r.peers))
+	}
+	r.queued[m.From] = queued{q.n + 1, q.bytes + size}
 	r.queue = append(r.queue, m)
 	r.mu.Unlock()
 	r.notify()
@@ -60,6 +137,7 @@ func (r *runner) take() ([]*round.Message, map[round.PartyID]error) {
 	defer r.mu.Unlock()
 	q := r.queue
 	r.queue = nil
+	clear(r.queued)
 	down := make(map[round.PartyID]error, len(r.down))
 	for p, err := range r.down {
 		down[p] = err
@@ -83,54 +161,59 @@ func (t *Transport) deliver(m *round.Message) {
 	}
 }
 
-// bufferLocked keeps m for PendingTTL, evicting expired and then oldest
-// messages to stay within PendingMax and pendingMaxBytes.
+// bufferLocked keeps m, from an authenticated peer, for PendingTTL. It
+// first drops the peer's expired messages; a message over the peer's
+// pendingPerSession for its session is dropped, and a peer over its
+// PendingMax messages or pendingPeerBytes loses its own oldest messages.
 func (t *Transport) bufferLocked(m *round.Message) {
-	now := time.Now()
-	n := 0
-	for _, p := range t.pending {
-		if p.msg.SessionID == m.SessionID {
-			n++
-		}
-	}
-	if n >= pendingPerSession {
+	q := t.pending[uint16(m.From)]
+	if q == nil { // not a configured peer: readLoop never delivers one
 		t.stats.dropped.Add(1)
 		return
 	}
-	t.pending = append(t.pending, pendingMsg{msg: m, at: now})
-	t.pendBytes += len(m.Payload) + len(m.Echo)
+	now := time.Now()
 	drop := 0
-	for drop < len(t.pending) {
-		p := t.pending[drop]
-		if now.Sub(p.at) < t.opts.PendingTTL && len(t.pending)-drop <= t.opts.PendingMax && t.pendBytes <= pendingMaxBytes {
-			break
-		}
-		t.pendBytes -= len(p.msg.Payload) + len(p.msg.Echo)
+	for q.len() > 0 && now.Sub(q.msgs[q.head].at) >= t.opts.PendingTTL {
+		q.popOldest()
+		drop++
+	}
+	if q.perSession[m.SessionID] >= pendingPerSession {
+		t.stats.dropped.Add(uint64(drop + 1))
+		return
+	}
+	t.pendSeq++
+	q.msgs = append(q.msgs, pendingMsg{msg: m, at: now, seq: t.pendSeq})
+	q.bytes += pendingSize(m)
+	q.perSession[m.SessionID]++
+	for q.len() > t.opts.PendingMax || q.bytes > t.pendingPeerBytes {
+		q.popOldest()
 		drop++
 	}
 	if drop > 0 {
 		t.stats.dropped.Add(uint64(drop))
-		t.pending = slices.Delete(t.pending, 0, drop)
 	}
 }
 
 // takePendingLocked removes and returns the unexpired messages buffered
-// for sid, in arrival order.
+// for sid, in arrival order over all peers.
 func (t *Transport) takePendingLocked(sid round.SessionID) []*round.Message {
+	var all []pendingMsg
+	for _, q := range t.pending {
+		all = append(all, q.take(sid)...)
+	}
+	if len(all) == 0 {
+		return nil
+	}
+	slices.SortFunc(all, func(a, b pendingMsg) int { return cmp.Compare(a.seq, b.seq) })
 	now := time.Now()
-	var out []*round.Message
-	t.pending = slices.DeleteFunc(t.pending, func(p pendingMsg) bool {
-		if p.msg.SessionID != sid {
-			return false
-		}
-		t.pendBytes -= len(p.msg.Payload) + len(p.msg.Echo)
+	out := make([]*round.Message, 0, len(all))
+	for _, p := range all {
 		if now.Sub(p.at) < t.opts.PendingTTL {
 			out = append(out, p.msg)
 		} else {
 			t.stats.dropped.Add(1)
 		}
-		return true
-	})
+	}
 	return out
 }
 
@@ -196,7 +279,7 @@ func (t *Transport) runSession(ctx context.Context, s *round.Session) (any, erro
 		}
 		peers = append(peers, p)
 	}
-	r := &runner{peers: peers, wake: make(chan struct{}, 1)}
+	r := &runner{peers: peers, maxBytes: t.pendingPeerBytes, wake: make(chan struct{}, 1)}
 	sid := s.ID()
 	t.mu.Lock()
 	if t.closed {

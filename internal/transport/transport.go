@@ -31,7 +31,19 @@
 // (a broadcast is the same message sent to each peer; the round engine's
 // echo check catches a peer that sends different ones) and feeds it what
 // arrives. Messages for a session that is not (yet) running here are kept
-// for PendingTTL, at most PendingMax of them, so a peer may start first.
+// for PendingTTL, so a peer may start first: at most PendingMax of them and
+// an equal share of pendingMaxBytes per peer, so that a peer flooding
+// session ids evicts only its own messages.
+//
+// # Limits
+//
+// Each configured peer has its own quotas: buffered messages (above),
+// authenticated inbound connections (maxInboundPerPeer; a further one
+// closes the peer's oldest) and running RPC handlers (maxConcurrentCalls).
+// A frame's buffer grows as its bytes arrive (frameChunk), never from its
+// announced length. Unauthenticated sockets hold only handshake slots:
+// maxHandshakes in all, maxHandshakesPerAddr per source address, each for
+// at most handshakeTimeout. limits.go has the numbers and the reasons.
 // A session fails with *PeerDownError as soon as a peer it needs is
 // unreachable, and with *TimeoutError naming the parties it waits for when
 // SessionTimeout passes.
@@ -47,6 +59,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -75,7 +88,7 @@ type Options struct {
 	// hung host), and too short a value breaks links under load.
 	PingTimeout time.Duration
 	PendingTTL  time.Duration // how long messages for an unknown session are kept; default 10s
-	PendingMax  int           // how many such messages are kept at most; default 1024
+	PendingMax  int           // how many such messages are kept at most per peer; default 1024
 }
 
 // Handler answers one peer RPC. from is the authenticated peer id. The
@@ -99,14 +112,25 @@ type Transport struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	// callSlots bounds each peer's running handlers (maxConcurrentCalls);
+	// pendingPeerBytes is each peer's share of pendingMaxBytes. Both are
+	// fixed in New.
+	callSlots        map[uint16]chan struct{}
+	pendingPeerBytes int
+
 	mu        sync.Mutex
 	closed    bool
 	handlers  map[string]Handler
 	sessions  map[round.SessionID]*runner
-	pending   []pendingMsg
-	pendBytes int
+	pending   map[uint16]*peerPending // keys fixed in New: one per peer
+	pendSeq   uint64
 	listeners map[net.Listener]struct{}
 	inbound   map[*peerConn]struct{}
+	inboundBy map[uint16][]*peerConn // per peer, oldest first
+
+	hsMu    sync.Mutex
+	hs      map[netip.Addr][]*handshake // in progress, per source address, oldest first
+	hsCount int
 
 	stats counters
 
@@ -161,6 +185,10 @@ func New(opts Options) (*Transport, error) {
 		sessions:  make(map[round.SessionID]*runner),
 		listeners: make(map[net.Listener]struct{}),
 		inbound:   make(map[*peerConn]struct{}),
+		inboundBy: make(map[uint16][]*peerConn),
+		callSlots: make(map[uint16]chan struct{}),
+		pending:   make(map[uint16]*peerPending),
+		hs:        make(map[netip.Addr][]*handshake),
 	}
 	own := opts.Identity.PublicKey()
 	for _, p := range opts.Self.Peers {
@@ -172,8 +200,11 @@ func New(opts Options) (*Transport, error) {
 			return nil, fmt.Errorf("transport: peer %d is configured with this node's own identity key", p.ID)
 		}
 		t.byKey[string(pub)] = p.ID
+		t.callSlots[p.ID] = make(chan struct{}, maxConcurrentCalls)
+		t.pending[p.ID] = &peerPending{perSession: make(map[round.SessionID]int)}
 		t.links[p.ID] = &link{t: t, id: p.ID, addr: p.PeerAddr, tls: clientConfig(cert, p.ID, pub), wake: make(chan struct{}, 1)}
 	}
+	t.pendingPeerBytes = max(pendingMaxBytes/max(len(opts.Self.Peers), 1), maxMessageBytes+pendingOverhead)
 	t.server = t.serverConfig(cert)
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	for _, l := range t.links {
@@ -202,7 +233,6 @@ func (t *Transport) Serve(ctx context.Context, ln net.Listener) error {
 	}()
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
-	handshakes := make(chan struct{}, 64)
 	var delay time.Duration
 	for {
 		c, err := ln.Accept()
@@ -219,10 +249,10 @@ func (t *Transport) Serve(ctx context.Context, ln net.Listener) error {
 			return fmt.Errorf("transport: accept: %w", err)
 		}
 		delay = 0
-		select {
-		case handshakes <- struct{}{}:
-		default:
-			// Too many handshakes in flight: shed this one.
+		h := t.admitHandshake(c)
+		if h == nil {
+			// Too many handshakes in flight from its address, or in all
+			// and none to evict: shed this one.
 			t.stats.connsRejected.Add(1)
 			c.Close()
 			continue
@@ -230,17 +260,20 @@ func (t *Transport) Serve(ctx context.Context, ln net.Listener) error {
 		t.wg.Add(1)
 		go func() {
 			defer t.wg.Done()
-			t.accept(c, handshakes)
+			t.accept(h)
 		}()
 	}
 }
 
-func (t *Transport) accept(c net.Conn, handshakes chan struct{}) {
+// accept runs the TLS handshake of an admitted connection, within
+// handshakeTimeout, then reads its frames until it closes.
+func (t *Transport) accept(h *handshake) {
+	c := h.c
 	tc := tls.Server(c, t.server)
-	ctx, cancel := context.WithTimeout(t.ctx, t.opts.DialTimeout)
+	ctx, cancel := context.WithTimeout(t.ctx, min(handshakeTimeout, t.opts.DialTimeout))
 	err := tc.HandshakeContext(ctx)
 	cancel()
-	<-handshakes
+	t.releaseHandshake(h)
 	var peer uint16
 	if err == nil {
 		cs := tc.ConnectionState()
@@ -259,19 +292,19 @@ func (t *Transport) accept(c net.Conn, handshakes chan struct{}) {
 		return
 	}
 	pc := newPeerConn(t, peer, tc, nil)
-	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
+	old, ok := t.addInbound(pc)
+	if !ok {
 		tc.Close()
 		return
 	}
-	t.inbound[pc] = struct{}{}
-	t.mu.Unlock()
+	if old != nil {
+		t.stats.connsRejected.Add(1)
+		t.log.Warn("peer opened too many connections; closed its oldest", "peer", peer, "max", maxInboundPerPeer)
+		old.close(errTooManyConns)
+	}
 	t.log.Debug("peer connected", "peer", peer, "remote", c.RemoteAddr().String())
 	pc.readLoop()
-	t.mu.Lock()
-	delete(t.inbound, pc)
-	t.mu.Unlock()
+	t.removeInbound(pc)
 }
 
 // Close stops every link, listener and session. Running sessions and calls
@@ -342,15 +375,20 @@ type Stats struct {
 	SessionsFailed    uint64
 	CallsSent         uint64
 	CallsServed       uint64
-	// ConnsRejected counts inbound connections refused: unknown key, failed
-	// handshake, or too many handshakes at once.
+	// CallsBusy counts requests answered "busy": the peer already had
+	// maxConcurrentCalls handlers running.
+	CallsBusy uint64
+	// ConnsRejected counts inbound connections refused or closed by the
+	// limits: unknown key, failed or timed-out handshake, too many
+	// handshakes (from the address, or evicted for a newer one), and a
+	// peer's oldest connection closed when it opened one too many.
 	ConnsRejected uint64
 }
 
 type counters struct {
 	bytesSent, bytesReceived, framesSent, framesReceived, dropped atomic.Uint64
 	sessionsStarted, sessionsSucceeded, sessionsFailed            atomic.Uint64
-	callsSent, callsServed, connsRejected                         atomic.Uint64
+	callsSent, callsServed, callsBusy, connsRejected              atomic.Uint64
 }
 
 // Stats returns the counters.
@@ -361,6 +399,7 @@ func (t *Transport) Stats() Stats {
 		FramesSent: c.framesSent.Load(), FramesReceived: c.framesReceived.Load(),
 		MessagesDropped: c.dropped.Load(),
 		SessionsStarted: c.sessionsStarted.Load(), SessionsSucceeded: c.sessionsSucceeded.Load(), SessionsFailed: c.sessionsFailed.Load(),
-		CallsSent: c.callsSent.Load(), CallsServed: c.callsServed.Load(), ConnsRejected: c.connsRejected.Load(),
+		CallsSent: c.callsSent.Load(), CallsServed: c.callsServed.Load(), CallsBusy: c.callsBusy.Load(),
+		ConnsRejected: c.connsRejected.Load(),
 	}
 }
