@@ -26,7 +26,11 @@
 //   - replica.pull: "your log after position p, at most k records"; catch-up
 //     keeps, per peer, the last position it processed (store namespace
 //     "replica/cursor") and applies what it pulls in the peer's order,
-//     skipping (and logging) records that fail validation.
+//     skipping (and logging) records that fail validation, and keeping
+//     those that only miss a dependency (ErrMissing; at most
+//     MaxPendingPerPeer per peer, namespace "replica/pending") to apply
+//     them again whenever records are applied. A round takes at most
+//     MaxCatchUpBatches answers from a peer.
 //
 // Catch-up runs when Run starts, every Options.CatchUpInterval, and whenever
 // a peer link comes back (the transport reports it reachable again).
