@@ -23,8 +23,9 @@ type Options struct {
 	Nodes     int // default 3
 	Threshold int // default 2
 	// Transport overrides the nodes' transport timing; zero fields take
-	// fast links (peer loss seen within about a second) and a
-	// SessionTimeout of 20 s.
+	// PingInterval 250 ms, PingTimeout 10 s, DialTimeout 1 s and
+	// SessionTimeout 60 s (a loaded machine runs keygen under -race slowly;
+	// no test here waits for a timeout).
 	Transport transport.Options
 }
 
@@ -56,13 +57,20 @@ func NewCluster(t testing.TB, o Options) *Cluster {
 	}
 	topts := o.Transport
 	if topts.PingInterval == 0 {
-		topts.PingInterval = 150 * time.Millisecond
+		topts.PingInterval = 250 * time.Millisecond
+	}
+	if topts.PingTimeout == 0 {
+		// A stopped node is noticed at once from its closed connections;
+		// the ping timeout only catches silent failures, which these tests
+		// do not stage, and a short one breaks links when a loaded machine
+		// starves the process (keygen under -race).
+		topts.PingTimeout = 10 * time.Second
 	}
 	if topts.DialTimeout == 0 {
 		topts.DialTimeout = time.Second
 	}
 	if topts.SessionTimeout == 0 {
-		topts.SessionTimeout = 20 * time.Second
+		topts.SessionTimeout = 60 * time.Second
 	}
 	dir := t.TempDir()
 	cfgs, err := config.InitCluster(config.InitOptions{
