@@ -214,9 +214,11 @@ func TestReplayedSignInvitation(t *testing.T) {
 // Messages of the first run that arrive after a party's session ended wait
 // in its transport's buffer for unknown sessions (PendingTTL), and the
 // replay, under the same base id, would take them: the cluster keeps them
-// one second and the replay comes after that, as a later replay would.
+// three seconds (long enough for a loaded machine to start a session after
+// its first messages came) and the replay comes after that, as a later
+// replay would.
 func TestReplayedKeygenInvitation(t *testing.T) {
-	const ttl = time.Second
+	const ttl = 3 * time.Second
 	c := NewCluster(t, Options{Transport: transport.Options{PendingTTL: ttl}})
 	ctx := context.Background()
 	u := c.NewUser("bob")
