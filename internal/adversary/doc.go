@@ -36,8 +36,16 @@
 //     wallet's invitations from an approval the node received as gateway.
 //   - Start runs a session of the attacker's choosing over the node's own
 //     transport (bypassing its own defences, such as its session record)
-//     while inviting peers to theirs; Run waits for it; OpenSessions starts
-//     k at once.
+//     while inviting peers to theirs, and returns a *Run (its result, each
+//     peer's answer); RunSession is Start and Wait; OpenSessions starts k
+//     at once. Any session works: an honest one (sign.NewSession with
+//     Share), or an attacker's (sign.TestingOnlyEvilSession).
+//   - Every node is started with the hook in place, so any node can be
+//     made evil at any time: Cluster.Evil(id).
+//
+// Every node, evil or not, can also be told to drop a defence for a test
+// that proves the test sees the attack: node.TestingOnlySetSessionRecord
+// and round.TestingOnlySetFreshness (process-wide).
 //   - Alter installs a Rule that changes, per recipient, any round message
 //     the node sends (FlipBit, Hold, and any func); rules stay in force
 //     across a Restart of the node.
