@@ -1,9 +1,13 @@
 package transport
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"testing"
+
+	"github.com/keymesh/keymesh/internal/mpc/round"
 )
 
 // BenchmarkCommitReveal3 runs one 3-party commit-reveal session (3 rounds,
@@ -49,5 +53,31 @@ func BenchmarkFrameMsg(b *testing.B) {
 		if _, _, err := readFrame(bytes.NewReader(enc)); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkReadFrameLarge decodes frames larger than frameChunk, whose
+// buffer grows as their bytes arrive (about one extra copy of the frame in
+// all), through a bufio.Reader as readLoop does.
+func BenchmarkReadFrameLarge(b *testing.B) {
+	for _, size := range []int{256 << 10, round.MaxPayload} {
+		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) {
+			m := testMessage()
+			m.Payload = make([]byte, size)
+			enc, err := appendFrame(nil, &frame{typ: frameMsg, msg: m})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(len(enc)))
+			r := bytes.NewReader(enc)
+			br := bufio.NewReaderSize(r, 64<<10)
+			for b.Loop() {
+				r.Reset(enc)
+				br.Reset(r)
+				if _, _, err := readFrame(br); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
