@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -32,7 +33,7 @@ import (
 // another one applies. Every order must end in the same canonical digest
 // (stateDigest).
 //
-// Default size: rapid's 100 sets, 5 orders each. Longer:
+// Default size: 25 sets, 4 orders each. Longer:
 //
 //	go test ./internal/auth -run TestConvergence -rapid.checks=2000
 //	KEYMESH_CONVERGE_ORDERS=20 go test ./internal/auth -run TestConvergence
@@ -42,7 +43,16 @@ import (
 // mode, account.mode), two registrations of one account id or nonce,
 // developer adds or registrations signed by a key a scope.update removes.
 func TestConvergence(t *testing.T) {
-	orders := 5
+	// A modest default (25 sets, 4 orders: seconds, under 20 s with
+	// -race); -rapid.checks and KEYMESH_CONVERGE_ORDERS make it longer.
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "rapid.checks" })
+	if !explicit {
+		old := flag.Lookup("rapid.checks").Value.String()
+		flag.Set("rapid.checks", "25")
+		t.Cleanup(func() { flag.Set("rapid.checks", old) })
+	}
+	orders := 4
 	if v := os.Getenv("KEYMESH_CONVERGE_ORDERS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 2 {
