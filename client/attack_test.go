@@ -225,12 +225,13 @@ func forgeDocument(t *testing.T, m string) []byte {
 		t.Fatal(err)
 	}
 	kb, _ := (&attest.Keys{HPKEKEM: envelope.KEMXWing, HPKE: k.Public()}).MarshalBinary()
+	fb, _ := (&attest.Freshness{Issued: time.Now(), Expires: time.Now().Add(time.Hour)}).MarshalBinary()
 	mm, _ := enclave.ParseMeasurement(m)
-	q := enclave.Quote{Platform: enclave.PlatformSim, Simulated: true, Measurement: mm, ReportData: attest.ReportData(kb)}
+	q := enclave.Quote{Platform: enclave.PlatformSim, Simulated: true, Measurement: mm, ReportData: attest.ReportData(kb, fb)}
 	sig := ed25519.Sign(priv, append([]byte("keymesh sim quote v1\x00"), q.SignedBytes()...))
 	q.Evidence = append(bytes.Clone(priv.Public().(ed25519.PublicKey)), sig...)
 	qb, _ := q.MarshalBinary()
-	doc, _ := json.Marshal(attest.Document{Keys: kb, Quote: qb})
+	doc, _ := json.Marshal(attest.Document{Keys: kb, Fresh: fb, Quote: qb})
 	return doc
 }
 

@@ -3,6 +3,10 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,6 +50,12 @@ type Attestation struct {
 	// "x-wing" (the default when empty: ML-KEM-768 + X25519) or "x25519",
 	// which also accepts X25519. A node offering less is refused.
 	MinKEM string
+	// NodeIdentity is the Ed25519 identity key of the node this client
+	// talks to, as the cluster config's identity_key (base64) or in hex
+	// (`keymesh cluster init` prints it per node): an attestation of
+	// another node is refused. If empty, the identity of the first
+	// attestation this client verified is pinned for its later ones.
+	NodeIdentity string
 	// Compat seals in Passport's compatibility format (RSA-OAEP + AES-GCM
 	// fields) instead of HPKE.
 	Compat bool
@@ -56,11 +66,14 @@ type Attestation struct {
 
 // Attested is what the client verified about the node.
 type Attested struct {
-	Platform    string
-	Measurement string // hex
-	Simulated   bool
-	FirstUse    bool // accepted by trust on first use: pin Measurement
-	Warnings    []string
+	Platform     string
+	Measurement  string // hex
+	NodeIdentity string // base64, as in the cluster config
+	Simulated    bool
+	FirstUse     bool // accepted by trust on first use: pin Measurement
+	Issued       time.Time
+	Expires      time.Time // the client attests again before sealing after it
+	Warnings     []string
 }
 
 // WithAttestation makes the client verify the node's attestation with a and
@@ -93,13 +106,26 @@ type sealer struct {
 	// tofu is the measurement accepted on first use: a later attestation
 	// of this client (Attest) must report it again.
 	tofu *enclave.Measurement
+	// identity is the node's identity key: from the configuration, or from
+	// the first attestation; every later one must attest it again.
+	identity ed25519.PublicKey
+	// offset is the node's clock minus ours, measured at the last
+	// attestation: requests are sealed with the node's time.
+	offset time.Duration
 }
 
+// refreshBefore is how long before an attestation's expiry the client
+// attests again.
+const refreshBefore = 30 * time.Second
+
 // Attest fetches and verifies the node's attestation now (it is otherwise
-// done before the first call) and returns what was verified. A node that
-// reports a measurement other than the pinned ones is refused with an error
-// naming both; with trust on first use, the measurement first accepted by
-// this client stays pinned.
+// done before the first call, and again before a call once the previous one
+// is about to expire) and returns what was verified. The client sends a
+// fresh random challenge, and accepts only a document made for it. A node
+// that reports a measurement other than the pinned ones is refused with an
+// error naming both; with trust on first use, the measurement first
+// accepted by this client stays pinned, and so does the node's identity
+// key.
 func (c *Client) Attest(ctx context.Context) (*Attested, error) {
 	if c.seal == nil {
 		return nil, errors.New("client: no attestation policy (use WithAttestation)")
@@ -137,13 +163,10 @@ func (c *Client) attested(ctx context.Context) (*attest.Result, error) {
 
 func (c *Client) attestLocked(ctx context.Context) (*attest.Result, error) {
 	s := c.seal
-	if s.result != nil {
+	if s.result != nil && time.Now().Before(s.result.Fresh.Expires.Add(-refreshBefore)) {
 		return s.result, nil
 	}
-	doc, err := FetchAttestation(ctx, c.hc, c.url)
-	if err != nil {
-		return nil, err
-	}
+	s.result = nil
 	p, err := s.cfg.policy()
 	if err != nil {
 		return nil, err
@@ -151,10 +174,29 @@ func (c *Client) attestLocked(ctx context.Context) (*attest.Result, error) {
 	if len(p.Measurements) == 0 && s.tofu != nil {
 		p.Measurements, p.TrustOnFirstUse = []enclave.Measurement{*s.tofu}, false
 	}
+	if p.NodeIdentity == nil {
+		p.NodeIdentity = s.identity
+	}
+	p.Challenge = make([]byte, 32)
+	if _, err := rand.Read(p.Challenge); err != nil {
+		return nil, fmt.Errorf("client: attestation challenge: %w", err)
+	}
+	sent := time.Now()
+	doc, err := FetchAttestationFor(ctx, c.hc, c.url, p.Challenge)
+	if err != nil {
+		return nil, err
+	}
+	received := time.Now()
+	p.Now = received
 	res, err := attest.Verify(doc, p)
 	if err != nil {
 		return nil, fmt.Errorf("client: node %s refused: %w", c.url, err)
 	}
+	// The document was made between sent and received (it answers our
+	// challenge), so its issue time gives the node's clock to within
+	// half the round trip.
+	s.offset = res.Fresh.Issued.Sub(sent.Add(received.Sub(sent) / 2))
+	s.identity = ed25519.PublicKey(res.Keys.Identity)
 	warn := s.cfg.Warn
 	if warn == nil {
 		warn = func(msg string) { log.Printf("keymesh client: warning: %s", msg) }
@@ -168,8 +210,32 @@ func (c *Client) attestLocked(ctx context.Context) (*attest.Result, error) {
 		s.tofu = &m
 	}
 	s.attested = &Attested{Platform: res.Platform, Measurement: res.Measurement.String(),
-		Simulated: res.Simulated, FirstUse: res.FirstUse, Warnings: res.Warnings}
+		NodeIdentity: base64.StdEncoding.EncodeToString(res.Keys.Identity),
+		Simulated:    res.Simulated, FirstUse: res.FirstUse, Issued: res.Fresh.Issued, Expires: res.Fresh.Expires,
+		Warnings: res.Warnings}
 	return res, nil
+}
+
+// nodeNow is the node's clock as the client knows it from its last
+// attestation.
+func (c *Client) nodeNow() time.Time {
+	c.seal.mu.Lock()
+	defer c.seal.mu.Unlock()
+	return time.Now().Add(c.seal.offset)
+}
+
+// ParseNodeIdentity decodes a node's identity key as the cluster config
+// holds it (base64 of 32 bytes) or in hex (64 digits).
+func ParseNodeIdentity(s string) (ed25519.PublicKey, error) {
+	s = strings.TrimSpace(s)
+	b, err := hex.DecodeString(s)
+	if err != nil || len(s) != 2*ed25519.PublicKeySize {
+		b, err = base64.StdEncoding.DecodeString(s)
+	}
+	if err != nil || len(b) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("client: node identity %q: want the node's Ed25519 identity key, base64 (as in the cluster config) or hex", s)
+	}
+	return ed25519.PublicKey(b), nil
 }
 
 // policy is the attest.Policy of a.
@@ -189,6 +255,13 @@ func (a *Attestation) policy() (attest.Policy, error) {
 		}
 		p.SimPlatformKeys = append(p.SimPlatformKeys, k)
 	}
+	if a.NodeIdentity != "" {
+		k, err := ParseNodeIdentity(a.NodeIdentity)
+		if err != nil {
+			return p, err
+		}
+		p.NodeIdentity = k
+	}
 	switch a.MinKEM {
 	case "", "x-wing":
 		p.MinKEM = envelope.KEMXWing
@@ -200,13 +273,26 @@ func (a *Attestation) policy() (attest.Policy, error) {
 	return p, nil
 }
 
-// FetchAttestation fetches GET /attestation from the node at baseURL. The
-// document is not verified: pass it to attest.Verify.
+// FetchAttestation fetches GET /attestation from the node at baseURL: the
+// node's shared document, not made for any challenge. The document is not
+// verified: pass it to attest.Verify.
 func FetchAttestation(ctx context.Context, hc *http.Client, baseURL string) (*attest.Document, error) {
+	return FetchAttestationFor(ctx, hc, baseURL, nil)
+}
+
+// FetchAttestationFor fetches GET /attestation?challenge=HEX: a document the
+// node quotes for challenge (16 to 64 random bytes; nil for the shared
+// document). Verify it with attest.Policy.Challenge set to challenge, so
+// that a recorded document cannot be replayed.
+func FetchAttestationFor(ctx context.Context, hc *http.Client, baseURL string, challenge []byte) (*attest.Document, error) {
 	if hc == nil {
 		hc = http.DefaultClient
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(baseURL, "/")+"/attestation", nil)
+	u := strings.TrimSuffix(baseURL, "/") + "/attestation"
+	if challenge != nil {
+		u += "?challenge=" + hex.EncodeToString(challenge)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, fmt.Errorf("client: attestation: %w", err)
 	}
@@ -297,6 +383,12 @@ func (c *Client) sealedRoundTrip(ctx context.Context, method string, body []byte
 		return nil, 0, err
 	}
 	call := httpapi.SealedCall{RPC: body, Auth: proofsFrom(ctx)}
+	// The node's identity goes in the authenticated header: another node
+	// refuses the request.
+	node, err := envelope.NodeIDFromKey(res.Keys.Identity)
+	if err != nil {
+		return nil, 0, fmt.Errorf("client: %s: the node's attestation names no identity key: %w", method, err)
+	}
 	var (
 		hreq *http.Request
 		open func(ct string, data []byte) (int, []byte, error)
@@ -311,7 +403,7 @@ func (c *Client) sealedRoundTrip(ctx context.Context, method string, body []byte
 			fields[httpapi.CompatFieldAuth] = []byte(call.Auth)
 		}
 		ek, sealed, pending, err := envelope.SealCompat(pub, envelope.CompatRequest{
-			Method: httpapi.SealedMethod(body), Scope: scopeFrom(ctx), Fields: fields}, time.Now())
+			Node: node, Method: httpapi.SealedMethod(body), Scope: scopeFrom(ctx), Fields: fields}, c.nodeNow())
 		if err != nil {
 			return nil, 0, fmt.Errorf("client: %s: sealing: %w", method, err)
 		}
@@ -354,7 +446,7 @@ func (c *Client) sealedRoundTrip(ctx context.Context, method string, body []byte
 			return nil, 0, fmt.Errorf("client: %s: %w", method, err)
 		}
 		env, pending, err := envelope.SealRequest(pk, envelope.Request{
-			Method: httpapi.SealedMethod(body), Scope: scopeFrom(ctx), Body: inner}, time.Now())
+			Node: node, Method: httpapi.SealedMethod(body), Scope: scopeFrom(ctx), Body: inner}, c.nodeNow())
 		if err != nil {
 			return nil, 0, fmt.Errorf("client: %s: sealing: %w", method, err)
 		}

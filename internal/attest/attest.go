@@ -8,10 +8,14 @@
 // Every root comes from the client; nothing in the document vouches for
 // itself.
 //
-// The quote's REPORT_DATA is SHA-512("keymesh attestation v1\x00" ‖ keys),
-// where keys is the canonical encoding of Keys — the same construction as an
-// SEV-SNP or TDX report binding a TLS key (report data is 64 bytes on every
-// platform).
+// The quote's REPORT_DATA is SHA-512("keymesh attestation v2\x00" ‖ u32 len
+// ‖ keys ‖ fresh), where keys is the canonical encoding of Keys and fresh
+// that of Freshness (issued and expiry times, and the client's challenge) —
+// the same construction as an SEV-SNP or TDX report binding a TLS key
+// (report data is 64 bytes on every platform). A client that sends a fresh
+// challenge knows the quote was made for it; any client refuses a document
+// past its expiry, so a captured attestation cannot be replayed for long,
+// and refuses one whose identity key is not the node it means to talk to.
 package attest
 
 import (
@@ -27,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/keymesh/keymesh/internal/enclave"
 	"github.com/keymesh/keymesh/internal/enclave/sim"
@@ -44,8 +49,61 @@ type Keys struct {
 const (
 	keysMagic   = "KMKEYS\x01"
 	maxKeyLen   = 1 << 12
-	reportLabel = "keymesh attestation v1\x00"
+	reportLabel = "keymesh attestation v2\x00"
+	freshMagic  = "KMFRESH\x01"
+	// MaxChallenge is the longest client challenge a node quotes over.
+	MaxChallenge = 64
+	// DefaultValidity is how long a node's attestation is valid after it
+	// is made.
+	DefaultValidity = 10 * time.Minute
+	// DefaultMaxSkew is how far ahead of the client's clock a document's
+	// issue time may be.
+	DefaultMaxSkew = 2 * time.Minute
 )
+
+// Freshness says when a node made its attestation, until when it is
+// valid, and for which client challenge (empty if none was asked for). It
+// is covered by the quote's report data with the keys.
+type Freshness struct {
+	Issued    time.Time
+	Expires   time.Time
+	Challenge []byte
+}
+
+// MarshalBinary encodes f canonically: magic ‖ issued ‖ expires (u64 Unix
+// ms each) ‖ challenge (u8 length).
+func (f *Freshness) MarshalBinary() ([]byte, error) {
+	if len(f.Challenge) > MaxChallenge {
+		return nil, fmt.Errorf("attest: challenge of %d bytes, limit %d", len(f.Challenge), MaxChallenge)
+	}
+	if f.Issued.UnixMilli() < 0 || !f.Expires.After(f.Issued) {
+		return nil, errors.New("attest: freshness: expiry must follow the issue time")
+	}
+	b := []byte(freshMagic)
+	b = binary.BigEndian.AppendUint64(b, uint64(f.Issued.UnixMilli()))
+	b = binary.BigEndian.AppendUint64(b, uint64(f.Expires.UnixMilli()))
+	b = append(b, byte(len(f.Challenge)))
+	return append(b, f.Challenge...), nil
+}
+
+// UnmarshalBinary decodes f strictly (errors wrap ErrMalformed).
+func (f *Freshness) UnmarshalBinary(data []byte) error {
+	n := len(freshMagic) + 17
+	if !bytes.HasPrefix(data, []byte(freshMagic)) || len(data) < n || len(data) != n+int(data[n-1]) || int(data[n-1]) > MaxChallenge {
+		return fmt.Errorf("%w: not a freshness encoding", ErrMalformed)
+	}
+	rest := data[len(freshMagic):]
+	issued := int64(binary.BigEndian.Uint64(rest))
+	expires := int64(binary.BigEndian.Uint64(rest[8:]))
+	if issued < 0 || expires <= issued {
+		return fmt.Errorf("%w: freshness times", ErrMalformed)
+	}
+	*f = Freshness{Issued: time.UnixMilli(issued), Expires: time.UnixMilli(expires), Challenge: bytes.Clone(rest[17:])}
+	if len(f.Challenge) == 0 {
+		f.Challenge = nil
+	}
+	return nil
+}
 
 // MarshalBinary encodes k canonically: magic ‖ kem (u16) ‖ hpke ‖ rsa ‖
 // identity, each with a u16 length.
@@ -116,30 +174,39 @@ func (k *Keys) RSAPublicKey() (*rsa.PublicKey, error) {
 	return r, nil
 }
 
-// ReportData is the quote report data that binds keys.
-func ReportData(keys []byte) enclave.ReportData {
+// ReportData is the quote report data that binds keys and fresh (the
+// canonical encodings of Keys and Freshness).
+func ReportData(keys, fresh []byte) enclave.ReportData {
 	h := sha512.New()
 	h.Write([]byte(reportLabel))
+	h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(keys))))
 	h.Write(keys)
+	h.Write(fresh)
 	var rd enclave.ReportData
 	h.Sum(rd[:0])
 	return rd
 }
 
 // Document is the node's attestation: GET /attestation returns it as JSON
-// ({"keys": base64, "quote": base64}).
+// ({"keys": base64, "fresh": base64, "quote": base64}).
 type Document struct {
 	Keys  []byte `json:"keys"`  // Keys, canonical encoding
+	Fresh []byte `json:"fresh"` // Freshness, canonical encoding
 	Quote []byte `json:"quote"` // enclave.Quote, canonical encoding
 }
 
-// New makes the node's attestation document for keys with backend b.
-func New(b enclave.Backend, keys Keys) (*Document, error) {
+// New makes the node's attestation document for keys with backend b, valid
+// from fresh.Issued to fresh.Expires and made for fresh.Challenge.
+func New(b enclave.Backend, keys Keys, fresh Freshness) (*Document, error) {
 	kb, err := keys.MarshalBinary()
 	if err != nil {
 		return nil, err
 	}
-	q, err := b.Quote(ReportData(kb))
+	fb, err := fresh.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	q, err := b.Quote(ReportData(kb, fb))
 	if err != nil {
 		return nil, fmt.Errorf("attest: %w", err)
 	}
@@ -147,7 +214,7 @@ func New(b enclave.Backend, keys Keys) (*Document, error) {
 	if err != nil {
 		return nil, fmt.Errorf("attest: %w", err)
 	}
-	return &Document{Keys: kb, Quote: qb}, nil
+	return &Document{Keys: kb, Fresh: fb, Quote: qb}, nil
 }
 
 // Policy is what a client accepts. Its trust roots come from the client's
@@ -172,6 +239,23 @@ type Policy struct {
 	// envelope.KEMX25519, which accepts X25519 as well. A document offering
 	// a weaker KEM is refused (ErrWeakKEM).
 	MinKEM uint16
+	// NodeIdentity, if set, is the Ed25519 identity key of the node the
+	// client means to talk to (the cluster config's identity_key): a
+	// document attesting another identity is refused (ErrWrongNode).
+	NodeIdentity ed25519.PublicKey
+	// Challenge, if set, is the challenge the client sent with its request
+	// for the document: the document must be made for it (ErrChallenge).
+	Challenge []byte
+	// Now is the verification time (time.Now if zero): a document is
+	// refused once it expired, or when issued more than MaxSkew after Now
+	// (ErrStale).
+	Now time.Time
+	// MaxAge bounds how old a document may be, whatever expiry the node
+	// gave it (DefaultValidity if zero).
+	MaxAge time.Duration
+	// MaxSkew is how far ahead of Now a document's issue time may be
+	// (DefaultMaxSkew if zero).
+	MaxSkew time.Duration
 }
 
 // SimPlatformKeyFile is the file, in the directory `keymesh cluster init`
@@ -208,6 +292,7 @@ func kemStrength(id uint16) int {
 // Result is a verified attestation.
 type Result struct {
 	Keys        Keys
+	Fresh       Freshness // when the document was made, its expiry, its challenge
 	Platform    string
 	Measurement enclave.Measurement
 	Simulated   bool
@@ -234,6 +319,16 @@ var (
 		"(anyone can sign a sim quote with a key of their own): give the cluster's platform key, which `keymesh cluster init` prints and writes to " +
 		SimPlatformKeyFile + " in the cluster directory (keymesh dev: in its --dir) — " +
 		"--platform-key HEX or the credentials file's platformKeys for the CLI, Attestation.SimPlatformKeys in the Go SDK")
+	// ErrStale: the document expired, is older than the policy's MaxAge,
+	// or was issued in the client's future (a replayed or pre-made
+	// attestation).
+	ErrStale = errors.New("attest: the attestation is not fresh (expired, too old, or issued in the future)")
+	// ErrChallenge: the document was not made for the client's challenge
+	// (a replayed attestation).
+	ErrChallenge = errors.New("attest: the attestation was not made for this client's challenge")
+	// ErrWrongNode: the document attests another node's identity key than
+	// the one the client expects.
+	ErrWrongNode = errors.New("attest: the attestation is from another node than the one expected")
 	// ErrWeakKEM: the document offers a request key with a weaker KEM than
 	// the policy's minimum.
 	ErrWeakKEM = errors.New("attest: the node's request key uses a weaker KEM than the client requires")
@@ -256,8 +351,10 @@ func (e *MeasurementError) Error() string {
 // Verify checks doc against p: the quote's platform evidence against the
 // policy's roots (ErrNoRoot for a sim quote without SimPlatformKeys; ErrQuote
 // for evidence that does not verify under them), the platform policy, the
-// measurement, that the quote covers the keys, and the request key's KEM
-// (ErrWeakKEM). Only then may the caller seal to Result.Keys.
+// measurement, that the quote covers the keys and the freshness
+// (ErrKeysNotBound), the freshness itself (ErrStale, ErrChallenge), the
+// node's identity (ErrWrongNode) and the request key's KEM (ErrWeakKEM).
+// Only then may the caller seal to Result.Keys, until Result.Fresh.Expires.
 func Verify(doc *Document, p Policy) (*Result, error) {
 	var q enclave.Quote
 	if err := q.UnmarshalBinary(doc.Quote); err != nil {
@@ -267,12 +364,22 @@ func Verify(doc *Document, p Policy) (*Result, error) {
 	if err := keys.UnmarshalBinary(doc.Keys); err != nil {
 		return nil, err
 	}
-	res := &Result{Platform: q.Platform, Measurement: q.Measurement, Simulated: q.Simulated}
+	var fresh Freshness
+	if err := fresh.UnmarshalBinary(doc.Fresh); err != nil {
+		return nil, err
+	}
+	res := &Result{Platform: q.Platform, Measurement: q.Measurement, Simulated: q.Simulated, Fresh: fresh}
 	if err := verifyQuote(&q, p, res); err != nil {
 		return nil, err
 	}
-	if want := ReportData(doc.Keys); subtle.ConstantTimeCompare(want[:], q.ReportData[:]) != 1 {
+	if want := ReportData(doc.Keys, doc.Fresh); subtle.ConstantTimeCompare(want[:], q.ReportData[:]) != 1 {
 		return nil, ErrKeysNotBound
+	}
+	if err := checkFresh(&fresh, p); err != nil {
+		return nil, err
+	}
+	if p.NodeIdentity != nil && subtle.ConstantTimeCompare(p.NodeIdentity, keys.Identity) != 1 {
+		return nil, fmt.Errorf("%w: it attests identity %x…, the client expects %x…", ErrWrongNode, prefix(keys.Identity), prefix(p.NodeIdentity))
 	}
 	if _, err := keys.HPKEPublicKey(); err != nil {
 		return nil, fmt.Errorf("attest: %w", err)
@@ -289,6 +396,36 @@ func Verify(doc *Document, p Policy) (*Result, error) {
 	}
 	res.Keys = keys
 	return res, nil
+}
+
+func prefix(b []byte) []byte { return b[:min(len(b), 8)] }
+
+// checkFresh applies p's freshness rules to f.
+func checkFresh(f *Freshness, p Policy) error {
+	now := p.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	maxAge, skew := p.MaxAge, p.MaxSkew
+	if maxAge <= 0 {
+		maxAge = DefaultValidity
+	}
+	if skew <= 0 {
+		skew = DefaultMaxSkew
+	}
+	stamp := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+	switch {
+	case !now.Before(f.Expires):
+		return fmt.Errorf("%w: it expired at %s, now %s", ErrStale, stamp(f.Expires), stamp(now))
+	case now.Sub(f.Issued) > maxAge:
+		return fmt.Errorf("%w: issued at %s, more than %v before now (%s)", ErrStale, stamp(f.Issued), maxAge, stamp(now))
+	case f.Issued.After(now.Add(skew)):
+		return fmt.Errorf("%w: issued at %s, after now (%s)", ErrStale, stamp(f.Issued), stamp(now))
+	}
+	if p.Challenge != nil && subtle.ConstantTimeCompare(p.Challenge, f.Challenge) != 1 {
+		return ErrChallenge
+	}
+	return nil
 }
 
 func verifyQuote(q *enclave.Quote, p Policy, res *Result) error {

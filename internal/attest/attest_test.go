@@ -18,6 +18,12 @@ import (
 	"github.com/keymesh/keymesh/internal/envelope"
 )
 
+// fresh is the freshness of a document made now, with no challenge.
+func fresh() Freshness {
+	now := time.Now()
+	return Freshness{Issued: now, Expires: now.Add(DefaultValidity)}
+}
+
 func backend(t *testing.T, dir, exeContent string) *sim.Backend {
 	t.Helper()
 	exe := filepath.Join(t.TempDir(), "exe")
@@ -51,7 +57,7 @@ func nodeKeys(t *testing.T, b enclave.Backend) (Keys, *enclave.Key) {
 func TestEndToEnd(t *testing.T) {
 	b := backend(t, t.TempDir(), "node v1")
 	keys, hk := nodeKeys(t, b)
-	doc, err := New(b, keys)
+	doc, err := New(b, keys, fresh())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +94,7 @@ func TestPolicy(t *testing.T) {
 	dir := t.TempDir()
 	b := backend(t, dir, "node v1")
 	keys, _ := nodeKeys(t, b)
-	doc, _ := New(b, keys)
+	doc, _ := New(b, keys, fresh())
 	other := backend(t, dir, "node v2").Measurement()
 	root := []ed25519.PublicKey{b.PlatformKey()}
 
@@ -126,7 +132,7 @@ func TestPolicy(t *testing.T) {
 func TestBinding(t *testing.T) {
 	b := backend(t, t.TempDir(), "node")
 	keys, _ := nodeKeys(t, b)
-	doc, _ := New(b, keys)
+	doc, _ := New(b, keys, fresh())
 	p := Policy{TrustOnFirstUse: true, AllowSimulated: true, SimPlatformKeys: []ed25519.PublicKey{b.PlatformKey()}}
 
 	// A man in the middle swaps in his own HPKE key: the quote does not cover it.
@@ -139,7 +145,7 @@ func TestBinding(t *testing.T) {
 	// A quote with changed report data no longer verifies.
 	var q enclave.Quote
 	q.UnmarshalBinary(doc.Quote)
-	q.ReportData = ReportData(swapped.Keys)
+	q.ReportData = ReportData(swapped.Keys, swapped.Fresh)
 	forged := swapped
 	forged.Quote, _ = q.MarshalBinary()
 	if _, err := Verify(&forged, p); !errors.Is(err, ErrQuote) {
@@ -153,7 +159,7 @@ func TestBinding(t *testing.T) {
 	if _, err := Verify(&snp, p); !errors.Is(err, ErrUnsupportedPlatform) {
 		t.Fatalf("sev-snp: %v", err)
 	}
-	if _, err := Verify(&Document{Keys: doc.Keys, Quote: doc.Quote[:10]}, p); !errors.Is(err, ErrMalformed) {
+	if _, err := Verify(&Document{Keys: doc.Keys, Fresh: doc.Fresh, Quote: doc.Quote[:10]}, p); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("truncated quote: %v", err)
 	}
 }
@@ -166,7 +172,7 @@ func TestRSAKey(t *testing.T) {
 	}
 	keys, _ := nodeKeys(t, b)
 	keys.RSA = rk.Public()
-	doc, _ := New(b, keys)
+	doc, _ := New(b, keys, fresh())
 	res, err := Verify(doc, Policy{TrustOnFirstUse: true, AllowSimulated: true, SimPlatformKeys: []ed25519.PublicKey{b.PlatformKey()}})
 	if err != nil {
 		t.Fatal(err)
@@ -226,7 +232,7 @@ func FuzzVerify(f *testing.F) {
 	// genuine document.
 	b, _ := sim.Open(sim.Config{Dir: dir, Executable: os.Args[0], Rand: bytes.NewReader(bytes.Repeat([]byte{1}, 64))})
 	keys := Keys{HPKEKEM: envelope.KEMX25519, HPKE: bytes.Repeat([]byte{9}, 32)}
-	doc, _ := New(b, keys)
+	doc, _ := New(b, keys, fresh())
 	f.Add(doc.Keys, doc.Quote)
 	f.Fuzz(func(t *testing.T, kb, qb []byte) {
 		_, err := Verify(&Document{Keys: kb, Quote: qb}, Policy{TrustOnFirstUse: true, AllowSimulated: true,
@@ -248,11 +254,13 @@ func forge(t *testing.T, m enclave.Measurement, keys Keys) *Document {
 		t.Fatal(err)
 	}
 	kb, _ := keys.MarshalBinary()
-	q := enclave.Quote{Platform: enclave.PlatformSim, Simulated: true, Measurement: m, ReportData: ReportData(kb)}
+	f := fresh()
+	fb, _ := f.MarshalBinary()
+	q := enclave.Quote{Platform: enclave.PlatformSim, Simulated: true, Measurement: m, ReportData: ReportData(kb, fb)}
 	sig := ed25519.Sign(priv, append([]byte("keymesh sim quote v1\x00"), q.SignedBytes()...))
 	q.Evidence = append(bytes.Clone(priv.Public().(ed25519.PublicKey)), sig...)
 	qb, _ := q.MarshalBinary()
-	return &Document{Keys: kb, Quote: qb}
+	return &Document{Keys: kb, Fresh: fb, Quote: qb}
 }
 
 // TestForgedSimQuote: an attacker's quote, signed by a fresh platform key,
@@ -262,7 +270,7 @@ func forge(t *testing.T, m enclave.Measurement, keys Keys) *Document {
 func TestForgedSimQuote(t *testing.T) {
 	b := backend(t, t.TempDir(), "node v1")
 	keys, _ := nodeKeys(t, b)
-	genuine, _ := New(b, keys)
+	genuine, _ := New(b, keys, fresh())
 	mitm, _ := nodeKeys(t, backend(t, t.TempDir(), "attacker"))
 	forged := forge(t, b.Measurement(), mitm)
 
@@ -309,7 +317,7 @@ func TestMinKEM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc, _ := New(b, Keys{HPKEKEM: envelope.KEMX25519, HPKE: k.Public()})
+	doc, _ := New(b, Keys{HPKEKEM: envelope.KEMX25519, HPKE: k.Public()}, fresh())
 	p := Policy{TrustOnFirstUse: true, AllowSimulated: true, SimPlatformKeys: []ed25519.PublicKey{b.PlatformKey()}}
 	for _, min := range []uint16{0, envelope.KEMXWing} {
 		p.MinKEM = min
@@ -322,7 +330,7 @@ func TestMinKEM(t *testing.T) {
 		t.Fatalf("MinKEM X25519: %v", err)
 	}
 	xw, _ := nodeKeys(t, b)
-	xdoc, _ := New(b, xw)
+	xdoc, _ := New(b, xw, fresh())
 	if _, err := Verify(xdoc, p); err != nil {
 		t.Fatalf("X-Wing document with MinKEM X25519: %v", err)
 	}
@@ -330,4 +338,84 @@ func TestMinKEM(t *testing.T) {
 	if _, err := Verify(xdoc, p); err == nil {
 		t.Fatal("a policy naming an unknown KEM accepted a document")
 	}
+}
+
+// TestFreshness plays an attacker who recorded a node's genuine attestation
+// and replays it: past its expiry, or to a client that sent its own
+// challenge, it is refused; a document made for the client's challenge
+// within its validity is accepted. Changing the times or the challenge
+// breaks the quote's binding.
+func TestFreshness(t *testing.T) {
+	b := backend(t, t.TempDir(), "node v1")
+	keys, _ := nodeKeys(t, b)
+	t0 := time.Date(2026, 12, 5, 6, 0, 0, 0, time.UTC)
+	challenge := bytes.Repeat([]byte{7}, 32)
+	doc, err := New(b, keys, Freshness{Issued: t0, Expires: t0.Add(DefaultValidity), Challenge: challenge})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := Policy{Measurements: []enclave.Measurement{b.Measurement()}, AllowSimulated: true,
+		SimPlatformKeys: []ed25519.PublicKey{b.PlatformKey()}, Challenge: challenge, Now: t0.Add(time.Minute)}
+	res, err := Verify(doc, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Fresh.Issued.Equal(t0) || !res.Fresh.Expires.Equal(t0.Add(DefaultValidity)) || !bytes.Equal(res.Fresh.Challenge, challenge) {
+		t.Fatalf("freshness %+v", res.Fresh)
+	}
+	cases := []struct {
+		name string
+		edit func(p *Policy)
+		want error
+	}{
+		{"replayed past its expiry", func(p *Policy) { p.Now = t0.Add(DefaultValidity) }, ErrStale},
+		{"replayed to a client with another challenge", func(p *Policy) { p.Challenge = bytes.Repeat([]byte{8}, 32) }, ErrChallenge},
+		{"older than the client's MaxAge", func(p *Policy) { p.MaxAge = 30 * time.Second }, ErrStale},
+		{"issued in the client's future", func(p *Policy) { p.Now = t0.Add(-DefaultMaxSkew - time.Second) }, ErrStale},
+		{"from another node", func(p *Policy) { p.NodeIdentity = make(ed25519.PublicKey, 32) }, ErrWrongNode},
+	}
+	for _, c := range cases {
+		q := p
+		c.edit(&q)
+		if _, err := Verify(doc, q); !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, err, c.want)
+		}
+	}
+	p.NodeIdentity = keys.Identity
+	if _, err := Verify(doc, p); err != nil {
+		t.Fatalf("expected identity: %v", err)
+	}
+	// An attacker who rewrites the freshness (a later expiry, the victim's
+	// challenge) breaks the binding.
+	for _, f := range []Freshness{
+		{Issued: t0, Expires: t0.Add(24 * time.Hour), Challenge: challenge},
+		{Issued: t0, Expires: t0.Add(DefaultValidity), Challenge: bytes.Repeat([]byte{8}, 32)},
+	} {
+		edited := *doc
+		edited.Fresh, _ = f.MarshalBinary()
+		q := p
+		q.Challenge = f.Challenge
+		if _, err := Verify(&edited, q); !errors.Is(err, ErrKeysNotBound) {
+			t.Fatalf("edited freshness: %v", err)
+		}
+	}
+	if _, err := Verify(&Document{Keys: doc.Keys, Quote: doc.Quote}, p); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("no freshness: %v", err)
+	}
+}
+
+func FuzzFreshness(f *testing.F) {
+	good, _ := (&Freshness{Issued: time.UnixMilli(1), Expires: time.UnixMilli(2), Challenge: []byte("c")}).MarshalBinary()
+	f.Add(good)
+	f.Add([]byte(freshMagic))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var fr Freshness
+		if fr.UnmarshalBinary(data) != nil {
+			return
+		}
+		again, err := fr.MarshalBinary()
+		if err != nil || !bytes.Equal(again, data) {
+			t.Fatalf("round trip: %x -> %x (%v)", data, again, err)
+		}
+	})
 }

@@ -37,7 +37,8 @@ import (
 //	  "userKey": "<client.Key.MarshalPrivate>",
 //	  "sessionKey": "<client.Key.MarshalPrivate>", "session": {api.Session},
 //	  "address": "0x…",
-//	  "measurements": ["<hex>"], "platformKeys": ["<hex>"]
+//	  "measurements": ["<hex>"], "platformKeys": ["<hex>"],
+//	  "nodeIdentity": "<base64>"
 //	}
 //
 // with the keys the scope's mode needs: developerKey (developer mode), the
@@ -65,6 +66,11 @@ type credsFile struct {
 	// nodes' simulated quotes are verified against (`keymesh cluster init`
 	// prints it; `account create --dev-setup` writes the dev cluster's).
 	PlatformKeys []string `json:"platformKeys,omitempty"`
+	// NodeIdentity is the identity key of the node at URL (base64, the
+	// cluster config's identity_key; cluster init prints it): a sealing
+	// client refuses another node's attestation, and seals for this node
+	// only.
+	NodeIdentity string `json:"nodeIdentity,omitempty"`
 }
 
 // defaultURL is node 1 of `keymesh dev`.
@@ -82,6 +88,7 @@ type creds struct {
 	// Sealing (see sealFlags).
 	measurements   []string
 	platformKeys   []string
+	nodeIdentity   string
 	minKEM         string
 	seal, allowSim bool
 	warn           io.Writer
@@ -104,6 +111,7 @@ func (c *creds) flags(fs *pflag.FlagSet, withAddress bool) {
 	fs.BoolVar(&c.allowSim, "allow-simulated", false, "accept the simulated enclave's quotes (development clusters; needs the cluster's --platform-key)")
 	fs.StringSliceVar(&c.platformKeys, "platform-key", nil, "the cluster's sim platform key (hex; `keymesh cluster init` prints it), the root simulated quotes are verified against (default: the credentials file's platformKeys)")
 	fs.StringVar(&c.minKEM, "min-kem", "x-wing", "weakest KEM accepted for the node's request key: x-wing or x25519")
+	fs.StringVar(&c.nodeIdentity, "node-identity", "", "the identity key of the node at --url (base64 as in the cluster config, or hex): refuse another node's attestation (default: the credentials file's nodeIdentity)")
 }
 
 // clientOptions are the options of every client the command makes:
@@ -125,7 +133,12 @@ func (c *creds) clientOptions() []client.Option {
 	if len(c.platformKeys) > 0 {
 		roots = c.platformKeys
 	}
+	node := c.loaded.NodeIdentity
+	if c.nodeIdentity != "" {
+		node = c.nodeIdentity
+	}
 	return []client.Option{client.WithAttestation(client.Attestation{
+		NodeIdentity:    node,
 		Measurements:    ms,
 		TrustOnFirstUse: len(ms) == 0,
 		AllowSimulated:  c.allowSim,
@@ -493,7 +506,12 @@ func devAccount(ctx context.Context, url, account, rpID string, opts ...client.O
 	if err != nil {
 		return nil, nil, err
 	}
-	return &credsFile{URL: url, Scope: scope.ID, Account: account, DeveloperKey: dev.MarshalPrivate(), Address: res.Address}, res, nil
+	f := &credsFile{URL: url, Scope: scope.ID, Account: account, DeveloperKey: dev.MarshalPrivate(), Address: res.Address}
+	if a := cl.Attested(); a != nil {
+		// Sealed: pin the node whose attestation was verified.
+		f.NodeIdentity = a.NodeIdentity
+	}
+	return f, res, nil
 }
 
 // createRetry calls keymesh_createAccount, and again (for up to 10 s) while

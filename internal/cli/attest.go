@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -34,6 +36,7 @@ func newAttestVerifyCmd() *cobra.Command {
 		measurements       []string
 		platformKeys       []string
 		credsPath, minKEM  string
+		nodeIdentity       string
 	)
 	cmd := &cobra.Command{
 		Use:   "verify --url NODE [--build | --measurement HEX]",
@@ -52,7 +55,13 @@ cluster's sim platform key, never against the key a quote names itself
 prints it and writes it to sim-platform-key in the cluster directory), or
 --creds, a credentials file whose platformKeys hold it.
 
-The node's request key must use X-Wing unless --min-kem x25519 is given.`,
+The node's request key must use X-Wing unless --min-kem x25519 is given.
+
+The command sends a fresh random challenge and accepts only a document the
+node quoted for it, within its validity: a recorded attestation cannot be
+replayed. With --node-identity (the node's identity_key from the cluster
+config, which cluster init prints; or the credentials file's nodeIdentity),
+a document from another node is refused.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if url == "" {
@@ -87,11 +96,30 @@ The node's request key must use X-Wing unless --min-kem x25519 is given.`,
 				}
 				p.SimPlatformKeys = append(p.SimPlatformKeys, k)
 			}
+			if nodeIdentity == "" && credsPath != "" {
+				c := creds{file: credsPath}
+				if err := c.load(); err != nil {
+					return err
+				}
+				nodeIdentity = c.loaded.NodeIdentity
+			}
+			if nodeIdentity != "" {
+				k, err := client.ParseNodeIdentity(nodeIdentity)
+				if err != nil {
+					return err
+				}
+				p.NodeIdentity = k
+			}
+			p.Challenge = make([]byte, 32)
+			if _, err := rand.Read(p.Challenge); err != nil {
+				return err
+			}
 			source := ""
-			doc, err := client.FetchAttestation(ctx, &http.Client{Timeout: 30 * time.Second}, url)
+			doc, err := client.FetchAttestationFor(ctx, &http.Client{Timeout: 30 * time.Second}, url, p.Challenge)
 			if err != nil {
 				return err
 			}
+			p.Now = time.Now()
 			// Everything but the measurement first (evidence against the
 			// pinned roots, the KEM, the key binding), so that a forged or
 			// unverifiable quote is refused before any rebuild.
@@ -137,7 +165,9 @@ The node's request key must use X-Wing unless --min-kem x25519 is given.`,
 			if res.Simulated {
 				kind = "simulated"
 			}
-			fmt.Fprintf(out, "node:        %s\nplatform:    %s (%s)\nmeasurement: %s\n", url, res.Platform, kind, res.Measurement)
+			fmt.Fprintf(out, "node:        %s\nidentity:    %s\nplatform:    %s (%s)\nmeasurement: %s\nattested:    %s, for this command's challenge, valid until %s\n",
+				url, base64.StdEncoding.EncodeToString(res.Keys.Identity), res.Platform, kind, res.Measurement,
+				res.Fresh.Issued.UTC().Format(time.RFC3339), res.Fresh.Expires.UTC().Format(time.RFC3339))
 			for _, w := range res.Warnings {
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
 			}
@@ -159,5 +189,6 @@ The node's request key must use X-Wing unless --min-kem x25519 is given.`,
 	f.StringArrayVar(&platformKeys, "platform-key", nil, "the cluster's sim platform key, hex (keymesh cluster init prints it; repeatable)")
 	f.StringVar(&credsPath, "creds", os.Getenv("KEYMESH_CREDS"), "credentials file whose platformKeys are the sim platform keys (when --platform-key is not given); default $KEYMESH_CREDS")
 	f.StringVar(&minKEM, "min-kem", "x-wing", "weakest KEM accepted for the node's request key: x-wing or x25519")
+	f.StringVar(&nodeIdentity, "node-identity", "", "the node's identity key (base64 as in the cluster config, or hex): refuse another node's attestation (default: the credentials file's nodeIdentity)")
 	return cmd
 }

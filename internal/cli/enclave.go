@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -28,9 +29,12 @@ secrets over between the two builds (docs/enclave.md, "Upgrades"):
   old$ keymesh enclave migrate-out --config node-1.json --to NEW   --request req.bin --bundle bundle.bin
 
 migrate-in writes the request and waits for the bundle; both sides check the
-other's quote against the measurement given.`,
+other's quote against the measurement given. The new build makes new request
+keys (the keys clients seal to); the identity key and wallet shares move.
+
+rotate-keys replaces a stopped node's request keys with fresh ones.`,
 	}
-	cmd.AddCommand(newEnclaveMeasurementCmd(), newEnclaveStatusCmd(), newEnclaveMigrateInCmd(), newEnclaveMigrateOutCmd())
+	cmd.AddCommand(newEnclaveMeasurementCmd(), newEnclaveStatusCmd(), newEnclaveMigrateInCmd(), newEnclaveMigrateOutCmd(), newEnclaveRotateKeysCmd())
 	return cmd
 }
 
@@ -207,6 +211,41 @@ func newEnclaveMigrateOutCmd() *cobra.Command {
 	f.StringVar(&to, "to", "", "measurement of the new build (printed by migrate-in)")
 	f.StringVar(&reqPath, "request", "", "request file written by migrate-in")
 	f.StringVar(&bundlePath, "bundle", "", "file to write the bundle to")
+	return cmd
+}
+
+func newEnclaveRotateKeysCmd() *cobra.Command {
+	var cfgPath string
+	cmd := &cobra.Command{
+		Use:   "rotate-keys --config FILE",
+		Short: "Replace a stopped node's request keys with fresh ones",
+		Long: `Replace the node's request keys (HPKE and the compatibility RSA key,
+sealed in its store) with fresh ones made in this build's enclave, in one
+transaction. Stop the node first. When it starts again it attests the new
+keys; a request sealed to an old key is refused (error -32051, unsealed), and
+clients verify the new attestation (the Go SDK does so when its attestation
+expires, or on Client.Attest). Rotate after a build that may have exposed a
+key, or on a schedule (docs/enclave.md).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadNodeConfig(cfgPath)
+			if err != nil {
+				return err
+			}
+			rotated, err := node.RotateRequestKeys(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if len(rotated) == 0 {
+				fmt.Fprintln(out, "no request keys yet: the node makes them on its first start")
+				return nil
+			}
+			fmt.Fprintf(out, "rotated request keys: %s\nstart the node; requests sealed to the old keys are refused\n", strings.Join(rotated, ", "))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&cfgPath, "config", "", "node config file")
 	return cmd
 }
 

@@ -51,7 +51,13 @@ func TestAttestVerifyMeasurement(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	stopped := false
+	defer func() {
+		if !stopped {
+			cancel()
+			<-done
+		}
+	}()
 	m := n.Enclave().Measurement().String()
 	url := n.APIURL()
 	root := cfgs[0].SimPlatformKey
@@ -88,6 +94,65 @@ func TestAttestVerifyMeasurement(t *testing.T) {
 	if code != 1 || strings.Contains(out, "match") || !strings.Contains(errOut, "--platform-key") || !strings.Contains(errOut, "keymesh cluster init") {
 		t.Fatalf("no root: exit %d\n%s\n%s", code, out, errOut)
 	}
+
+	// Node binding: the expected node's identity matches; another node's
+	// (node 2 of the cluster) is refused.
+	id1, id2 := cfgs[1].Peers[0].IdentityKey, cfgs[0].Peers[0].IdentityKey
+	if code, out, errOut := runCLI(t, "attest", "verify", "--url", url, "--measurement", m, "--allow-simulated", "--platform-key", root, "--node-identity", id1); code != 0 ||
+		!strings.Contains(out, "match") || !strings.Contains(out, "identity:    "+id1) || !strings.Contains(out, "valid until") {
+		t.Fatalf("expected identity: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if code, out, errOut := runCLI(t, "attest", "verify", "--url", url, "--measurement", m, "--allow-simulated", "--platform-key", root, "--node-identity", id2); code != 1 ||
+		strings.Contains(out, "match") || !strings.Contains(errOut, "another node") {
+		t.Fatalf("another node's identity: exit %d\n%s\n%s", code, out, errOut)
+	}
+	// Freshness: an on-path attacker replays a genuine document it recorded;
+	// it was not made for this run's challenge.
+	recorded, err := client.FetchAttestationFor(ctx, nil, url, bytes.Repeat([]byte{1}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	replayer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(recorded)
+	}))
+	defer replayer.Close()
+	if code, out, errOut := runCLI(t, "attest", "verify", "--url", replayer.URL, "--measurement", m, "--allow-simulated", "--platform-key", root); code != 1 ||
+		strings.Contains(out, "match") || !strings.Contains(errOut, "challenge") {
+		t.Fatalf("replayed attestation: exit %d\n%s\n%s", code, out, errOut)
+	}
+
+	// rotate-keys on the stopped node: new request keys, same identity.
+	doc1, _ := client.FetchAttestation(ctx, nil, url)
+	cancel()
+	<-done
+	stopped = true
+	dir := t.TempDir()
+	if err := config.WriteCluster(dir, cfgs); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runCLI(t, "enclave", "rotate-keys", "--config", filepath.Join(dir, config.FileName(1))); code != 0 ||
+		!strings.Contains(out, "rotated request keys: hpke, rsa") {
+		t.Fatalf("rotate-keys: exit %d\n%s\n%s", code, out, errOut)
+	}
+	n2, err := node.New(node.Options{Config: cfgs[0], Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	done2 := make(chan error, 1)
+	go func() { done2 <- n2.Run(ctx2) }()
+	defer func() { cancel2(); <-done2 }()
+	doc2, err := n2.Attestation(ctx2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k1, k2 attest.Keys
+	k1.UnmarshalBinary(doc1.Keys)
+	k2.UnmarshalBinary(doc2.Keys)
+	if bytes.Equal(k1.HPKE, k2.HPKE) || bytes.Equal(k1.RSA, k2.RSA) || !bytes.Equal(k1.Identity, k2.Identity) {
+		t.Fatal("rotate-keys must change the request keys and keep the identity")
+	}
 }
 
 // TestAttestVerifyForgedQuote: an on-path attacker answers GET /attestation
@@ -107,11 +172,12 @@ func TestAttestVerifyForgedQuote(t *testing.T) {
 	_, priv, _ := ed25519.GenerateKey(nil)
 	k, _ := enclave.NewKey(enclave.KeyHPKEXWing, rand.Reader)
 	kb, _ := (&attest.Keys{HPKEKEM: envelope.KEMXWing, HPKE: k.Public()}).MarshalBinary()
-	q := enclave.Quote{Platform: enclave.PlatformSim, Simulated: true, Measurement: m, ReportData: attest.ReportData(kb)}
+	fb, _ := (&attest.Freshness{Issued: time.Now(), Expires: time.Now().Add(time.Hour)}).MarshalBinary()
+	q := enclave.Quote{Platform: enclave.PlatformSim, Simulated: true, Measurement: m, ReportData: attest.ReportData(kb, fb)}
 	q.Evidence = append(bytes.Clone(priv.Public().(ed25519.PublicKey)),
 		ed25519.Sign(priv, append([]byte("keymesh sim quote v1\x00"), q.SignedBytes()...))...)
 	qb, _ := q.MarshalBinary()
-	doc, _ := json.Marshal(attest.Document{Keys: kb, Quote: qb})
+	doc, _ := json.Marshal(attest.Document{Keys: kb, Fresh: fb, Quote: qb})
 	attacker := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(doc)
@@ -290,8 +356,16 @@ func TestEnclaveUpgrade(t *testing.T) {
 		t.Fatalf("build 2 did not start after the migration:\n%s", out2)
 	}
 	verify(doc2, m2)
-	if !bytes.Equal(doc2.Keys, doc1.Keys) {
-		t.Fatal("the node's attested keys changed across the migration")
+	// The identity moved; the request keys were rotated by the new build.
+	var k1, k2 attest.Keys
+	if err := k1.UnmarshalBinary(doc1.Keys); err != nil {
+		t.Fatal(err)
+	}
+	if err := k2.UnmarshalBinary(doc2.Keys); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(k1.Identity, k2.Identity) || bytes.Equal(k1.HPKE, k2.HPKE) || bytes.Equal(k1.RSA, k2.RSA) {
+		t.Fatal("across the migration the identity must stay and the request keys change")
 	}
 	code, out, _ = runCLI(t, "attest", "verify", "--url", url, "--measurement", m1.String(), "--allow-simulated", "--platform-key", simRoot)
 	if code != 1 || !strings.Contains(out, "mismatch") || !strings.Contains(out, m2.String()) {

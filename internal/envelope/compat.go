@@ -26,14 +26,36 @@ import (
 // with padding. keymesh adds one more sealed field, MetaField, whose value is
 // (before sealing)
 //
-//	request:  "KMCQ\x01" ‖ u64 Unix ms ‖ nonce (16) ‖ u8 len ‖ method ‖ u8 len ‖ scope ‖ digest (32)
+//	request:  "KMCQ\x02" ‖ u64 Unix ms ‖ nonce (16) ‖ node id (32) ‖ u8 len ‖ method ‖ u8 len ‖ scope ‖ digest (32)
 //	response: "KMCR\x01" ‖ request nonce (16) ‖ digest (32)
 //
 // with digest = SHA-256 over the other fields sorted by name, each as
 // u32 len ‖ name ‖ u32 len ‖ sealed value (the base64 text). The meta field
-// gives replay protection and binds the set of fields, which Passport's
-// format alone does not: without it a field could be moved to another name.
-// A request without it is refused (ErrMalformed).
+// gives replay protection, binds the request to one node (NodeID) and binds
+// the set of fields, which Passport's format alone does not: without it a
+// field could be moved to another name. A request without it, or with the
+// version 1 meta (no node id), is refused (ErrMalformed).
+//
+// What the node tolerates, and what it refuses:
+//
+//   - AES key reuse is tolerated: the node cannot tell that a client wrapped
+//     the same AES key again (RSA-OAEP is randomised), and it does not
+//     remember keys. A client must still make a fresh key per request
+//     (SealCompat does): every field of every request and response under one
+//     key is an AES-GCM encryption under a random 96-bit IV, and NIST SP
+//     800-38D §8.3 allows at most 2^32 of those per key before an IV
+//     collision (which leaks the GHASH key and allows forgeries) becomes
+//     likelier than 2^-32; and one exposed key opens every request that
+//     reused it. Reuse does not let anyone swap fields or answers between
+//     requests: each meta field binds its fields' digest and its own nonce.
+//   - Refused: a request without the meta field or with an old one
+//     (ErrMalformed), a wrapped key that is not base64 of 32 bytes
+//     (ErrMalformed) or does not unwrap (ErrUnknownKey), a meta field that
+//     does not authenticate (ErrHeader), a request for another node
+//     (ErrWrongNode), a timestamp outside the window (ErrExpired), fields
+//     added, removed, renamed, swapped or altered (ErrCiphertext), a
+//     replayed nonce (ErrReplay), and a source over its share of the nonce
+//     store (ErrBusy).
 const MetaField = "_keymesh"
 
 const (
@@ -42,7 +64,7 @@ const (
 	gcmTagLen       = 16
 	maxFields       = 256
 	maxFieldNameLen = 256
-	compatReqMagic  = "KMCQ\x01"
+	compatReqMagic  = "KMCQ\x02"
 	compatRespMagic = "KMCR\x01"
 )
 
@@ -50,6 +72,7 @@ var b64 = base64.StdEncoding.Strict()
 
 // CompatRequest is what a compatibility-mode client seals.
 type CompatRequest struct {
+	Node   NodeID
 	Method string
 	Scope  string
 	Fields map[string][]byte // plaintext value of each body field
@@ -98,6 +121,7 @@ func SealCompat(pub *rsa.PublicKey, req CompatRequest, now time.Time) (string, m
 	meta := []byte(compatReqMagic)
 	meta = binary.BigEndian.AppendUint64(meta, uint64(now.UnixMilli()))
 	meta = append(meta, nonce[:]...)
+	meta = append(meta, req.Node[:]...)
 	meta = append(meta, byte(len(req.Method)))
 	meta = append(meta, req.Method...)
 	meta = append(meta, byte(len(req.Scope)))
@@ -204,6 +228,7 @@ func oaepDecrypt(priv *rsa.PrivateKey, ct, label []byte) ([]byte, error) {
 // concurrent use.
 type CompatOpener struct {
 	keys   []*rsa.PrivateKey
+	node   NodeID
 	nonces NonceStore
 	window time.Duration
 	now    func() time.Time
@@ -227,6 +252,10 @@ func NewCompatOpener(nonces NonceStore, window time.Duration, now func() time.Ti
 	return &CompatOpener{keys: slices.Clone(keys), nonces: nonces, window: window, now: now}, nil
 }
 
+// BindNode makes o open only requests sealed for node id (the node's
+// identity key). Call it before the first Open.
+func (o *CompatOpener) BindNode(id NodeID) { o.node = id }
+
 // CompatOpened is a compatibility-mode request that verified.
 type CompatOpened struct {
 	Method string
@@ -249,8 +278,10 @@ func (o *CompatOpened) Check(method, scope string) error {
 // Open verifies and decrypts a compatibility-mode request: the
 // X-Encrypted-Key header value and the body's fields. Checks and their errors,
 // in order: encodings (ErrMalformed), RSA-OAEP unwrap (ErrUnknownKey), the
-// meta field (ErrHeader), timestamp (ErrExpired), field set digest and each
-// field (ErrCiphertext), nonce (ErrReplay). The nonce is recorded last.
+// meta field (ErrHeader), node id (ErrWrongNode), timestamp (ErrExpired),
+// field set digest and each field (ErrCiphertext), nonce (ErrReplay). The
+// nonce is recorded last. As with Opener.Open, an error wrapping ErrBusy
+// comes with a CompatOpened (Fields nil) to seal the refusal with.
 func (o *CompatOpener) Open(ctx context.Context, encryptedKey string, body map[string]string) (*CompatOpened, error) {
 	if err := checkFieldNames(body); err != nil {
 		return nil, err
@@ -305,20 +336,25 @@ func (o *CompatOpener) Open(ctx context.Context, encryptedKey string, body map[s
 	out := &CompatOpened{aead: hide(aead)}
 	ms := r.u64("timestamp")
 	copy(out.Nonce[:], r.bytes(nonceLen, "nonce"))
+	var node NodeID
+	copy(node[:], r.bytes(len(node), "node id"))
 	out.Method = string(r.bytes(int(r.u8("method length")), "method"))
 	out.Scope = string(r.bytes(int(r.u8("scope length")), "scope"))
 	digest := r.bytes(sha256.Size, "digest")
 	if err := r.done(); err != nil {
 		return nil, err
 	}
+	if node != o.node {
+		return nil, fmt.Errorf("%w: sealed for node %x", ErrWrongNode, node[:8])
+	}
 	out.Time = time.UnixMilli(int64(ms))
-	if now := o.now(); out.Time.Before(now.Add(-o.window)) || out.Time.After(now.Add(o.window)) {
+	if now := o.now(); !inWindow(out.Time, now, o.window) {
 		return nil, fmt.Errorf("%w: sealed at %s, now %s", ErrExpired, out.Time.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 	}
 	if subtle.ConstantTimeCompare(digest, fieldDigest(body)) != 1 {
 		return nil, fmt.Errorf("%w: fields were added, removed, renamed or swapped", ErrCiphertext)
 	}
-	out.Fields = make(map[string][]byte, len(body)-1)
+	fields := make(map[string][]byte, len(body)-1)
 	for name, v := range body {
 		if name == MetaField {
 			continue
@@ -327,15 +363,22 @@ func (o *CompatOpener) Open(ctx context.Context, encryptedKey string, body map[s
 		if err != nil {
 			return nil, fmt.Errorf("envelope: field %q: %w", name, err)
 		}
-		out.Fields[name] = pt
+		fields[name] = pt
 	}
 	seen, err := o.nonces.Seen(ctx, append([]byte("compat:"), out.Nonce[:]...), out.Time.Add(o.window+time.Millisecond))
+	if errors.Is(err, ErrBusy) {
+		for _, v := range fields {
+			clear(v)
+		}
+		return out, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("envelope: nonce store: %w", err)
 	}
 	if seen {
 		return nil, ErrReplay
 	}
+	out.Fields = fields
 	return out, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"os/exec"
 	"testing"
 	"time"
@@ -52,7 +53,9 @@ func TestNodeInterop(t *testing.T) {
 	}
 
 	fields := map[string]string{"username": "ålice", "credential": `{"id":"x"}`}
-	send(map[string]any{"spki": spki, "method": "completeRegistration", "scope": "app-1", "fields": fields})
+	var nodeID NodeID
+	nodeID[0], nodeID[31] = 7, 9
+	send(map[string]any{"spki": spki, "node": nodeID[:], "method": "completeRegistration", "scope": "app-1", "fields": fields})
 	var sealed struct {
 		EncryptedKey string            `json:"encryptedKey"`
 		Body         map[string]string `json:"body"`
@@ -60,7 +63,12 @@ func TestNodeInterop(t *testing.T) {
 	recv(&sealed)
 
 	now := time.Now()
+	other, _ := newCompatOpener(t, &now, k)
+	if _, err := other.Open(context.Background(), sealed.EncryptedKey, sealed.Body); !errors.Is(err, ErrWrongNode) {
+		t.Fatalf("a node with another id opened the Node.js request: %v", err)
+	}
 	o, _ := newCompatOpener(t, &now, k)
+	o.BindNode(nodeID)
 	got, err := o.Open(context.Background(), sealed.EncryptedKey, sealed.Body)
 	if err != nil {
 		t.Fatalf("Go cannot open the Node.js request: %v", err)

@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -109,6 +111,26 @@ func TestCompatRejections(t *testing.T) {
 	otherHdr, otherBody := seal(now, &other.PublicKey)
 	expHdr, expBody := seal(now.Add(-DefaultWindow-time.Millisecond), &k.PublicKey)
 	_, body2 := seal(now, &k.PublicKey)
+	var nodeB NodeID
+	nodeB[5] = 1
+	wrongNodeHdr, wrongNodeBody, _, err := SealCompat(&k.PublicKey, CompatRequest{Node: nodeB, Method: "m", Fields: map[string][]byte{"a": []byte("1")}}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The version 1 meta field (no node id), sealed under the request's key.
+	v1Hdr, v1Body := func() (string, map[string]string) {
+		key := make([]byte, 32)
+		wrapped, _ := rsa.EncryptOAEP(sha256.New(), rand.Reader, &k.PublicKey, []byte(b64.EncodeToString(key)), nil)
+		aead, _ := newGCM(key)
+		body, _ := sealFields(aead, map[string][]byte{"a": []byte("1")})
+		meta := []byte("KMCQ\x01")
+		meta = binary.BigEndian.AppendUint64(meta, uint64(now.UnixMilli()))
+		meta = append(meta, make([]byte, 16)...)
+		meta = append(meta, 1, 'm', 0)
+		meta = append(meta, fieldDigest(body)...)
+		body[MetaField], _ = sealField(aead, nil, meta)
+		return b64.EncodeToString(wrapped), body
+	}()
 	cases := []struct {
 		name string
 		hdr  string
@@ -123,6 +145,8 @@ func TestCompatRejections(t *testing.T) {
 		{"wrong key", otherHdr, otherBody, ErrUnknownKey},
 		{"tampered wrapped key", flipLast(hdr), body, ErrUnknownKey},
 		{"expired", expHdr, expBody, ErrExpired},
+		{"sealed for another node", wrongNodeHdr, wrongNodeBody, ErrWrongNode},
+		{"version 1 meta (no node id)", v1Hdr, v1Body, ErrMalformed},
 		{"no meta field", hdr, with(func(b map[string]string) { delete(b, MetaField) }), ErrMalformed},
 		{"header not base64", hdr + "!", body, ErrMalformed},
 		{"field not base64", hdr, with(func(b map[string]string) { b["a"] = "%%%" }), ErrMalformed},
@@ -132,7 +156,7 @@ func TestCompatRejections(t *testing.T) {
 		if !errors.Is(err, c.want) {
 			t.Errorf("%s: err = %v, want %v", c.name, err, c.want)
 		}
-		for _, e := range []error{ErrMalformed, ErrUnknownKey, ErrHeader, ErrCiphertext, ErrExpired, ErrReplay} {
+		for _, e := range []error{ErrMalformed, ErrUnknownKey, ErrHeader, ErrCiphertext, ErrExpired, ErrReplay, ErrWrongNode} {
 			if e != c.want && errors.Is(err, e) {
 				t.Errorf("%s: error also matches %v", c.name, e)
 			}

@@ -23,7 +23,7 @@ const (
 )
 
 const (
-	requestMagic  = "KMENV\x01"
+	requestMagic  = "KMENV\x02"
 	responseMagic = "KMRSP\x01"
 	keyIDLen      = 16
 	nonceLen      = 16
@@ -81,9 +81,28 @@ func KeyID(pk hpke.PublicKey) [keyIDLen]byte {
 	return id
 }
 
-// Request is what a client seals: the JSON-RPC method, the scope id it acts
-// in (empty if none), and the body.
+// NodeID names the node a request is sealed for: its Ed25519 identity
+// public key, as its attestation (attest.Keys.Identity) and the cluster
+// config name it. It is in every request's authenticated header, and a node
+// opens only requests sealed for its own id, so a request captured on its
+// way to one node is refused by another, even one holding the same request
+// key.
+type NodeID [32]byte
+
+// NodeIDFromKey returns the NodeID of an identity public key (32 bytes).
+func NodeIDFromKey(pub []byte) (NodeID, error) {
+	var id NodeID
+	if len(pub) != len(id) {
+		return id, fmt.Errorf("envelope: node identity key of %d bytes, want %d", len(pub), len(id))
+	}
+	copy(id[:], pub)
+	return id, nil
+}
+
+// Request is what a client seals: the node it is for, the JSON-RPC method,
+// the scope id it acts in (empty if none), and the body.
 type Request struct {
+	Node   NodeID
 	Method string
 	Scope  string
 	Body   []byte
@@ -93,6 +112,7 @@ type Request struct {
 type header struct {
 	kem, kdf, aead uint16
 	keyID          [keyIDLen]byte
+	node           NodeID
 	unixMilli      uint64
 	nonce          [nonceLen]byte
 	method, scope  string
@@ -100,16 +120,17 @@ type header struct {
 }
 
 // encode writes magic ‖ kem ‖ kdf ‖ aead (u16 each) ‖ key id (16) ‖
-// timestamp (u64 Unix ms) ‖ nonce (16) ‖ method (u8 length) ‖ scope (u8
+// node id (32) ‖ timestamp (u64 Unix ms) ‖ nonce (16) ‖ method (u8 length) ‖ scope (u8
 // length) ‖ enc (u16 length). The request envelope is this, the 32-byte
 // header MAC, and the ciphertext (u32 length).
 func (h *header) encode() []byte {
-	b := make([]byte, 0, 96+len(h.method)+len(h.scope)+len(h.enc))
+	b := make([]byte, 0, 128+len(h.method)+len(h.scope)+len(h.enc))
 	b = append(b, requestMagic...)
 	b = binary.BigEndian.AppendUint16(b, h.kem)
 	b = binary.BigEndian.AppendUint16(b, h.kdf)
 	b = binary.BigEndian.AppendUint16(b, h.aead)
 	b = append(b, h.keyID[:]...)
+	b = append(b, h.node[:]...)
 	b = binary.BigEndian.AppendUint64(b, h.unixMilli)
 	b = append(b, h.nonce[:]...)
 	b = append(b, byte(len(h.method)))
@@ -139,6 +160,7 @@ func parseRequest(b []byte) (*parsedRequest, error) {
 	p.h.kdf = r.u16("kdf")
 	p.h.aead = r.u16("aead")
 	copy(p.h.keyID[:], r.bytes(keyIDLen, "key id"))
+	copy(p.h.node[:], r.bytes(len(p.h.node), "node id"))
 	p.h.unixMilli = r.u64("timestamp")
 	copy(p.h.nonce[:], r.bytes(nonceLen, "nonce"))
 	p.h.method = string(r.bytes(int(r.u8("method length")), "method"))
@@ -192,7 +214,7 @@ func SealRequest(pk hpke.PublicKey, req Request, now time.Time) ([]byte, *Pendin
 	}
 	h := header{
 		kem: pk.KEM().ID(), kdf: suiteKDF.ID(), aead: suiteAEAD.ID(),
-		keyID: KeyID(pk), unixMilli: uint64(now.UnixMilli()),
+		keyID: KeyID(pk), node: req.Node, unixMilli: uint64(now.UnixMilli()),
 		method: req.Method, scope: req.Scope, enc: enc,
 	}
 	if _, err := rand.Read(h.nonce[:]); err != nil {
@@ -224,6 +246,7 @@ func SealRequest(pk hpke.PublicKey, req Request, now time.Time) ([]byte, *Pendin
 // Opener opens sealed requests on the node. It is safe for concurrent use.
 type Opener struct {
 	keys   map[[keyIDLen]byte]hpke.PrivateKey
+	node   NodeID
 	nonces NonceStore
 	window time.Duration
 	now    func() time.Time
@@ -231,8 +254,9 @@ type Opener struct {
 
 // NewOpener returns an Opener for the node's HPKE keys (the current one and
 // any still accepted during a rotation), recording nonces in nonces and
-// accepting timestamps within window of now (DefaultWindow if zero). now is
-// time.Now if nil.
+// accepting timestamps from window before now (DefaultWindow if zero) to
+// MaxSkew after it. now is time.Now if nil. The opener accepts only
+// requests sealed for the zero NodeID until BindNode names its node.
 func NewOpener(nonces NonceStore, window time.Duration, now func() time.Time, keys ...hpke.PrivateKey) (*Opener, error) {
 	if nonces == nil {
 		return nil, errors.New("envelope: no nonce store")
@@ -254,6 +278,17 @@ func NewOpener(nonces NonceStore, window time.Duration, now func() time.Time, ke
 		o.keys[KeyID(k.PublicKey())] = k
 	}
 	return o, nil
+}
+
+// BindNode makes o open only requests sealed for node id (the node's
+// identity key). Call it before the first Open.
+func (o *Opener) BindNode(id NodeID) { o.node = id }
+
+// inWindow reports whether ts is acceptable at now: at most window old, and
+// at most MaxSkew (or window, if shorter) ahead of the node's clock. A
+// nonce is remembered until ts+window, so at most window+MaxSkew.
+func inWindow(ts, now time.Time, window time.Duration) bool {
+	return !ts.Before(now.Add(-window)) && !ts.After(now.Add(min(window, MaxSkew)))
 }
 
 // Opened is a request that verified. Method and Scope are what the client
@@ -279,9 +314,16 @@ func (o *Opened) Check(method, scope string) error {
 
 // Open verifies and decrypts a request envelope. Checks run in this order,
 // each failure wrapping its own error: parse (ErrMalformed), key id and suite
-// (ErrUnknownKey), header MAC (ErrHeader), timestamp (ErrExpired), AEAD
-// (ErrCiphertext), nonce (ErrReplay). The nonce is recorded only when every
-// other check passed, so a rejected request changes nothing.
+// (ErrUnknownKey), header MAC (ErrHeader), node id (ErrWrongNode, which
+// wraps ErrBinding), timestamp (ErrExpired), AEAD (ErrCiphertext), nonce
+// (ErrReplay). The nonce is recorded only when every other check passed, so
+// a rejected request changes nothing, and junk that does not open records
+// nothing.
+//
+// When the nonce store refuses the request's source (an error wrapping
+// ErrBusy), Open returns that error together with an Opened whose Body is
+// nil: the request authenticated, so the caller seals its refusal with
+// SealResponse, and must not serve it.
 func (o *Opener) Open(ctx context.Context, env []byte) (*Opened, error) {
 	p, err := parseRequest(env)
 	if err != nil {
@@ -305,8 +347,11 @@ func (o *Opener) Open(ctx context.Context, env []byte) (*Opened, error) {
 	if !hmac.Equal(mac.Sum(nil), p.mac) {
 		return nil, ErrHeader
 	}
+	if p.h.node != o.node {
+		return nil, fmt.Errorf("%w: sealed for node %x", ErrWrongNode, p.h.node[:8])
+	}
 	ts := time.UnixMilli(int64(p.h.unixMilli))
-	if now := o.now(); ts.Before(now.Add(-o.window)) || ts.After(now.Add(o.window)) {
+	if now := o.now(); !inWindow(ts, now, o.window) {
 		return nil, fmt.Errorf("%w: sealed at %s, now %s", ErrExpired, ts.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 	}
 	body, err := recv.Open(p.aad, p.ciphertext)
@@ -319,14 +364,20 @@ func (o *Opener) Open(ctx context.Context, env []byte) (*Opened, error) {
 	}
 	// The timestamp is acceptable up to and including ts+window, so the nonce
 	// must be remembered strictly beyond it.
+	opened := &Opened{Method: p.h.method, Scope: p.h.scope, Time: ts, Nonce: p.h.nonce, respKey: hide(respKey)}
 	seen, err := o.nonces.Seen(ctx, append([]byte("hpke:"), p.h.nonce[:]...), ts.Add(o.window+time.Millisecond))
+	if errors.Is(err, ErrBusy) {
+		clear(body)
+		return opened, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("envelope: nonce store: %w", err)
 	}
 	if seen {
 		return nil, ErrReplay
 	}
-	return &Opened{Method: p.h.method, Scope: p.h.scope, Time: ts, Nonce: p.h.nonce, Body: body, respKey: hide(respKey)}, nil
+	opened.Body = body
+	return opened, nil
 }
 
 // SealResponse seals the response body with AES-256-GCM under the secret

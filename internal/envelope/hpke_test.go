@@ -218,25 +218,186 @@ func TestKeyRotation(t *testing.T) {
 
 func TestMemoryNonceStore(t *testing.T) {
 	now := t0
-	s := &MemoryNonceStore{Max: 2, Now: func() time.Time { return now }}
-	ctx := context.Background()
-	seen := func(n string, exp time.Time) bool {
+	s := &MemoryNonceStore{Max: 4, PerSource: 2, Now: func() time.Time { return now }}
+	from := func(src string) context.Context { return WithSource(context.Background(), src) }
+	seen := func(src, n string, exp time.Time) bool {
 		t.Helper()
-		ok, err := s.Seen(ctx, []byte(n), exp)
+		ok, err := s.Seen(from(src), []byte(n), exp)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return ok
 	}
-	if seen("a", now.Add(time.Minute)) || !seen("a", now.Add(time.Minute)) || seen("b", now.Add(2*time.Minute)) {
+	if seen("x", "a", now.Add(time.Minute)) || !seen("x", "a", now.Add(time.Minute)) || seen("x", "b", now.Add(2*time.Minute)) {
 		t.Fatal("first/second sighting wrong")
 	}
-	if _, err := s.Seen(ctx, []byte("c"), now.Add(time.Minute)); !errors.Is(err, ErrNonceStoreFull) {
-		t.Fatalf("full store: %v", err)
+	// Source x is at its share: x is refused, y is not, and a replay of
+	// x's nonce from y is still a replay.
+	if _, err := s.Seen(from("x"), []byte("c"), now.Add(time.Minute)); !errors.Is(err, ErrBusy) {
+		t.Fatalf("source over its share: %v", err)
 	}
-	now = now.Add(time.Minute) // "a" expired; room for "c"
-	if seen("c", now.Add(time.Minute)) || !seen("b", now.Add(time.Minute)) {
+	if !seen("y", "a", now.Add(time.Minute)) || seen("y", "c", now.Add(time.Minute)) {
+		t.Fatal("other source")
+	}
+	// Max reached (x: a, b; y: c, d): the earliest expiry (a) is forgotten
+	// and the floor rises to it, so a replay of a is refused as expired.
+	if seen("y", "d", now.Add(90*time.Second)) || seen("z", "e", now.Add(3*time.Minute)) {
+		t.Fatal("insert at max")
+	}
+	if s.Len() != 4 {
+		t.Fatalf("%d nonces held, max 4", s.Len())
+	}
+	if _, err := s.Seen(from("z"), []byte("a"), now.Add(time.Minute)); !errors.Is(err, ErrExpired) {
+		t.Fatalf("replay of a forgotten nonce: %v", err)
+	}
+	now = now.Add(90 * time.Second) // c and d expired; x holds b only
+	if seen("x", "f", now.Add(time.Minute)) || !seen("x", "b", now.Add(time.Minute)) {
 		t.Fatal("after expiry")
+	}
+	s.Restore([]byte("g"), now.Add(time.Minute))
+	if !seen("w", "g", now.Add(time.Minute)) {
+		t.Fatal("restored nonce not seen")
+	}
+}
+
+// TestFloodFromOneSource plays an attacker who seals valid requests (anyone
+// can: the node's key is public) from one address as fast as it likes, to a
+// node with a small nonce store: the attacker is refused once over its
+// share, and a legitimate request from another address still opens; its
+// replay is still refused, from any address.
+func TestFloodFromOneSource(t *testing.T) {
+	now := t0
+	k := newKey(t, hpke.MLKEM768X25519())
+	ns := &MemoryNonceStore{Max: 64, PerSource: 8, Now: func() time.Time { return now }}
+	o, err := NewOpener(ns, 0, func() time.Time { return now }, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	attacker := WithSource(context.Background(), "203.0.113.9")
+	busy := 0
+	for i := 0; i < 500; i++ {
+		env, _, _ := SealRequest(k.PublicKey(), Request{Method: "junk", Body: []byte(`{}`)}, now)
+		opened, err := o.Open(attacker, env)
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrBusy):
+			busy++
+			if opened == nil || opened.Body != nil {
+				t.Fatal("a busy refusal must come with an Opened to seal it, and no body")
+			}
+			if _, err := opened.SealResponse([]byte(`{"status":429}`)); err != nil {
+				t.Fatal(err)
+			}
+		default:
+			t.Fatalf("flood request %d: %v", i, err)
+		}
+	}
+	if busy != 500-8 || ns.Len() != 8 {
+		t.Fatalf("%d of 500 refused as busy, %d nonces held; want 492 and 8", busy, ns.Len())
+	}
+	// Junk that does not open records nothing.
+	for i := 0; i < 100; i++ {
+		env, _, _ := SealRequest(k.PublicKey(), Request{Method: "junk"}, now)
+		env[len(env)-1] ^= 1
+		if _, err := o.Open(attacker, env); !errors.Is(err, ErrCiphertext) {
+			t.Fatal(err)
+		}
+	}
+	if ns.Len() != 8 {
+		t.Fatalf("junk that does not open was recorded: %d nonces", ns.Len())
+	}
+	user := WithSource(context.Background(), "198.51.100.7")
+	env, _, _ := SealRequest(k.PublicKey(), Request{Method: "personal_sign", Body: []byte(`{"ok":1}`)}, now)
+	got, err := o.Open(user, env)
+	if err != nil || string(got.Body) != `{"ok":1}` {
+		t.Fatalf("the legitimate request failed under the flood: %v", err)
+	}
+	for _, ctx := range []context.Context{user, attacker, context.Background()} {
+		if _, err := o.Open(ctx, env); !errors.Is(err, ErrReplay) {
+			t.Fatalf("replay under the flood: %v", err)
+		}
+	}
+}
+
+// TestFloodFromManySources: an attacker with more addresses than the store
+// has shares keeps it full, sealing ahead of the node's clock as far as it
+// accepts. Sealed traffic does not fail: the oldest nonces are forgotten
+// (their replays refused as expired), and a request sealed now still opens
+// as long as the store holds more than MaxSkew of the flood.
+func TestFloodFromManySources(t *testing.T) {
+	now := t0
+	k := newKey(t, hpke.MLKEM768X25519())
+	ns := &MemoryNonceStore{Max: 256, PerSource: 4, Now: func() time.Time { return now }}
+	o, _ := NewOpener(ns, 0, func() time.Time { return now }, k)
+	user := WithSource(context.Background(), "198.51.100.7")
+	early, _, _ := SealRequest(k.PublicKey(), Request{Method: "m"}, now.Add(-10*time.Second))
+	if _, err := o.Open(user, early); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 1000; i++ {
+		now = now.Add(50 * time.Millisecond) // the store holds 12.8 s of flood
+		env, _, _ := SealRequest(k.PublicKey(), Request{Method: "junk"}, now.Add(MaxSkew))
+		src := WithSource(context.Background(), fmt.Sprintf("203.0.113.%d", i/4))
+		if _, err := o.Open(src, env); err != nil {
+			t.Fatalf("flood request %d: %v", i, err)
+		}
+	}
+	if ns.Len() > 256 {
+		t.Fatalf("%d nonces held, max 256", ns.Len())
+	}
+	for i := 0; i < 3; i++ {
+		env, _, _ := SealRequest(k.PublicKey(), Request{Method: "m"}, now.Add(-time.Second))
+		if _, err := o.Open(user, env); err != nil {
+			t.Fatalf("legitimate request %d under the flood: %v", i, err)
+		}
+	}
+	now = t0.Add(20 * time.Second) // back within the early request's window
+	if _, err := o.Open(user, early); !errors.Is(err, ErrExpired) {
+		t.Fatalf("replay of a forgotten request: %v", err)
+	}
+}
+
+// TestWrongNode: a request sealed for node A is refused by node B, even if
+// B holds the same request key (an operator who copied it), and nothing is
+// recorded.
+func TestWrongNode(t *testing.T) {
+	now := t0
+	k := newKey(t, hpke.MLKEM768X25519())
+	var nodeA, nodeB NodeID
+	nodeA[0], nodeB[0] = 1, 2
+	a, _ := newOpener(t, &now, k)
+	a.BindNode(nodeA)
+	b, nsB := newOpener(t, &now, k)
+	b.BindNode(nodeB)
+	env, _, _ := SealRequest(k.PublicKey(), Request{Node: nodeA, Method: "m"}, now)
+	if _, err := b.Open(context.Background(), env); !errors.Is(err, ErrWrongNode) || !errors.Is(err, ErrBinding) {
+		t.Fatalf("node B opened node A's request: %v", err)
+	}
+	if nsB.Len() != 0 {
+		t.Fatal("a refused request was recorded")
+	}
+	if _, err := a.Open(context.Background(), env); err != nil {
+		t.Fatal(err)
+	}
+	// The node id is authenticated: changing it in the header breaks the MAC.
+	env2, _, _ := SealRequest(k.PublicKey(), Request{Node: nodeA, Method: "m"}, now)
+	env2[len(requestMagic)+6+keyIDLen] ^= 3
+	if _, err := b.Open(context.Background(), env2); !errors.Is(err, ErrHeader) {
+		t.Fatalf("altered node id: %v", err)
+	}
+}
+
+func TestFutureSkew(t *testing.T) {
+	now := t0
+	k := newKey(t, hpke.MLKEM768X25519())
+	o, _ := newOpener(t, &now, k)
+	ok, _, _ := SealRequest(k.PublicKey(), Request{Method: "m"}, now.Add(MaxSkew))
+	late, _, _ := SealRequest(k.PublicKey(), Request{Method: "m"}, now.Add(MaxSkew+time.Millisecond))
+	if _, err := o.Open(context.Background(), ok); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.Open(context.Background(), late); !errors.Is(err, ErrExpired) {
+		t.Fatalf("more than half a window ahead: %v", err)
 	}
 }
 

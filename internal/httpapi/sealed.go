@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -203,6 +205,9 @@ func (h *handler) serveSealed(w http.ResponseWriter, r *http.Request, body []byt
 	ctx := r.Context()
 	mode := envelope.DetectMode(r.Header)
 	ctx = context.WithValue(ctx, modeKey{}, mode)
+	// The nonce store charges each request to its source, so that one
+	// address cannot fill it (envelope.MemoryNonceStore).
+	ctx = envelope.WithSource(ctx, SourceOf(r.RemoteAddr))
 	refusal := func(err error) *api.Error {
 		e := envelopeError(err)
 		if e == nil {
@@ -245,7 +250,8 @@ func (h *handler) serveSealed(w http.ResponseWriter, r *http.Request, body []byt
 	switch mode {
 	case envelope.ModeHPKE:
 		req, err := hpkeOpener.Open(ctx, body)
-		if err != nil {
+		busy := errors.Is(err, envelope.ErrBusy) && req != nil
+		if err != nil && !busy {
 			refuse(err)
 			return
 		}
@@ -253,7 +259,9 @@ func (h *handler) serveSealed(w http.ResponseWriter, r *http.Request, body []byt
 			status int
 			resp   any
 		)
-		if call, err := DecodeSealedCall(req.Body); err != nil {
+		if busy {
+			status, resp = busyRefusal(h, ctx, mode)
+		} else if call, err := DecodeSealedCall(req.Body); err != nil {
 			status, resp = http.StatusBadRequest, errorResponse(nil, refusal(fmt.Errorf("%w: %v", envelope.ErrMalformed, err)))
 		} else {
 			status, resp = serve(call.RPC, call.Auth, req.Check, req.Scope)
@@ -276,7 +284,8 @@ func (h *handler) serveSealed(w http.ResponseWriter, r *http.Request, body []byt
 			return
 		}
 		req, err := compatOpener.Open(ctx, r.Header.Get(envelope.HeaderEncryptedKey), fields)
-		if err != nil {
+		busy := errors.Is(err, envelope.ErrBusy) && req != nil
+		if err != nil && !busy {
 			refuse(err)
 			return
 		}
@@ -292,6 +301,8 @@ func (h *handler) serveSealed(w http.ResponseWriter, r *http.Request, body []byt
 			}
 		}
 		switch {
+		case busy:
+			status, resp = busyRefusal(h, ctx, mode)
 		case unknown != "":
 			status, resp = http.StatusBadRequest, errorResponse(nil, refusal(fmt.Errorf("%w: unknown field %q", envelope.ErrMalformed, unknown)))
 		case len(rpc) == 0:
@@ -309,6 +320,39 @@ func (h *handler) serveSealed(w http.ResponseWriter, r *http.Request, body []byt
 		}
 		writeJSON(w, status, out)
 	}
+}
+
+// busyRefusal is the answer to a request that opened but whose source is
+// over its share of the nonce store (envelope.ErrBusy): 429 with
+// api.CodeLimitExceeded, sealed like any answer to a request that opened,
+// so the client knows authentically that the call did not run.
+func busyRefusal(h *handler, ctx context.Context, mode envelope.Mode) (int, any) {
+	h.Logger.InfoContext(ctx, "sealed request refused: source over its share of the nonce store",
+		"request_id", RequestID(ctx), "mode", mode.String(), "source", envelope.Source(ctx))
+	e := api.Errorf(api.CodeLimitExceeded, "too many sealed requests from your address within the replay window; retry later")
+	h.count(ctx, "sealed", e.Code, 0)
+	return http.StatusTooManyRequests, errorResponse(nil, e)
+}
+
+// SourceOf is the source a request's nonce is charged to: the host of its
+// remote address, or its /64 for IPv6 (one subscriber's usual allocation).
+// A node behind a reverse proxy sees the proxy's address for every request;
+// the proxy must then limit per client itself.
+func SourceOf(remoteAddr string) string {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	ip = ip.Unmap()
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p.String()
+	}
+	return ip.String()
 }
 
 // SealedReply is the plaintext of a sealed response: the HTTP status the

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -78,10 +79,13 @@ type seen struct {
 }
 
 func newSealedFixture(t *testing.T, allowPlaintext bool) *sealedFixture {
+	return newSealedFixtureWith(t, allowPlaintext, &envelope.MemoryNonceStore{})
+}
+
+func newSealedFixtureWith(t *testing.T, allowPlaintext bool, nonces *envelope.MemoryNonceStore) *sealedFixture {
 	t.Helper()
 	f := &sealedFixture{xwing: newHPKEKey(t, envelope.KEMXWing), x255: newHPKEKey(t, envelope.KEMX25519)}
 	f.rsa, _ = testRSA(t)
-	nonces := &envelope.MemoryNonceStore{}
 	op, err := envelope.NewOpener(nonces, 0, nil, f.xwing, f.x255)
 	if err != nil {
 		t.Fatal(err)
@@ -651,4 +655,98 @@ func FuzzDecodeSealedReply(f *testing.F) {
 			t.Fatalf("round trip: rpc %q became %q", want.String(), got.String())
 		}
 	})
+}
+
+// fromAddr returns an HTTP client whose connections come from the loopback
+// address ip (Linux routes all of 127/8 to lo), to play several sources.
+func fromAddr(t *testing.T, ip string) *http.Client {
+	t.Helper()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+}
+
+// TestSealedFloodFromOneAddress: an attacker at one address sends valid
+// sealed requests (anyone can seal to the node's public key) to a node
+// with a small nonce store. Once over its share it is answered 429 with
+// api.CodeLimitExceeded, sealed (not an internal error), and its calls do
+// not run; a legitimate sealed request from another address succeeds, in
+// both modes.
+func TestSealedFloodFromOneAddress(t *testing.T) {
+	f := newSealedFixtureWith(t, false, &envelope.MemoryNonceStore{Max: 64, PerSource: 8})
+	attacker, user := fromAddr(t, "127.0.0.2"), fromAddr(t, "127.0.0.3")
+	if _, err := attacker.Get(f.srv.URL + "/healthz"); err != nil {
+		t.Skipf("cannot send from 127.0.0.2: %v", err)
+	}
+	post := func(hc *http.Client, env []byte) (*http.Response, []byte) {
+		t.Helper()
+		resp, err := hc.Post(f.srv.URL+"/", envelope.ContentType, bytes.NewReader(env))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, b
+	}
+	busy := 0
+	for i := 0; i < 40; i++ {
+		env, p := sealHPKE(t, f.xwing.PublicKey(), "test_seen", "s", seenBody, time.Now())
+		resp, data := post(attacker, env)
+		if resp.StatusCode == http.StatusOK {
+			continue
+		}
+		st, rpc := openReply(t, p, data) // sealed: the client can trust it
+		var r api.Response
+		if err := json.Unmarshal(rpc, &r); err != nil || r.Error == nil || r.Error.Code != api.CodeLimitExceeded ||
+			st != http.StatusTooManyRequests || resp.StatusCode != st {
+			t.Fatalf("flood request %d: HTTP %d, sealed %d %s", i, resp.StatusCode, st, rpc)
+		}
+		busy++
+	}
+	if busy != 32 || f.calls.Load() != 8 {
+		t.Fatalf("%d busy refusals, %d calls ran; want 32 and 8", busy, f.calls.Load())
+	}
+	env, p := sealHPKE(t, f.xwing.PublicKey(), "test_seen", "s", seenBody, time.Now())
+	resp, data := post(user, env)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("legitimate request under the flood: HTTP %d %s", resp.StatusCode, data)
+	}
+	if st, rpc := openReply(t, p, data); st != http.StatusOK || decodeSeen(t, rpc).S != "héllo" {
+		t.Fatalf("legitimate request: %d %s", st, rpc)
+	}
+	// Compatibility mode shares the store and the refusal.
+	ek, fields, cp, err := envelope.SealCompat(&f.rsa.PublicKey, envelope.CompatRequest{Method: "test_seen", Scope: "s",
+		Fields: map[string][]byte{CompatFieldRPC: []byte(seenBody)}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(fields)
+	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/", bytes.NewReader(b))
+	req.Header.Set(envelope.HeaderEncryptedKey, ek)
+	cresp, err := attacker.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cresp.Body.Close()
+	var sealed map[string]string
+	if err := json.NewDecoder(cresp.Body).Decode(&sealed); err != nil {
+		t.Fatal(err)
+	}
+	out, err := cp.OpenResponse(sealed)
+	if err != nil || cresp.StatusCode != http.StatusTooManyRequests || string(out[CompatFieldStatus]) != "429" {
+		t.Fatalf("compat request over the share: HTTP %d, %v", cresp.StatusCode, err)
+	}
+}
+
+func TestSourceOf(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.0.2.7:443":               "192.0.2.7",
+		"[::ffff:192.0.2.7]:1":        "192.0.2.7",
+		"[2001:db8:1:2:3:4:5:6]:8080": "2001:db8:1:2::/64",
+		"[2001:db8:1:2:ffff::1]:8080": "2001:db8:1:2::/64",
+		"@":                           "@",
+	} {
+		if got := SourceOf(in); got != want {
+			t.Errorf("SourceOf(%q) = %q, want %q", in, got, want)
+		}
+	}
 }

@@ -108,12 +108,17 @@ func (n *Node) Enclave() enclave.Backend { return n.enclave }
 // openers, made on first use (an RSA-3072 key takes a moment to generate,
 // and a dev node that only sees plaintext never needs them).
 type sealedKeys struct {
-	mu      sync.Mutex
-	ready   bool
-	doc     *attest.Document
-	docJSON []byte
-	hpke    *envelope.Opener
-	compat  *envelope.CompatOpener
+	mu     sync.Mutex
+	ready  bool
+	keys   attest.Keys
+	hpke   *envelope.Opener
+	compat *envelope.CompatOpener
+
+	// doc is the attestation without a challenge, made again when half its
+	// validity has passed (attestation).
+	docMu sync.Mutex
+	doc   *attest.Document
+	docAt time.Time
 }
 
 // sealed returns the node's envelope keys, loading or creating them.
@@ -156,42 +161,82 @@ func (n *Node) sealed(ctx context.Context) (*sealedKeys, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: RSA request key: %w", err)
 	}
-	doc, err := attest.New(n.enclave, attest.Keys{
+	s.keys = attest.Keys{
 		HPKEKEM:  kem,
 		HPKE:     hk.Public(),
 		RSA:      rk.Public(),
 		Identity: n.identityPub,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("node: attestation: %w", err)
-	}
-	docJSON, err := json.Marshal(doc)
-	if err != nil {
-		return nil, fmt.Errorf("node: attestation: %w", err)
 	}
 	// One nonce store for both modes: a nonce is a nonce.
-	nonces, err := loadNonces(ctx, n.store)
+	nonces, err := loadNonces(ctx, n.store, testingOnlyNonceStore)
 	if err != nil {
 		return nil, err
+	}
+	// Both openers accept only requests sealed for this node's identity.
+	nodeID, err := envelope.NodeIDFromKey(n.identityPub)
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
 	}
 	if s.hpke, err = envelope.NewOpener(nonces, 0, nil, hsk); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
+	s.hpke.BindNode(nodeID)
 	if s.compat, err = envelope.NewCompatOpener(nonces, 0, nil, rsk); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
-	s.doc, s.docJSON, s.ready = doc, append(docJSON, '\n'), true
+	s.compat.BindNode(nodeID)
+	s.ready = true
+	if _, err := n.attestation(s, nil); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
+// attestation returns a document for challenge: a fresh quote when a client
+// sent one (so the client knows the document was made for it), otherwise
+// the shared document, quoted again once half its validity has passed.
+// Each is valid for attest.DefaultValidity.
+func (n *Node) attestation(s *sealedKeys, challenge []byte) (*attest.Document, error) {
+	now := time.Now()
+	if challenge == nil {
+		s.docMu.Lock()
+		defer s.docMu.Unlock()
+		if s.doc != nil && now.Sub(s.docAt) < attest.DefaultValidity/2 {
+			return s.doc, nil
+		}
+	}
+	doc, err := attest.New(n.enclave, s.keys, attest.Freshness{Issued: now, Expires: now.Add(attest.DefaultValidity), Challenge: challenge})
+	if err != nil {
+		return nil, fmt.Errorf("node: attestation: %w", err)
+	}
+	if challenge == nil {
+		s.doc, s.docAt = doc, now
+	}
+	return doc, nil
+}
+
+// parseChallenge decodes a client's attestation challenge: hex, 16 to
+// attest.MaxChallenge bytes; "" is none.
+func parseChallenge(h string) ([]byte, error) {
+	if h == "" {
+		return nil, nil
+	}
+	b, err := hex.DecodeString(h)
+	if err != nil || len(b) < 16 || len(b) > attest.MaxChallenge {
+		return nil, fmt.Errorf("challenge must be 16 to %d bytes in hex", attest.MaxChallenge)
+	}
+	return b, nil
+}
+
 // Attestation returns the node's attestation document (what GET
-// /attestation serves), creating its envelope keys on first use.
-func (n *Node) Attestation(ctx context.Context) (*attest.Document, error) {
+// /attestation serves) for challenge (nil: the shared one), creating its
+// envelope keys on first use.
+func (n *Node) Attestation(ctx context.Context, challenge []byte) (*attest.Document, error) {
 	s, err := n.sealed(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return s.doc, nil
+	return n.attestation(s, challenge)
 }
 
 // openEnclaveAPI adds GET /attestation and keymesh_attestation, and returns
@@ -206,20 +251,40 @@ func (n *Node) openEnclaveAPI(ctx context.Context, svc *services, allowPlaintext
 		}
 	}
 	svc.reg.Register(api.MethodAttestation, func(ctx context.Context, params json.RawMessage) (any, error) {
-		if err := httpapi.NoParams(params); err != nil {
-			return nil, err
+		var p struct {
+			Challenge string `json:"challenge"`
 		}
-		return n.Attestation(ctx)
+		if len(params) > 0 && string(params) != "null" && string(params) != "[]" {
+			if err := httpapi.DecodeParams(params, &p); err != nil {
+				return nil, err
+			}
+		}
+		challenge, err := parseChallenge(p.Challenge)
+		if err != nil {
+			return nil, api.Errorf(api.CodeInvalidParams, "%s", err.Error())
+		}
+		return n.Attestation(ctx, challenge)
 	})
 	svc.route(httpapi.Route{Pattern: "GET /attestation", Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s, err := n.sealed(r.Context())
+		challenge, err := parseChallenge(r.URL.Query().Get("challenge"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		doc, err := n.Attestation(r.Context(), challenge)
 		if err != nil {
 			n.log.Error("attestation", "err", err)
 			http.Error(w, "internal error", http.StatusInternalServerError)
 			return
 		}
+		b, err := json.Marshal(doc)
+		if err != nil {
+			http.Error(w, "internal error", http.StatusInternalServerError)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
-		w.Write(s.docJSON)
+		w.Header().Set("Cache-Control", "no-store")
+		w.Write(append(b, '\n'))
 	})})
 	return &httpapi.Sealing{
 		AllowPlaintext: allowPlaintext,
@@ -255,9 +320,19 @@ func nonceKey(nonce []byte, expiry time.Time) string {
 	return fmt.Sprintf("%016x-%x", expiry.UnixMilli(), nonce)
 }
 
+// testingOnlyNonceStore, if set, is the memory store nodes use (tests of a
+// node with a small store).
+var testingOnlyNonceStore func() *envelope.MemoryNonceStore
+
 // loadNonces reloads the unexpired nonces from st and deletes the others.
-func loadNonces(ctx context.Context, st store.Store) (*storeNonces, error) {
+// The memory store bounds each source's share and its own size
+// (envelope.MemoryNonceStore), so nothing reaches the store for a source
+// over its share.
+func loadNonces(ctx context.Context, st store.Store, mem func() *envelope.MemoryNonceStore) (*storeNonces, error) {
 	s := &storeNonces{mem: &envelope.MemoryNonceStore{}, st: st}
+	if mem != nil {
+		s.mem = mem()
+	}
 	entries, err := st.List(ctx, nonceNS, "", 0)
 	if err != nil {
 		return nil, fmt.Errorf("node: request nonces: %w", err)
@@ -273,9 +348,7 @@ func loadNonces(ctx context.Context, st store.Store) (*storeNonces, error) {
 			}
 			continue
 		}
-		if _, err := s.mem.Seen(ctx, raw, time.UnixMilli(exp)); err != nil {
-			return nil, fmt.Errorf("node: request nonces: %w", err)
-		}
+		s.mem.Restore(raw, time.UnixMilli(exp))
 	}
 	return s, nil
 }

@@ -90,7 +90,7 @@ func BenchmarkStoreNonces(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	s, err := loadNonces(ctx, st)
+	s, err := loadNonces(ctx, st, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

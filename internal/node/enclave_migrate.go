@@ -172,8 +172,9 @@ func (m *MigrationIn) Measurement() enclave.Measurement { return m.b.Measurement
 func (m *MigrationIn) Close() { m.b.Close() }
 
 // Finish checks the bundle against the old build's measurement from,
-// reseals every secret under this build's measurement and writes them back
-// in place: the store entries in one transaction, then the identity file
+// reseals every secret under this build's measurement — but the request
+// keys, which it replaces with fresh ones (RotateRequestKeys) — and writes
+// them back in place: the store entries in one transaction, then the identity file
 // (an atomic rename). It returns how many secrets were migrated. Nothing is
 // written unless every secret verified and the bundle matches the data dir.
 func (m *MigrationIn) Finish(ctx context.Context, bundle []byte, from enclave.Measurement) (int, error) {
@@ -205,7 +206,16 @@ func (m *MigrationIn) Finish(ctx context.Context, bundle []byte, from enclave.Me
 				identity = resealed[i].Sealed
 				continue
 			}
-			if err := tx.Put(ctx, l.ns, l.key, resealed[i].Sealed); err != nil {
+			v := resealed[i].Sealed
+			if l.ns == enclaveNS {
+				// Request keys are not carried over: the new build makes
+				// its own, so a key the old build exposed dies with it.
+				var err error
+				if v, err = freshRequestKey(m.b, l.key); err != nil {
+					return err
+				}
+			}
+			if err := tx.Put(ctx, l.ns, l.key, v); err != nil {
 				return err
 			}
 		}
@@ -237,4 +247,79 @@ func SealedBy(dataDir string) (enclave.Measurement, bool, error) {
 		return enclave.Measurement{}, false, fmt.Errorf("node: %s: %w", config.SealedIdentityFile, err)
 	}
 	return s.Measurement, true, nil
+}
+
+// freshRequestKey generates a new request key of the kind stored under key
+// in the enclave namespace, sealed by b.
+func freshRequestKey(b enclave.Backend, key string) ([]byte, error) {
+	var kind enclave.KeyKind
+	label := enclave.LabelHPKE
+	switch key {
+	case enclaveHPKEKey:
+		kind = enclave.KeyHPKEXWing
+	case enclaveHPKEKey + "-x25519":
+		kind = enclave.KeyHPKEX25519
+	case enclaveRSAKey:
+		kind, label = enclave.KeyRSA3072, enclave.LabelRSA
+	default:
+		return nil, fmt.Errorf("node: unknown request key %q in store namespace %q", key, enclaveNS)
+	}
+	_, sealed, err := b.GenerateKey(kind, label)
+	if err != nil {
+		return nil, fmt.Errorf("node: new request key %s: %w", key, err)
+	}
+	return sealed, nil
+}
+
+// RotateRequestKeys replaces the request keys of the node cfg (HPKE and
+// RSA, in its store) with fresh ones, in one transaction, and returns the
+// store keys it replaced. The node must be stopped. Once it starts again it
+// attests the new keys, and requests sealed to the old ones are refused
+// (api.CodeSealedUnknownKey): clients attest again. A node that has no
+// request keys yet makes them on its first start.
+func RotateRequestKeys(ctx context.Context, cfg *config.Node) ([]string, error) {
+	b, err := OpenEnclave(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	st, err := openNodeStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	var rotated []string
+	err = st.Update(ctx, func(tx store.Ops) error {
+		entries, err := tx.List(ctx, enclaveNS, "", 0)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			// Only this build may replace them: refuse keys another build
+			// sealed (migrate first).
+			if _, err := enclave.OpenKey(b, e.Value, requestKeyLabel(e.Key)); err != nil {
+				return fmt.Errorf("node: request key %s: %w", e.Key, err)
+			}
+			v, err := freshRequestKey(b, e.Key)
+			if err != nil {
+				return err
+			}
+			if err := tx.Put(ctx, enclaveNS, e.Key, v); err != nil {
+				return err
+			}
+			rotated = append(rotated, e.Key)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("node: rotating request keys: %w", err)
+	}
+	return rotated, nil
+}
+
+func requestKeyLabel(key string) string {
+	if key == enclaveRSAKey {
+		return enclave.LabelRSA
+	}
+	return enclave.LabelHPKE
 }

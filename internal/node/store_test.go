@@ -86,7 +86,7 @@ func TestPostgresStore(t *testing.T) {
 	// An enclave migration moves the sealed secrets kept in PostgreSQL (the
 	// request keys made by the first attestation), not only the identity
 	// file: it opens the store the config names.
-	if _, err := n.Attestation(ctx); err != nil {
+	if _, err := n.Attestation(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
 	n.Close()

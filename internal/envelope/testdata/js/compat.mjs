@@ -4,8 +4,12 @@
 //
 //   X-Encrypted-Key: base64(RSA-OAEP-SHA256(base64(aesKey)))
 //   each field:      base64(iv12 ‖ AES-256-GCM ciphertext ‖ tag16)
-//   field "_keymesh": sealed "KMCQ\x01" ‖ u64 ms ‖ nonce16 ‖ u8 len ‖ method ‖
-//                     u8 len ‖ scope ‖ SHA-256 digest of the other fields
+//   field "_keymesh": sealed "KMCQ\x02" ‖ u64 ms ‖ nonce16 ‖ node id (32) ‖
+//                     u8 len ‖ method ‖ u8 len ‖ scope ‖ SHA-256 digest of
+//                     the other fields
+//
+// The node id is the node's Ed25519 identity key (base64, as in the cluster
+// config and its attestation): a node refuses a request sealed for another.
 //
 // Field values are byte arrays (Uint8Array); use TextEncoder for strings.
 
@@ -75,10 +79,13 @@ async function openField(key, value) {
 }
 
 // sealRequest seals fields ({name: Uint8Array}) for method and scope to the
-// node's RSA key (SubjectPublicKeyInfo DER, base64), as read from its verified
-// attestation. It returns the X-Encrypted-Key header, the JSON body, and the
-// state that opens the response.
-export async function sealRequest(spkiBase64, { method, scope = "", fields }, now = Date.now()) {
+// node's RSA key (SubjectPublicKeyInfo DER, base64) and identity key (node,
+// base64 of 32 bytes), as read from its verified attestation. It returns the
+// X-Encrypted-Key header, the JSON body, and the state that opens the
+// response.
+export async function sealRequest(spkiBase64, { node, method, scope = "", fields }, now = Date.now()) {
+  const nodeID = fromBase64(node || "");
+  if (nodeID.length !== 32) throw new Error("node must be the node's identity key: base64 of 32 bytes");
   const rsa = await subtle.importKey("spki", fromBase64(spkiBase64), { name: "RSA-OAEP", hash: "SHA-256" }, false, ["encrypt"]);
   const raw = globalThis.crypto.getRandomValues(new Uint8Array(32));
   const key = await subtle.importKey("raw", raw, "AES-GCM", false, ["encrypt", "decrypt"]);
@@ -93,7 +100,7 @@ export async function sealRequest(spkiBase64, { method, scope = "", fields }, no
   const nonce = globalThis.crypto.getRandomValues(new Uint8Array(16));
   const ts = new Uint8Array(8);
   new DataView(ts.buffer).setBigUint64(0, BigInt(now));
-  const meta = concat(enc.encode("KMCQ\x01"), ts, nonce, shortString(method), shortString(scope), await digest(body));
+  const meta = concat(enc.encode("KMCQ\x02"), ts, nonce, nodeID, shortString(method), shortString(scope), await digest(body));
   body[META_FIELD] = await sealField(key, meta);
   return { encryptedKey: toBase64(wrapped), body, pending: { key, nonce } };
 }

@@ -1,6 +1,6 @@
 // Driver for the Go interop test (compat_node_test.go). Protocol, one JSON
 // object per line:
-//   in:  {"spki": base64, "method": s, "scope": s, "fields": {name: utf8 string}}
+//   in:  {"spki": base64, "node": base64, "method": s, "scope": s, "fields": {name: utf8 string}}
 //   out: {"encryptedKey": s, "body": {...}}
 //   in:  {"responses": [body, ...]}
 //   out: {"results": [{"fields": {name: utf8 string}} | {"error": s}, ...]}
@@ -14,7 +14,7 @@ const dec = new TextDecoder("utf-8", { fatal: true });
 
 const req = await next();
 const fields = Object.fromEntries(Object.entries(req.fields).map(([k, v]) => [k, enc.encode(v)]));
-const { encryptedKey, body, pending } = await sealRequest(req.spki, { method: req.method, scope: req.scope, fields });
+const { encryptedKey, body, pending } = await sealRequest(req.spki, { node: req.node, method: req.method, scope: req.scope, fields });
 console.log(JSON.stringify({ encryptedKey, body }));
 
 const { responses } = await next();

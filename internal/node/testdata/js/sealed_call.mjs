@@ -3,7 +3,7 @@
 // Passport's compatibility format to a running keymesh node, opens the
 // node's sealed answer, and replays the request once.
 //
-//   in (one JSON line):  {"url": s, "spki": base64, "rpc": s, "auth": s, "scope": s}
+//   in (one JSON line):  {"url": s, "spki": base64, "node": base64, "rpc": s, "auth": s, "scope": s}
 //   out (one JSON line): {"status": n, "rpc": s, "replayStatus": n, "replay": {...}} or {"error": s}
 import { createInterface } from "node:readline";
 import { sealRequest, openResponse } from "../../../envelope/testdata/js/compat.mjs";
@@ -17,7 +17,7 @@ try {
   const method = JSON.parse(req.rpc).method;
   const fields = { rpc: enc.encode(req.rpc) };
   if (req.auth) fields.auth = enc.encode(req.auth);
-  const { encryptedKey, body, pending } = await sealRequest(req.spki, { method, scope: req.scope, fields });
+  const { encryptedKey, body, pending } = await sealRequest(req.spki, { node: req.node, method, scope: req.scope, fields });
   const post = () => fetch(req.url + "/", {
     method: "POST",
     headers: { "Content-Type": "application/json", "X-Encrypted-Key": encryptedKey },
