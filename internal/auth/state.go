@@ -489,11 +489,13 @@ func (s State) scopeCreate(ctx context.Context, r *record.Record, b *record.Scop
 
 // scopeUpdate stores a scope.update and makes the scope's config the end
 // of its update chain (resolveScope), which depends on the set of stored
-// updates only, not on the order they arrived in. An update that is not
-// on the chain with it is refused as missing a dependency (ErrMissing):
-// it may join the chain once an update it builds on arrives, and the
-// replica tries it again then; until then it is neither stored nor
-// forwarded, so a removed developer key cannot grow any node's log.
+// updates only, not on the order they arrived in. An update is stored
+// when the scope's base config or a stored update with a lower seq
+// authorizes it (so the stored set is the same on every node once they
+// have the same records); otherwise it is refused as missing a dependency
+// (ErrMissing), and the replica tries it again when more records arrive.
+// A stored update need not be on the chain: one signed by a key that a
+// quorum removed at a lower seq is stored and has no effect.
 func (s State) scopeUpdate(ctx context.Context, r *record.Record, b *record.ScopeUpdateBody) ([]kv, error) {
 	prevSeq, prev, err := s.Scope(ctx, b.Scope)
 	if err != nil {
@@ -523,11 +525,13 @@ func (s State) scopeUpdate(ctx context.Context, r *record.Record, b *record.Scop
 		}
 		return bytes.Compare(x.id[:], y.id[:])
 	})
-	seq, cfg, onChain, err := resolveScope(base, cands, id)
+	seq, cfg, err := resolveScope(base, cands)
 	if err != nil {
 		return nil, err
 	}
-	if !onChain {
+	if ok, err := authorizedByEarlier(base, cands, self); err != nil {
+		return nil, err
+	} else if !ok {
 		// Not (yet) an update of the scope's chain. The codes tell a
 		// client what it most likely did.
 		if n, err := devSigners(r, prev); err != nil {
@@ -597,6 +601,24 @@ func authorizes(cfg *record.ScopeConfig, r *record.Record, next *record.ScopeCon
 	return err == nil && (!devKeysChange(cfg, next) || n >= cfg.Quorum())
 }
 
+// authorizedByEarlier reports whether the base config or a candidate
+// with a lower seq than u authorizes u.
+func authorizedByEarlier(base []byte, cands []scopeCandidate, u scopeCandidate) (bool, error) {
+	c, err := record.DecodeScopeConfig(base[8:])
+	if err != nil {
+		return false, fmt.Errorf("auth: store: corrupt scope base: %w", err)
+	}
+	if binary.BigEndian.Uint64(base) < u.seq && authorizes(&c, u.rec, u.cfg) {
+		return true, nil
+	}
+	for _, p := range cands {
+		if p.seq < u.seq && authorizes(p.cfg, u.rec, u.cfg) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // resolveScope returns the end of a scope's update chain: starting from
 // base (seq ‖ config: the scope's creation, or the config an older build
 // stored), each step takes, among the updates with a greater seq that the
@@ -604,15 +626,14 @@ func authorizes(cfg *record.ScopeConfig, r *record.Record, next *record.ScopeCon
 // the lowest record id. Every update is thus checked against the config
 // it replaces, a key removed from the config signs nothing after it, and
 // the result is a function of the set of updates (cands, sorted by seq
-// then id), whatever order they were stored in. onChain reports whether
-// the update with record id self is a step of the chain.
-func resolveScope(base []byte, cands []scopeCandidate, self [32]byte) (seq uint64, cfg *record.ScopeConfig, onChain bool, err error) {
+// then id), whatever order they were stored in.
+func resolveScope(base []byte, cands []scopeCandidate) (seq uint64, cfg *record.ScopeConfig, err error) {
 	if len(base) < 8 {
-		return 0, nil, false, fmt.Errorf("auth: store: corrupt scope base")
+		return 0, nil, fmt.Errorf("auth: store: corrupt scope base")
 	}
 	c, err := record.DecodeScopeConfig(base[8:])
 	if err != nil {
-		return 0, nil, false, fmt.Errorf("auth: store: corrupt scope base: %w", err)
+		return 0, nil, fmt.Errorf("auth: store: corrupt scope base: %w", err)
 	}
 	seq, cfg = binary.BigEndian.Uint64(base), &c
 	for {
@@ -624,16 +645,16 @@ func resolveScope(base []byte, cands []scopeCandidate, self [32]byte) (seq uint6
 			}
 		}
 		if step < 0 {
-			return seq, cfg, onChain, nil
+			return seq, cfg, nil
 		}
 		seq, cfg = cands[step].seq, cands[step].cfg
-		onChain = onChain || cands[step].id == self
 	}
 }
 
 // everDevKey reports whether k is a developer key of the scope's
-// creation (or base) config or of any stored update: the keys whose
-// revocations apply whatever happens to them later.
+// creation (or base) config or of any stored update (each authorized by
+// an earlier one): the keys whose revocations apply whatever happens to
+// them later.
 func (s State) everDevKey(ctx context.Context, scope string, k record.PublicKey) (bool, error) {
 	_, cur, err := s.Scope(ctx, scope)
 	if err != nil {
