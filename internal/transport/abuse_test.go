@@ -279,25 +279,34 @@ func TestInboundConnectionsCappedPerPeer(t *testing.T) {
 			pc.conn.Close()
 		}
 	}()
-	// A closed connection reads EOF at once; an open one times out.
-	open := 0
+	// A closed connection reads EOF at once; an open one times out. All
+	// are read at once, well within node 1's PingTimeout.
+	var open atomic.Int32
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(300 * time.Millisecond)
 	for _, pc := range held {
-		pc.conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-		var b [1]byte
-		_, err := pc.conn.Read(b[:])
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			open++
-		}
+		wg.Go(func() {
+			pc.conn.SetReadDeadline(deadline)
+			var b [1]byte
+			_, err := pc.conn.Read(b[:])
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				open.Add(1)
+			}
+		})
 	}
-	if open > maxInboundPerPeer {
-		t.Fatalf("node 1 keeps %d connections from node 2 open, want at most %d", open, maxInboundPerPeer)
+	wg.Wait()
+	if n := int(open.Load()); n > maxInboundPerPeer || n == 0 {
+		t.Fatalf("node 1 keeps %d connections from node 2 open, want 1..%d", n, maxInboundPerPeer)
 	}
-	// The newest ones are the ones kept.
+	// The newest one is kept: it answers a ping.
 	last := held[len(held)-1]
-	last.conn.SetReadDeadline(time.Time{})
+	last.conn.SetDeadline(time.Now().Add(5 * time.Second))
 	if err := last.send(&frame{typ: framePing, id: 9}); err != nil {
 		t.Fatalf("newest connection: %v", err)
+	}
+	if f, _, err := readFrame(last.conn); err != nil || f.typ != framePong || f.id != 9 {
+		t.Fatalf("newest connection: no pong: %v", err)
 	}
 }
 
