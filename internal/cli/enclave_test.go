@@ -204,7 +204,7 @@ func TestAttestVerifyForgedQuote(t *testing.T) {
 //     `attest verify --build` rebuilds from this checkout and says match;
 //   - build 2 refuses to start on that data dir, naming both measurements;
 //   - migrate-in (build 2) / migrate-out (build 1) hand the secrets over;
-//   - build 2 then starts with the same identity and request keys, and
+//   - build 2 then starts with the same identity and new request keys, and
 //     build 1 no longer can.
 func TestEnclaveUpgrade(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
