@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"runtime"
 	"slices"
@@ -22,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keymesh/keymesh/internal/config"
 	"github.com/keymesh/keymesh/internal/mpc/round"
 )
 
@@ -473,4 +475,124 @@ func TestRunningSessionQueueIsPerPeer(t *testing.T) {
 	if !r.push(msg(3, 1)) {
 		t.Fatal("party 3's share not freed by take")
 	}
+}
+
+// fakeConn is a net.Conn from a chosen source address, for driving the
+// handshake slots directly.
+type fakeConn struct {
+	net.Conn
+	from   *net.TCPAddr
+	closed atomic.Bool
+}
+
+func (c *fakeConn) RemoteAddr() net.Addr { return c.from }
+func (c *fakeConn) Close() error         { c.closed.Store(true); return nil }
+
+// TestHandshakeSlots drives admitHandshake: one address gets at most
+// maxHandshakesPerAddr slots; when all maxHandshakes are taken, a newcomer
+// from an address holding fewer slots evicts the oldest handshake of the
+// address holding the most, and a newcomer from a top address is refused.
+func TestHandshakeSlots(t *testing.T) {
+	// A transport that serves no listener, so only this test takes slots.
+	id1, _ := config.GenerateIdentity()
+	id2, _ := config.GenerateIdentity()
+	tr, err := New(Options{Self: makeConfigs([]*config.Identity{id1, id2}, []string{"127.0.0.1:9", "127.0.0.1:9"})[0], Identity: id1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	conn := func(ip string) *fakeConn { return &fakeConn{from: &net.TCPAddr{IP: net.ParseIP(ip), Port: 1}} }
+	var big []*fakeConn // 127.0.5.1 takes its whole per-address share
+	for i := range maxHandshakesPerAddr + 3 {
+		c := conn("127.0.5.1")
+		h := tr.admitHandshake(c)
+		if (h != nil) != (i < maxHandshakesPerAddr) {
+			t.Fatalf("connection %d from one address admitted=%v", i, h != nil)
+		}
+		if h != nil {
+			big = append(big, c)
+		}
+	}
+	// Fill the rest from other addresses, one slot each.
+	var small []*handshake
+	for i := 0; tr.hsCount < maxHandshakes; i++ {
+		h := tr.admitHandshake(conn(fmt.Sprintf("127.0.6.%d", i+1)))
+		if h == nil {
+			t.Fatalf("slot %d refused before the table was full", tr.hsCount)
+		}
+		small = append(small, h)
+	}
+	// A redial from a fresh address evicts 127.0.5.1's oldest.
+	if tr.admitHandshake(conn("127.0.0.1")) == nil {
+		t.Fatal("a fresh address was refused a slot while one address held many")
+	}
+	if !big[0].closed.Load() || big[1].closed.Load() {
+		t.Fatal("the evicted handshake is not the oldest of the address holding most slots")
+	}
+	if tr.hsCount != maxHandshakes {
+		t.Fatalf("%d handshakes in progress, want %d", tr.hsCount, maxHandshakes)
+	}
+	// A newcomer from the address holding the most slots is refused; one
+	// from an address holding fewer evicts that address's next oldest.
+	if tr.admitHandshake(conn("127.0.5.1")) != nil {
+		t.Fatal("the address holding the most slots took one more while all were taken")
+	}
+	if tr.admitHandshake(conn("127.0.6.1")) == nil || !big[1].closed.Load() {
+		t.Fatal("an address holding one slot could not evict from the one holding the most")
+	}
+	// Releasing gives the slots back; an evicted handshake's release is a no-op.
+	for _, h := range small {
+		tr.releaseHandshake(h)
+	}
+	if tr.hsCount != maxHandshakes-len(small) {
+		t.Fatalf("%d handshakes after releasing %d of %d", tr.hsCount, len(small), maxHandshakes)
+	}
+}
+
+// refusedLog counts the transport's "peer connection refused" records by
+// level.
+type refusedLog struct{ warn, debug atomic.Int64 }
+
+func (h *refusedLog) Enabled(context.Context, slog.Level) bool { return true }
+func (h *refusedLog) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != "peer connection refused" {
+		return nil
+	}
+	if r.Level >= slog.LevelWarn {
+		h.warn.Add(1)
+	} else {
+		h.debug.Add(1)
+	}
+	return nil
+}
+func (h *refusedLog) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *refusedLog) WithGroup(string) slog.Handler      { return h }
+
+// TestRefusedConnectionsDoNotFloodLog: 200 sockets that fail the TLS
+// handshake at once give at most one warning per abuseLogInterval; the
+// rest are debug records and all are counted. Before, each one was a
+// warning.
+func TestRefusedConnectionsDoNotFloodLog(t *testing.T) {
+	const sockets = 200
+	h := &refusedLog{}
+	nd := newCluster(t, 2, func(o *Options) { o.Logger = slog.New(h) })[0]
+	start := time.Now()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.5")}}
+	for range sockets {
+		c, err := d.Dial("tcp", nd.ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
+		c.Close()
+	}
+	if !waitFor(10*time.Second, func() bool { return nd.tr.Stats().ConnsRejected >= sockets }) {
+		t.Fatalf("%d connections rejected, want %d", nd.tr.Stats().ConnsRejected, sockets)
+	}
+	elapsed := time.Since(start)
+	limit := int64(elapsed/abuseLogInterval) + 1
+	if w := h.warn.Load(); w > limit || w == 0 {
+		t.Fatalf("%d warnings for %d refused connections in %v, want 1..%d", w, sockets, elapsed, limit)
+	}
+	t.Logf("%d warnings, %d debug records for %d refused connections in %v", h.warn.Load(), h.debug.Load(), sockets, elapsed.Round(time.Millisecond))
 }

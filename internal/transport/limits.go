@@ -65,6 +65,26 @@ const (
 	pendingOverhead = 128
 )
 
+// abuseLogInterval is the least time between two warnings about refused
+// or evicted connections; those in between are logged at debug level and
+// counted in the next warning, so sockets that fail their handshake by the
+// thousand, or a peer churning connections, cannot flood the node's log.
+// Stats.ConnsRejected counts them all.
+const abuseLogInterval = time.Second
+
+// warnAbuse logs msg at warning level at most once per abuseLogInterval,
+// at debug level otherwise.
+func (t *Transport) warnAbuse(msg string, args ...any) {
+	now := time.Now().UnixNano()
+	last := t.abuseLogAt.Load()
+	if now-last < int64(abuseLogInterval) || !t.abuseLogAt.CompareAndSwap(last, now) {
+		t.abuseQuiet.Add(1)
+		t.log.Debug(msg, args...)
+		return
+	}
+	t.log.Warn(msg, append(args, "suppressed_since_last_warning", t.abuseQuiet.Swap(0))...)
+}
+
 // errTooManyConns closes a peer's oldest inbound connection when the peer
 // opens one more than maxInboundPerPeer.
 var errTooManyConns = errors.New("transport: peer opened more connections than allowed; closed its oldest")

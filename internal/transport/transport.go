@@ -128,6 +128,11 @@ type Transport struct {
 	inbound   map[*peerConn]struct{}
 	inboundBy map[uint16][]*peerConn // per peer, oldest first
 
+	// abuseLogAt and abuseQuiet rate-limit warnings about refused and
+	// evicted connections (warnAbuse).
+	abuseLogAt atomic.Int64
+	abuseQuiet atomic.Uint64
+
 	hsMu    sync.Mutex
 	hs      map[netip.Addr][]*handshake // in progress, per source address, oldest first
 	hsCount int
@@ -287,7 +292,7 @@ func (t *Transport) accept(h *handshake) {
 	}
 	if err != nil || peer == 0 {
 		t.stats.connsRejected.Add(1)
-		t.log.Warn("peer connection refused", "remote", c.RemoteAddr().String(), "err", err)
+		t.warnAbuse("peer connection refused", "remote", c.RemoteAddr().String(), "err", err)
 		tc.Close()
 		return
 	}
@@ -299,7 +304,7 @@ func (t *Transport) accept(h *handshake) {
 	}
 	if old != nil {
 		t.stats.connsRejected.Add(1)
-		t.log.Warn("peer opened too many connections; closed its oldest", "peer", peer, "max", maxInboundPerPeer)
+		t.warnAbuse("peer opened too many connections; closed its oldest", "peer", peer, "max", maxInboundPerPeer)
 		old.close(errTooManyConns)
 	}
 	t.log.Debug("peer connected", "peer", peer, "remote", c.RemoteAddr().String())
