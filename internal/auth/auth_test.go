@@ -592,12 +592,12 @@ func TestScopeUpdate(t *testing.T) {
 	cfg2 := cfg
 	cfg2.DevKeys = []record.PublicKey{dev.Public()}
 	up2, _ := record.Sign(record.ScopeUpdate, (&record.ScopeUpdateBody{Scope: scope, Seq: 2, Config: cfg2}).Marshal(), dev)
-	if err := e.svc.SubmitRecord(ctx, up2); err != nil {
-		t.Fatal(err)
-	}
-	sc, err = e.svc.GetScope(ctx, scope)
+	sc, err = e.svc.UpdateScope(ctx, api.SignedRecord{Record: b64.EncodeToString(up2.Marshal())})
 	if err != nil || sc.Seq != 1 || sc.DevKeys[0] != dev2.Public().String() {
 		t.Fatalf("a removed key updated the scope: %+v %v", sc, err)
+	}
+	if got, err := e.svc.GetScope(ctx, scope); err != nil || got.Seq != 1 {
+		t.Fatalf("after a removed key's update: %+v %v", got, err)
 	}
 	cfg.SessionTTL = 61
 	up3, _ := record.Sign(record.ScopeUpdate, (&record.ScopeUpdateBody{Scope: scope, Seq: 1, Config: cfg}).Marshal(), dev2)

@@ -187,7 +187,15 @@ func (s *Service) UpdateScope(ctx context.Context, p api.SignedRecord) (*api.Sco
 	if err := s.SubmitRecord(ctx, r); err != nil {
 		return nil, apiError(err)
 	}
-	return scopeInfo(b.Scope, b.Seq, &b.Config), nil
+	// The scope as this node now resolves it: an update that is stored
+	// but not on the scope's chain (signed by a key removed at a lower
+	// seq, or tied and outranked) leaves another config in effect, and
+	// the caller sees which.
+	seq, cfg, err := s.State().Scope(ctx, b.Scope)
+	if err != nil {
+		return nil, apiError(err)
+	}
+	return scopeInfo(b.Scope, seq, cfg), nil
 }
 
 // GetScope returns a scope's config as this node has it (keymesh_getScope).

@@ -370,7 +370,7 @@ func (Applier) Apply(ctx context.Context, tx store.Ops, rec []byte) error {
 	if err != nil {
 		return deny(api.CodeAuthBadProof, "%v", err)
 	}
-	id := r.ID()
+	id := applyID(r)
 	idKey := hex.EncodeToString(id[:])
 	if _, done, err := get(ctx, tx, nsApplied, idKey); err != nil {
 		return err
@@ -418,6 +418,28 @@ func (Applier) Apply(ctx context.Context, tx store.Ops, rec []byte) error {
 		}
 	}
 	return nil
+}
+
+// applyID identifies what Apply applies: the record's id (kind and body),
+// and for a scope.update also the keys that signed it (not their
+// signatures). Whether a stored update authorizes another, and is
+// authorized itself, depends on who signed it; with the body's id alone, a
+// second proof by other keys would be dropped as a duplicate, and nodes
+// that received the proofs in other orders would keep different ones.
+// So each signer set's proof of an update is its own candidate
+// (scopeUpdate); a copy by the same keys is still a duplicate.
+func applyID(r *record.Record) [32]byte {
+	id := r.ID()
+	if r.Kind != record.ScopeUpdate {
+		return id
+	}
+	var w record.Writer
+	w.String("keymesh/auth/scope-update-signers/v1")
+	w.Fixed(id[:])
+	for _, k := range r.Signers() { // canonical order (record.Unmarshal)
+		k.Encode(&w)
+	}
+	return sha256.Sum256(w.Bytes())
 }
 
 type kv struct {
@@ -512,7 +534,10 @@ func (s State) scopeUpdate(ctx context.Context, r *record.Record, b *record.Scop
 		base = scopeValue(prevSeq, prev)
 		ws = append(ws, kv{nsScopeBase, b.Scope, base})
 	}
-	id := r.ID()
+	if err := r.VerifySignature(); err != nil {
+		return nil, deny(api.CodeAuthBadProof, "developer signature does not verify (signed over another payload?)")
+	}
+	id := applyID(r)
 	self := scopeCandidate{seq: b.Seq, id: id, rec: r, cfg: &b.Config}
 	cands, err := s.scopeCandidates(ctx, b.Scope)
 	if err != nil {
@@ -588,7 +613,7 @@ func (s State) scopeCandidates(ctx context.Context, scope string) ([]scopeCandid
 		if !ok {
 			return nil, fmt.Errorf("auth: store: corrupt scope update")
 		}
-		out = append(out, scopeCandidate{seq: ub.Seq, id: r.ID(), rec: r, cfg: &ub.Config})
+		out = append(out, scopeCandidate{seq: ub.Seq, id: applyID(r), rec: r, cfg: &ub.Config})
 	}
 	return out, nil
 }
