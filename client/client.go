@@ -16,15 +16,18 @@
 // # Sealed calls
 //
 // Production nodes accept only requests sealed to their attested enclave
-// keys. WithAttestation makes the client fetch the node's attestation,
-// verify its quote against pinned measurements (or trust on first use,
-// with a warning), and then seal every call — HPKE by default, Passport's
+// keys. WithAttestation makes the client fetch the node's attestation
+// with a fresh challenge (and again before it expires), verify its quote
+// against pinned roots and measurements (or trust on first use, with a
+// warning) and the node's expected identity, and then seal every call for
+// that node — HPKE by default, Passport's
 // compatibility format on request — and open the sealed answers:
 //
 //	c, err := client.New(url, client.WithAttestation(client.Attestation{
 //		Measurements:    []string{"9c…07"},
 //		AllowSimulated:  true,              // sim backend (development) only
 //		SimPlatformKeys: []string{"5e…a2"}, // its root: keymesh cluster init prints it
+//		NodeIdentity:    "q3…Yw=",          // the node's identity_key in the cluster config
 //	}))
 //
 // A sealed call's answer counts only if it is sealed to the request, with

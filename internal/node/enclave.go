@@ -119,6 +119,8 @@ type sealedKeys struct {
 	docMu sync.Mutex
 	doc   *attest.Document
 	docAt time.Time
+
+	challenges challengeQuotes
 }
 
 // sealed returns the node's envelope keys, loading or creating them.
@@ -215,6 +217,45 @@ func (n *Node) attestation(s *sealedKeys, challenge []byte) (*attest.Document, e
 	return doc, nil
 }
 
+// challengeQuotes limits the attestations a source may have quoted for its
+// own challenges: each is a quote on the platform (on SEV-SNP or TDX a
+// request to the security processor or quoting enclave, milliseconds), so
+// one address must not keep the node busy making them. Fixed windows of a
+// minute; the table is bounded, and sources beyond it are not limited
+// (an attacker with that many addresses could only slow quoting, not
+// lock others out of it).
+type challengeQuotes struct {
+	mu     sync.Mutex
+	start  time.Time
+	counts map[string]int
+}
+
+const (
+	challengeQuotesPerMinute = 120
+	challengeQuotesSources   = 1 << 16
+)
+
+// allow reports whether source may have one more challenge quoted now.
+func (c *challengeQuotes) allow(source string, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.counts == nil || now.Sub(c.start) >= time.Minute || now.Before(c.start) {
+		c.start, c.counts = now, make(map[string]int)
+	}
+	n, ok := c.counts[source]
+	if !ok && len(c.counts) >= challengeQuotesSources {
+		return true
+	}
+	if n >= challengeQuotesPerMinute {
+		return false
+	}
+	c.counts[source] = n + 1
+	return true
+}
+
+// errTooManyChallenges refuses a source over challengeQuotesPerMinute.
+var errTooManyChallenges = errors.New("too many attestation challenges from this address; retry in a minute")
+
 // parseChallenge decodes a client's attestation challenge: hex, 16 to
 // attest.MaxChallenge bytes; "" is none.
 func parseChallenge(h string) ([]byte, error) {
@@ -237,6 +278,15 @@ func (n *Node) Attestation(ctx context.Context, challenge []byte) (*attest.Docum
 		return nil, err
 	}
 	return n.attestation(s, challenge)
+}
+
+// attestationFor is Attestation for a request from source, limited per
+// source when it carries a challenge (errTooManyChallenges).
+func (n *Node) attestationFor(ctx context.Context, source string, challenge []byte) (*attest.Document, error) {
+	if challenge != nil && !n.sealedKeys.challenges.allow(source, time.Now()) {
+		return nil, errTooManyChallenges
+	}
+	return n.Attestation(ctx, challenge)
 }
 
 // openEnclaveAPI adds GET /attestation and keymesh_attestation, and returns
@@ -263,7 +313,11 @@ func (n *Node) openEnclaveAPI(ctx context.Context, svc *services, allowPlaintext
 		if err != nil {
 			return nil, api.Errorf(api.CodeInvalidParams, "%s", err.Error())
 		}
-		return n.Attestation(ctx, challenge)
+		doc, err := n.attestationFor(ctx, envelope.Source(ctx), challenge)
+		if errors.Is(err, errTooManyChallenges) {
+			return nil, api.Errorf(api.CodeLimitExceeded, "%s", err.Error())
+		}
+		return doc, err
 	})
 	svc.route(httpapi.Route{Pattern: "GET /attestation", Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		challenge, err := parseChallenge(r.URL.Query().Get("challenge"))
@@ -271,7 +325,11 @@ func (n *Node) openEnclaveAPI(ctx context.Context, svc *services, allowPlaintext
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		doc, err := n.Attestation(r.Context(), challenge)
+		doc, err := n.attestationFor(r.Context(), httpapi.SourceOf(r.RemoteAddr), challenge)
+		if errors.Is(err, errTooManyChallenges) {
+			http.Error(w, err.Error(), http.StatusTooManyRequests)
+			return
+		}
 		if err != nil {
 			n.log.Error("attestation", "err", err)
 			http.Error(w, "internal error", http.StatusInternalServerError)

@@ -232,6 +232,23 @@ func TestAttestationFreshness(t *testing.T) {
 	if _, err := attest.Verify(&got, r); err != nil {
 		t.Fatal(err)
 	}
+	// One address may have 120 challenges a minute quoted; another is not
+	// affected.
+	hammer := fromLoopback("127.0.0.4")
+	limited := 0
+	for i := 0; i < 130; i++ {
+		ch := make([]byte, 16)
+		rand.Read(ch)
+		if _, err := client.FetchAttestationFor(ctx, hammer, s.n.APIURL(), ch); err != nil {
+			limited++
+		}
+	}
+	if limited != 10 {
+		t.Fatalf("%d of 130 challenges from one address refused, want 10", limited)
+	}
+	if _, err := client.FetchAttestationFor(ctx, fromLoopback("127.0.0.5"), s.n.APIURL(), challenge); err != nil {
+		t.Fatalf("another address: %v", err)
+	}
 	for _, bad := range []string{"zz", "0011"} {
 		resp, err := http.Get(s.n.APIURL() + "/attestation?challenge=" + bad)
 		if err != nil {
