@@ -596,3 +596,48 @@ func TestRefusedConnectionsDoNotFloodLog(t *testing.T) {
 	}
 	t.Logf("%d warnings, %d debug records for %d refused connections in %v", h.warn.Load(), h.debug.Load(), sockets, elapsed.Round(time.Millisecond))
 }
+
+// TestHandlerBytesCappedPerPeer: node 2 sends 8 requests with MaxBody
+// bodies to a handler that blocks. Their bodies may hold at most
+// maxCallBytesPerPeer at once: 4 run, the others are answered busy. Before,
+// all 8 ran (and 64 could hold 256 MiB).
+func TestHandlerBytesCappedPerPeer(t *testing.T) {
+	const requests = 8
+	nodes := newCluster(t, 2, nil)
+	waitReachable(t, nodes, 1, 2)
+	release := make(chan struct{})
+	var running atomic.Int32
+	nodes[0].tr.Handle("hold", func(ctx context.Context, from uint16, body []byte) ([]byte, error) {
+		running.Add(1)
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return []byte("ok"), nil
+	})
+	defer close(release)
+	pc := rawLink(t, nodes[1], nodes[0])
+	defer pc.close(nil)
+	body := make([]byte, MaxBody)
+	for i := range requests {
+		if err := pc.send(&frame{typ: frameRequest, id: uint64(i + 1), kind: "hold", body: body}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Read the busy answers (the running ones answer only when released).
+	want := requests - maxCallBytesPerPeer/MaxBody
+	pc.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for busy := 0; busy < want; {
+		f, _, err := readFrame(pc.conn)
+		if err != nil {
+			t.Fatalf("after %d busy answers: %v (%d handlers running)", busy, err, running.Load())
+		}
+		if f.typ == frameResponse && !f.ok && string(f.body) == "busy" {
+			busy++
+		}
+	}
+	waitFor(2*time.Second, func() bool { return int(running.Load()) >= requests-want })
+	if n := int(running.Load()); n != maxCallBytesPerPeer/MaxBody {
+		t.Fatalf("%d handlers of %d-byte requests running, want %d", n, MaxBody, maxCallBytesPerPeer/MaxBody)
+	}
+}

@@ -145,18 +145,25 @@ func (pc *peerConn) handle(f *frame) {
 		}
 		t.deliver(f.msg)
 	case frameRequest:
-		// The slots are the peer's, over all its connections.
-		slots := t.callSlots[pc.peer]
+		// The slots and the byte budget are the peer's, over all its
+		// connections (a MaxBody request alone always fits the budget).
+		slots, held, size := t.callSlots[pc.peer], t.callBytes[pc.peer], int64(len(f.body))
 		select {
 		case slots <- struct{}{}:
+			if n := held.Add(size); n > maxCallBytesPerPeer {
+				held.Add(-size)
+				<-slots
+				break
+			}
 			go func() {
-				defer func() { <-slots }()
+				defer func() { held.Add(-size); <-slots }()
 				t.serveCall(pc, f)
 			}()
+			return
 		default:
-			t.stats.callsBusy.Add(1)
-			pc.send(&frame{typ: frameResponse, id: f.id, body: []byte("busy")})
 		}
+		t.stats.callsBusy.Add(1)
+		pc.send(&frame{typ: frameResponse, id: f.id, body: []byte("busy")})
 	case frameResponse:
 		pc.mu.Lock()
 		ch := pc.calls[f.id]

@@ -45,8 +45,16 @@ const (
 	maxInboundPerPeer = 4
 
 	// maxConcurrentCalls bounds the RPC handlers running for one peer,
-	// over all its connections; further requests are answered "busy".
+	// over all its connections; further requests are answered "busy". An
+	// honest peer calls over its one outbound link, so this is the limit
+	// it always had (it was per connection).
 	maxConcurrentCalls = 64
+	// maxCallBytesPerPeer bounds the request bodies held by one peer's
+	// running handlers (at most MaxBody each); a request that would go
+	// over is answered "busy". Without it, 64 handlers could hold 256 MiB per peer. Honest
+	// requests (invitations, records, catch-up queries) are kilobytes.
+	maxCallBytesPerPeer = 16 << 20
+	_                   = uint(maxCallBytesPerPeer - MaxBody) // one largest request always fits
 
 	// pendingPerSession bounds the messages one peer has buffered for one
 	// session that is not running here yet. An honest peer sends a few

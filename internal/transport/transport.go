@@ -112,10 +112,11 @@ type Transport struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	// callSlots bounds each peer's running handlers (maxConcurrentCalls);
-	// pendingPeerBytes is each peer's share of pendingMaxBytes. Both are
+	// callSlots and callBytes bound each peer's running handlers
+	// (maxConcurrentCalls, maxCallBytesPerPeer); pendingPeerBytes is each peer's share of pendingMaxBytes. Both are
 	// fixed in New.
 	callSlots        map[uint16]chan struct{}
+	callBytes        map[uint16]*atomic.Int64 // request bytes held by running handlers
 	pendingPeerBytes int
 
 	mu        sync.Mutex
@@ -192,6 +193,7 @@ func New(opts Options) (*Transport, error) {
 		inbound:   make(map[*peerConn]struct{}),
 		inboundBy: make(map[uint16][]*peerConn),
 		callSlots: make(map[uint16]chan struct{}),
+		callBytes: make(map[uint16]*atomic.Int64),
 		pending:   make(map[uint16]*peerPending),
 		hs:        make(map[netip.Addr][]*handshake),
 	}
@@ -206,6 +208,7 @@ func New(opts Options) (*Transport, error) {
 		}
 		t.byKey[string(pub)] = p.ID
 		t.callSlots[p.ID] = make(chan struct{}, maxConcurrentCalls)
+		t.callBytes[p.ID] = new(atomic.Int64)
 		t.pending[p.ID] = &peerPending{perSession: make(map[round.SessionID]int)}
 		t.links[p.ID] = &link{t: t, id: p.ID, addr: p.PeerAddr, tls: clientConfig(cert, p.ID, pub), wake: make(chan struct{}, 1)}
 	}
@@ -381,7 +384,8 @@ type Stats struct {
 	CallsSent         uint64
 	CallsServed       uint64
 	// CallsBusy counts requests answered "busy": the peer already had
-	// maxConcurrentCalls handlers running.
+	// maxConcurrentCalls handlers running, or maxCallBytesPerPeer of
+	// request bodies in them.
 	CallsBusy uint64
 	// ConnsRejected counts inbound connections refused or closed by the
 	// limits: unknown key, failed or timed-out handshake, too many
