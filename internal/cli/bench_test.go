@@ -176,6 +176,11 @@ func TestWalletEndToEnd(t *testing.T) {
 		if _, errOut, code := run(t, "sign", "message", "--creds", creds, "--measurement", m[1], "--allow-simulated", "--platform-key", strings.Repeat("ab", 32), "x"); code == 0 || !strings.Contains(errOut, "trusted platform key") {
 			t.Fatalf("another cluster's root accepted: %d %q", code, errOut)
 		}
+		// Another node's identity expected: the node's attestation is
+		// refused and nothing is sealed to it.
+		if _, errOut, code := run(t, "sign", "message", "--creds", creds, "--measurement", m[1], "--allow-simulated", "--node-identity", strings.Repeat("cd", 32), "x"); code == 0 || !strings.Contains(errOut, "another node") {
+			t.Fatalf("another node's attestation accepted: %d %q", code, errOut)
+		}
 	})
 
 	t.Run("sign message", func(t *testing.T) {
