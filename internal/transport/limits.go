@@ -51,10 +51,12 @@ const (
 	maxConcurrentCalls = 64
 	// maxCallBytesPerPeer bounds the request bodies held by one peer's
 	// running handlers (at most MaxBody each); a request that would go
-	// over is answered "busy". Without it, 64 handlers could hold 256 MiB per peer. Honest
-	// requests (invitations, records, catch-up queries) are kilobytes.
+	// over is answered "busy". Without it, 64 handlers could hold 256 MiB
+	// per peer. Honest requests (invitations, records, catch-up queries)
+	// are kilobytes.
 	maxCallBytesPerPeer = 16 << 20
-	_                   = uint(maxCallBytesPerPeer - MaxBody) // one largest request always fits
+	// A compile-time check that one largest request always fits.
+	_ = uint(maxCallBytesPerPeer - MaxBody)
 
 	// pendingPerSession bounds the messages one peer has buffered for one
 	// session that is not running here yet. An honest peer sends a few
