@@ -469,7 +469,7 @@ func snapshot(t *testing.T, st store.Store) string { return snapshotOps(t, st) }
 
 func snapshotOps(t *testing.T, st store.Ops) string {
 	var buf bytes.Buffer
-	for _, ns := range []string{nsApplied, nsScope, nsAccount, nsCred, nsCredIndex, nsCredRevoked, nsSession, nsSessionRevoked, nsRegNonce} {
+	for _, ns := range []string{nsApplied, nsScope, nsScopeBase, nsScopeUpdate, nsAccount, nsCred, nsCredIndex, nsCredOrigin, nsCredRevoked, nsSession, nsSessionRevoked, nsRegNonce} {
 		es, err := st.List(context.Background(), ns, "", 0)
 		if err != nil {
 			t.Fatal(err)
