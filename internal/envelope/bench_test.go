@@ -3,6 +3,8 @@ package envelope
 import (
 	"context"
 	"crypto/hpke"
+	"encoding/binary"
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -92,4 +94,26 @@ func BenchmarkCompat(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// BenchmarkMemoryNonceStore records nonces in a store kept full (Max
+// 1<<20, the default, from 4096 sources), so every Seen also forgets the
+// earliest expiry: the flood case.
+func BenchmarkMemoryNonceStore(b *testing.B) {
+	now := t0
+	s := &MemoryNonceStore{Now: func() time.Time { return now }}
+	ctxs := make([]context.Context, 4096)
+	for i := range ctxs {
+		ctxs[i] = WithSource(context.Background(), fmt.Sprintf("src-%d", i))
+	}
+	nonce := make([]byte, 16)
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		binary.BigEndian.PutUint64(nonce, uint64(i))
+		if _, err := s.Seen(ctxs[i%len(ctxs)], nonce, now.Add(time.Minute+time.Duration(i)*time.Microsecond)); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
 }
