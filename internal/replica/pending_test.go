@@ -107,3 +107,36 @@ func TestCatchUpBoundedPerRound(t *testing.T) {
 		t.Fatalf("two rounds applied %d records, want %d", got, n)
 	}
 }
+
+// TestPushedChildKeptUntilParentPushed: a peer pushes a child whose
+// parent no node has yet; the receiver refuses it but keeps it, and
+// applies it (in the background) once the parent is pushed to it by
+// another node's Submit.
+func TestPushedChildKeptUntilParentPushed(t *testing.T) {
+	c := newCluster(t)
+	for i := range c.nodes {
+		c.stop(i)
+		c.start(i, nil, depApplier{}, false)
+	}
+	c.waitLinks()
+	ctx := context.Background()
+	child, parent := []byte("kid<mum"), []byte("mum")
+	if _, err := c.nodes[0].tr.Call(ctx, 2, kindPush, encodePush(child)); err == nil {
+		t.Fatal("a child without its parent was acknowledged")
+	}
+	if n, err := c.nodes[1].r.Pending(ctx); err != nil || n != 1 {
+		t.Fatalf("pending: %d %v", n, err)
+	}
+	if err := c.nodes[2].r.Submit(ctx, parent); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the kept child applied on node 2", func() error {
+		if !c.has(1, child) {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	if n, _ := c.nodes[1].r.Pending(ctx); n != 0 {
+		t.Fatalf("%d records still pending", n)
+	}
+}

@@ -154,6 +154,9 @@ type Replica struct {
 
 	catchMu   map[uint16]*sync.Mutex // one catch-up per peer at a time
 	pendingMu sync.Mutex             // one retry of pending records at a time
+	kickMu    sync.Mutex             // guards kicked and kickRun
+	kicked    bool                   // a background retry is wanted
+	kickRun   bool                   // a background retry is running
 
 	ctx    context.Context // ends with Close
 	cancel context.CancelFunc
@@ -306,7 +309,7 @@ func (r *Replica) Submit(ctx context.Context, rec []byte) error {
 	if fresh, err := r.apply(ctx, rec, nil); err != nil {
 		return fmt.Errorf("replica: applying record locally: %w", err)
 	} else if fresh {
-		r.retryPending(ctx)
+		r.kickPending()
 	}
 	id := RecordID(rec)
 	body := encodePush(rec)
@@ -397,7 +400,7 @@ func (r *Replica) handlePush(ctx context.Context, from uint16, body []byte) ([]b
 	switch {
 	case err == nil:
 		if fresh {
-			r.retryPending(ctx)
+			r.kickPending()
 		}
 		return encodeAck(id), nil
 	case errors.Is(err, ErrInvalid):
@@ -581,6 +584,31 @@ func (r *Replica) keepPending(ctx context.Context, peer uint16, rec []byte) bool
 func (r *Replica) Pending(ctx context.Context) (int, error) {
 	es, err := r.st.List(ctx, nsPending, "", 0)
 	return len(es), err
+}
+
+// kickPending runs retryPending in the background, off the path of the
+// write that made it worth trying: one run at a time, and kicks that
+// arrive while one runs are served by one more run.
+func (r *Replica) kickPending() {
+	r.kickMu.Lock()
+	defer r.kickMu.Unlock()
+	r.kicked = true
+	if r.kickRun {
+		return
+	}
+	r.kickRun = r.spawn(func() {
+		for {
+			r.kickMu.Lock()
+			if !r.kicked || r.ctx.Err() != nil {
+				r.kickRun = false
+				r.kickMu.Unlock()
+				return
+			}
+			r.kicked = false
+			r.kickMu.Unlock()
+			r.retryPending(r.ctx)
+		}
+	})
 }
 
 // retryPending applies the kept records again until none more applies:
