@@ -108,7 +108,7 @@ func TestSealedFloodNode(t *testing.T) {
 	ctx := context.Background()
 	attacker := fromLoopback("127.0.0.2")
 	if _, err := attacker.Get(s.n.APIURL() + "/healthz"); err != nil {
-		t.Skipf("cannot send from 127.0.0.2: %v", err)
+		t.Skipf("cannot send from 127.0.0.2 (only 127.0.0.1 on loopback here?): %v", err)
 	}
 	doc, err := client.FetchAttestation(ctx, attacker, s.n.APIURL())
 	if err != nil {
@@ -235,6 +235,9 @@ func TestAttestationFreshness(t *testing.T) {
 	// One address may have 120 challenges a minute quoted; another is not
 	// affected.
 	hammer := fromLoopback("127.0.0.4")
+	if _, err := hammer.Get(s.n.APIURL() + "/healthz"); err != nil {
+		t.Skipf("cannot send from 127.0.0.4 (only 127.0.0.1 on loopback here?): %v", err)
+	}
 	limited := 0
 	for i := 0; i < 130; i++ {
 		ch := make([]byte, 16)
