@@ -15,10 +15,14 @@
 //
 //   - scope.create: signed by one of the scope's own developer keys; the
 //     scope id is derived from the signed body.
-//   - scope.update: signed by a developer key of the current config, with
-//     a higher sequence number; a change of the developer keys or of their
-//     quorum is signed by a quorum of them (ScopeConfig.Quorum: m of k,
-//     a majority by default; record.AuthSignatures).
+//   - scope.update: signed by developer keys of the config it replaces,
+//     with a higher sequence number; a change of the developer keys or of
+//     their quorum is signed by a quorum of them (ScopeConfig.Quorum: m of
+//     k, a majority by default; record.AuthSignatures). Every update that
+//     an earlier config authorizes is stored; the scope's config is the end
+//     of the chain that steps, from the creation config, to the lowest
+//     higher seq the current config authorizes (ties: lowest id), so it is
+//     the same whatever order updates arrive in.
 //   - account.register: a WebAuthn attestation (W3C Web Authentication
 //     Level 3, §7.1) whose challenge is SHA-256 of the signing message of
 //     the body's Payload, so any node checks it against the record alone;
@@ -28,21 +32,30 @@
 //     nonce, time) for delegated registration. A registration nonce is used
 //     once per scope. The account keeps the scope's mode of that moment
 //     for good (State.AccountMode).
-//   - credential.add: one of the account's unrevoked credentials, or a
-//     developer key for an account in developer mode only; a developer key
-//     is never a user's credential.
+//   - credential.add: one of the account's credentials, or a developer key
+//     for an account in developer mode only; a developer key is never a
+//     user's credential. A credential approves only while the credential
+//     that added it does (State.Live): one added by a credential that is
+//     revoked, before or after, is dead with it.
 //   - account.mode: moves an account to its scope's current mode, proven
 //     by one of its credentials (the user's consent) while it is in user or
 //     hybrid mode, by a developer key in developer mode; its sequence
 //     number only grows.
-//   - credential.revoke: a developer key or one of the account's unrevoked
-//     credentials. Revocations are final and win whatever order records
-//     arrive in (a tombstone is kept even for a credential not yet seen).
-//   - session.create: one of the account's unrevoked credentials (a passkey
+//   - credential.revoke: any key that was ever a developer key of the
+//     scope, or any credential ever registered to the account, revoked
+//     since or not: revoking only removes power. Revocations are final and
+//     win whatever order records arrive in (a tombstone is kept even for a
+//     credential not yet seen); mutual revocations revoke both.
+//   - session.create: one of the account's credentials (a passkey
 //     assertion, §7.2, whose challenge commits to the session key, its
-//     issue time and expiry), within the scope's session lifetime.
-//   - session.revoke: the session key itself, a credential or a developer
-//     key.
+//     issue time and expiry). The session approves only while that
+//     credential is live, it is not revoked, and it is within the scope's
+//     session lifetime (checked on submission and by Authorize).
+//   - session.revoke: the session key itself, or as credential.revoke.
+//
+// A record that names a scope, account, credential or config not applied
+// yet is refused with ErrMissing, which the replica keeps and retries.
+// docs/auth.md ("Convergence") lists what is not order-independent yet.
 //
 // docs/auth.md says what a developer can and cannot do in each mode.
 //

@@ -355,7 +355,10 @@ type Applier struct{}
 // commits to the registration, or by a developer key (delegated); a
 // credential or session is added or revoked by the account's credentials
 // (or a developer key where the record kind allows it). Revocations are
-// final: a revoked credential or session is never re-added.
+// final, and the state is built to be the same whatever order records
+// are applied in (package doc; docs/auth.md, "Convergence"). A record
+// that depends on one not applied yet returns an error wrapping
+// ErrMissing as well as ErrInvalid.
 //
 // Applying a record whose id (kind and body) is already applied writes
 // nothing and returns an error wrapping replica.ErrDuplicate, whatever its
