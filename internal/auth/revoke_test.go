@@ -162,3 +162,22 @@ func TestScopeUpdateTieAndRemovedKey(t *testing.T) {
 		t.Fatalf("removed key: seq %d %v %v", seq, got, err)
 	}
 }
+
+// TestReaddCannotRehangRoot: a thief holding u1 adds alice's registered
+// u0 again (a credential.add whose id may be lower than her
+// registration's); u0 keeps its root origin, so revoking u1 does not take
+// u0 with it, in either order.
+func TestReaddCannotRehangRoot(t *testing.T) {
+	scope, _, u0, u1, setup := revokeFixture(t)
+	c0 := record.KeyCredential(u0.Public())
+	var recs []*record.Record
+	for i := range 8 { // several ids, some below the registration's
+		b := &record.CredentialAddBody{Scope: scope, Account: "alice", Credential: c0}
+		b.Nonce[0] = byte(i)
+		recs = append(recs, must(record.Sign(record.CredentialAdd, b.Marshal(), u1)))
+	}
+	recs = append(recs, revokeRec(scope, u0, u1))
+	s := bothOrders(t, setup, recs)
+	wantLive(t, s, scope, u0, true, "u0")
+	wantLive(t, s, scope, u1, false, "u1")
+}

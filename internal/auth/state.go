@@ -196,9 +196,8 @@ const (
 // records alone, never from the order they were applied in: a revocation
 // signed by a credential that is revoked later still applies, and a
 // credential that a revoked credential added (before or after the
-// revocation, which no node can tell apart) is dead with it. Among
-// several credential.add records for one credential, the one with the
-// lowest record id is its origin.
+// revocation, which no node can tell apart) is dead with it. Of several
+// adds of one credential, one is its origin (credentialWrites).
 func (s State) Live(ctx context.Context, scope, account string, id []byte) (bool, error) {
 	seen := map[string]bool{}
 	for {
@@ -820,9 +819,10 @@ func passkeyRegistration(cfg *record.ScopeConfig, r *record.Record, b *record.Ac
 // (not a developer key of the scope: a developer's key never counts as the
 // user's) and returns its writes: the credential and its origin (how it
 // was added: originRoot, or originCredential by the credential adder, in
-// the record with id rid). A credential already registered to the account
-// keeps the origin with the lowest record id, so which add counts does not
-// depend on their order. A revoked credential is stored too (it is dead:
+// the record with id rid). A credential added more than once keeps one
+// origin whatever their order: a root origin over one by a credential (so
+// no add can hang a registered credential on another one, or on a cycle),
+// then the lowest record id. A revoked credential is stored too (it is dead:
 // Live), so that what it signed before its revocation still resolves on
 // every node.
 func (s State) credentialWrites(ctx context.Context, cfg *record.ScopeConfig, scope, account string, cred record.Credential, kind byte, rid [32]byte, adder []byte) ([]kv, error) {
@@ -845,8 +845,8 @@ func (s State) credentialWrites(ctx context.Context, cfg *record.ScopeConfig, sc
 		if err != nil {
 			return nil, err
 		}
-		if !ok || len(o) < 33 || bytes.Compare(rid[:], o[1:33]) >= 0 {
-			return nil, nil // the earlier origin (or an older build's) stays
+		if !ok || len(o) < 33 || bytes.Compare(origin[:33], o[:33]) >= 0 {
+			return nil, nil // the stored origin (or an older build's) stays
 		}
 	}
 	return []kv{{nsCred, k, cred.Marshal()}, {nsCredOrigin, k, origin}}, nil
