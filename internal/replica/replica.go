@@ -79,6 +79,12 @@ const (
 	// catch-up round takes from a peer, so a peer that keeps sending
 	// cannot keep a round going; the next round resumes at the cursor.
 	MaxCatchUpBatches = 16
+	// pushCatchUpBatches bounds the catch-up a pushed record that fails
+	// validation triggers from its sender before it is tried again.
+	pushCatchUpBatches = 2
+	// runRounds bounds the rounds Run takes from a peer in a row, per
+	// trigger (start, tick, link up).
+	runRounds = 8
 )
 
 // Defaults for Options' zero fields.
@@ -388,7 +394,7 @@ func (r *Replica) handlePush(ctx context.Context, from uint16, body []byte) ([]b
 	if errors.Is(err, ErrInvalid) {
 		// Perhaps we missed the record this one builds on: catch up from
 		// the sender, which has applied it, and try once more.
-		if cerr := r.catchUpPeer(ctx, from); cerr != nil {
+		if _, cerr := r.catchUpRound(ctx, from, pushCatchUpBatches); cerr != nil {
 			r.log.Debug("catch-up before retrying a pushed record failed", "peer", from, "err", cerr)
 		}
 		fresh, err = r.apply(ctx, rec, nil)
@@ -458,10 +464,13 @@ func (r *Replica) Has(ctx context.Context, id ID) (bool, error) {
 	}
 }
 
-// CatchUp pulls from every peer the records of its log after the last
-// position seen from it, and applies them in the peer's order; records
-// that fail validation are skipped and logged. It returns an error naming
-// each peer it could not catch up from (those it did are done).
+// CatchUp runs one catch-up round from every peer: it pulls the records
+// of the peer's log after the last position seen from it (at most
+// MaxCatchUpBatches answers of MaxBatch records; the next call resumes
+// there) and applies them in the peer's order; records that fail
+// validation are skipped and logged, and those missing a dependency are
+// kept and retried (ErrMissing). It returns an error naming each peer it
+// could not catch up from.
 func (r *Replica) CatchUp(ctx context.Context) error {
 	errs := make([]error, len(r.peers))
 	var wg sync.WaitGroup
@@ -489,20 +498,29 @@ func putCursor(ctx context.Context, tx store.Ops, peer uint16, pos int64) error 
 	return tx.Put(ctx, nsCursor, strconv.Itoa(int(peer)), binary.BigEndian.AppendUint64(nil, uint64(pos)))
 }
 
-// catchUpPeer pulls and applies peer's log from our cursor to its end.
+// catchUpPeer runs one catch-up round from peer: catchUpRound with
+// MaxCatchUpBatches.
 func (r *Replica) catchUpPeer(ctx context.Context, peer uint16) error {
+	_, err := r.catchUpRound(ctx, peer, MaxCatchUpBatches)
+	return err
+}
+
+// catchUpRound pulls and applies peer's log from our cursor, at most
+// batches answers of MaxBatch records, and reports whether the peer may
+// have more (the round ended at its bound).
+func (r *Replica) catchUpRound(ctx context.Context, peer uint16, batches int) (more bool, err error) {
 	mu := r.catchMu[peer]
 	if mu == nil {
-		return fmt.Errorf("replica: peer %d is not configured", peer)
+		return false, fmt.Errorf("replica: peer %d is not configured", peer)
 	}
 	mu.Lock()
 	defer mu.Unlock()
 	if r.getApplier() == nil {
-		return fmt.Errorf("replica: catch-up from peer %d: %w", peer, ErrNoApplier)
+		return false, fmt.Errorf("replica: catch-up from peer %d: %w", peer, ErrNoApplier)
 	}
 	after, err := r.cursor(ctx, peer)
 	if err != nil {
-		return fmt.Errorf("replica: catch-up from peer %d: %w", peer, err)
+		return false, fmt.Errorf("replica: catch-up from peer %d: %w", peer, err)
 	}
 	applied, skipped, kept := 0, 0, 0
 	defer func() {
@@ -513,24 +531,25 @@ func (r *Replica) catchUpPeer(ctx context.Context, peer uint16) error {
 			r.retryPending(ctx)
 		}
 	}()
-	for range MaxCatchUpBatches {
+	for range batches {
 		resp, err := r.tr.Call(ctx, peer, kindPull, encodePull(after, MaxBatch))
 		if err != nil {
-			return fmt.Errorf("replica: catch-up from peer %d: %w", peer, err)
+			return false, fmt.Errorf("replica: catch-up from peer %d: %w", peer, err)
 		}
 		es, err := decodeBatch(resp, after, MaxBatch)
 		if err != nil {
-			return fmt.Errorf("replica: catch-up from peer %d: %w", peer, err)
+			return false, fmt.Errorf("replica: catch-up from peer %d: %w", peer, err)
 		}
 		if len(es) == 0 {
-			return nil
+			return false, nil
 		}
+		more = len(es) == MaxBatch
 		for _, e := range es {
 			setCursor := func(tx store.Ops) error { return putCursor(ctx, tx, peer, e.Pos) }
 			fresh, err := r.apply(ctx, e.Data, setCursor)
 			if errors.Is(err, ErrMissing) {
 				if !r.keepPending(ctx, peer, e.Data) {
-					return nil // quota full: resume here in a later round
+					return false, nil // quota full: resume here in a later round
 				}
 				kept++
 				err = r.st.Update(ctx, setCursor)
@@ -540,7 +559,7 @@ func (r *Replica) catchUpPeer(ctx context.Context, peer uint16) error {
 				err = r.st.Update(ctx, setCursor)
 			}
 			if err != nil {
-				return fmt.Errorf("replica: catch-up from peer %d at position %d: %w", peer, e.Pos, err)
+				return false, fmt.Errorf("replica: catch-up from peer %d at position %d: %w", peer, e.Pos, err)
 			}
 			if fresh {
 				applied++
@@ -548,7 +567,7 @@ func (r *Replica) catchUpPeer(ctx context.Context, peer uint16) error {
 			after = e.Pos
 		}
 	}
-	return nil // bounded round: the next one resumes at the cursor
+	return more, nil // bounded round: the next one resumes at the cursor
 }
 
 func pendingKey(peer uint16, id ID) string { return fmt.Sprintf("%05d/%s", peer, id) }
@@ -679,8 +698,18 @@ func (r *Replica) Run(ctx context.Context) error {
 		running[peer] = true
 		wg.Go(func() {
 			defer func() { mu.Lock(); running[peer] = false; mu.Unlock() }()
-			if err := r.catchUpPeer(ctx, peer); err != nil && ctx.Err() == nil {
-				r.log.Debug("catch-up failed", "peer", peer, "why", why, "err", err)
+			// Bounded rounds, one after the other while the peer has
+			// more (the per-peer lock is free between them), up to
+			// runRounds; a peer that keeps sending waits for the next
+			// trigger.
+			for range runRounds {
+				more, err := r.catchUpRound(ctx, peer, MaxCatchUpBatches)
+				if err != nil && ctx.Err() == nil {
+					r.log.Debug("catch-up failed", "peer", peer, "why", why, "err", err)
+				}
+				if !more || err != nil || ctx.Err() != nil {
+					break
+				}
 			}
 		})
 	}
