@@ -70,6 +70,12 @@ a document from another node is refused.`,
 			if build && len(measurements) > 0 {
 				return errors.New("--build and --measurement exclude each other")
 			}
+			// Bad flags are refused before anything is fetched.
+			for _, h := range measurements {
+				if _, err := enclave.ParseMeasurement(h); err != nil {
+					return fmt.Errorf("--measurement %q: %w", h, err)
+				}
+			}
 			out := cmd.OutOrStdout()
 			ctx := cmd.Context()
 			p := attest.Policy{AllowSimulated: allowSim}
