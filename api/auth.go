@@ -18,7 +18,7 @@ import "encoding/json"
 // A ceremony is completed on the node that initiated it (challenges are
 // single-use, expire after 5 minutes and live in that node's memory).
 // Operations on accounts carry their approvals in the X-Keymesh-Auth
-// header: base64url of {"approvals": [...]}, see internal/auth.Proofs and
+// header (ProofsHeader): base64url of {"approvals": [...]}, see Proofs and
 // the client package's Session and KeySigner, which make it.
 //
 // Authorization denials (package auth), one code per kind so that a client

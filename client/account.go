@@ -18,8 +18,8 @@ import (
 )
 
 // ProofsHeader is the HTTP header that carries approval proofs (the value an
-// Approver returns) with a request; see WithProofs.
-const ProofsHeader = "X-Keymesh-Auth"
+// Approver returns) with a request; see WithProofs. It is api.ProofsHeader.
+const ProofsHeader = api.ProofsHeader
 
 type proofsKey struct{}
 

@@ -10,17 +10,16 @@ import (
 	"time"
 
 	"github.com/keymesh/keymesh/api"
-	"github.com/keymesh/keymesh/internal/auth"
 	"github.com/keymesh/keymesh/internal/record"
 )
 
 // Proof is one approval of one operation, as carried in the X-Keymesh-Auth
 // header; Proofs joins several (hybrid mode: the user's and the
-// developer's).
-type Proof = auth.Proof
+// developer's). It is the wire type api.Proof.
+type Proof = api.Proof
 
 // ApprovalTTL is how long the approvals made by Session and KeySigner stay
-// valid (nodes refuse more than auth.MaxApprovalTTL).
+// valid (nodes refuse more than api.MaxApprovalTTL).
 const ApprovalTTL = 2 * time.Minute
 
 // Key is a developer or session signing key (P-256 or Ed25519). It never
@@ -223,7 +222,7 @@ func newApproval(scope, account string, op Operation) *record.Approval {
 }
 
 // Proofs returns the X-Keymesh-Auth header value carrying ps.
-func Proofs(ps ...Proof) string { return (&auth.Proofs{Approvals: ps}).Encode() }
+func Proofs(ps ...Proof) string { return (&api.Proofs{Approvals: ps}).Encode() }
 
 // KeySigner approves operations with a plain key: the developer's (DOA,
 // developer-owned auth) or the user's key credential of a delegated

@@ -55,7 +55,6 @@ import (
 	"time"
 
 	"github.com/keymesh/keymesh/api"
-	"github.com/keymesh/keymesh/internal/httpapi"
 )
 
 // maxResponse bounds the response bodies the client reads.
@@ -159,7 +158,7 @@ func (c *Client) plainRoundTrip(ctx context.Context, method string, body []byte)
 	}
 	hreq.Header.Set("Content-Type", "application/json")
 	if p := proofsFrom(ctx); p != "" {
-		hreq.Header.Set(httpapi.ProofsHeader, p)
+		hreq.Header.Set(api.ProofsHeader, p)
 	}
 	hresp, err := c.hc.Do(hreq)
 	if err != nil {

@@ -661,7 +661,7 @@ func FuzzProofs(f *testing.F) {
 	f.Fuzz(func(t *testing.T, h string) {
 		if p, err := ParseProofs(h); err == nil {
 			for _, pr := range p.Approvals {
-				pr.parse()
+				parseProof(&pr)
 			}
 		}
 		_, err := svc.Authorize(context.Background(), Operation{Scope: "0123456789abcdef0123456789abcdef", Account: "a", Method: "m"}, h)

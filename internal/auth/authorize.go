@@ -47,7 +47,7 @@ const (
 // other errors are internal (the store failed).
 func (s *Service) Authorize(ctx context.Context, op Operation, proofs string) (Principal, error) {
 	if proofs == "" {
-		return Principal{}, api.Errorf(api.CodeAuthMissing, "no approval: send the %s header", "X-Keymesh-Auth")
+		return Principal{}, api.Errorf(api.CodeAuthMissing, "no approval: send the %s header", api.ProofsHeader)
 	}
 	ps, err := ParseProofs(proofs)
 	if err != nil {
@@ -55,7 +55,7 @@ func (s *Service) Authorize(ctx context.Context, op Operation, proofs string) (P
 	}
 	var mine []*parsed
 	for _, p := range ps.Approvals {
-		pp, err := p.parse()
+		pp, err := parseProof(&p)
 		if err != nil {
 			return Principal{}, api.Errorf(api.CodeAuthBadProof, "%v", err)
 		}

@@ -1,82 +1,31 @@
 package auth
 
 import (
-	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
-	"io"
 
+	"github.com/keymesh/keymesh/api"
 	"github.com/keymesh/keymesh/internal/record"
 )
 
-// The X-Keymesh-Auth header (httpapi.ProofsHeader) holds Proofs:
-// base64url (no padding) of a JSON object
-//
-//	{"approvals": [Proof, …]}
-//
-// where each Proof holds one approval (base64url of record.Approval's
-// canonical encoding) and exactly one way of signing it:
-//
-//	{"approval": "…", "session": "<session.create record>", "sig": "…"}  session key
-//	{"approval": "…", "developer": "p256:…", "sig": "…"}                  developer key (DOA)
-//	{"approval": "…", "key": "ed25519:…", "sig": "…"}                     the user's plain-key credential
-//	{"approval": "…", "passkey": {PublicKeyCredential JSON}}              per-operation passkey
-//
-// Signatures are over record.Approval.SigningMessage; a passkey
-// assertion's challenge is record.Approval.Challenge. A batch may hold
-// approvals for several operations: Authorize uses those bound to the
-// operation's hash.
-type Proofs struct {
-	Approvals []Proof `json:"approvals"`
-}
+// The X-Keymesh-Auth header (api.ProofsHeader) holds Proofs; the wire
+// format, its limits and its strict decoder are package api's (one
+// definition for node and SDK). Authorize checks what they say.
 
-// Proof is one approval and its signature.
-type Proof struct {
-	Approval  string          `json:"approval"`
-	Session   string          `json:"session,omitempty"`
-	Developer string          `json:"developer,omitempty"`
-	Key       string          `json:"key,omitempty"`
-	Sig       string          `json:"sig,omitempty"`
-	Passkey   json.RawMessage `json:"passkey,omitempty"`
-}
+// Proofs is the header's value (api.Proofs).
+type Proofs = api.Proofs
 
-// Limits of the proofs header.
+// Proof is one approval and its signature (api.Proof).
+type Proof = api.Proof
+
+// Limits of the proofs header (api.MaxProofsLen, api.MaxApprovals).
 const (
-	MaxProofsLen = 64 << 10
-	MaxApprovals = 16
+	MaxProofsLen = api.MaxProofsLen
+	MaxApprovals = api.MaxApprovals
 )
 
-// Encode returns the header value.
-func (p *Proofs) Encode() string {
-	b, _ := json.Marshal(p)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// ParseProofs decodes a header value strictly (unknown members, trailing
-// data and oversized values are errors).
-func ParseProofs(s string) (*Proofs, error) {
-	if len(s) > MaxProofsLen {
-		return nil, fmt.Errorf("proofs header longer than %d bytes", MaxProofsLen)
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return nil, fmt.Errorf("proofs header is not base64url")
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	var p Proofs
-	if err := dec.Decode(&p); err != nil {
-		return nil, fmt.Errorf("proofs header: bad JSON: %v", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("proofs header: trailing data")
-	}
-	if len(p.Approvals) == 0 || len(p.Approvals) > MaxApprovals {
-		return nil, fmt.Errorf("proofs header: 1 to %d approvals", MaxApprovals)
-	}
-	return &p, nil
-}
+// ParseProofs is api.ParseProofs.
+func ParseProofs(s string) (*Proofs, error) { return api.ParseProofs(s) }
 
 // parsed is a Proof with its fields decoded.
 type parsed struct {
@@ -88,7 +37,8 @@ type parsed struct {
 	passkey   []byte
 }
 
-func (p *Proof) parse() (*parsed, error) {
+// parseProof decodes the fields of p.
+func parseProof(p *Proof) (*parsed, error) {
 	ab, err := base64.RawURLEncoding.DecodeString(p.Approval)
 	if err != nil {
 		return nil, fmt.Errorf("approval is not base64url")

@@ -23,8 +23,9 @@ const (
 	ChallengeTTL = 5 * time.Minute
 	// MaxChallenges bounds the open challenges a node keeps in memory.
 	MaxChallenges = 10000
-	// MaxApprovalTTL is the longest an approval may be valid for.
-	MaxApprovalTTL = 10 * time.Minute
+	// MaxApprovalTTL is the longest an approval may be valid for
+	// (api.MaxApprovalTTL).
+	MaxApprovalTTL = api.MaxApprovalTTL
 	// MaxClockSkew is how far a delegated registration's timestamp may be
 	// from the node's clock.
 	MaxClockSkew = 5 * time.Minute

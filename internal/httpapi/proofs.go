@@ -1,12 +1,15 @@
 package httpapi
 
-import "context"
+import (
+	"context"
+
+	"github.com/keymesh/keymesh/api"
+)
 
 // ProofsHeader is the HTTP header that carries a request's approval proofs
-// (session-key signatures, passkey assertions, developer signatures), so
-// that JSON-RPC params keep their standard EIP-1193 shapes. Its format is
-// package auth's; httpapi only hands it to the handlers.
-const ProofsHeader = "X-Keymesh-Auth"
+// (api.ProofsHeader). Its format is package api's (api.Proofs), checked by
+// package auth; httpapi only hands it to the handlers.
+const ProofsHeader = api.ProofsHeader
 
 type proofsKey struct{}
 
