@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/keymesh/keymesh/internal/attest"
 	"github.com/keymesh/keymesh/internal/config"
 	"github.com/keymesh/keymesh/internal/enclave"
 	"github.com/keymesh/keymesh/internal/node"
@@ -25,16 +28,20 @@ sealed to the measurement of the binary that runs it, so a new binary cannot
 read them and refuses to start. To upgrade, stop the node and hand the
 secrets over between the two builds (docs/enclave.md, "Upgrades"):
 
+  each node, t of n: keymesh enclave approve-release --config node-K.json --measurement NEW --out approval-K.json
   new$ keymesh enclave migrate-in  --config node-1.json --from OLD --request req.bin --bundle bundle.bin
-  old$ keymesh enclave migrate-out --config node-1.json --to NEW   --request req.bin --bundle bundle.bin
+  old$ keymesh enclave migrate-out --config node-1.json --to NEW   --request req.bin --bundle bundle.bin \
+         --release approval-1.json --release approval-2.json
 
 migrate-in writes the request and waits for the bundle; both sides check the
-other's quote against the measurement given. The new build makes new request
+other's quote against the measurement given, and migrate-out hands the
+secrets only to a build that t of the cluster's n nodes approved (each
+approval is signed by that node's identity key, unsealed by its enclave). The new build makes new request
 keys (the keys clients seal to); the identity key and wallet shares move.
 
 rotate-keys replaces a stopped node's request keys with fresh ones.`,
 	}
-	cmd.AddCommand(newEnclaveMeasurementCmd(), newEnclaveStatusCmd(), newEnclaveMigrateInCmd(), newEnclaveMigrateOutCmd(), newEnclaveRotateKeysCmd())
+	cmd.AddCommand(newEnclaveMeasurementCmd(), newEnclaveStatusCmd(), newEnclaveMigrateInCmd(), newEnclaveMigrateOutCmd(), newEnclaveRotateKeysCmd(), newEnclaveApproveReleaseCmd())
 	return cmd
 }
 
@@ -174,9 +181,12 @@ func newEnclaveMigrateInCmd() *cobra.Command {
 }
 
 func newEnclaveMigrateOutCmd() *cobra.Command {
-	var cfgPath, to, reqPath, bundlePath string
+	var (
+		cfgPath, to, reqPath, bundlePath string
+		releases                         []string
+	)
 	cmd := &cobra.Command{
-		Use:   "migrate-out --config FILE --to NEW --request FILE --bundle FILE",
+		Use:   "migrate-out --config FILE --to NEW --request FILE --bundle FILE --release FILE...",
 		Short: "Hand a node's sealed secrets to the new build (run with the old binary)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -191,11 +201,18 @@ func newEnclaveMigrateOutCmd() *cobra.Command {
 			if reqPath == "" || bundlePath == "" {
 				return errors.New("--request and --bundle are required")
 			}
+			if len(releases) == 0 {
+				return fmt.Errorf("--release is required: migrate-out hands the secrets only to a build that %d of the cluster's nodes approved (keymesh enclave approve-release on each)", cfg.Threshold)
+			}
+			approvals, err := readApprovals(releases)
+			if err != nil {
+				return err
+			}
 			req, err := os.ReadFile(reqPath)
 			if err != nil {
 				return err
 			}
-			bundle, n, err := node.MigrateOut(cmd.Context(), cfg, req, newM)
+			bundle, n, err := node.MigrateOut(cmd.Context(), cfg, req, newM, approvals)
 			if err != nil {
 				return err
 			}
@@ -211,6 +228,80 @@ func newEnclaveMigrateOutCmd() *cobra.Command {
 	f.StringVar(&to, "to", "", "measurement of the new build (printed by migrate-in)")
 	f.StringVar(&reqPath, "request", "", "request file written by migrate-in")
 	f.StringVar(&bundlePath, "bundle", "", "file to write the bundle to")
+	f.StringSliceVar(&releases, "release", nil, "approval file of --to by a node of the cluster (keymesh enclave approve-release); repeat: t distinct nodes are needed")
+	return cmd
+}
+
+// readApprovals reads release approval files (attest.Approval).
+func readApprovals(paths []string) ([]*attest.Approval, error) {
+	var out []*attest.Approval
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("release approval: %w", err)
+		}
+		a, err := attest.ParseApproval(b)
+		if err != nil {
+			return nil, fmt.Errorf("release approval %s: %w", p, err)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+func newEnclaveApproveReleaseCmd() *cobra.Command {
+	var (
+		cfgPath, measurement, outPath string
+		validity                      time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "approve-release --config FILE --measurement NEW --out FILE",
+		Short: "Approve a new build for the cluster, signed with this node's identity key",
+		Long: `Sign a release approval of build measurement NEW for the node's cluster
+with the node's identity key, which this binary unseals in the node's
+enclave (run it with the binary that runs the node). Each node's operator
+runs it for their own node; migrate-out needs the approvals of t distinct
+nodes (the cluster threshold) before it hands a node's secrets to NEW, and
+clients that pinned the old build accept NEW with them (--release).
+
+Check NEW first: rebuild the release from its tagged source and compare
+(keymesh attest verify --build, or enclave measurement on the new binary).
+The approval says: cluster id, platform, measurement, issued and expiry
+times (docs/enclave.md).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadNodeConfig(cfgPath)
+			if err != nil {
+				return err
+			}
+			m, err := enclave.ParseMeasurement(measurement)
+			if err != nil {
+				return fmt.Errorf("--measurement: %w", err)
+			}
+			if outPath == "" {
+				return errors.New("--out is required")
+			}
+			a, err := node.ApproveRelease(cfg, m, validity, time.Now())
+			if err != nil {
+				return err
+			}
+			b, err := json.MarshalIndent(a, "", "  ")
+			if err != nil {
+				return err
+			}
+			if err := writeFileAtomic(outPath, append(b, '\n')); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "node %d (identity %s) approves measurement %s for cluster %s until %s: written to %s\n",
+				cfg.ID, base64.StdEncoding.EncodeToString(a.Identity), m, cfg.ClusterID, time.Now().Add(validity).UTC().Format(time.RFC3339), outPath)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfgPath, "config", "", "node config file")
+	f.StringVar(&measurement, "measurement", "", "measurement of the build to approve (hex)")
+	f.StringVar(&outPath, "out", "", "file to write the approval to")
+	f.DurationVar(&validity, "valid-for", attest.DefaultReleaseValidity, "how long the approval stays valid (at most 90 days)")
 	return cmd
 }
 

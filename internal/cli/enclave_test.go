@@ -203,6 +203,8 @@ func TestAttestVerifyForgedQuote(t *testing.T) {
 //   - build 1 runs a node, which seals its identity and request keys;
 //     `attest verify --build` rebuilds from this checkout and says match;
 //   - build 2 refuses to start on that data dir, naming both measurements;
+//   - migrate-out refuses without the approvals of t nodes (approve-release,
+//     signed by each node's identity key in build 1's enclave);
 //   - migrate-in (build 2) / migrate-out (build 1) hand the secrets over;
 //   - build 2 then starts with the same identity and new request keys, and
 //     build 1 no longer can.
@@ -340,10 +342,34 @@ func TestEnclaveUpgrade(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if out, err := run(bin1, "enclave", "migrate-out", "--config", cfgPath, "--to", m1.String(), "--request", req, "--bundle", bundle); err == nil {
+	// Release approvals: each node's operator signs with the node's identity
+	// key, unsealed by the running build (build 1).
+	approval := func(node int, m enclave.Measurement) string {
+		t.Helper()
+		p := filepath.Join(dir, fmt.Sprintf("approval-%d-%s.json", node, m.String()[:8]))
+		if out, err := run(bin1, "enclave", "approve-release", "--config", filepath.Join(dir, config.FileName(uint16(node))), "--measurement", m.String(), "--out", p); err != nil ||
+			!strings.Contains(out, "approves measurement "+m.String()) {
+			t.Fatalf("approve-release: %v\n%s", err, out)
+		}
+		return p
+	}
+	a1, a2 := approval(1, m2), approval(2, m2)
+	// The operator of node 1 alone: no approval, or only their own (t = 2).
+	if out, err := run(bin1, "enclave", "migrate-out", "--config", cfgPath, "--to", m2.String(), "--request", req, "--bundle", bundle); err == nil || !strings.Contains(out, "--release is required") {
+		t.Fatalf("migrate-out without a release authorisation: %v\n%s", err, out)
+	}
+	if out, err := run(bin1, "enclave", "migrate-out", "--config", cfgPath, "--to", m2.String(), "--request", req, "--bundle", bundle, "--release", a1, "--release", a1); err == nil ||
+		!strings.Contains(out, "1 valid approval(s)") {
+		t.Fatalf("migrate-out with t-1 approvals: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(bundle); err == nil {
+		t.Fatal("a refused migrate-out wrote a bundle")
+	}
+	if out, err := run(bin1, "enclave", "migrate-out", "--config", cfgPath, "--to", m1.String(), "--request", req, "--bundle", bundle,
+		"--release", approval(1, m1), "--release", approval(2, m1)); err == nil {
 		t.Fatalf("migrate-out accepted a request from another measurement than --to:\n%s", out)
 	}
-	if out, err := run(bin1, "enclave", "migrate-out", "--config", cfgPath, "--to", m2.String(), "--request", req, "--bundle", bundle); err != nil {
+	if out, err := run(bin1, "enclave", "migrate-out", "--config", cfgPath, "--to", m2.String(), "--request", req, "--bundle", bundle, "--release", a1, "--release", a2); err != nil {
 		t.Fatalf("migrate-out: %v\n%s", err, out)
 	}
 	if err := in.Wait(); err != nil || !strings.Contains(inOut.String(), "migrated 3 sealed secrets to measurement "+m2.String()) {

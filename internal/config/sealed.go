@@ -283,3 +283,25 @@ func identityPublicKey(dataDir string) (string, error) {
 	defer ident.Destroy()
 	return ident.PublicKeyString(), nil
 }
+
+// OpenIdentity returns the node's identity key without changing the data
+// dir: <dataDir>/identity.sealed unsealed by s (an Unseal error is wrapped
+// as it is), else the plaintext identity.key of a node that never started.
+// It is for commands that sign with the identity while the node is stopped
+// (keymesh enclave approve-release) or that need its public key (migrate-out).
+func OpenIdentity(dataDir string, s Sealer, label string) (*Identity, error) {
+	sealedPath := filepath.Join(dataDir, SealedIdentityFile)
+	fi, err := os.Lstat(sealedPath)
+	if err == nil {
+		return readSealedIdentity(sealedPath, fi, s, label)
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	plainPath := filepath.Join(dataDir, IdentityFile)
+	fi, err = os.Lstat(plainPath)
+	if err != nil {
+		return nil, fmt.Errorf("config: no identity key in %s: %w", dataDir, err)
+	}
+	return readIdentity(plainPath, fi)
+}

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"time"
 
+	"github.com/keymesh/keymesh/internal/attest"
 	"github.com/keymesh/keymesh/internal/config"
 	"github.com/keymesh/keymesh/internal/enclave"
 	"github.com/keymesh/keymesh/internal/enclave/sim"
@@ -113,16 +115,33 @@ func openStore(ctx context.Context, dataDir string) (*sqlite.DB, error) {
 }
 
 // MigrateOut is the old build's side of a migration of the node cfg (its
-// data dir and its store, SQLite or PostgreSQL): it checks the new build's request against the measurement to
-// (same simulated platform), and returns the bundle of every sealed secret
-// for it, and how many secrets it holds.
-func MigrateOut(ctx context.Context, cfg *config.Node, request []byte, to enclave.Measurement) ([]byte, int, error) {
+// data dir and its store, SQLite or PostgreSQL): it checks that the target
+// measurement to carries a release authorisation (approvals by at least t
+// distinct nodes of cfg's cluster, valid now; attest.VerifyRelease), then
+// the new build's request against to (same simulated platform), and returns
+// the bundle of every sealed secret for it, and how many secrets it holds.
+// Nothing is unsealed for a target the cluster did not approve; the error
+// wraps attest.ErrRelease.
+func MigrateOut(ctx context.Context, cfg *config.Node, request []byte, to enclave.Measurement, approvals []*attest.Approval) ([]byte, int, error) {
 	dataDir := cfg.DataDir
 	b, err := OpenEnclave(dataDir)
 	if err != nil {
 		return nil, 0, err
 	}
 	defer b.Close()
+	id, err := openIdentity(cfg, b)
+	if err != nil {
+		return nil, 0, err
+	}
+	self := id.PublicKey()
+	id.Destroy()
+	roster, err := Roster(cfg, b.Platform(), self)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := attest.VerifyRelease(approvals, roster, to, time.Now()); err != nil {
+		return nil, 0, fmt.Errorf("node: migration to %s refused: %w", to, err)
+	}
 	st, err := openNodeStore(ctx, cfg)
 	if err != nil {
 		return nil, 0, err

@@ -528,7 +528,7 @@ func TestMigrationCoversEverySealedSecret(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bundle, n, err := MigrateOut(ctx, s.cfgs[0], req, m)
+	bundle, n, err := MigrateOut(ctx, s.cfgs[0], req, m, approveAll(t, s.cfgs, m))
 	if err != nil || n != 5 {
 		t.Fatalf("MigrateOut: %d %v", n, err)
 	}
@@ -551,7 +551,7 @@ func TestMigrationCoversEverySealedSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer in.Close()
-	bundle, _, err = MigrateOut(ctx, s.cfgs[0], req, m)
+	bundle, _, err = MigrateOut(ctx, s.cfgs[0], req, m, approveAll(t, s.cfgs, m))
 	if err != nil {
 		t.Fatal(err)
 	}

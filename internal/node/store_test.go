@@ -102,7 +102,7 @@ func TestPostgresStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer in.Close()
-	bundle, moved, err := MigrateOut(ctx, cfg, req, in.Measurement())
+	bundle, moved, err := MigrateOut(ctx, cfg, req, in.Measurement(), approveAll(t, cfgs, in.Measurement()))
 	if err != nil {
 		t.Fatal(err)
 	}
