@@ -1,5 +1,15 @@
 package api
 
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+)
+
 // Error codes of sealed requests (docs/enclave.md, package envelope): a
 // request the node could not open is answered in plaintext with one of
 // these, each naming one reason, and changes nothing on the node.
@@ -15,6 +25,209 @@ const (
 )
 
 // MethodAttestation returns the node's attestation document
-// (attest.Document: {"keys": base64, "quote": base64}); also served at
-// GET /attestation.
+// (AttestationDocument); also served at GET /attestation.
 const MethodAttestation = "keymesh_attestation"
+
+// Sealed calls: the plaintexts inside sealed requests and responses
+// (docs/enclave.md; the envelopes themselves are package
+// internal/envelope's). A client seals the whole JSON-RPC body, with its
+// approval proofs, to the node's attested enclave keys:
+//
+//   - HPKE mode: Content-Type application/keymesh-sealed, the body is an
+//     envelope whose sealed payload is a SealedCall in JSON; the response
+//     is a SealedReply in JSON (the HTTP status and the JSON-RPC response),
+//     same content type.
+//   - compatibility mode (Passport's format): an X-Encrypted-Key header and
+//     a JSON object of sealed string fields: CompatFieldRPC (the JSON-RPC
+//     body) and, if any, CompatFieldAuth (the proofs); the response is a
+//     JSON object with the sealed fields CompatFieldRPC and
+//     CompatFieldStatus (plus the envelope's meta field).
+//
+// The envelope's method binding is SealedMethod of the JSON-RPC body.
+
+// SealedCall is the plaintext inside an HPKE-sealed request: the JSON-RPC
+// body and the X-Keymesh-Auth proofs that would otherwise travel in the
+// clear.
+type SealedCall struct {
+	RPC  json.RawMessage `json:"rpc"`
+	Auth string          `json:"auth,omitempty"`
+}
+
+// Compatibility-mode field names.
+const (
+	CompatFieldRPC    = "rpc"
+	CompatFieldAuth   = "auth"
+	CompatFieldStatus = "status" // response only: the HTTP status, decimal
+)
+
+// EncodeSealedCall returns the JSON encoding of c.
+func EncodeSealedCall(c SealedCall) ([]byte, error) {
+	if len(c.RPC) == 0 {
+		return nil, errors.New("api: sealed call without a JSON-RPC body")
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(c); err != nil {
+		return nil, fmt.Errorf("api: sealed call: %w", err)
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// DecodeSealedCall decodes a SealedCall strictly: one JSON object with a
+// non-empty "rpc" and an optional string "auth" (names matched exactly), no
+// other members, no duplicates and nothing after it.
+func DecodeSealedCall(b []byte) (SealedCall, error) {
+	fail := func(format string, args ...any) (SealedCall, error) {
+		return SealedCall{}, fmt.Errorf("api: sealed call: "+format, args...)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	tok, err := dec.Token()
+	if err != nil || tok != json.Delim('{') {
+		return fail("not a JSON object")
+	}
+	var c SealedCall
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return fail("%v", err)
+		}
+		name, _ := tok.(string)
+		if seen[name] {
+			return fail("duplicate member %q", name)
+		}
+		seen[name] = true
+		switch name {
+		case "rpc":
+			if err := dec.Decode(&c.RPC); err != nil {
+				return fail("rpc: %v", err)
+			}
+		case "auth":
+			if err := dec.Decode(&c.Auth); err != nil {
+				return fail("auth: %v", err)
+			}
+		default:
+			return fail("unknown member %q", name)
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return fail("%v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fail("trailing data")
+	}
+	if len(c.RPC) == 0 || string(c.RPC) == "null" {
+		return fail("no JSON-RPC body")
+	}
+	return c, nil
+}
+
+// SealedMethod is the method a sealed request binds (envelope.Request.Method):
+// the JSON-RPC method of a single request, or the methods of a batch joined
+// by commas. A body that is not a JSON-RPC request or batch gives "".
+func SealedMethod(rpc []byte) string {
+	type m struct {
+		Method string `json:"method"`
+	}
+	rpc = bytes.TrimLeft(rpc, " \t\r\n")
+	if len(rpc) > 0 && rpc[0] == '[' {
+		var ms []m
+		if json.Unmarshal(rpc, &ms) != nil {
+			return ""
+		}
+		names := make([]string, len(ms))
+		for i, x := range ms {
+			names[i] = x.Method
+		}
+		return strings.Join(names, ",")
+	}
+	var x m
+	if json.Unmarshal(rpc, &x) != nil {
+		return ""
+	}
+	return x.Method
+}
+
+// SealedReply is the plaintext of a sealed response: the HTTP status the
+// node answered with and its JSON-RPC response (empty for notifications).
+// The status is inside so that one changed on the path is detected: a client
+// compares it with the status it received and trusts only the sealed one.
+// In HPKE mode it is the JSON object {"status": 200, "rpc": …}; in
+// compatibility mode the sealed fields "status" (decimal) and "rpc".
+type SealedReply struct {
+	Status int             `json:"status"`
+	RPC    json.RawMessage `json:"rpc,omitempty"`
+}
+
+// EncodeSealedReply returns the JSON encoding of r.
+func EncodeSealedReply(r SealedReply) ([]byte, error) {
+	if r.Status < 100 || r.Status > 599 {
+		return nil, fmt.Errorf("api: sealed reply: status %d", r.Status)
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // the JSON-RPC response as the handler wrote it
+	if err := enc.Encode(r); err != nil {
+		return nil, fmt.Errorf("api: sealed reply: %w", err)
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// DecodeSealedReply decodes an HPKE sealed response's plaintext strictly:
+// one JSON object with an HTTP status (100–599) and an optional "rpc", no
+// other members, no duplicates and nothing after it.
+func DecodeSealedReply(b []byte) (SealedReply, error) {
+	fail := func(format string, args ...any) (SealedReply, error) {
+		return SealedReply{}, fmt.Errorf("api: sealed reply: "+format, args...)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return fail("not a JSON object")
+	}
+	var r SealedReply
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return fail("%v", err)
+		}
+		name, _ := tok.(string)
+		if seen[name] {
+			return fail("duplicate member %q", name)
+		}
+		seen[name] = true
+		switch name {
+		case "status":
+			if err := dec.Decode(&r.Status); err != nil {
+				return fail("status: %v", err)
+			}
+		case "rpc":
+			if err := dec.Decode(&r.RPC); err != nil {
+				return fail("rpc: %v", err)
+			}
+		default:
+			return fail("unknown member %q", name)
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return fail("%v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fail("trailing data")
+	}
+	if r.Status < 100 || r.Status > 599 {
+		return fail("status %d", r.Status)
+	}
+	return r, nil
+}
+
+// ParseCompatStatus decodes the sealed "status" field of a
+// compatibility-mode response.
+func ParseCompatStatus(b []byte) (int, error) {
+	st, err := strconv.Atoi(string(b))
+	if err != nil || st < 100 || st > 599 || strconv.Itoa(st) != string(b) {
+		return 0, fmt.Errorf("api: sealed reply: bad status field")
+	}
+	return st, nil
+}

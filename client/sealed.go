@@ -21,7 +21,6 @@ import (
 	"github.com/keymesh/keymesh/internal/attest"
 	"github.com/keymesh/keymesh/internal/enclave"
 	"github.com/keymesh/keymesh/internal/envelope"
-	"github.com/keymesh/keymesh/internal/httpapi"
 )
 
 // Attestation says how the client checks a node's enclave before it seals
@@ -62,6 +61,14 @@ type Attestation struct {
 	// Warn receives the verification's warnings (simulated platform, trust
 	// on first use); nil logs them with the standard logger.
 	Warn func(msg string)
+	// Pins keeps the node's verified measurement, identity and roots
+	// between runs (KnownNodes is a file-backed one): used when
+	// Measurements is empty; a changed measurement is then refused with a
+	// *PinChangedError unless Release authorises it (client/pins.go).
+	Pins PinStore
+	// Release accepts builds approved by t of the cluster's nodes
+	// (`keymesh enclave approve-release`), besides the pinned ones.
+	Release *ReleaseTrust
 }
 
 // Attested is what the client verified about the node.
@@ -171,6 +178,10 @@ func (c *Client) attestLocked(ctx context.Context) (*attest.Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	pin, releaseErr, err := s.pinPolicy(c.url, &p)
+	if err != nil {
+		return nil, err
+	}
 	if len(p.Measurements) == 0 && s.tofu != nil {
 		p.Measurements, p.TrustOnFirstUse = []enclave.Measurement{*s.tofu}, false
 	}
@@ -189,7 +200,7 @@ func (c *Client) attestLocked(ctx context.Context) (*attest.Result, error) {
 	received := time.Now()
 	p.Now = received
 	res, err := attest.Verify(doc, p)
-	if err != nil {
+	if err := s.pinResult(c.url, pin, releaseErr, &p, res, err); err != nil {
 		return nil, fmt.Errorf("client: node %s refused: %w", c.url, err)
 	}
 	// The document was made between sent and received (it answers our
@@ -275,16 +286,16 @@ func (a *Attestation) policy() (attest.Policy, error) {
 
 // FetchAttestation fetches GET /attestation from the node at baseURL: the
 // node's shared document, not made for any challenge. The document is not
-// verified: pass it to attest.Verify.
-func FetchAttestation(ctx context.Context, hc *http.Client, baseURL string) (*attest.Document, error) {
+// verified (WithAttestation does that for a client's own calls).
+func FetchAttestation(ctx context.Context, hc *http.Client, baseURL string) (*api.AttestationDocument, error) {
 	return FetchAttestationFor(ctx, hc, baseURL, nil)
 }
 
 // FetchAttestationFor fetches GET /attestation?challenge=HEX: a document the
 // node quotes for challenge (16 to 64 random bytes; nil for the shared
-// document). Verify it with attest.Policy.Challenge set to challenge, so
-// that a recorded document cannot be replayed.
-func FetchAttestationFor(ctx context.Context, hc *http.Client, baseURL string, challenge []byte) (*attest.Document, error) {
+// document). Verify it with a policy whose challenge is challenge (as
+// WithAttestation does), so that a recorded document cannot be replayed.
+func FetchAttestationFor(ctx context.Context, hc *http.Client, baseURL string, challenge []byte) (*api.AttestationDocument, error) {
 	if hc == nil {
 		hc = http.DefaultClient
 	}
@@ -304,7 +315,7 @@ func FetchAttestationFor(ctx context.Context, hc *http.Client, baseURL string, c
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("client: attestation: HTTP %d", resp.StatusCode)
 	}
-	var doc attest.Document
+	var doc api.AttestationDocument
 	dec := json.NewDecoder(io.LimitReader(resp.Body, 1<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&doc); err != nil {
@@ -382,7 +393,7 @@ func (c *Client) sealedRoundTrip(ctx context.Context, method string, body []byte
 	if err != nil {
 		return nil, 0, err
 	}
-	call := httpapi.SealedCall{RPC: body, Auth: proofsFrom(ctx)}
+	call := api.SealedCall{RPC: body, Auth: proofsFrom(ctx)}
 	// The node's identity goes in the authenticated header: another node
 	// refuses the request.
 	node, err := envelope.NodeIDFromKey(res.Keys.Identity)
@@ -398,12 +409,12 @@ func (c *Client) sealedRoundTrip(ctx context.Context, method string, body []byte
 		if err != nil {
 			return nil, 0, fmt.Errorf("client: %s: %w", method, err)
 		}
-		fields := map[string][]byte{httpapi.CompatFieldRPC: body}
+		fields := map[string][]byte{api.CompatFieldRPC: body}
 		if call.Auth != "" {
-			fields[httpapi.CompatFieldAuth] = []byte(call.Auth)
+			fields[api.CompatFieldAuth] = []byte(call.Auth)
 		}
 		ek, sealed, pending, err := envelope.SealCompat(pub, envelope.CompatRequest{
-			Node: node, Method: httpapi.SealedMethod(body), Scope: scopeFrom(ctx), Fields: fields}, c.nodeNow())
+			Node: node, Method: api.SealedMethod(body), Scope: scopeFrom(ctx), Fields: fields}, c.nodeNow())
 		if err != nil {
 			return nil, 0, fmt.Errorf("client: %s: sealing: %w", method, err)
 		}
@@ -426,27 +437,27 @@ func (c *Client) sealedRoundTrip(ctx context.Context, method string, body []byte
 				return 0, nil, err
 			}
 			for name := range f {
-				if name != httpapi.CompatFieldRPC && name != httpapi.CompatFieldStatus {
+				if name != api.CompatFieldRPC && name != api.CompatFieldStatus {
 					return 0, nil, fmt.Errorf("unknown sealed field %q", name)
 				}
 			}
-			st, err := httpapi.ParseCompatStatus(f[httpapi.CompatFieldStatus])
+			st, err := api.ParseCompatStatus(f[api.CompatFieldStatus])
 			if err != nil {
 				return 0, nil, err
 			}
-			return st, f[httpapi.CompatFieldRPC], nil
+			return st, f[api.CompatFieldRPC], nil
 		}
 	} else {
 		pk, err := res.Keys.HPKEPublicKey()
 		if err != nil {
 			return nil, 0, fmt.Errorf("client: %s: %w", method, err)
 		}
-		inner, err := httpapi.EncodeSealedCall(call)
+		inner, err := api.EncodeSealedCall(call)
 		if err != nil {
 			return nil, 0, fmt.Errorf("client: %s: %w", method, err)
 		}
 		env, pending, err := envelope.SealRequest(pk, envelope.Request{
-			Node: node, Method: httpapi.SealedMethod(body), Scope: scopeFrom(ctx), Body: inner}, c.nodeNow())
+			Node: node, Method: api.SealedMethod(body), Scope: scopeFrom(ctx), Body: inner}, c.nodeNow())
 		if err != nil {
 			return nil, 0, fmt.Errorf("client: %s: sealing: %w", method, err)
 		}
@@ -462,7 +473,7 @@ func (c *Client) sealedRoundTrip(ctx context.Context, method string, body []byte
 			if err != nil {
 				return 0, nil, err
 			}
-			r, err := httpapi.DecodeSealedReply(plain)
+			r, err := api.DecodeSealedReply(plain)
 			if err != nil {
 				return 0, nil, err
 			}

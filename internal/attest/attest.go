@@ -33,6 +33,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keymesh/keymesh/api"
 	"github.com/keymesh/keymesh/internal/enclave"
 	"github.com/keymesh/keymesh/internal/enclave/sim"
 	"github.com/keymesh/keymesh/internal/envelope"
@@ -188,12 +189,10 @@ func ReportData(keys, fresh []byte) enclave.ReportData {
 }
 
 // Document is the node's attestation: GET /attestation returns it as JSON
-// ({"keys": base64, "fresh": base64, "quote": base64}).
-type Document struct {
-	Keys  []byte `json:"keys"`  // Keys, canonical encoding
-	Fresh []byte `json:"fresh"` // Freshness, canonical encoding
-	Quote []byte `json:"quote"` // enclave.Quote, canonical encoding
-}
+// ({"keys": base64, "fresh": base64, "quote": base64}). It is the wire type
+// api.AttestationDocument: Keys holds Keys in canonical encoding, Fresh a
+// Freshness, Quote an enclave.Quote.
+type Document = api.AttestationDocument
 
 // New makes the node's attestation document for keys with backend b, valid
 // from fresh.Issued to fresh.Expires and made for fresh.Challenge.
