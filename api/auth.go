@@ -21,6 +21,28 @@ import "encoding/json"
 // header (ProofsHeader): base64url of {"approvals": [...]}, see Proofs and
 // the client package's Session and KeySigner, which make it.
 //
+// Auth method names; the Alias… names are Passport's, which a node accepts
+// for the same methods.
+const (
+	MethodCreateScope            = "keymesh_createScope"
+	MethodUpdateScope            = "keymesh_updateScope"
+	MethodGetScope               = "keymesh_getScope"
+	MethodInitiateRegistration   = "keymesh_initiateRegistration"
+	MethodCompleteRegistration   = "keymesh_completeRegistration"
+	MethodInitiateAuthentication = "keymesh_initiateAuthentication"
+	MethodCompleteAuthentication = "keymesh_completeAuthentication"
+	MethodDelegatedRegistration  = "keymesh_delegatedRegistration"
+	MethodSubmitAuthRecord       = "keymesh_submitAuthRecord"
+
+	AliasCreateScope            = "createScope"
+	AliasUpdateScope            = "updateScope"
+	AliasInitiateRegistration   = "initiateRegistration"
+	AliasCompleteRegistration   = "completeRegistration"
+	AliasInitiateAuthentication = "initiateAuthentication"
+	AliasCompleteAuthentication = "completeAuthentication"
+	AliasDelegatedRegistration  = "delegatedRegistration"
+)
+
 // Authorization denials (package auth), one code per kind so that a client
 // can tell them apart. They sit in JSON-RPC 2.0's implementation-defined
 // server-error range (-32000..-32099), after keymesh's general codes.
@@ -54,6 +76,11 @@ type Scope struct {
 	// keys or of this quorum (the effective value: a majority unless the
 	// config names one).
 	DevQuorum int `json:"developerQuorum"`
+}
+
+// GetScopeParams are keymesh_getScope's params.
+type GetScopeParams struct {
+	Scope string `json:"scope"`
 }
 
 // SignedRecord carries one signed record (base64url of its canonical

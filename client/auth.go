@@ -128,7 +128,7 @@ func (c *Client) CreateScope(ctx context.Context, dev *Key, cfg ScopeConfig) (*a
 		return nil, err
 	}
 	var out api.Scope
-	if err := c.Call(ctx, "keymesh_createScope", encodeRecord(r), &out); err != nil {
+	if err := c.Call(ctx, api.MethodCreateScope, encodeRecord(r), &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -164,7 +164,7 @@ func (c *Client) UpdateScopeQuorum(ctx context.Context, devs []*Key, scope strin
 		return nil, err
 	}
 	var out api.Scope
-	if err := c.Call(ctx, "keymesh_updateScope", encodeRecord(r), &out); err != nil {
+	if err := c.Call(ctx, api.MethodUpdateScope, encodeRecord(r), &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -173,7 +173,7 @@ func (c *Client) UpdateScopeQuorum(ctx context.Context, devs []*Key, scope strin
 // GetScope returns a scope as the node has it.
 func (c *Client) GetScope(ctx context.Context, scope string) (*api.Scope, error) {
 	var out api.Scope
-	if err := c.Call(ctx, "keymesh_getScope", map[string]string{"scope": scope}, &out); err != nil {
+	if err := c.Call(ctx, api.MethodGetScope, api.GetScopeParams{Scope: scope}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -209,7 +209,7 @@ func (c *Client) RegisterDelegated(ctx context.Context, dev *Key, scope, account
 		return nil, err
 	}
 	var out api.Account
-	if err := c.Call(ctx, "keymesh_delegatedRegistration", p, &out); err != nil {
+	if err := c.Call(ctx, api.MethodDelegatedRegistration, p, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -342,7 +342,7 @@ func (s *Session) Approve(_ context.Context, op Operation) (string, error) {
 // (a competing record, refused by nodes that have the user's).
 func (c *Client) InitiateRegistration(ctx context.Context, scope, account string) (*api.InitiateResult, error) {
 	var out api.InitiateResult
-	err := c.Call(ctx, "keymesh_initiateRegistration", api.InitiateRegistrationParams{Scope: scope, Account: account}, &out)
+	err := c.Call(ctx, api.MethodInitiateRegistration, api.InitiateRegistrationParams{Scope: scope, Account: account}, &out)
 	return &out, err
 }
 
@@ -355,7 +355,7 @@ func (c *Client) InitiateRegistration(ctx context.Context, scope, account string
 // challenge commits to.
 func (c *Client) InitiateKeyedRegistration(ctx context.Context, scope, account string, regKey *Key) (*api.InitiateResult, error) {
 	var out api.InitiateResult
-	if err := c.Call(ctx, "keymesh_initiateRegistration", api.InitiateRegistrationParams{Scope: scope, Account: account, RegistrationKey: regKey.Public()}, &out); err != nil {
+	if err := c.Call(ctx, api.MethodInitiateRegistration, api.InitiateRegistrationParams{Scope: scope, Account: account, RegistrationKey: regKey.Public()}, &out); err != nil {
 		return nil, err
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(out.Payload)
@@ -391,14 +391,14 @@ func (c *Client) CompleteKeyedRegistration(ctx context.Context, init *api.Initia
 		return nil, err
 	}
 	var out api.Account
-	err = c.Call(ctx, "keymesh_completeRegistration", api.CompleteRegistrationParams{ChallengeID: init.ChallengeID, Credential: wire, Signature: base64.RawURLEncoding.EncodeToString(sig)}, &out)
+	err = c.Call(ctx, api.MethodCompleteRegistration, api.CompleteRegistrationParams{ChallengeID: init.ChallengeID, Credential: wire, Signature: base64.RawURLEncoding.EncodeToString(sig)}, &out)
 	return &out, err
 }
 
 // CompleteRegistration: see InitiateRegistration.
 func (c *Client) CompleteRegistration(ctx context.Context, challengeID string, credential json.RawMessage) (*api.Account, error) {
 	var out api.Account
-	err := c.Call(ctx, "keymesh_completeRegistration", api.CompleteRegistrationParams{ChallengeID: challengeID, Credential: credential}, &out)
+	err := c.Call(ctx, api.MethodCompleteRegistration, api.CompleteRegistrationParams{ChallengeID: challengeID, Credential: credential}, &out)
 	return &out, err
 }
 
@@ -406,14 +406,14 @@ func (c *Client) CompleteRegistration(ctx context.Context, challengeID string, c
 // public key to authorise.
 func (c *Client) InitiateAuthentication(ctx context.Context, scope, account, sessionKey string) (*api.InitiateResult, error) {
 	var out api.InitiateResult
-	err := c.Call(ctx, "keymesh_initiateAuthentication", api.InitiateAuthenticationParams{Scope: scope, Account: account, SessionKey: sessionKey}, &out)
+	err := c.Call(ctx, api.MethodInitiateAuthentication, api.InitiateAuthenticationParams{Scope: scope, Account: account, SessionKey: sessionKey}, &out)
 	return &out, err
 }
 
 // CompleteAuthentication: see InitiateRegistration.
 func (c *Client) CompleteAuthentication(ctx context.Context, challengeID string, credential json.RawMessage) (*api.Session, error) {
 	var out api.Session
-	err := c.Call(ctx, "keymesh_completeAuthentication", api.CompleteAuthenticationParams{ChallengeID: challengeID, Credential: credential}, &out)
+	err := c.Call(ctx, api.MethodCompleteAuthentication, api.CompleteAuthenticationParams{ChallengeID: challengeID, Credential: credential}, &out)
 	return &out, err
 }
 
@@ -453,7 +453,7 @@ func (s *Session) Revoke(ctx context.Context, c *Client) error {
 	if err != nil {
 		return err
 	}
-	return c.Call(ctx, "keymesh_submitAuthRecord", encodeRecord(r), nil)
+	return c.Call(ctx, api.MethodSubmitAuthRecord, encodeRecord(r), nil)
 }
 
 // SetAccountMode moves an account to its scope's current mode (an
@@ -473,7 +473,7 @@ func (c *Client) SetAccountMode(ctx context.Context, signer *Key, scope, account
 	if err != nil {
 		return err
 	}
-	return c.Call(ctx, "keymesh_submitAuthRecord", encodeRecord(r), nil)
+	return c.Call(ctx, api.MethodSubmitAuthRecord, encodeRecord(r), nil)
 }
 
 // RevokeCredential revokes one of an account's credentials for good with
@@ -489,5 +489,5 @@ func (c *Client) RevokeCredential(ctx context.Context, dev *Key, scope, account,
 	if err != nil {
 		return err
 	}
-	return c.Call(ctx, "keymesh_submitAuthRecord", encodeRecord(r), nil)
+	return c.Call(ctx, api.MethodSubmitAuthRecord, encodeRecord(r), nil)
 }

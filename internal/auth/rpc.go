@@ -18,10 +18,8 @@ func handler[P, R any](f func(context.Context, P) (R, error)) httpapi.Handler {
 	}
 }
 
-// GetScopeParams are keymesh_getScope's params.
-type GetScopeParams struct {
-	Scope string `json:"scope"`
-}
+// GetScopeParams are keymesh_getScope's params (api.GetScopeParams).
+type GetScopeParams = api.GetScopeParams
 
 // Register adds the auth method group to r: keymesh_createScope,
 // keymesh_updateScope, keymesh_getScope, keymesh_initiateRegistration,
@@ -34,17 +32,17 @@ func Register(r *httpapi.Registry, s *Service) {
 		name, alias string
 		h           httpapi.Handler
 	}{
-		{"keymesh_createScope", "createScope", handler(s.CreateScope)},
-		{"keymesh_updateScope", "updateScope", handler(s.UpdateScope)},
-		{"keymesh_getScope", "", handler(func(ctx context.Context, p GetScopeParams) (*api.Scope, error) {
+		{api.MethodCreateScope, api.AliasCreateScope, handler(s.CreateScope)},
+		{api.MethodUpdateScope, api.AliasUpdateScope, handler(s.UpdateScope)},
+		{api.MethodGetScope, "", handler(func(ctx context.Context, p GetScopeParams) (*api.Scope, error) {
 			return s.GetScope(ctx, p.Scope)
 		})},
-		{"keymesh_initiateRegistration", "initiateRegistration", handler(s.InitiateRegistration)},
-		{"keymesh_completeRegistration", "completeRegistration", handler(s.CompleteRegistration)},
-		{"keymesh_initiateAuthentication", "initiateAuthentication", handler(s.InitiateAuthentication)},
-		{"keymesh_completeAuthentication", "completeAuthentication", handler(s.CompleteAuthentication)},
-		{"keymesh_delegatedRegistration", "delegatedRegistration", handler(s.DelegatedRegistration)},
-		{"keymesh_submitAuthRecord", "", handler(s.SubmitAuthRecord)},
+		{api.MethodInitiateRegistration, api.AliasInitiateRegistration, handler(s.InitiateRegistration)},
+		{api.MethodCompleteRegistration, api.AliasCompleteRegistration, handler(s.CompleteRegistration)},
+		{api.MethodInitiateAuthentication, api.AliasInitiateAuthentication, handler(s.InitiateAuthentication)},
+		{api.MethodCompleteAuthentication, api.AliasCompleteAuthentication, handler(s.CompleteAuthentication)},
+		{api.MethodDelegatedRegistration, api.AliasDelegatedRegistration, handler(s.DelegatedRegistration)},
+		{api.MethodSubmitAuthRecord, "", handler(s.SubmitAuthRecord)},
 	} {
 		r.Register(m.name, m.h)
 		if m.alias != "" {
