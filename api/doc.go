@@ -5,9 +5,19 @@
 //
 // Each node serves one JSON-RPC 2.0 endpoint (https://www.jsonrpc.org/specification)
 // at POST / with Content-Type application/json. Batches (a JSON array of
-// requests) are supported, up to MaxBatch requests; notifications (requests
-// without an id) are run and get no response, and a request or batch made
-// only of notifications gets HTTP 204 with no body.
+// requests) are supported, up to MaxBatch requests; a larger one is refused
+// with CodeLimitExceeded as soon as its request MaxBatch+1 is read.
+// Notifications (requests without an id) are run and get no response, and
+// a request or batch made only of notifications gets HTTP 204 with no body.
+//
+// The Content-Type must be application/json, a charset parameter, if any,
+// utf-8 (a sealed request is application/keymesh-sealed, or application/json
+// with an X-Encrypted-Key header; docs/enclave.md): any other is answered
+// with HTTP 415 and a JSON-RPC error with code CodeInvalidRequest, and runs
+// nothing. Browsers send only
+// text/plain, forms and multipart to another origin without a CORS
+// preflight (which a node never grants), so a page elsewhere cannot make
+// its visitors' browsers call a node.
 //
 // The request body is limited to MaxBodyBytes. A larger body is answered
 // with HTTP 413 and a JSON-RPC error object with code CodeLimitExceeded and

@@ -99,7 +99,7 @@ func runDev(ctx context.Context, cmd *cobra.Command, dir string, basePort int, l
 		fmt.Fprintf(out, "keymesh dev: this cluster has no shared sim platform key (it was created by an older keymesh), so sealed clients cannot verify its quotes: remove %s to start over\n", dir)
 	}
 	host := strings.TrimPrefix(nodes[0].APIURL(), "http://")
-	fmt.Fprintf(out, "keymesh dev: %d nodes ready (threshold %d) — try: curl -s %s -d '{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"keymesh_nodeInfo\"}'\n",
+	fmt.Fprintf(out, "keymesh dev: %d nodes ready (threshold %d) — try: curl -s -H 'Content-Type: application/json' %s -d '{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"keymesh_nodeInfo\"}'\n",
 		len(nodes), cfgs[0].Threshold, host)
 
 	err = <-done

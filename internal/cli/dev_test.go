@@ -59,7 +59,7 @@ func freeBase(t *testing.T) int {
 	return 0
 }
 
-var readyLine = regexp.MustCompile(`(?m)^keymesh dev: 3 nodes ready \(threshold 2\) — try: curl -s (127\.0\.0\.1:\d+) -d '\{"jsonrpc":"2\.0","id":1,"method":"keymesh_nodeInfo"\}'$`)
+var readyLine = regexp.MustCompile(`(?m)^keymesh dev: 3 nodes ready \(threshold 2\) — try: curl -s -H 'Content-Type: application/json' (127\.0\.0\.1:\d+) -d '\{"jsonrpc":"2\.0","id":1,"method":"keymesh_nodeInfo"\}'$`)
 var nodeLine = regexp.MustCompile(`(?m)^node (\d): (http://127\.0\.0\.1:\d+) `)
 
 // devRun starts keymesh dev, waits for its ready line, and returns the

@@ -3,6 +3,8 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"io"
+	"unicode/utf8"
 
 	"github.com/keymesh/keymesh/api"
 )
@@ -27,23 +29,45 @@ type item struct {
 // 4 and 6). It returns top != nil when the body as a whole is answered by
 // one error (not JSON, an empty batch, too large a batch); otherwise one
 // item per request, and whether the body was a batch.
+//
+// A batch is decoded element by element and refused as soon as it holds a
+// request more than api.MaxBatch, without reading the rest: an oversized
+// batch costs the node what MaxBatch requests cost to parse, not what the
+// whole body holds. Whatever follows the MaxBatch+1st element is then not
+// checked, so such a body gets api.CodeLimitExceeded even if it is not
+// valid JSON further on.
 func decodeBody(body []byte) (items []item, batch bool, top *api.Error) {
-	if !json.Valid(body) {
-		return nil, false, api.Errorf(api.CodeParseError, "parse error")
+	parseError := api.Errorf(api.CodeParseError, "parse error")
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '[' {
+		if !json.Valid(body) {
+			return nil, false, parseError
+		}
+		return []item{decodeRequest(trimmed)}, false, nil
 	}
-	body = bytes.TrimLeft(body, " \t\r\n")
-	if body[0] != '[' {
-		return []item{decodeRequest(body)}, false, nil
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	if _, err := dec.Token(); err != nil { // the '['
+		return nil, false, parseError
 	}
 	var elems []json.RawMessage
-	if err := json.Unmarshal(body, &elems); err != nil {
-		return nil, false, api.Errorf(api.CodeParseError, "parse error")
+	for dec.More() {
+		if len(elems) == api.MaxBatch {
+			return nil, false, api.Errorf(api.CodeLimitExceeded, "batch of more than %d requests; at most %d allowed", api.MaxBatch, api.MaxBatch)
+		}
+		var e json.RawMessage
+		if err := dec.Decode(&e); err != nil {
+			return nil, false, parseError
+		}
+		elems = append(elems, e)
 	}
-	switch {
-	case len(elems) == 0:
+	if tok, err := dec.Token(); err != nil || tok != json.Delim(']') {
+		return nil, false, parseError
+	}
+	if _, err := dec.Token(); err != io.EOF { // only whitespace may follow
+		return nil, false, parseError
+	}
+	if len(elems) == 0 {
 		return nil, false, api.Errorf(api.CodeInvalidRequest, "invalid request: empty batch")
-	case len(elems) > api.MaxBatch:
-		return nil, false, api.Errorf(api.CodeLimitExceeded, "batch of %d requests, at most %d allowed", len(elems), api.MaxBatch)
 	}
 	items = make([]item, len(elems))
 	for i, e := range elems {
@@ -96,7 +120,13 @@ func decodeRequest(raw []byte) item {
 	// The id first, so that the other errors can echo it.
 	if id != nil {
 		switch c := id[0]; {
-		case c == '"' || c == '-' || ('0' <= c && c <= '9'):
+		case c == '"':
+			// Echoed back as is: a string that is not UTF-8 would make
+			// the response invalid JSON (RFC 8259, section 8.1).
+			if !utf8.Valid(id) {
+				return invalid(nil, "id must be valid UTF-8")
+			}
+		case c == '-' || ('0' <= c && c <= '9'):
 		case bytes.Equal(id, []byte("null")):
 		default:
 			return invalid(nil, "id must be a string, a number or null")

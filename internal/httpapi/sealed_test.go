@@ -353,6 +353,7 @@ func TestPlaintextRefused(t *testing.T) {
 
 	dev := newSealedFixture(t, true)
 	req, _ := http.NewRequest("POST", dev.srv.URL+"/", strings.NewReader(seenBody))
+	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(ProofsHeader, "plain-proof")
 	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
@@ -479,6 +480,7 @@ func TestSealedCompat(t *testing.T) {
 			var data []byte
 			if bfs == nil {
 				req, _ := http.NewRequest("POST", f.srv.URL+"/", strings.NewReader(`{"rpc":1}`))
+				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set(envelope.HeaderEncryptedKey, bek)
 				resp, err := http.DefaultClient.Do(req)
 				if err != nil {
@@ -584,6 +586,7 @@ func FuzzSealedRequest(f *testing.F) {
 			if ek == "" {
 				ek = "x"
 			}
+			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set(envelope.HeaderEncryptedKey, ek)
 		} else {
 			req.Header.Set("Content-Type", envelope.ContentType)
@@ -721,6 +724,7 @@ func TestSealedFloodFromOneAddress(t *testing.T) {
 	}
 	b, _ := json.Marshal(fields)
 	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/", bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(envelope.HeaderEncryptedKey, ek)
 	cresp, err := attacker.Do(req)
 	if err != nil {

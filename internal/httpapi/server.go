@@ -13,6 +13,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -21,12 +22,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/keymesh/keymesh/api"
+	"github.com/keymesh/keymesh/internal/envelope"
 )
 
 // Options configure NewHandler.
@@ -214,11 +217,16 @@ func errorResponse(id json.RawMessage, e *api.Error) *api.Response {
 }
 
 func (h *handler) serveRPC(w http.ResponseWriter, r *http.Request) {
+	if e := checkContentType(r.Header, h.Sealing != nil); e != nil {
+		h.count(r.Context(), "invalid", e.Code, 0)
+		writeJSON(w, http.StatusUnsupportedMediaType, errorResponse(nil, e))
+		return
+	}
 	limit := int64(api.MaxBodyBytes)
 	if h.Sealing != nil {
 		limit = sealedBodyLimit(r.Header)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body, err := readBody(w, r, limit)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
@@ -237,6 +245,51 @@ func (h *handler) serveRPC(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.servePlain(w, r, body)
+}
+
+// checkContentType refuses a request whose Content-Type is not what its
+// mode sends: application/json for JSON-RPC (plaintext, or Passport's
+// compatibility mode, whose X-Encrypted-Key header marks it) and
+// application/keymesh-sealed for HPKE mode (only where sealing is on). A
+// charset parameter, if any, must be utf-8.
+//
+// This is what keeps browsers' cross-origin requests out: a form or a
+// fetch may POST text/plain, application/x-www-form-urlencoded or
+// multipart/form-data to any origin without asking it first, but
+// application/json (or any other type) needs a CORS preflight, which the
+// node never grants. So a page on another origin cannot, for example,
+// run keymesh_initiateRegistration from its visitors' browsers.
+func checkContentType(h http.Header, sealing bool) *api.Error {
+	want := "application/json"
+	if sealing && envelope.DetectMode(h) == envelope.ModeHPKE {
+		want = envelope.ContentType
+	}
+	mt, params, err := mime.ParseMediaType(h.Get("Content-Type"))
+	if err == nil && mt == want {
+		cs, ok := params["charset"]
+		delete(params, "charset")
+		if len(params) == 0 && (!ok || strings.EqualFold(cs, "utf-8")) {
+			return nil
+		}
+	}
+	if want == envelope.ContentType {
+		return api.Errorf(api.CodeInvalidRequest, "unsupported Content-Type: a sealed request must be sent as %s", want)
+	}
+	return api.Errorf(api.CodeInvalidRequest, "unsupported Content-Type: JSON-RPC requests must be sent as application/json (charset utf-8, if any)")
+}
+
+// readBody reads r's body, at most limit bytes, in one allocation when the
+// client announced its length (io.ReadAll's growth would copy a 1 MiB body
+// several times over).
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	body := http.MaxBytesReader(w, r.Body, limit)
+	if n := r.ContentLength; n > 0 && n <= limit {
+		var b bytes.Buffer
+		b.Grow(int(n) + bytes.MinRead)
+		_, err := b.ReadFrom(body)
+		return b.Bytes(), err
+	}
+	return io.ReadAll(body)
 }
 
 // servePlain answers a plaintext JSON-RPC body.

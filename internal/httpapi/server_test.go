@@ -380,7 +380,9 @@ func BenchmarkRPCNodeInfo(b *testing.B) {
 	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"keymesh_nodeInfo"}`)
 	for b.Loop() {
 		w := httptest.NewRecorder()
-		h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body)))
+		r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		h.ServeHTTP(w, r)
 		if w.Code != http.StatusOK {
 			b.Fatal(w.Code)
 		}
