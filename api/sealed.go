@@ -125,20 +125,31 @@ func DecodeSealedCall(b []byte) (SealedCall, error) {
 
 // SealedMethod is the method a sealed request binds (envelope.Request.Method):
 // the JSON-RPC method of a single request, or the methods of a batch joined
-// by commas. A body that is not a JSON-RPC request or batch gives "".
+// by commas. A body that is not a JSON-RPC request or batch gives "", and
+// so does a batch of more than MaxBatch requests, which is not read past its
+// request MaxBatch+1 (the node refuses it anyway, and must not parse a
+// batch of 500,000 elements to name its methods).
 func SealedMethod(rpc []byte) string {
 	type m struct {
 		Method string `json:"method"`
 	}
 	rpc = bytes.TrimLeft(rpc, " \t\r\n")
 	if len(rpc) > 0 && rpc[0] == '[' {
-		var ms []m
-		if json.Unmarshal(rpc, &ms) != nil {
+		dec := json.NewDecoder(bytes.NewReader(rpc))
+		dec.Token() // the '['
+		var names []string
+		for dec.More() {
+			var x m
+			if len(names) == MaxBatch || dec.Decode(&x) != nil {
+				return ""
+			}
+			names = append(names, x.Method)
+		}
+		if tok, err := dec.Token(); err != nil || tok != json.Delim(']') {
 			return ""
 		}
-		names := make([]string, len(ms))
-		for i, x := range ms {
-			names[i] = x.Method
+		if _, err := dec.Token(); err != io.EOF {
+			return ""
 		}
 		return strings.Join(names, ",")
 	}

@@ -529,10 +529,26 @@ func TestSealedMethod(t *testing.T) {
 		`[]`:                               "",
 		`{"method":1}`:                     "",
 		`nonsense`:                         "",
+		`[{"method":"a"}] x`:               "",
+		`[{"method":"a"},1]`:               "",
 	} {
 		if got := SealedMethod([]byte(body)); got != want {
 			t.Errorf("SealedMethod(%s) = %q, want %q", body, got, want)
 		}
+	}
+	// MaxBatch requests are named; one more and the batch is not read
+	// further (issue 16: it was unmarshalled whole, 500k elements included).
+	full := "[" + strings.TrimSuffix(strings.Repeat(`{"method":"a"},`, api.MaxBatch), ",") + "]"
+	if got := SealedMethod([]byte(full)); got != strings.TrimSuffix(strings.Repeat("a,", api.MaxBatch), ",") {
+		t.Errorf("batch of MaxBatch: %q", got)
+	}
+	huge := hugeBatch(500_000)
+	if got := SealedMethod(huge); got != "" {
+		t.Errorf("batch of 500k: %q", got)
+	}
+	allocs := testing.AllocsPerRun(3, func() { SealedMethod(huge) })
+	if allocs > 20*api.MaxBatch {
+		t.Errorf("naming a batch of 500k took %.0f allocations", allocs)
 	}
 }
 
