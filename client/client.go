@@ -39,6 +39,15 @@
 // Without it the client speaks plaintext JSON-RPC, which only development
 // nodes (keymesh dev, --allow-plaintext) accept. Approval proofs go with a
 // call through its context (WithProofs), sealed with it when sealing.
+//
+// # Dependencies
+//
+// The SDK never logs (warnings go to Attestation.Warn and
+// Attested.Warnings) and imports no server code: only package api (the
+// wire definitions it shares with the node) and the pure libraries that
+// build and check what goes on the wire (internal/record, internal/envelope,
+// internal/attest and the enclave quote types it verifies). deps_test.go
+// holds it to that.
 package client
 
 import (

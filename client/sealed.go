@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"net/http"
 	"strings"
 	"sync"
@@ -59,7 +58,9 @@ type Attestation struct {
 	// fields) instead of HPKE.
 	Compat bool
 	// Warn receives the verification's warnings (simulated platform, trust
-	// on first use); nil logs them with the standard logger.
+	// on first use) as they happen. The SDK never logs: with Warn nil they
+	// are only in Attested.Warnings (and Attested.FirstUse), for the caller
+	// to show.
 	Warn func(msg string)
 }
 
@@ -196,12 +197,10 @@ func (c *Client) attestLocked(ctx context.Context) (*attest.Result, error) {
 	// half the round trip.
 	s.offset = res.Fresh.Issued.Sub(sent.Add(received.Sub(sent) / 2))
 	s.identity = ed25519.PublicKey(res.Keys.Identity)
-	warn := s.cfg.Warn
-	if warn == nil {
-		warn = func(msg string) { log.Printf("keymesh client: warning: %s", msg) }
-	}
-	for _, w := range res.Warnings {
-		warn(fmt.Sprintf("node %s: %s", c.url, w))
+	if warn := s.cfg.Warn; warn != nil {
+		for _, w := range res.Warnings {
+			warn(fmt.Sprintf("node %s: %s", c.url, w))
+		}
 	}
 	s.result = res
 	if res.FirstUse {

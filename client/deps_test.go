@@ -1,0 +1,121 @@
+package client_test
+
+import (
+	"bufio"
+	"bytes"
+	"maps"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// The SDK's dependency rule (issue 15): package client may import package
+// api and the pure libraries that build and check what goes on the wire —
+// no server code. Server code is everything else of this module (httpapi,
+// auth, wallet, node, replica, store, transport, config, mpc, …) and the
+// libraries only a node needs. A package added to sdkAllowed must import
+// nothing but the standard library, api and other allowed packages, and
+// never do I/O beyond what its caller hands it.
+const module = "github.com/keymesh/keymesh"
+
+var sdkAllowed = []string{
+	module + "/api",
+	module + "/client",
+	module + "/internal/attest",      // verifies a node's attestation (no I/O)
+	module + "/internal/enclave",     // quote, measurement and key types attest verifies
+	module + "/internal/enclave/sim", // the sim platform's quote verification
+	module + "/internal/envelope",    // seals requests, opens answers
+	module + "/internal/record",      // signed records and approvals, canonical encoding
+}
+
+// sdkForbidden are third-party module paths that only a node uses; none may
+// reach the SDK, even through an allowed package.
+var sdkForbidden = []string{
+	"github.com/prometheus/",
+	"github.com/go-webauthn/",
+	"github.com/jackc/",
+	"modernc.org/",
+	"github.com/spf13/",
+	"github.com/chromedp/",
+	"github.com/rogpeppe/go-internal/",
+	"pgregory.net/rapid",
+	"github.com/cockroachdb/",
+}
+
+// TestNoServerDependencies is the CI check of the rule: it lists the
+// SDK's dependencies with `go list -deps` (the build tags CI uses too) and
+// fails naming every forbidden package and the import chain that pulls it
+// in. It also holds the SDK to never logging: no log or log/slog import.
+func TestNoServerDependencies(t *testing.T) {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	for _, tags := range []string{"", "keymesh_adversary"} {
+		out, err := exec.Command(goTool, "list", "-tags", tags, "-deps",
+			"-f", "{{.ImportPath}}{{range .Imports}} {{.}}{{end}}", module+"/client").Output()
+		if err != nil {
+			t.Fatalf("go list -tags %q -deps ./client: %v", tags, err)
+		}
+		imports := map[string][]string{}
+		sc := bufio.NewScanner(bytes.NewReader(out))
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			f := strings.Fields(sc.Text())
+			imports[f[0]] = f[1:]
+		}
+		if len(imports) == 0 {
+			t.Fatalf("go list -deps ./client listed nothing")
+		}
+		for _, p := range slices.Sorted(maps.Keys(imports)) {
+			if forbidden(p) {
+				t.Errorf("tags %q: the SDK depends on server package %s (%s); move what the client needs into api or an allowed pure package (client/deps_test.go)",
+					tags, p, strings.Join(chain(imports, module+"/client", p), " → "))
+			}
+		}
+		for _, p := range imports[module+"/client"] {
+			if p == "log" || p == "log/slog" {
+				t.Errorf("tags %q: package client imports %s: the SDK never logs", tags, p)
+			}
+		}
+	}
+}
+
+func forbidden(p string) bool {
+	if p == module || strings.HasPrefix(p, module+"/") {
+		return !slices.Contains(sdkAllowed, p)
+	}
+	for _, f := range sdkForbidden {
+		if strings.HasPrefix(p, f) || p == strings.TrimSuffix(f, "/") {
+			return true
+		}
+	}
+	return false
+}
+
+// chain returns a shortest import path from one package to another.
+func chain(imports map[string][]string, from, to string) []string {
+	prev := map[string]string{from: ""}
+	queue := []string{from}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		if p == to {
+			var path []string
+			for ; p != ""; p = prev[p] {
+				path = append([]string{p}, path...)
+			}
+			return path
+		}
+		for _, q := range imports[p] {
+			if _, seen := prev[q]; !seen {
+				prev[q] = p
+				queue = append(queue, q)
+			}
+		}
+	}
+	return []string{from, "…", to}
+}
