@@ -94,7 +94,8 @@ type SignedRecord struct {
 type InitiateRegistrationParams struct {
 	Scope   string `json:"scope"`
 	Account string `json:"account"` // the user identifier
-	// RegistrationKey (optional, "p256:…" or "ed25519:…") is a key the
+	// RegistrationKey ("p256:…" or "ed25519:…"; required: the account id
+	// is derived from it, record.DerivedAccountID) is a key the
 	// client generated for this registration: the payload, and so the
 	// challenge, commit to it, and it signs the attestation
 	// (CompleteRegistrationParams.Signature), so that no one else who sees

@@ -336,15 +336,23 @@ func (s *Session) Approve(_ context.Context, op Operation) (string, error) {
 // InitiateRegistration, CompleteRegistration, InitiateAuthentication and
 // CompleteAuthentication are the passkey ceremonies' JSON-RPC calls; the
 // WebAuthn steps between them run in a browser (see the node's /login
-// page). credential is the browser's PublicKeyCredential JSON. Prefer
-// InitiateKeyedRegistration for registrations: without a registration key,
-// a node that sees the challenge can answer it with a passkey of its own
-// (a competing record, refused by nodes that have the user's).
+// page). credential is the browser's PublicKeyCredential JSON.
+// Registrations need a registration key now (nodes refuse
+// InitiateRegistration): use InitiateKeyedRegistration and
+// CompleteKeyedRegistration.
 func (c *Client) InitiateRegistration(ctx context.Context, scope, account string) (*api.InitiateResult, error) {
 	var out api.InitiateResult
 	err := c.Call(ctx, api.MethodInitiateRegistration, api.InitiateRegistrationParams{Scope: scope, Account: account}, &out)
 	return &out, err
 }
+
+// DerivedAccountID is the account id a passkey self-registration with
+// regKey takes (record.DerivedAccountID): nodes accept no other, so that
+// no one but regKey's holder can register, or squat, it. Keep it (or
+// regKey's public key) to sign in; a chosen id (an e-mail address, a
+// name) is registered by the scope's developer
+// (DelegatedRegistrationRecord).
+func DerivedAccountID(regKey *Key) string { return record.DerivedAccountID(regKey.k.Public()) }
 
 // InitiateKeyedRegistration opens a passkey registration bound to regKey,
 // a key generated for this registration alone (GenerateKey): the payload,
@@ -352,8 +360,12 @@ func (c *Client) InitiateRegistration(ctx context.Context, scope, account string
 // the attestation with it, so that no node that sees the challenge can
 // register a passkey of its own under it. It checks that the payload the
 // node returns is for scope and account, holds regKey, and is what the
-// challenge commits to.
+// challenge commits to. account must be DerivedAccountID(regKey), or ""
+// for that id.
 func (c *Client) InitiateKeyedRegistration(ctx context.Context, scope, account string, regKey *Key) (*api.InitiateResult, error) {
+	if account == "" {
+		account = DerivedAccountID(regKey)
+	}
 	var out api.InitiateResult
 	if err := c.Call(ctx, api.MethodInitiateRegistration, api.InitiateRegistrationParams{Scope: scope, Account: account, RegistrationKey: regKey.Public()}, &out); err != nil {
 		return nil, err

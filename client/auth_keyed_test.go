@@ -25,16 +25,20 @@ func TestKeyedRegistration(t *testing.T) {
 	}
 	pk := authtest.New("localhost", "http://localhost:7100")
 	regKey, _ := client.GenerateKey("p256")
-	init, err := c.InitiateKeyedRegistration(ctx, sc.ID, "alice", regKey)
+	init, err := c.InitiateKeyedRegistration(ctx, sc.ID, "", regKey)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// A chosen id is refused: anyone could take it first.
+	if _, err := c.InitiateKeyedRegistration(ctx, sc.ID, "alice", regKey); apiCode(err) != api.CodeInvalidParams {
+		t.Fatalf("a chosen account id: %v", err)
 	}
 	ch, _ := base64.RawURLEncoding.DecodeString(init.Challenge)
 	other, _ := client.GenerateKey("ed25519")
 	if _, err := c.CompleteKeyedRegistration(ctx, init, pk.Create(ch), other); apiCode(err) != api.CodeAuthBadProof {
 		t.Fatalf("attestation signed by another key: %v", err)
 	}
-	init, err = c.InitiateKeyedRegistration(ctx, sc.ID, "alice", regKey)
+	init, err = c.InitiateKeyedRegistration(ctx, sc.ID, "", regKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +46,7 @@ func TestKeyedRegistration(t *testing.T) {
 	if _, err := c.CompleteKeyedRegistration(ctx, init, pk.Create(ch), regKey); err != nil {
 		t.Fatal(err)
 	}
-	creds, err := svc.State().Credentials(ctx, sc.ID, "alice")
+	creds, err := svc.State().Credentials(ctx, sc.ID, client.DerivedAccountID(regKey))
 	if err != nil || len(creds) != 1 || !bytes.Equal(creds[0].ID, pk.ID) {
 		t.Fatalf("credentials %+v %v", creds, err)
 	}

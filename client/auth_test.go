@@ -140,16 +140,18 @@ func TestSessionApprove(t *testing.T) {
 	// (Passport's aliases), with a software authenticator in place of the
 	// browser (the browser test in internal/node uses real Chromium).
 	pk := authtest.New("localhost", "http://localhost:1")
+	regKey, _ := client.GenerateKey("p256")
+	alice := client.DerivedAccountID(regKey) // a self-registration's id is its registration key's
 	var init api.InitiateResult
-	if err := c.Call(ctx, "initiateRegistration", api.InitiateRegistrationParams{Scope: sc.ID, Account: "alice"}, &init); err != nil {
+	if err := c.Call(ctx, "initiateRegistration", api.InitiateRegistrationParams{Scope: sc.ID, Account: alice, RegistrationKey: regKey.Public()}, &init); err != nil {
 		t.Fatal(err)
 	}
 	ch, _ := base64.RawURLEncoding.DecodeString(init.Challenge)
-	if _, err := c.CompleteRegistration(ctx, init.ChallengeID, pk.Create(ch)); err != nil {
+	if _, err := c.CompleteKeyedRegistration(ctx, &init, pk.Create(ch), regKey); err != nil {
 		t.Fatal(err)
 	}
 	sk, _ := client.GenerateKey("p256")
-	ia, err := c.InitiateAuthentication(ctx, sc.ID, "alice", sk.Public())
+	ia, err := c.InitiateAuthentication(ctx, sc.ID, alice, sk.Public())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,10 +168,10 @@ func TestSessionApprove(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sess.Account != "alice" || time.Until(sess.Expiry) < 59*time.Minute {
+	if sess.Account != alice || time.Until(sess.Expiry) < 59*time.Minute {
 		t.Fatalf("session %+v", sess)
 	}
-	op, aop := authOp(sc.ID, "alice", 1)
+	op, aop := authOp(sc.ID, alice, 1)
 	h, err := sess.Approve(ctx, op)
 	if err != nil {
 		t.Fatal(err)
@@ -191,17 +193,17 @@ func TestSessionApprove(t *testing.T) {
 	if err := sess.Revoke(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	_, aop = authOp(sc.ID, "alice", 3)
+	_, aop = authOp(sc.ID, alice, 3)
 	op.Hash = aop.Hash
 	h, _ = sess.Approve(ctx, op)
 	if _, err := svc.Authorize(ctx, aop, h); apiCode(err) != api.CodeAuthRevoked || !strings.Contains(err.Error(), "session") {
 		t.Fatalf("revoked session: %v", err)
 	}
 	// The developer revokes the passkey: no new session can be made.
-	if err := c.RevokeCredential(ctx, dev, sc.ID, "alice", base64.RawURLEncoding.EncodeToString(pk.ID)); err != nil {
+	if err := c.RevokeCredential(ctx, dev, sc.ID, alice, base64.RawURLEncoding.EncodeToString(pk.ID)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.InitiateAuthentication(ctx, sc.ID, "alice", sk.Public()); apiCode(err) != api.CodeAuthUnknown {
+	if _, err := c.InitiateAuthentication(ctx, sc.ID, alice, sk.Public()); apiCode(err) != api.CodeAuthUnknown {
 		t.Fatalf("login with a revoked passkey: %v", err)
 	}
 	// A session refuses to approve for another account.

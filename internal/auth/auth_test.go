@@ -46,6 +46,8 @@ type env struct {
 	clock *clock
 	// created holds the scope.create record of each scope made by scope.
 	created map[string][]byte
+	// regKeys holds the registration key of each name given to acct.
+	regKeys map[string]*record.PrivateKey
 }
 
 func openStore(t testing.TB) store.Store {
@@ -118,17 +120,40 @@ func (e *env) scope(m record.Mode, alg record.Alg) (string, *record.PrivateKey) 
 	return sc.ID, dev
 }
 
-// register registers account with a passkey through the RPC flow.
-func (e *env) register(scope, account string) *authtest.Authenticator {
+// acct returns the account id a passkey self-registration of name takes:
+// its registration key's (record.DerivedAccountID), one key per name.
+func (e *env) acct(name string) string {
+	e.t.Helper()
+	if e.regKeys == nil {
+		e.regKeys = map[string]*record.PrivateKey{}
+	}
+	k, ok := e.regKeys[name]
+	if !ok {
+		k = key(e.t, record.P256)
+		e.regKeys[name] = k
+	}
+	return record.DerivedAccountID(k.Public())
+}
+
+// register registers the account of name (e.acct) with a passkey
+// through the RPC flow.
+func (e *env) register(scope, name string) *authtest.Authenticator {
 	e.t.Helper()
 	ctx := context.Background()
 	a := authtest.New(testRPID, testOrigin)
-	init, err := e.svc.InitiateRegistration(ctx, api.InitiateRegistrationParams{Scope: scope, Account: account})
+	account := e.acct(name)
+	regKey := e.regKeys[name]
+	init, err := e.svc.InitiateRegistration(ctx, api.InitiateRegistrationParams{Scope: scope, Account: account, RegistrationKey: regKey.Public().String()})
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	ch, _ := b64.DecodeString(init.Challenge)
-	if _, err := e.svc.CompleteRegistration(ctx, api.CompleteRegistrationParams{ChallengeID: init.ChallengeID, Credential: a.Create(ch)}); err != nil {
+	resp := a.Create(ch)
+	sig, err := regKey.Sign(record.RegistrationMessage(ch, resp))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := e.svc.CompleteRegistration(ctx, api.CompleteRegistrationParams{ChallengeID: init.ChallengeID, Credential: resp, Signature: b64.EncodeToString(sig)}); err != nil {
 		e.t.Fatal(err)
 	}
 	return a
@@ -198,22 +223,22 @@ func TestSessionApproval(t *testing.T) {
 	ctx := context.Background()
 	scope, _ := e.scope(record.ModeUser, record.P256)
 	a := e.register(scope, "alice")
-	s := e.login(a, scope, "alice")
-	o := op(scope, "alice", 1)
+	s := e.login(a, scope, e.acct("alice"))
+	o := op(scope, e.acct("alice"), 1)
 	p, err := e.svc.Authorize(ctx, o, header(s.proof(t, o, e.clock.now())))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p != (Principal{Scope: scope, Account: "alice"}) {
+	if p != (Principal{Scope: scope, Account: e.acct("alice")}) {
 		t.Fatalf("principal %+v", p)
 	}
 	// eth_accounts-style operation without an account: the approval names it.
 	o2 := op(scope, "", 2)
-	if p, err := e.svc.Authorize(ctx, o2, header(s.proof(t, o2, e.clock.now()))); err != nil || p.Account != "alice" {
+	if p, err := e.svc.Authorize(ctx, o2, header(s.proof(t, o2, e.clock.now()))); err != nil || p.Account != e.acct("alice") {
 		t.Fatalf("no-account op: %+v %v", p, err)
 	}
 	// The session record was stored (replicated) too.
-	es, err := e.st.List(ctx, nsSession, scope+"/alice/", 0)
+	es, err := e.st.List(ctx, nsSession, scope+"/"+e.acct("alice")+"/", 0)
 	if err != nil || len(es) != 1 {
 		t.Fatalf("sessions stored: %d %v", len(es), err)
 	}
@@ -225,17 +250,17 @@ func TestDenials(t *testing.T) {
 	scope, dev := e.scope(record.ModeUser, record.Ed25519)
 	other, _ := e.scope(record.ModeUser, record.P256)
 	a := e.register(scope, "alice")
-	s := e.login(a, scope, "alice")
+	s := e.login(a, scope, e.acct("alice"))
 	now := e.clock.now
 
 	t.Run("missing", func(t *testing.T) {
-		_, err := e.svc.Authorize(ctx, op(scope, "alice", 1), "")
+		_, err := e.svc.Authorize(ctx, op(scope, e.acct("alice"), 1), "")
 		wantCode(t, err, api.CodeAuthMissing, "no header")
-		_, err = e.svc.Authorize(ctx, op(scope, "alice", 1), "!!")
+		_, err = e.svc.Authorize(ctx, op(scope, e.acct("alice"), 1), "!!")
 		wantCode(t, err, api.CodeAuthBadProof, "garbage header")
 	})
 	t.Run("wrong scope", func(t *testing.T) {
-		o := op(scope, "alice", 3)
+		o := op(scope, e.acct("alice"), 3)
 		p := s.proof(t, o, now())
 		o.Scope = other
 		_, err := e.svc.Authorize(ctx, o, header(p))
@@ -245,18 +270,18 @@ func TestDenials(t *testing.T) {
 		wantCode(t, err, api.CodeAuthWrongScope, "approval for another account")
 	})
 	t.Run("wrong operation", func(t *testing.T) {
-		o := op(scope, "alice", 4)
+		o := op(scope, e.acct("alice"), 4)
 		p := s.proof(t, o, now())
 		o.Hash[1] = 1
 		_, err := e.svc.Authorize(ctx, o, header(p))
 		wantCode(t, err, api.CodeAuthWrongOperation, "approval for another hash")
-		o = op(scope, "alice", 4)
+		o = op(scope, e.acct("alice"), 4)
 		o.Method = "eth_signTransaction"
 		_, err = e.svc.Authorize(ctx, o, header(p))
 		wantCode(t, err, api.CodeAuthWrongOperation, "approval for another method")
 	})
 	t.Run("replayed nonce", func(t *testing.T) {
-		o := op(scope, "alice", 5)
+		o := op(scope, e.acct("alice"), 5)
 		h := header(s.proof(t, o, now()))
 		if _, err := e.svc.Authorize(ctx, o, h); err != nil {
 			t.Fatal(err)
@@ -270,7 +295,7 @@ func TestDenials(t *testing.T) {
 		wantCode(t, err, api.CodeAuthReplay, "same approval, new request")
 	})
 	t.Run("signature over another payload", func(t *testing.T) {
-		o := op(scope, "alice", 6)
+		o := op(scope, e.acct("alice"), 6)
 		p := s.proof(t, o, now())
 		q := s.proof(t, o, now()) // another nonce
 		p.Sig = q.Sig
@@ -278,25 +303,25 @@ func TestDenials(t *testing.T) {
 		wantCode(t, err, api.CodeAuthBadProof, "session signature over another approval")
 	})
 	t.Run("developer key in user mode", func(t *testing.T) {
-		o := op(scope, "alice", 7)
-		_, err := e.svc.Authorize(ctx, o, header(devProof(t, dev, scope, "alice", o, now())))
+		o := op(scope, e.acct("alice"), 7)
+		_, err := e.svc.Authorize(ctx, o, header(devProof(t, dev, scope, e.acct("alice"), o, now())))
 		wantCode(t, err, api.CodeAuthIncomplete, "user-mode scope with only the developer's approval")
 	})
 	t.Run("expired approval", func(t *testing.T) {
-		o := op(scope, "alice", 8)
+		o := op(scope, e.acct("alice"), 8)
 		p := s.proof(t, o, now().Add(-3*time.Minute))
 		_, err := e.svc.Authorize(ctx, o, header(p))
 		wantCode(t, err, api.CodeAuthExpired, "expired approval")
 	})
 	t.Run("per-operation passkey", func(t *testing.T) {
-		o := op(scope, "alice", 9)
-		ap := approval(scope, "alice", o, now())
+		o := op(scope, e.acct("alice"), 9)
+		ap := approval(scope, e.acct("alice"), o, now())
 		p := Proof{Approval: b64.EncodeToString(ap.Marshal()), Passkey: a.Get(ap.Challenge())}
 		if _, err := e.svc.Authorize(ctx, o, header(p)); err != nil {
 			t.Fatalf("passkey approval: %v", err)
 		}
 		// An assertion over another approval does not approve this one.
-		ap2 := approval(scope, "alice", o, now())
+		ap2 := approval(scope, e.acct("alice"), o, now())
 		p2 := Proof{Approval: b64.EncodeToString(ap2.Marshal()), Passkey: a.Get(ap.Challenge())}
 		_, err := e.svc.Authorize(ctx, o, header(p2))
 		wantCode(t, err, api.CodeAuthBadProof, "passkey assertion over another approval")
@@ -310,16 +335,16 @@ func TestDenials(t *testing.T) {
 		wantCode(t, err, api.CodeAuthUnknown, "unknown account")
 	})
 	t.Run("expired session", func(t *testing.T) {
-		o := op(scope, "alice", 11)
+		o := op(scope, e.acct("alice"), 11)
 		e.clock.add(61 * time.Second) // the session was made for 60 s
 		defer e.clock.add(-61 * time.Second)
 		_, err := e.svc.Authorize(ctx, o, header(s.proof(t, o, now())))
 		wantCode(t, err, api.CodeAuthExpired, "expired session")
 	})
 	t.Run("revoked credential", func(t *testing.T) {
-		o := op(scope, "alice", 12)
+		o := op(scope, e.acct("alice"), 12)
 		h := header(s.proof(t, o, now()))
-		rb := &record.CredentialRevokeBody{Scope: scope, Account: "alice", CredentialID: a.ID}
+		rb := &record.CredentialRevokeBody{Scope: scope, Account: e.acct("alice"), CredentialID: a.ID}
 		r, err := record.Sign(record.CredentialRevoke, rb.Marshal(), dev)
 		if err != nil {
 			t.Fatal(err)
@@ -329,12 +354,12 @@ func TestDenials(t *testing.T) {
 		}
 		_, err = e.svc.Authorize(ctx, o, h)
 		wantCode(t, err, api.CodeAuthRevoked, "session of a revoked credential")
-		ap := approval(scope, "alice", o, now())
+		ap := approval(scope, e.acct("alice"), o, now())
 		_, err = e.svc.Authorize(ctx, o, header(Proof{Approval: b64.EncodeToString(ap.Marshal()), Passkey: a.Get(ap.Challenge())}))
 		wantCode(t, err, api.CodeAuthRevoked, "revoked passkey")
 		// And no new session can be made with it.
 		sk := key(t, record.P256)
-		_, err = e.svc.InitiateAuthentication(ctx, api.InitiateAuthenticationParams{Scope: scope, Account: "alice", SessionKey: sk.Public().String()})
+		_, err = e.svc.InitiateAuthentication(ctx, api.InitiateAuthenticationParams{Scope: scope, Account: e.acct("alice"), SessionKey: sk.Public().String()})
 		wantCode(t, err, api.CodeAuthUnknown, "login with a revoked passkey")
 	})
 }
@@ -343,9 +368,9 @@ func TestRevokedSession(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	scope, _ := e.scope(record.ModeUser, record.P256)
-	s := e.login(e.register(scope, "alice"), scope, "alice")
+	s := e.login(e.register(scope, "alice"), scope, e.acct("alice"))
 	// The session key revokes itself (log out).
-	rb := &record.SessionRevokeBody{Scope: scope, Account: "alice", Session: s.key.Public().ID()}
+	rb := &record.SessionRevokeBody{Scope: scope, Account: e.acct("alice"), Session: s.key.Public().ID()}
 	r, err := record.Sign(record.SessionRevoke, rb.Marshal(), s.key)
 	if err != nil {
 		t.Fatal(err)
@@ -353,7 +378,7 @@ func TestRevokedSession(t *testing.T) {
 	if err := e.svc.SubmitRecord(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	o := op(scope, "alice", 1)
+	o := op(scope, e.acct("alice"), 1)
 	_, err = e.svc.Authorize(ctx, o, header(s.proof(t, o, e.clock.now())))
 	wantCode(t, err, api.CodeAuthRevoked, "revoked session")
 }
@@ -362,19 +387,19 @@ func TestHybrid(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	scope, dev := e.scope(record.ModeHybrid, record.P256)
-	s := e.login(e.register(scope, "alice"), scope, "alice")
+	s := e.login(e.register(scope, "alice"), scope, e.acct("alice"))
 	now := e.clock.now
-	o := op(scope, "alice", 1)
+	o := op(scope, e.acct("alice"), 1)
 	_, err := e.svc.Authorize(ctx, o, header(s.proof(t, o, now())))
 	wantCode(t, err, api.CodeAuthIncomplete, "hybrid with the user's approval only")
-	_, err = e.svc.Authorize(ctx, o, header(devProof(t, dev, scope, "alice", o, now())))
+	_, err = e.svc.Authorize(ctx, o, header(devProof(t, dev, scope, e.acct("alice"), o, now())))
 	wantCode(t, err, api.CodeAuthIncomplete, "hybrid with the developer's approval only")
-	if _, err := e.svc.Authorize(ctx, o, header(s.proof(t, o, now()), devProof(t, dev, scope, "alice", o, now()))); err != nil {
+	if _, err := e.svc.Authorize(ctx, o, header(s.proof(t, o, now()), devProof(t, dev, scope, e.acct("alice"), o, now()))); err != nil {
 		t.Fatalf("hybrid with both: %v", err)
 	}
 	// A developer approval for another operation does not complete this one.
-	o2 := op(scope, "alice", 2)
-	_, err = e.svc.Authorize(ctx, o2, header(s.proof(t, o2, now()), devProof(t, dev, scope, "alice", o, now())))
+	o2 := op(scope, e.acct("alice"), 2)
+	_, err = e.svc.Authorize(ctx, o2, header(s.proof(t, o2, now()), devProof(t, dev, scope, e.acct("alice"), o, now())))
 	wantCode(t, err, api.CodeAuthIncomplete, "hybrid with the developer's approval of another operation")
 }
 
@@ -394,12 +419,16 @@ func TestDeveloperMode(t *testing.T) {
 	_, err := e.svc.DelegatedRegistration(ctx, p)
 	wantCode(t, err, api.CodeAuthReplay, "replayed delegated registration")
 
-	// The same nonce for another account: a replayed payload, re-signed.
+	// The same nonce for another account is another registration, which
+	// only the developer signs: the record id (its body) is what stops a
+	// replay. (A scope-wide first-come index of nonces made two
+	// registrations with one nonce apply in arrival order.)
 	b2 := *b
 	b2.Account, b2.Credential = "user-2", nil
 	r2, _ := record.Sign(record.AccountRegister, b2.Marshal(), dev)
-	_, err = e.svc.DelegatedRegistration(ctx, api.SignedRecord{Record: b64.EncodeToString(r2.Marshal())})
-	wantCode(t, err, api.CodeAuthReplay, "reused registration nonce")
+	if _, err = e.svc.DelegatedRegistration(ctx, api.SignedRecord{Record: b64.EncodeToString(r2.Marshal())}); err != nil {
+		t.Fatalf("another account with the same nonce: %v", err)
+	}
 
 	// A stale timestamp.
 	b3 := &record.AccountRegisterBody{Scope: scope, Account: "user-3", Time: e.clock.now().Add(-time.Hour).Unix()}
@@ -439,7 +468,7 @@ func TestChallengesSingleUseAndExpiring(t *testing.T) {
 	ctx := context.Background()
 	scope, _ := e.scope(record.ModeUser, record.P256)
 	a := authtest.New(testRPID, testOrigin)
-	init, err := e.svc.InitiateRegistration(ctx, api.InitiateRegistrationParams{Scope: scope, Account: "alice"})
+	init, err := e.svc.InitiateRegistration(ctx, api.InitiateRegistrationParams{Scope: scope, Account: e.acct("alice"), RegistrationKey: e.regKeys["alice"].Public().String()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -450,16 +479,16 @@ func TestChallengesSingleUseAndExpiring(t *testing.T) {
 	wantCode(t, err, api.CodeAuthBadProof, "wrong origin")
 	_, err = e.svc.CompleteRegistration(ctx, api.CompleteRegistrationParams{ChallengeID: init.ChallengeID, Credential: a.Create(ch)})
 	wantCode(t, err, api.CodeAuthUnknown, "reused challenge")
-	if ok, _ := e.svc.State().HasAccount(ctx, scope, "alice"); ok {
+	if ok, _ := e.svc.State().HasAccount(ctx, scope, e.acct("alice")); ok {
 		t.Fatal("a failed registration created the account")
 	}
-	init, _ = e.svc.InitiateRegistration(ctx, api.InitiateRegistrationParams{Scope: scope, Account: "alice"})
+	init, _ = e.svc.InitiateRegistration(ctx, api.InitiateRegistrationParams{Scope: scope, Account: e.acct("alice"), RegistrationKey: e.regKeys["alice"].Public().String()})
 	e.clock.add(ChallengeTTL + time.Second)
 	ch, _ = b64.DecodeString(init.Challenge)
 	_, err = e.svc.CompleteRegistration(ctx, api.CompleteRegistrationParams{ChallengeID: init.ChallengeID, Credential: a.Create(ch)})
 	wantCode(t, err, api.CodeAuthExpired, "expired challenge")
 	// An attestation for another challenge (another payload).
-	init, _ = e.svc.InitiateRegistration(ctx, api.InitiateRegistrationParams{Scope: scope, Account: "alice"})
+	init, _ = e.svc.InitiateRegistration(ctx, api.InitiateRegistrationParams{Scope: scope, Account: e.acct("alice"), RegistrationKey: e.regKeys["alice"].Public().String()})
 	_, err = e.svc.CompleteRegistration(ctx, api.CompleteRegistrationParams{ChallengeID: init.ChallengeID, Credential: a.Create(ch)})
 	wantCode(t, err, api.CodeAuthBadProof, "attestation over another challenge")
 }
@@ -469,7 +498,7 @@ func snapshot(t *testing.T, st store.Store) string { return snapshotOps(t, st) }
 
 func snapshotOps(t *testing.T, st store.Ops) string {
 	var buf bytes.Buffer
-	for _, ns := range []string{nsApplied, nsScope, nsScopeBase, nsScopeUpdate, nsAccount, nsCred, nsCredIndex, nsCredOrigin, nsCredRevoked, nsSession, nsSessionRevoked, nsRegNonce} {
+	for _, ns := range []string{nsApplied, nsScope, nsScopeBase, nsScopeUpdate, nsAccount, nsCred, nsCredIndex, nsCredOrigin, nsCredRevoked, nsSession, nsSessionRevoked, nsRegNonce, nsRegistration} {
 		es, err := st.List(context.Background(), ns, "", 0)
 		if err != nil {
 			t.Fatal(err)
@@ -675,8 +704,8 @@ func TestSweepNonces(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	scope, _ := e.scope(record.ModeUser, record.P256)
-	s := e.login(e.register(scope, "alice"), scope, "alice")
-	o := op(scope, "alice", 1)
+	s := e.login(e.register(scope, "alice"), scope, e.acct("alice"))
+	o := op(scope, e.acct("alice"), 1)
 	if _, err := e.svc.Authorize(ctx, o, header(s.proof(t, o, e.clock.now()))); err != nil {
 		t.Fatal(err)
 	}
@@ -717,7 +746,7 @@ func FuzzApply(f *testing.F) {
 	cred := record.KeyCredential(uk.Public())
 	for _, r := range []*record.Record{
 		must(record.Sign(record.AccountRegister, (&record.AccountRegisterBody{Scope: scope, Account: "bob", Time: 1, Credential: &cred}).Marshal(), dev)),
-		must(record.Sign(record.CredentialRevoke, (&record.CredentialRevokeBody{Scope: scope, Account: "alice", CredentialID: a.ID}).Marshal(), dev)),
+		must(record.Sign(record.CredentialRevoke, (&record.CredentialRevokeBody{Scope: scope, Account: e.acct("alice"), CredentialID: a.ID}).Marshal(), dev)),
 		must(record.Sign(record.SessionCreate, (&record.SessionCreateBody{Scope: scope, Account: "bob", Key: uk.Public(), Issued: 1, Expiry: 2}).Marshal(), uk)),
 		{Kind: record.AccountRegister, Body: (&record.AccountRegisterBody{Scope: scope, Account: "carol", Time: 1}).Marshal(), Auth: record.Auth{Kind: record.AuthPasskeyCreate, WebAuthn: authtest.New(testRPID, testOrigin).Create(make([]byte, 32))}},
 		must(record.SignQuorum(record.ScopeUpdate, (&record.ScopeUpdateBody{Scope: scope, Seq: 1, Config: record.ScopeConfig{RPID: testRPID, Origins: []string{testOrigin}, Mode: record.ModeHybrid, SessionTTL: 60, DevKeys: []record.PublicKey{uk.Public()}, DevQuorum: 1}}).Marshal(), dev, uk)),

@@ -27,8 +27,8 @@ import (
 // revocations, session creates and revocations, scope updates, with
 // mutual revocations, revocations by credentials that are revoked
 // themselves, a thief's credential racing the user's, adds by revoked
-// credentials, updates tied at one seq and updates by removed developer
-// keys) and applies each set in several orders on separate stores, each
+// credentials, updates tied at one seq, updates by removed developer
+// keys, and second registrations of an account id) and applies each set in several orders on separate stores, each
 // as a replica does: a refused record is kept and tried again whenever
 // another one applies. Every order must end in the same canonical digest
 // (stateDigest).
@@ -40,8 +40,7 @@ import (
 //
 // Out of the generator, because they are not order-independent yet (see
 // docs/auth.md, "Convergence"): mode changes (scope.update changing the
-// mode, account.mode), two registrations of one account id or nonce,
-// developer adds or registrations signed by a key a scope.update removes.
+// mode, account.mode), developer adds or registrations signed by a key a scope.update removes.
 func TestConvergence(t *testing.T) {
 	// A modest default (25 sets, 4 orders: seconds, under 20 s with
 	// -race); -rapid.checks and KEYMESH_CONVERGE_ORDERS make it longer.
@@ -108,7 +107,7 @@ func TestConvergence(t *testing.T) {
 		n := rapid.IntRange(1, 24).Draw(rt, "actions")
 		for range n {
 			acct := rapid.SampledFrom(accounts).Draw(rt, "account")
-			switch rapid.IntRange(0, 4).Draw(rt, "kind") {
+			switch rapid.IntRange(0, 5).Draw(rt, "kind") {
 			case 0: // credential.add by a user key or developer key 0
 				signer := userOrDev("add signer", 0)
 				cred := record.KeyCredential(rapid.SampledFrom(users).Draw(rt, "added").Public())
@@ -143,6 +142,11 @@ func TestConvergence(t *testing.T) {
 					signers = append(signers, devs[i])
 				}
 				add(record.SignQuorum(record.ScopeUpdate, b.Marshal(), signers...))
+			case 5: // another registration of the account id, by the developer: the lowest record id wins
+				cred := record.KeyCredential(rapid.SampledFrom(users).Draw(rt, "registered").Public())
+				b := &record.AccountRegisterBody{Scope: scope, Account: acct, Time: 1, Credential: &cred}
+				b.Nonce[0], b.Nonce[1] = 1, rapid.Byte().Draw(rt, "registration nonce")
+				add(record.Sign(record.AccountRegister, b.Marshal(), devs[0]))
 			}
 		}
 		// One record per body and proof.
@@ -245,7 +249,7 @@ func stateDigest(t interface{ Fatalf(string, ...any) }, st store.Store, scope st
 	ctx := context.Background()
 	var b bytes.Buffer
 	for _, ns := range []string{"auth.applied", "auth.scope", "auth.scope.base", "auth.scope.update", "auth.account", "auth.cred", "auth.cred.origin",
-		"auth.cred.revoked", "auth.session", "auth.session.revoked", "auth.regnonce"} {
+		"auth.cred.revoked", "auth.session", "auth.session.revoked", "auth.regnonce", "auth.account.reg"} {
 		es, err := st.List(ctx, ns, "", 0)
 		if err != nil {
 			t.Fatalf("list %s: %v", ns, err)

@@ -29,9 +29,12 @@
 //     the body names the passkey and the attestation must be for it, and a
 //     client registration key in the payload signs the attestation; or a
 //     developer signature over the canonical payload (scope, user id,
-//     nonce, time) for delegated registration. A registration nonce is used
-//     once per scope. The account keeps the scope's mode of that moment
-//     for good (State.AccountMode).
+//     nonce, time) for delegated registration. A passkey self-registration
+//     takes the account id of its registration key (record.DerivedAccountID)
+//     and needs a scope that is, or was, in user or hybrid mode; a delegated
+//     one takes any other id. Of several valid registrations of one id the
+//     lowest record id is the account's (State.Live). The account keeps the
+//     scope's mode of that moment (State.AccountMode).
 //   - credential.add: one of the account's credentials, or a developer key
 //     for an account in developer mode only; a developer key is never a
 //     user's credential. A credential approves only while the credential

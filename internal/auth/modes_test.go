@@ -51,18 +51,18 @@ func TestDeveloperCannotActAsUser(t *testing.T) {
 			ctx := context.Background()
 			scope, dev := e.scope(m, record.P256)
 			alice := e.register(scope, "alice")
-			s := e.login(alice, scope, "alice")
+			s := e.login(alice, scope, e.acct("alice"))
 
 			mine := key(t, record.Ed25519)
 			devCred := record.KeyCredential(dev.Public())
 			for name, cred := range map[string]record.Credential{"a fresh key": record.KeyCredential(mine.Public()), "the developer key": devCred} {
-				add, _ := record.Sign(record.CredentialAdd, (&record.CredentialAddBody{Scope: scope, Account: "alice", Credential: cred}).Marshal(), dev)
+				add, _ := record.Sign(record.CredentialAdd, (&record.CredentialAddBody{Scope: scope, Account: e.acct("alice"), Credential: cred}).Marshal(), dev)
 				if err := e.svc.SubmitRecord(ctx, add); !errors.Is(err, ErrInvalid) {
 					t.Fatalf("developer added %s to alice's account: %v", name, err)
 				}
 			}
 			// Alice herself cannot be made to hold the developer's key either.
-			aliceAdd := &record.CredentialAddBody{Scope: scope, Account: "alice", Credential: devCred}
+			aliceAdd := &record.CredentialAddBody{Scope: scope, Account: e.acct("alice"), Credential: devCred}
 			ch := record.Challenge(record.CredentialAdd, aliceAdd.Marshal())
 			byAlice := &record.Record{Kind: record.CredentialAdd, Body: aliceAdd.Marshal(), Auth: record.Auth{Kind: record.AuthPasskeyGet, WebAuthn: alice.Get(ch)}}
 			if err := e.svc.SubmitRecord(ctx, byAlice); !errors.Is(err, ErrInvalid) {
@@ -73,10 +73,10 @@ func TestDeveloperCannotActAsUser(t *testing.T) {
 				_, err := e.svc.Authorize(ctx, o, header(ps...))
 				return err
 			}
-			o := op(scope, "alice", 1)
-			wantCode(t, approve(o, keyProof(t, mine, scope, "alice", o, e), devProof(t, dev, scope, "alice", o, e.clock.now())), api.CodeAuthUnknown, "the developer's key as alice's")
-			o = op(scope, "alice", 2)
-			wantCode(t, approve(o, keyProof(t, dev, scope, "alice", o, e), devProof(t, dev, scope, "alice", o, e.clock.now())), api.CodeAuthBadProof, "the developer key as alice's")
+			o := op(scope, e.acct("alice"), 1)
+			wantCode(t, approve(o, keyProof(t, mine, scope, e.acct("alice"), o, e), devProof(t, dev, scope, e.acct("alice"), o, e.clock.now())), api.CodeAuthUnknown, "the developer's key as alice's")
+			o = op(scope, e.acct("alice"), 2)
+			wantCode(t, approve(o, keyProof(t, dev, scope, e.acct("alice"), o, e), devProof(t, dev, scope, e.acct("alice"), o, e.clock.now())), api.CodeAuthBadProof, "the developer key as alice's")
 
 			// The developer switches the scope to developer mode (one
 			// developer key may: the keys do not change)...
@@ -86,21 +86,21 @@ func TestDeveloperCannotActAsUser(t *testing.T) {
 				t.Fatal(err)
 			}
 			// ...alice's account keeps the mode it was registered under.
-			o = op(scope, "alice", 3)
-			wantCode(t, approve(o, devProof(t, dev, scope, "alice", o, e.clock.now())), api.CodeAuthIncomplete, "developer alone after the mode change")
-			add, _ := record.Sign(record.CredentialAdd, (&record.CredentialAddBody{Scope: scope, Account: "alice", Credential: record.KeyCredential(mine.Public())}).Marshal(), dev)
+			o = op(scope, e.acct("alice"), 3)
+			wantCode(t, approve(o, devProof(t, dev, scope, e.acct("alice"), o, e.clock.now())), api.CodeAuthIncomplete, "developer alone after the mode change")
+			add, _ := record.Sign(record.CredentialAdd, (&record.CredentialAddBody{Scope: scope, Account: e.acct("alice"), Credential: record.KeyCredential(mine.Public())}).Marshal(), dev)
 			if err := e.svc.SubmitRecord(ctx, add); !errors.Is(err, ErrInvalid) {
 				t.Fatalf("developer added a key after the mode change: %v", err)
 			}
-			o = op(scope, "alice", 4)
+			o = op(scope, e.acct("alice"), 4)
 			ps := []Proof{s.proof(t, o, e.clock.now())}
 			if m == record.ModeHybrid {
-				ps = append(ps, devProof(t, dev, scope, "alice", o, e.clock.now()))
+				ps = append(ps, devProof(t, dev, scope, e.acct("alice"), o, e.clock.now()))
 			}
 			if err := approve(o, ps...); err != nil {
 				t.Fatalf("alice's own approval after the mode change: %v", err)
 			}
-			if got, _ := e.svc.State().AccountMode(ctx, scope, "alice", &cfg); got != m {
+			if got, _ := e.svc.State().AccountMode(ctx, scope, e.acct("alice"), &cfg); got != m {
 				t.Fatalf("alice's mode is %s, want %s", got, m)
 			}
 
@@ -132,13 +132,13 @@ func TestUserAddsOwnKey(t *testing.T) {
 	scope, _ := e.scope(record.ModeUser, record.P256)
 	alice := e.register(scope, "alice")
 	k := key(t, record.Ed25519)
-	body := (&record.CredentialAddBody{Scope: scope, Account: "alice", Credential: record.KeyCredential(k.Public())}).Marshal()
+	body := (&record.CredentialAddBody{Scope: scope, Account: e.acct("alice"), Credential: record.KeyCredential(k.Public())}).Marshal()
 	r := &record.Record{Kind: record.CredentialAdd, Body: body, Auth: record.Auth{Kind: record.AuthPasskeyGet, WebAuthn: alice.Get(record.Challenge(record.CredentialAdd, body))}}
 	if err := e.svc.SubmitRecord(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	o := op(scope, "alice", 1)
-	if _, err := e.svc.Authorize(ctx, o, header(keyProof(t, k, scope, "alice", o, e))); err != nil {
+	o := op(scope, e.acct("alice"), 1)
+	if _, err := e.svc.Authorize(ctx, o, header(keyProof(t, k, scope, e.acct("alice"), o, e))); err != nil {
 		t.Fatalf("alice's own key: %v", err)
 	}
 }
@@ -219,12 +219,12 @@ func TestDeveloperRevokesOnly(t *testing.T) {
 	ctx := context.Background()
 	scope, dev := e.scope(record.ModeUser, record.P256)
 	alice := e.register(scope, "alice")
-	rev, _ := record.Sign(record.CredentialRevoke, (&record.CredentialRevokeBody{Scope: scope, Account: "alice", CredentialID: alice.ID}).Marshal(), dev)
+	rev, _ := record.Sign(record.CredentialRevoke, (&record.CredentialRevokeBody{Scope: scope, Account: e.acct("alice"), CredentialID: alice.ID}).Marshal(), dev)
 	if err := e.svc.SubmitRecord(ctx, rev); err != nil {
 		t.Fatal(err)
 	}
 	mine := key(t, record.P256)
-	add, _ := record.Sign(record.CredentialAdd, (&record.CredentialAddBody{Scope: scope, Account: "alice", Credential: record.KeyCredential(mine.Public())}).Marshal(), dev)
+	add, _ := record.Sign(record.CredentialAdd, (&record.CredentialAddBody{Scope: scope, Account: e.acct("alice"), Credential: record.KeyCredential(mine.Public())}).Marshal(), dev)
 	if err := e.svc.SubmitRecord(ctx, add); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("developer added a key to an account it emptied: %v", err)
 	}
@@ -238,12 +238,12 @@ func TestLegacyAccountModePinned(t *testing.T) {
 	ctx := context.Background()
 	scope, dev := e.scope(record.ModeUser, record.P256)
 	alice := e.register(scope, "alice")
-	s := e.login(alice, scope, "alice")
-	v, err := e.st.Get(ctx, nsAccount, acctKey(scope, "alice"))
+	s := e.login(alice, scope, e.acct("alice"))
+	v, err := e.st.Get(ctx, nsAccount, acctKey(scope, e.acct("alice")))
 	if err != nil || len(v) != 10 {
 		t.Fatalf("account value: %d bytes, %v", len(v), err)
 	}
-	if err := e.st.Put(ctx, nsAccount, acctKey(scope, "alice"), v[:9]); err != nil { // as an older build stored it
+	if err := e.st.Put(ctx, nsAccount, acctKey(scope, e.acct("alice")), v[:9]); err != nil { // as an older build stored it
 		t.Fatal(err)
 	}
 	cfg := e.config(scope)
@@ -251,11 +251,11 @@ func TestLegacyAccountModePinned(t *testing.T) {
 	if err := e.updateScope(scope, 1, cfg, dev); err != nil {
 		t.Fatal(err)
 	}
-	if m, err := e.svc.State().AccountMode(ctx, scope, "alice", &cfg); err != nil || m != record.ModeUser {
+	if m, err := e.svc.State().AccountMode(ctx, scope, e.acct("alice"), &cfg); err != nil || m != record.ModeUser {
 		t.Fatalf("legacy account's mode after the change: %s %v", m, err)
 	}
-	o := op(scope, "alice", 1)
-	_, err = e.svc.Authorize(ctx, o, header(devProof(t, dev, scope, "alice", o, e.clock.now())))
+	o := op(scope, e.acct("alice"), 1)
+	_, err = e.svc.Authorize(ctx, o, header(devProof(t, dev, scope, e.acct("alice"), o, e.clock.now())))
 	wantCode(t, err, api.CodeAuthIncomplete, "developer alone on a legacy user-mode account")
 	if _, err := e.svc.Authorize(ctx, o, header(s.proof(t, o, e.clock.now()))); err != nil {
 		t.Fatalf("alice: %v", err)
@@ -279,7 +279,7 @@ func TestAccountModeConsent(t *testing.T) {
 		_, err := e.svc.SubmitAuthRecord(ctx, api.SignedRecord{Record: b64.EncodeToString(r.Marshal())})
 		return err
 	}
-	toDev := &record.AccountModeBody{Scope: scope, Account: "alice", Seq: 1, Mode: record.ModeDeveloper}
+	toDev := &record.AccountModeBody{Scope: scope, Account: e.acct("alice"), Seq: 1, Mode: record.ModeDeveloper}
 	// The scope is still in user mode: not even alice moves there.
 	wantCode(t, submit(byAlice(toDev)), api.CodeAuthBadProof, "a mode the scope is not in")
 
@@ -290,15 +290,15 @@ func TestAccountModeConsent(t *testing.T) {
 	}
 	devSignedRec, _ := record.Sign(record.AccountMode, toDev.Marshal(), dev)
 	wantCode(t, submit(devSignedRec), api.CodeAuthBadProof, "the developer consenting for alice")
-	o := op(scope, "alice", 1)
-	_, err := e.svc.Authorize(ctx, o, header(devProof(t, dev, scope, "alice", o, e.clock.now())))
+	o := op(scope, e.acct("alice"), 1)
+	_, err := e.svc.Authorize(ctx, o, header(devProof(t, dev, scope, e.acct("alice"), o, e.clock.now())))
 	wantCode(t, err, api.CodeAuthIncomplete, "developer alone before alice consents")
 
 	if err := submit(byAlice(toDev)); err != nil {
 		t.Fatalf("alice's consent: %v", err)
 	}
-	o = op(scope, "alice", 2)
-	if _, err := e.svc.Authorize(ctx, o, header(devProof(t, dev, scope, "alice", o, e.clock.now()))); err != nil {
+	o = op(scope, e.acct("alice"), 2)
+	if _, err := e.svc.Authorize(ctx, o, header(devProof(t, dev, scope, e.acct("alice"), o, e.clock.now()))); err != nil {
 		t.Fatalf("developer after alice consented: %v", err)
 	}
 
@@ -308,7 +308,7 @@ func TestAccountModeConsent(t *testing.T) {
 	if err := e.updateScope(scope, 2, cfg, dev); err != nil {
 		t.Fatal(err)
 	}
-	back, _ := record.Sign(record.AccountMode, (&record.AccountModeBody{Scope: scope, Account: "alice", Seq: 2, Mode: record.ModeUser}).Marshal(), dev)
+	back, _ := record.Sign(record.AccountMode, (&record.AccountModeBody{Scope: scope, Account: e.acct("alice"), Seq: 2, Mode: record.ModeUser}).Marshal(), dev)
 	if err := submit(back); err != nil {
 		t.Fatalf("developer returning the account: %v", err)
 	}
@@ -322,8 +322,8 @@ func TestAccountModeConsent(t *testing.T) {
 	if err := submit(byAlice(toDev)); err != nil && code(err) == 0 {
 		t.Fatal(err)
 	}
-	o = op(scope, "alice", 3)
-	_, err = e.svc.Authorize(ctx, o, header(devProof(t, dev, scope, "alice", o, e.clock.now())))
+	o = op(scope, e.acct("alice"), 3)
+	_, err = e.svc.Authorize(ctx, o, header(devProof(t, dev, scope, e.acct("alice"), o, e.clock.now())))
 	wantCode(t, err, api.CodeAuthIncomplete, "developer alone after the account returned to user mode")
 }
 
@@ -336,10 +336,10 @@ func TestStoredDeveloperCredentialIgnored(t *testing.T) {
 	scope, dev := e.scope(record.ModeUser, record.P256)
 	e.register(scope, "alice")
 	c := record.KeyCredential(dev.Public())
-	if err := e.st.Put(ctx, nsCred, subKey(scope, "alice", c.ID), c.Marshal()); err != nil {
+	if err := e.st.Put(ctx, nsCred, subKey(scope, e.acct("alice"), c.ID), c.Marshal()); err != nil {
 		t.Fatal(err)
 	}
-	o := op(scope, "alice", 1)
-	_, err := e.svc.Authorize(ctx, o, header(keyProof(t, dev, scope, "alice", o, e)))
+	o := op(scope, e.acct("alice"), 1)
+	_, err := e.svc.Authorize(ctx, o, header(keyProof(t, dev, scope, e.acct("alice"), o, e)))
 	wantCode(t, err, api.CodeAuthBadProof, "a stored developer key as alice's credential")
 }

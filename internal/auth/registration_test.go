@@ -14,13 +14,16 @@ import (
 )
 
 // keyedRegistration runs a passkey registration with a registration key
-// through e's RPC methods, and returns the record the node submitted.
+// through e's RPC methods, and returns the record the node submitted. The
+// account is the registration key's (record.DerivedAccountID), whatever
+// name is passed.
 func keyedRegistration(t *testing.T, e *env, scope, account string, pk *authtest.Authenticator) *record.Record {
 	t.Helper()
 	ctx := context.Background()
 	var got []byte
 	e.svc.submit = func(_ context.Context, rec []byte) error { got = rec; return nil }
 	regKey := key(t, record.P256)
+	account = record.DerivedAccountID(regKey.Public()) // the only id a self-registration takes
 	init, err := e.svc.InitiateRegistration(ctx, api.InitiateRegistrationParams{Scope: scope, Account: account, RegistrationKey: regKey.Public().String()})
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +100,7 @@ func TestRegistrationSwapByPeer(t *testing.T) {
 	if err := apply(genuine.Marshal()); err != nil {
 		t.Fatalf("genuine registration after the forgeries: %v", err)
 	}
-	creds, err := State{honest}.Credentials(ctx, scope, "alice")
+	creds, err := State{honest}.Credentials(ctx, scope, gb.Account)
 	if err != nil || len(creds) != 1 || !bytes.Equal(creds[0].ID, alice.ID) || !bytes.Equal(creds[0].PublicKey, alice.COSEKey()) {
 		t.Fatalf("alice's credentials on the honest node: %+v %v", creds, err)
 	}

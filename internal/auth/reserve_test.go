@@ -75,7 +75,7 @@ func TestReserveHandler(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	scope, _ := e.scope(record.ModeUser, record.P256)
-	s := e.login(e.register(scope, "alice"), scope, "alice")
+	s := e.login(e.register(scope, "alice"), scope, e.acct("alice"))
 	h := e.svc.ReserveHandler(nil)
 	count := func() int {
 		es, err := e.st.List(ctx, nsNonce, "", 0)
@@ -85,11 +85,11 @@ func TestReserveHandler(t *testing.T) {
 		return len(es)
 	}
 
-	o := op(scope, "alice", 1)
+	o := op(scope, e.acct("alice"), 1)
 	p := s.proof(t, o, e.clock.now())
 	genuine := header(p)
 	forged := p
-	forged.Sig = sign(t, s.key, &record.Approval{Scope: scope, Account: "alice", Method: o.Method, Expiry: 1}) // a valid signature of something else
+	forged.Sig = sign(t, s.key, &record.Approval{Scope: scope, Account: e.acct("alice"), Method: o.Method, Expiry: 1}) // a valid signature of something else
 	other := o
 	other.Hash[5] ^= 1
 	wrongAccount := o
@@ -99,7 +99,7 @@ func TestReserveHandler(t *testing.T) {
 	reserveRefused(t, h, other, genuine, api.CodeAuthWrongOperation, "another operation")
 	reserveRefused(t, h, wrongAccount, genuine, api.CodeAuthWrongScope, "another account")
 	reserveRefused(t, h, o, "", api.CodeAuthMissing, "no proofs")
-	for _, b := range [][]byte{nil, {0}, {2}, append(EncodeReservation(o, genuine), 0), EncodeReservation(op("", "alice", 1), genuine)} {
+	for _, b := range [][]byte{nil, {0}, {2}, append(EncodeReservation(o, genuine), 0), EncodeReservation(op("", e.acct("alice"), 1), genuine)} {
 		if _, err := h(ctx, 2, b); err == nil || !strings.Contains(err.Error(), "malformed") {
 			t.Fatalf("malformed reservation %x: %v", b, err)
 		}
@@ -150,13 +150,13 @@ func FuzzReservation(f *testing.F) {
 func BenchmarkReserve(b *testing.B) {
 	e := newEnv(b)
 	scope, _ := e.scope(record.ModeUser, record.P256)
-	s := e.login(e.register(scope, "alice"), scope, "alice")
+	s := e.login(e.register(scope, "alice"), scope, e.acct("alice"))
 	h := e.svc.ReserveHandler(nil)
 	ctx := context.Background()
 	b.ResetTimer()
 	for i := range b.N {
 		b.StopTimer()
-		o := op(scope, "alice", byte(i))
+		o := op(scope, e.acct("alice"), byte(i))
 		o.Request[1], o.Request[2], o.Request[3] = byte(i>>8), byte(i>>16), byte(i>>24)
 		body := EncodeReservation(o, header(s.proof(b, o, e.clock.now())))
 		b.StartTimer()

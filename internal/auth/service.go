@@ -246,6 +246,14 @@ func (s *Service) DelegatedRegistration(ctx context.Context, p api.SignedRecord)
 	} else if done {
 		return nil, api.Errorf(api.CodeAuthReplay, "this registration was already submitted")
 	}
+	// Apply takes a second registration of an id (the lowest record id
+	// is the account's, on every node); a developer asking for one here
+	// most likely did not mean to replace the account.
+	if ok, err := s.State().HasAccount(ctx, b.Scope, b.Account); err != nil {
+		return nil, err
+	} else if ok {
+		return nil, api.Errorf(api.CodeAuthConflict, "account %s already exists in scope %s", b.Account, b.Scope)
+	}
 	if err := s.SubmitRecord(ctx, r); err != nil {
 		return nil, apiError(err)
 	}
@@ -299,7 +307,25 @@ func (s *Service) checkIDs(scope, account string) error {
 // (keymesh_initiateRegistration): the challenge commits to the
 // account.register payload (scope, account, nonce, time), so every node
 // can check the attestation against the record alone.
+//
+// A passkey self-registration's account id is its registration key's
+// (record.DerivedAccountID): registrationKey is required, and account,
+// if given, must be that id. Scopes in developer mode take no
+// self-registration (their developer registers accounts).
 func (s *Service) InitiateRegistration(ctx context.Context, p api.InitiateRegistrationParams) (*api.InitiateResult, error) {
+	if p.RegistrationKey == "" {
+		return nil, api.Errorf(api.CodeInvalidParams, "registrationKey is required: a passkey registration's account id is derived from it")
+	}
+	k, err := record.ParsePublicKey(p.RegistrationKey)
+	if err != nil {
+		return nil, api.Errorf(api.CodeInvalidParams, "registrationKey: %v", err)
+	}
+	derived := record.DerivedAccountID(k)
+	if p.Account == "" {
+		p.Account = derived
+	} else if p.Account != derived {
+		return nil, api.Errorf(api.CodeInvalidParams, "account: a passkey self-registration's account id is its registration key's, %s; a chosen id is registered by the developer", derived)
+	}
 	if err := s.checkIDs(p.Scope, p.Account); err != nil {
 		return nil, err
 	}
@@ -308,6 +334,9 @@ func (s *Service) InitiateRegistration(ctx context.Context, p api.InitiateRegist
 	if err != nil {
 		return nil, apiError(err)
 	}
+	if cfg.Mode == record.ModeDeveloper {
+		return nil, api.Errorf(api.CodeAuthBadProof, "scope %s is in developer mode: its accounts are registered by the developer", p.Scope)
+	}
 	if ok, err := st.HasAccount(ctx, p.Scope, p.Account); err != nil {
 		return nil, err
 	} else if ok {
@@ -315,13 +344,7 @@ func (s *Service) InitiateRegistration(ctx context.Context, p api.InitiateRegist
 	}
 	b := &record.AccountRegisterBody{Scope: p.Scope, Account: p.Account, Time: s.now().Unix()}
 	rand.Read(b.Nonce[:])
-	if p.RegistrationKey != "" {
-		k, err := record.ParsePublicKey(p.RegistrationKey)
-		if err != nil {
-			return nil, api.Errorf(api.CodeInvalidParams, "registrationKey: %v", err)
-		}
-		b.RegistrationKey = &k
-	}
+	b.RegistrationKey = &k
 	body := b.Marshal() // the Payload: no credential yet
 	id, err := s.putChallenge(&challenge{kind: record.AccountRegister, scope: p.Scope, account: p.Account, body: body, expires: s.now().Add(ChallengeTTL)})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/keymesh/keymesh/api"
 	"github.com/keymesh/keymesh/internal/record"
@@ -73,7 +74,8 @@ const (
 	nsCredRevoked    = "auth.cred.revoked"    // scope/account/credid → record id
 	nsSession        = "auth.session"         // scope/account/sessionid → expiry
 	nsSessionRevoked = "auth.session.revoked" // scope/account/sessionid → record id
-	nsRegNonce       = "auth.regnonce"        // scope/nonce → account
+	nsRegNonce       = "auth.regnonce"        // scope/nonce → account (written by older builds only)
+	nsRegistration   = "auth.account.reg"     // scope/account/record id → how ‖ time ‖ mode: every valid registration of the account
 	nsNonce          = "auth.nonce"           // scope/nonce → op hash ‖ request ‖ expiry
 )
 
@@ -216,8 +218,24 @@ func (s State) Live(ctx context.Context, scope, account string, id []byte) (bool
 		if err != nil {
 			return false, err
 		}
-		if !ok || o[0] == originRoot { // no origin: stored by an older build
+		if !ok { // no origin: stored by an older build
 			return true, nil
+		}
+		if o[0] == originRoot {
+			// Registered with the account, or added by a developer key:
+			// live, unless by a registration that is not the account's
+			// (another registration of the id has a lower record id).
+			if len(o) < 33 {
+				return false, fmt.Errorf("auth: store: corrupt credential origin")
+			}
+			if _, reg, err := get(ctx, s.ops, nsRegistration, subKey(scope, account, o[1:33])); err != nil || !reg {
+				return err == nil, err
+			}
+			win, err := s.winningRegistration(ctx, scope, account)
+			if err != nil {
+				return false, err
+			}
+			return bytes.Equal(win, o[1:33]), nil
 		}
 		if len(o) < 33 {
 			return false, fmt.Errorf("auth: store: corrupt credential origin")
@@ -727,6 +745,10 @@ func (s State) accountRegister(ctx context.Context, r *record.Record, b *record.
 		if b.RegistrationKey != nil {
 			return nil, deny(api.CodeAuthBadProof, "a delegated registration has no registration key")
 		}
+		if record.IsDerivedAccountID(b.Account) {
+			// Those ids belong to the holders of registration keys.
+			return nil, deny(api.CodeAuthBadProof, "account ids starting with %q are taken by passkey self-registration only", record.DerivedAccountPrefix)
+		}
 		if b.Credential != nil {
 			if b.Credential.Kind != record.CredKey {
 				return nil, deny(api.CodeAuthBadProof, "a delegated registration can only carry a plain-key credential")
@@ -734,6 +756,20 @@ func (s State) accountRegister(ctx context.Context, r *record.Record, b *record.
 			cred = *b.Credential
 		}
 	case record.AuthPasskeyCreate, record.AuthPasskeyCreateKeyed:
+		// Self-registration: no one vouches for who gets the id, so the
+		// id is the registration key's (record.DerivedAccountID), and
+		// only that key's holder signs a registration for it. A chosen
+		// id (alice) is first come, first served, so anyone (a node
+		// that sees alice's registration in flight) could take it.
+		if b.RegistrationKey == nil || b.Account != record.DerivedAccountID(*b.RegistrationKey) {
+			return nil, deny(api.CodeAuthBadProof, "a passkey self-registration takes the account id of its registration key (%s…); a chosen id is registered by the developer", record.DerivedAccountPrefix)
+		}
+		if ok, err := s.everSelfRegistration(ctx, b.Scope, cfg); err != nil {
+			return nil, err
+		} else if !ok {
+			// Missing: an update to user or hybrid mode may arrive.
+			return nil, &Denial{Code: api.CodeAuthBadProof, Missing: true, Msg: fmt.Sprintf("scope %s is in developer mode: its accounts are registered by the developer", b.Scope)}
+		}
 		if cred, err = passkeyRegistration(cfg, r, b); err != nil {
 			return nil, err
 		}
@@ -741,28 +777,87 @@ func (s State) accountRegister(ctx context.Context, r *record.Record, b *record.
 	default:
 		return nil, deny(api.CodeAuthBadProof, "must be a passkey attestation or a developer signature")
 	}
-	if ok, err := s.HasAccount(ctx, b.Scope, b.Account); err != nil {
-		return nil, err
-	} else if ok {
-		return nil, deny(api.CodeAuthConflict, "account %s already exists in scope %s", b.Account, b.Scope)
-	}
-	nonceKey := b.Scope + "/" + hex.EncodeToString(b.Nonce[:])
-	if _, used, err := get(ctx, s.ops, nsRegNonce, nonceKey); err != nil {
-		return nil, err
-	} else if used {
-		return nil, deny(api.CodeAuthReplay, "registration nonce already used in scope %s", b.Scope)
-	}
+	rid := r.ID()
 	acct := append([]byte{how}, binary.BigEndian.AppendUint64(nil, uint64(b.Time))...)
-	acct = append(acct, byte(cfg.Mode)) // the account's mode for good (AccountMode)
-	ws := []kv{{nsAccount, acctKey(b.Scope, b.Account), acct}, {nsRegNonce, nonceKey, []byte(b.Account)}}
+	acct = append(acct, byte(cfg.Mode)) // the account's mode (AccountMode)
+	ws := []kv{{nsRegistration, subKey(b.Scope, b.Account, rid[:]), acct}}
+	// Several valid registrations of one id (its registration key's
+	// holder, or the developer, made two): each is stored, and the one
+	// with the lowest record id is the account's whatever order they
+	// arrive in; the others' credentials are stored dead (Live).
+	if v, ok, err := get(ctx, s.ops, nsAccount, acctKey(b.Scope, b.Account)); err != nil {
+		return nil, err
+	} else if !ok {
+		ws = append(ws, kv{nsAccount, acctKey(b.Scope, b.Account), acct})
+	} else {
+		win, err := s.winningRegistration(ctx, b.Scope, b.Account)
+		if err != nil {
+			return nil, err
+		}
+		if win == nil {
+			// Stored by a build from before registrations were kept:
+			// that one stays the account's.
+			return nil, deny(api.CodeAuthConflict, "account %s already exists in scope %s", b.Account, b.Scope)
+		}
+		if bytes.Compare(rid[:], win) < 0 && len(v) >= 10 {
+			ws = append(ws, kv{nsAccount, acctKey(b.Scope, b.Account), append(bytes.Clone(acct), v[10:]...)})
+		}
+	}
 	if cred.ID != nil {
-		cw, err := s.credentialWrites(ctx, cfg, b.Scope, b.Account, cred, originRoot, r.ID(), nil)
+		cw, err := s.credentialWrites(ctx, cfg, b.Scope, b.Account, cred, originRoot, rid, nil)
 		if err != nil {
 			return nil, err
 		}
 		ws = append(ws, cw...)
 	}
 	return ws, nil
+}
+
+// winningRegistration returns the record id of the account's registration
+// with the lowest id (nil if none is stored: an account of an older build).
+func (s State) winningRegistration(ctx context.Context, scope, account string) ([]byte, error) {
+	es, err := s.ops.List(ctx, nsRegistration, acctKey(scope, account)+"/", 1)
+	if err != nil {
+		return nil, fmt.Errorf("auth: store: %w", err)
+	}
+	if len(es) == 0 {
+		return nil, nil
+	}
+	k := es[0].Key
+	id, err := hex.DecodeString(k[strings.LastIndexByte(k, '/')+1:])
+	if err != nil {
+		return nil, fmt.Errorf("auth: store: corrupt registration key")
+	}
+	return id, nil
+}
+
+// everSelfRegistration reports whether a config the scope has or had (its
+// base or a stored update) is in user or hybrid mode, the modes in which
+// users register themselves with passkeys. It asks whether any config
+// allowed it, not the current one, so that a self-registration and a
+// scope.update that changes the mode apply in any order.
+func (s State) everSelfRegistration(ctx context.Context, scope string, cur *record.ScopeConfig) (bool, error) {
+	allows := func(c *record.ScopeConfig) bool { return c.Mode == record.ModeUser || c.Mode == record.ModeHybrid }
+	if allows(cur) {
+		return true, nil
+	}
+	if base, ok, err := get(ctx, s.ops, nsScopeBase, scope); err != nil {
+		return false, err
+	} else if ok && len(base) >= 8 {
+		if c, err := record.DecodeScopeConfig(base[8:]); err == nil && allows(&c) {
+			return true, nil
+		}
+	}
+	cands, err := s.scopeCandidates(ctx, scope)
+	if err != nil {
+		return false, err
+	}
+	for _, c := range cands {
+		if allows(c.cfg) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // passkeyRegistration checks a passkey registration's attestation and

@@ -30,7 +30,10 @@ the --user-key is the user's half from then on: the developer can revoke it
 but never add another key (the user adds keys with their own); register
 without --user-key only in developer mode, where the developer adds keys.
 
-Passkey registration happens in a browser: open the node's /login page.`,
+Passkey registration happens in a browser: open the node's /login page.
+A passkey account's id is its registration key's ("rk-" and 40 hex digits,
+so that no one can take a user's id first); --account ids starting with
+"rk-" are refused here.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !delegated {

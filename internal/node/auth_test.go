@@ -30,7 +30,8 @@ func apiCode(err error) int {
 	return 0
 }
 
-// passkeyLogin registers account with a software authenticator (a test
+// passkeyLogin registers an account (its id is its registration key's:
+// the session's Account; account only names the user) with a software authenticator (a test
 // double for the browser; TestPasskeyBrowser uses real Chromium) and
 // authenticates, through c's JSON-RPC API, returning the session.
 func passkeyLogin(t *testing.T, c *client.Client, scope, account string) *client.Session {
@@ -43,7 +44,11 @@ func passkeyLoginThen(t *testing.T, c *client.Client, scope, account string, bet
 	t.Helper()
 	ctx := context.Background()
 	pk := authtest.New("localhost", authOrigin)
-	init, err := c.InitiateRegistration(ctx, scope, account)
+	// A self-registration's account id is its registration key's: account
+	// names the test's user only (the session's Account is the id).
+	regKey, _ := client.GenerateKey("p256")
+	account = client.DerivedAccountID(regKey)
+	init, err := c.InitiateKeyedRegistration(ctx, scope, account, regKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +56,7 @@ func passkeyLoginThen(t *testing.T, c *client.Client, scope, account string, bet
 		between()
 	}
 	ch, _ := base64.RawURLEncoding.DecodeString(init.Challenge)
-	if _, err := c.CompleteRegistration(ctx, init.ChallengeID, pk.Create(ch)); err != nil {
+	if _, err := c.CompleteKeyedRegistration(ctx, init, pk.Create(ch), regKey); err != nil {
 		t.Fatal(err)
 	}
 	sk, _ := client.GenerateKey("p256")
@@ -111,13 +116,13 @@ func TestAuthReplicated(t *testing.T) {
 
 	t.Run("every node authorises", func(t *testing.T) {
 		sess := passkeyLogin(t, tc.clients[1], sc.ID, "alice")
-		cop, op := newOp(sc.ID, "alice")
+		cop, op := newOp(sc.ID, sess.Account)
 		h, err := sess.Approve(ctx, cop)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, n := range tc.nodes {
-			eventually(t, "account on every node", func() error { return hasAccount(n, sc.ID, "alice") })
+			eventually(t, "account on every node", func() error { return hasAccount(n, sc.ID, sess.Account) })
 			// The gateway forwards the same proofs to every signer: each
 			// checks them itself (same request: not a replay).
 			if _, err := n.Auth().Authorize(ctx, op, h); err != nil {
@@ -188,12 +193,12 @@ func TestAuthReplicated(t *testing.T) {
 		// it completes, and the login follows, on the 2 of 3 nodes that are
 		// the write quorum.
 		sess := passkeyLoginThen(t, tc.clients[0], sc.ID, "bob", func() { tc.stop(2) })
-		if hasAccount(tc.nodes[1], sc.ID, "bob") != nil {
+		if hasAccount(tc.nodes[1], sc.ID, sess.Account) != nil {
 			t.Fatal("quorum write did not reach node 2")
 		}
 		tc.restart(2)
-		eventually(t, "node 3 catches up", func() error { return hasAccount(tc.nodes[2], sc.ID, "bob") })
-		cop, op := newOp(sc.ID, "bob")
+		eventually(t, "node 3 catches up", func() error { return hasAccount(tc.nodes[2], sc.ID, sess.Account) })
+		cop, op := newOp(sc.ID, sess.Account)
 		h, _ := sess.Approve(ctx, cop)
 		for _, n := range tc.nodes {
 			if _, err := n.Auth().Authorize(ctx, op, h); err != nil {

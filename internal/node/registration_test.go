@@ -46,7 +46,7 @@ func TestRegistrationSwapByMaliciousNode(t *testing.T) {
 	alice := authtest.New("localhost", authOrigin)
 	regKey, _ := record.GenerateKey(record.P256)
 	rk := regKey.Public()
-	b := &record.AccountRegisterBody{Scope: sc.ID, Account: "alice", Time: time.Now().Unix(), RegistrationKey: &rk}
+	b := &record.AccountRegisterBody{Scope: sc.ID, Account: record.DerivedAccountID(rk), Time: time.Now().Unix(), RegistrationKey: &rk}
 	rand.Read(b.Nonce[:])
 	ch := record.Challenge(record.AccountRegister, b.Payload())
 	resp := alice.Create(ch)
@@ -63,7 +63,17 @@ func TestRegistrationSwapByMaliciousNode(t *testing.T) {
 	swapped.Credential = &record.Credential{ID: mallory.ID, Kind: record.CredPasskey, PublicKey: mallory.COSEKey()}
 	legacy := *b
 	legacy.Credential = nil
+	// Its own registration of alice's account id, raced ahead of hers: only
+	// her registration key registers her id.
+	mpub := mkey.Public()
+	race := *b
+	race.RegistrationKey = &mpub
+	rch := record.Challenge(record.AccountRegister, race.Payload())
+	rresp := mallory.Create(rch)
+	rsig, _ := mkey.Sign(record.RegistrationMessage(rch, rresp))
+	race.Credential = &record.Credential{ID: mallory.ID, Kind: record.CredPasskey, PublicKey: mallory.COSEKey()}
 	forged := map[string]*record.Record{
+		"its own registration of alice's id":     {Kind: record.AccountRegister, Body: race.Marshal(), Auth: record.Auth{Kind: record.AuthPasskeyCreateKeyed, WebAuthn: rresp, Sig: rsig}},
 		"its attestation over alice's challenge": {Kind: record.AccountRegister, Body: genuine.Body, Auth: record.Auth{Kind: record.AuthPasskeyCreate, WebAuthn: mresp}},
 		"its attestation, alice's signature":     {Kind: record.AccountRegister, Body: genuine.Body, Auth: record.Auth{Kind: record.AuthPasskeyCreateKeyed, WebAuthn: mresp, Sig: sig}},
 		"its passkey in alice's body":            {Kind: record.AccountRegister, Body: swapped.Marshal(), Auth: record.Auth{Kind: record.AuthPasskeyCreateKeyed, WebAuthn: mresp, Sig: msig}},
@@ -86,7 +96,7 @@ func TestRegistrationSwapByMaliciousNode(t *testing.T) {
 	}
 	for _, n := range tc.nodes {
 		eventually(t, "alice's passkey on every node", func() error {
-			creds, err := n.Auth().State().Credentials(ctx, sc.ID, "alice")
+			creds, err := n.Auth().State().Credentials(ctx, sc.ID, b.Account)
 			if err != nil {
 				return err
 			}

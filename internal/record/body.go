@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"regexp"
+	"strings"
 )
 
 // Mode is a scope's account-control mode: whose approval an operation on
@@ -66,6 +67,28 @@ func CheckAccountID(s string) error {
 	}
 	return nil
 }
+
+// DerivedAccountPrefix starts every account id derived from a
+// registration key (DerivedAccountID), and no other: a delegated
+// registration cannot take one.
+const DerivedAccountPrefix = "rk-"
+
+// DerivedAccountID is the account id of a passkey self-registration made
+// with registration key k: DerivedAccountPrefix and the first 20 bytes of
+// SHA-256(String("keymesh/account-id/v1") ‖ k's encoding), in hex. Only
+// the holder of k signs a registration for it (AuthPasskeyCreateKeyed),
+// so no one else can register, or squat, that id.
+func DerivedAccountID(k PublicKey) string {
+	var w Writer
+	w.String("keymesh/account-id/v1")
+	k.Encode(&w)
+	h := sha256.Sum256(w.Bytes())
+	return DerivedAccountPrefix + hex.EncodeToString(h[:20])
+}
+
+// IsDerivedAccountID reports whether s is in the form of a derived
+// account id (DerivedAccountPrefix).
+func IsDerivedAccountID(s string) bool { return strings.HasPrefix(s, DerivedAccountPrefix) }
 
 // CheckScopeID reports whether s is a valid scope id.
 func CheckScopeID(s string) error {

@@ -87,8 +87,11 @@ function lowS(sig) {
   return sig;
 }
 
+const hex = (b) => Array.from(b, (v) => v.toString(16).padStart(2, "0")).join("");
+
 async function register() {
-  const { scope, account } = fields();
+  const scope = document.getElementById("scope").value.trim();
+  if (!scope) throw new Error("scope is required");
   status("busy", "Creating a passkey…");
   // The registration key, made here for this registration alone and never
   // exported: the payload, and so the challenge, commit to it, and it
@@ -96,6 +99,12 @@ async function register() {
   // register a passkey of its own under it (record.AuthPasskeyCreateKeyed).
   const regKey = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, ["sign"]);
   const regPub = new Uint8Array(await crypto.subtle.exportKey("raw", regKey.publicKey));
+  // The account id is the registration key's (record.DerivedAccountID):
+  // "rk-" ‖ hex of the first 20 bytes of SHA-256(String("keymesh/account-id/v1")
+  // ‖ alg P-256 ‖ key). Only this key signs a registration for it, so no
+  // one can take it first; a chosen id (a name) is the developer's to give.
+  const idHash = new Uint8Array(await crypto.subtle.digest("SHA-256", concat(varBytes(utf8("keymesh/account-id/v1")), [1], varBytes(regPub))));
+  const account = "rk-" + hex(idHash.slice(0, 20));
   const init = await rpc("keymesh_initiateRegistration", { scope, account, registrationKey: "p256:" + b64u.encode(regPub) });
   // The payload must be this account's and end with this key, and the
   // challenge must be SHA-256 of its record signing message.
@@ -129,7 +138,9 @@ async function register() {
   const msg = concat(varBytes(utf8("keymesh/registration/v1")), varBytes(challenge), varBytes(utf8(JSON.stringify(credential))));
   const sig = lowS(new Uint8Array(await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, regKey.privateKey, msg)));
   const done = await rpc("keymesh_completeRegistration", { challengeId: init.challengeId, credential, signature: b64u.encode(sig) });
-  status("ok", `Registered ${done.account} in scope ${done.scope}.`);
+  if (done.account !== account) throw new Error("the node registered another account id");
+  document.getElementById("account").value = account;
+  status("ok", `Registered ${done.account} in scope ${done.scope}. Keep this account id: you sign in with it.`);
   document.body.dataset.registered = done.account;
 }
 
