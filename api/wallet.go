@@ -6,7 +6,7 @@ package api
 // provider; keymesh_createAccount and keymesh_signDigest are keymesh's own.
 //
 // Every wallet method needs approval: the request carries proofs in the
-// X-Keymesh-Auth header (format: package auth), bound to the operation hash
+// X-Keymesh-Auth header (ProofsHeader; format: Proofs), bound to the operation hash
 // that OperationHash defines for the method, the account's address and
 // the digest to be signed. Each signing node recomputes that hash from the
 // params itself, so proofs for one operation never authorise another.
