@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
+
 	"github.com/keymesh/keymesh/api"
 	"github.com/keymesh/keymesh/internal/auth"
 	"github.com/keymesh/keymesh/internal/httpapi"
@@ -52,6 +54,13 @@ func clientError(err error) error {
 
 // signRPC serves personal_sign, eth_signTypedData_v4, eth_signTransaction
 // and keymesh_signDigest as the gateway.
+//
+// It authorizes before it looks the address up, so that the answer says
+// nothing about whether an address is a wallet on this node to anyone but
+// its owner: the approval commits to the address (api.OperationHash), so
+// the operation is authorized for whichever account the proofs speak for,
+// and only then must that account hold the address. An unknown address and
+// another account's address get the same error (errNotYours).
 func (s *Service) signRPC(method string) httpapi.Handler {
 	return func(ctx context.Context, params json.RawMessage) (any, error) {
 		t0 := time.Now()
@@ -59,18 +68,26 @@ func (s *Service) signRPC(method string) httpapi.Handler {
 		if err != nil {
 			return nil, err
 		}
-		w, err := s.load(ctx, p.Address)
-		if errors.Is(err, errNoAccount) {
-			return nil, api.Errorf(api.CodeNotFound, "%s: no account with address %s", method, p.Address.Hex())
-		} else if err != nil {
-			return nil, err
-		}
 		s.stats.PrepNanos.Add(uint64(time.Since(t0)))
 		var req [requestLen]byte
 		fresh(req[:])
 		proofs := httpapi.Proofs(ctx)
-		if err := s.authorize(ctx, w, p, req, proofs); err != nil {
+		t1 := time.Now()
+		op := auth.Operation{Method: p.Method, Hash: p.Hash(), Request: req}
+		op.Scope = proofsScope(proofs, op.Method, op.Hash) // the account: the one the proofs name
+		pr, err := s.authorizeOp(ctx, op, proofs)
+		s.stats.AuthNanos.Add(uint64(time.Since(t1)))
+		if err != nil {
 			return nil, clientError(err)
+		}
+		w, err := s.load(ctx, p.Address)
+		if errors.Is(err, errNoAccount) || err == nil && (w.rec.Scope != pr.Scope || w.rec.Account != pr.Account) {
+			return nil, errNotYours(method, p.Address)
+		} else if err != nil {
+			return nil, err
+		}
+		if p.Method == api.MethodSignDigest && (s.raw == nil || !s.raw(ctx, w.rec.Scope)) {
+			return nil, api.Errorf(api.CodeRejected, "%s is not enabled for scope %s: raw digests can be transactions; use personal_sign, eth_signTypedData_v4 or eth_signTransaction", p.Method, w.rec.Scope)
 		}
 		sig, err := s.signAs(ctx, w, p, params, req, proofs)
 		if err != nil {
@@ -79,6 +96,13 @@ func (s *Service) signRPC(method string) httpapi.Handler {
 		s.stats.Signs.Add(1)
 		return p.result(sig)
 	}
+}
+
+// errNotYours is signRPC's answer when the approving account does not hold
+// addr, whether addr is another account's or no account's: one error, so
+// that it does not tell which.
+func errNotYours(method string, addr common.Address) error {
+	return api.Errorf(api.CodeAuthWrongScope, "%s: the approving account holds no wallet with address %s", method, addr.Hex())
 }
 
 // signAs runs the signing as gateway: up to two attempts, the second with

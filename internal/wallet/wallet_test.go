@@ -332,7 +332,7 @@ func TestForgedApprovals(t *testing.T) {
 		"no proofs":                   "",
 	} {
 		err := c.call(1, proofs, api.MethodPersonalSign, params, nil)
-		if code := apiCode(err); code != api.CodeUnauthorized && code != api.CodeNotFound {
+		if code := apiCode(err); code != api.CodeUnauthorized && code != api.CodeAuthWrongScope {
 			t.Errorf("%s: got %v, want an authorization error", name, err)
 		}
 	}
@@ -477,7 +477,7 @@ func TestBadRequests(t *testing.T) {
 		{"personal_sign bad address", api.MethodPersonalSign, []any{"0x00", "0x12"}, api.CodeInvalidParams, "address must be"},
 		{"personal_sign bad hex", api.MethodPersonalSign, []any{"0xzz", addr.Hex()}, api.CodeInvalidParams, "hex"},
 		{"personal_sign too large", api.MethodPersonalSign, []any{hexutil.Encode(make([]byte, api.MaxMessageBytes+1)), addr.Hex()}, api.CodeLimitExceeded, "exceeds"},
-		{"personal_sign unknown account", api.MethodPersonalSign, []any{"0x00", unknown.Hex()}, api.CodeNotFound, "no account"},
+		{"personal_sign unknown account", api.MethodPersonalSign, []any{"0x00", unknown.Hex()}, api.CodeAuthWrongScope, "holds no wallet"},
 		{"typed data not an object", api.MethodSignTypedDataV4, []any{addr.Hex(), 5}, api.CodeInvalidParams, "typed data"},
 		{"typed data bad types", api.MethodSignTypedDataV4, []any{addr.Hex(), map[string]any{"types": map[string]any{"EIP712Domain": []any{}}, "primaryType": "Nope", "domain": map[string]any{}, "message": map[string]any{}}}, api.CodeInvalidInput, "EIP-712"},
 		{"tx not an array", api.MethodSignTransaction, map[string]any{"from": addr.Hex()}, api.CodeInvalidParams, "array holding one"},
@@ -491,7 +491,7 @@ func TestBadRequests(t *testing.T) {
 		{"tx type 4", api.MethodSignTransaction, tx("type", "0x4"), api.CodeInvalidInput, "not supported"},
 		{"tx leading zeros", api.MethodSignTransaction, tx("gas", "0x05208"), api.CodeInvalidParams, "gas must be"},
 		{"tx data too large", api.MethodSignTransaction, tx("data", hexutil.Encode(make([]byte, api.MaxTxDataBytes+1))), api.CodeLimitExceeded, "exceeds"},
-		{"tx unknown from", api.MethodSignTransaction, tx("from", unknown.Hex()), api.CodeNotFound, "no account"},
+		{"tx unknown from", api.MethodSignTransaction, tx("from", unknown.Hex()), api.CodeAuthWrongScope, "holds no wallet"},
 		{"digest short", api.MethodSignDigest, api.SignDigestParams{Address: addr.Hex(), Digest: "0x01"}, api.CodeInvalidParams, "32 bytes"},
 		{"digest extra member", api.MethodSignDigest, map[string]any{"address": addr.Hex(), "digest": common.Hash{}.Hex(), "x": 1}, api.CodeInvalidParams, ""},
 		{"digest not enabled for the scope", api.MethodSignDigest, api.SignDigestParams{Address: bobAddr.Hex(), Digest: common.Hash{1}.Hex()}, api.CodeRejected, "not enabled for scope noraw"},
@@ -569,5 +569,60 @@ func TestStalledSigner(t *testing.T) {
 	_, err = personalSign(c, 0, alice, t, msg, addr)
 	if apiCode(err) != api.CodeUnavailable || !strings.Contains(err.Error(), "did not answer in time") {
 		t.Fatalf("every peer stalled: %v", err)
+	}
+}
+
+// TestAddressExistenceNotRevealed (issue 16): the signing methods answered
+// "no account with address" for an unknown address before authorizing,
+// so anyone could test whether an address is a wallet on the node. Now
+// every caller but the owner gets the same answer for a wallet's address
+// as for an unknown one: without proofs, with bad proofs, and with a valid
+// approval by another account (mallory approving a signature by alice's
+// address, which her own key does sign).
+func TestAddressExistenceNotRevealed(t *testing.T) {
+	authz := &fakeAuth{}
+	c := newCluster(t, authz, nil)
+	alice := authz.newUser("app", "alice")
+	mallory := authz.newUser("app", "mallory")
+	addr := createAccount(t, c, 0, alice)
+	unknown := common.HexToAddress("0x00000000000000000000000000000000000000aa")
+	params := map[string]func(a common.Address) (string, any){
+		api.MethodPersonalSign: func(a common.Address) (string, any) {
+			return api.MethodPersonalSign, []any{"0x68656c6c6f", a.Hex()}
+		},
+		api.MethodSignTransaction: func(a common.Address) (string, any) {
+			return api.MethodSignTransaction, []any{map[string]any{"from": a.Hex(), "to": unknown.Hex(), "chainId": "0x1", "nonce": "0x0", "gas": "0x5208", "maxFeePerGas": "0x10", "maxPriorityFeePerGas": "0x1"}}
+		},
+	}
+	for name, mk := range params {
+		answer := func(a common.Address, proofs func(method string, p any) string) string {
+			method, p := mk(a)
+			err := c.call(1, proofs(method, p), method, p, nil)
+			if err == nil {
+				t.Fatalf("%s for %s signed", name, a.Hex())
+			}
+			return strings.ReplaceAll(err.Error(), a.Hex(), "ADDRESS")
+		}
+		for who, proofs := range map[string]func(method string, p any) string{
+			"no proofs":        func(string, any) string { return "" },
+			"garbage proofs":   func(string, any) string { return "bm90IGFuIGFwcHJvdmFs" },
+			"mallory approves": func(method string, p any) string { return approveParams(t, mallory, method, p) },
+		} {
+			known, none := answer(addr, proofs), answer(unknown, proofs)
+			if known != none {
+				t.Errorf("%s, %s: alice's address gets %q, an unknown one %q", name, who, known, none)
+			}
+		}
+	}
+	// The owner still signs, and her approval for an unknown address gets
+	// the same answer as mallory's for hers.
+	method, p := params[api.MethodPersonalSign](addr)
+	if err := c.call(1, approveParams(t, alice, method, p), method, p, nil); err != nil {
+		t.Fatalf("alice signs: %v", err)
+	}
+	_, pu := params[api.MethodPersonalSign](unknown)
+	err := c.call(1, approveParams(t, alice, method, pu), method, pu, nil)
+	if code := apiCode(err); code != api.CodeAuthWrongScope || !strings.Contains(err.Error(), "holds no wallet") {
+		t.Fatalf("alice, unknown address: %v", err)
 	}
 }
