@@ -62,6 +62,14 @@ type Attestation struct {
 	// are only in Attested.Warnings (and Attested.FirstUse), for the caller
 	// to show.
 	Warn func(msg string)
+	// Pins keeps the node's verified measurement, identity and roots
+	// between runs (KnownNodes is a file-backed one): used when
+	// Measurements is empty; a changed measurement is then refused with a
+	// *PinChangedError unless Release authorises it (client/pins.go).
+	Pins PinStore
+	// Release accepts builds approved by t of the cluster's nodes
+	// (`keymesh enclave approve-release`), besides the pinned ones.
+	Release *ReleaseTrust
 }
 
 // Attested is what the client verified about the node.
@@ -171,6 +179,10 @@ func (c *Client) attestLocked(ctx context.Context) (*attest.Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	pin, releaseErr, err := s.pinPolicy(c.url, &p)
+	if err != nil {
+		return nil, err
+	}
 	if len(p.Measurements) == 0 && s.tofu != nil {
 		p.Measurements, p.TrustOnFirstUse = []enclave.Measurement{*s.tofu}, false
 	}
@@ -189,7 +201,7 @@ func (c *Client) attestLocked(ctx context.Context) (*attest.Result, error) {
 	received := time.Now()
 	p.Now = received
 	res, err := attest.Verify(doc, p)
-	if err != nil {
+	if err := s.pinResult(c.url, pin, releaseErr, &p, res, err); err != nil {
 		return nil, fmt.Errorf("client: node %s refused: %w", c.url, err)
 	}
 	// The document was made between sent and received (it answers our

@@ -20,6 +20,7 @@ import (
 	"github.com/keymesh/keymesh/api"
 	"github.com/keymesh/keymesh/client"
 	"github.com/keymesh/keymesh/internal/attest"
+	"github.com/keymesh/keymesh/internal/config"
 )
 
 // Credentials files.
@@ -71,6 +72,13 @@ type credsFile struct {
 	// client refuses another node's attestation, and seals for this node
 	// only.
 	NodeIdentity string `json:"nodeIdentity,omitempty"`
+	// Cluster is the cluster's roster (cluster id, threshold, identity
+	// keys; the cluster.json cluster init writes): what --release approvals
+	// of a new build are checked against.
+	Cluster *config.Roster `json:"cluster,omitempty"`
+	// AllowSimulated records that the pinned node was accepted on the sim
+	// backend (--allow-simulated when its measurement was pinned).
+	AllowSimulated bool `json:"allowSimulated,omitempty"`
 }
 
 // defaultURL is node 1 of `keymesh dev`.
@@ -92,6 +100,12 @@ type creds struct {
 	minKEM         string
 	seal, allowSim bool
 	warn           io.Writer
+	// Pins and release authorisations (pins.go).
+	knownNodes  string
+	releases    []string
+	clusterFile string
+	noPins      bool // account create --dev-setup: the file is written at the end
+	release     *client.ReleaseTrust
 
 	loaded credsFile // the file's contents, after flags applied
 }
@@ -111,6 +125,9 @@ func (c *creds) flags(fs *pflag.FlagSet, withAddress bool) {
 	fs.BoolVar(&c.allowSim, "allow-simulated", false, "accept the simulated enclave's quotes (development clusters; needs the cluster's --platform-key)")
 	fs.StringSliceVar(&c.platformKeys, "platform-key", nil, "the cluster's sim platform key (hex; `keymesh cluster init` prints it), the root simulated quotes are verified against (default: the credentials file's platformKeys)")
 	fs.StringVar(&c.minKEM, "min-kem", "x-wing", "weakest KEM accepted for the node's request key: x-wing or x25519")
+	fs.StringVar(&c.knownNodes, "known-nodes", "", "known-nodes file pinning each node's measurement, identity and roots (default: the credentials file when --creds is given, else $KEYMESH_KNOWN_NODES, else ~/.keymesh/known_nodes.json)")
+	fs.StringSliceVar(&c.releases, "release", nil, "release approval of a new build by a node of the cluster (keymesh enclave approve-release; repeat: t nodes are needed): accept the node's changed measurement and pin it")
+	fs.StringVar(&c.clusterFile, "cluster", "", "the cluster's roster ("+config.RosterFile+", written by keymesh cluster init) to check --release approvals against (default: the credentials file's cluster)")
 	fs.StringVar(&c.nodeIdentity, "node-identity", "", "the identity key of the node at --url (base64 as in the cluster config, or hex): refuse another node's attestation (default: the credentials file's nodeIdentity)")
 }
 
@@ -119,11 +136,30 @@ func (c *creds) flags(fs *pflag.FlagSet, withAddress bool) {
 // measurements in the credentials file).
 func (c *creds) clientOptions() []client.Option {
 	ms := c.loaded.Measurements
-	if len(c.measurements) > 0 {
+	explicit := len(c.measurements) > 0
+	if explicit {
 		ms = c.measurements
 	}
 	if len(ms) == 0 && !c.seal {
 		return nil
+	}
+	// The pin store: the measurement the credentials file pinned is
+	// checked (and a release-approved change recorded) through it.
+	var pins client.PinStore
+	if !explicit && !c.noPins && len(ms) <= 1 {
+		switch {
+		case c.knownNodes != "":
+			pins = client.KnownNodes(c.knownNodes)
+		case c.file != "":
+			pins = &credsPins{path: c.file}
+		default:
+			if p := defaultKnownNodes(); p != "" {
+				pins = client.KnownNodes(p)
+			}
+		}
+	}
+	if pins != nil && c.knownNodes == "" && c.file != "" {
+		ms = nil // loaded through credsPins
 	}
 	warn := c.warn
 	if warn == nil {
@@ -138,9 +174,11 @@ func (c *creds) clientOptions() []client.Option {
 		node = c.nodeIdentity
 	}
 	return []client.Option{client.WithAttestation(client.Attestation{
+		Pins:            pins,
+		Release:         c.release,
 		NodeIdentity:    node,
 		Measurements:    ms,
-		TrustOnFirstUse: len(ms) == 0,
+		TrustOnFirstUse: len(ms) == 0 && c.seal,
 		AllowSimulated:  c.allowSim,
 		SimPlatformKeys: roots,
 		MinKEM:          c.minKEM,
@@ -151,15 +189,15 @@ func (c *creds) clientOptions() []client.Option {
 // load reads the credentials file (if any) and applies the flags over it.
 func (c *creds) load() error {
 	if c.file != "" {
-		b, err := os.ReadFile(c.file)
+		f, err := readCredsFile(c.file)
 		if err != nil {
-			return fmt.Errorf("credentials: %w", err)
+			return err
 		}
-		dec := json.NewDecoder(strings.NewReader(string(b)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&c.loaded); err != nil {
-			return fmt.Errorf("credentials file %s: not a JSON object of the expected shape: %v", c.file, jsonReason(err))
-		}
+		c.loaded = *f
+	}
+	var err error
+	if c.release, err = c.releaseTrust(); err != nil {
+		return err
 	}
 	set := func(dst *string, flag string) {
 		if flag != "" {
@@ -407,12 +445,16 @@ seal (--seal, --measurement); --platform-key overrides it.`,
 					return err
 				}
 				c.platformKeys = roots
+				c.noPins = true
 				f, res, err := devAccount(ctx, url, c.account, rpID, c.clientOptions()...)
 				if err != nil {
 					return err
 				}
-				f.Measurements = c.measurements
+				if len(c.measurements) > 0 {
+					f.Measurements = c.measurements
+				}
 				f.PlatformKeys = roots
+				f.Cluster = devRoster(devDir)
 				if err := writeCreds(c.file, f, false); err != nil {
 					return err
 				}
@@ -508,8 +550,12 @@ func devAccount(ctx context.Context, url, account, rpID string, opts ...client.O
 	}
 	f := &credsFile{URL: url, Scope: scope.ID, Account: account, DeveloperKey: dev.MarshalPrivate(), Address: res.Address}
 	if a := cl.Attested(); a != nil {
-		// Sealed: pin the node whose attestation was verified.
+		// Sealed: pin the node whose attestation was verified, and its
+		// build, so that later commands refuse another one (--seal on
+		// first use pins it too).
 		f.NodeIdentity = a.NodeIdentity
+		f.Measurements = []string{a.Measurement}
+		f.AllowSimulated = a.Simulated
 	}
 	return f, res, nil
 }

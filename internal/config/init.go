@@ -220,7 +220,53 @@ func WriteCluster(dir string, nodes []*Node) error {
 			return err
 		}
 	}
+	if r, ok := RosterOf(nodes); ok {
+		data, err := json.MarshalIndent(r, "", "  ")
+		if err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+		if err := writeFileAtomic(filepath.Join(abs, RosterFile), append(data, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// RosterFile is the cluster roster WriteCluster writes beside the node
+// configs, for clients: what they need to check a release authorisation
+// (keymesh enclave approve-release) for a new build.
+const RosterFile = "cluster.json"
+
+// Roster is the public description of a cluster that clients keep: its id,
+// threshold and every node's identity key (base64, as in the configs).
+type Roster struct {
+	ClusterID  string   `json:"cluster_id"`
+	Threshold  int      `json:"threshold"`
+	Identities []string `json:"identities"`
+}
+
+// RosterOf returns the roster of a whole cluster's configs (every node's
+// identity appears in another node's peers), or false if nodes do not
+// describe every node.
+func RosterOf(nodes []*Node) (Roster, bool) {
+	if len(nodes) == 0 || len(nodes) != nodes[0].N() {
+		return Roster{}, false
+	}
+	r := Roster{ClusterID: nodes[0].ClusterID, Threshold: nodes[0].Threshold}
+	keys := map[uint16]string{}
+	for _, n := range nodes {
+		for _, p := range n.Peers {
+			keys[p.ID] = p.IdentityKey
+		}
+	}
+	for _, n := range nodes {
+		k, ok := keys[n.ID]
+		if !ok {
+			return Roster{}, false
+		}
+		r.Identities = append(r.Identities, k)
+	}
+	return r, true
 }
 
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
