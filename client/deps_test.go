@@ -3,7 +3,11 @@ package client_test
 import (
 	"bufio"
 	"bytes"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"maps"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -76,6 +80,11 @@ func TestNoServerDependencies(t *testing.T) {
 					tags, p, strings.Join(chain(imports, module+"/client", p), " → "))
 			}
 		}
+		for _, p := range imports[module+"/api"] {
+			if strings.HasPrefix(p, module+"/") {
+				t.Errorf("tags %q: package api imports %s: the wire definitions import nothing of this module", tags, p)
+			}
+		}
 		for _, p := range imports[module+"/client"] {
 			if p == "log" || p == "log/slog" {
 				t.Errorf("tags %q: package client imports %s: the SDK never logs", tags, p)
@@ -118,4 +127,96 @@ func chain(imports map[string][]string, from, to string) []string {
 		}
 	}
 	return []string{from, "…", to}
+}
+
+// TestNoInternalTypesExported: the SDK's exported API names no type of an
+// internal package (a caller could not name it, and it would tie the SDK
+// to server code's changes): every exported declaration of package client
+// — functions, methods of exported types, types (aliases included), struct
+// fields, variables and constants — is checked for a qualified identifier
+// of an internal/ import.
+func TestNoInternalTypesExported(t *testing.T) {
+	fset := token.NewFileSet()
+	entries, err := os.ReadDir(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".go") || strings.HasSuffix(e.Name(), "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, e.Name(), nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		internal := map[string]string{} // import name → path
+		for _, im := range f.Imports {
+			path := strings.Trim(im.Path.Value, `"`)
+			if !strings.Contains(path, "/internal/") && !strings.HasSuffix(path, "/internal") {
+				continue
+			}
+			n := path[strings.LastIndex(path, "/")+1:]
+			if im.Name != nil {
+				n = im.Name.Name
+			}
+			internal[n] = path
+		}
+		check := func(what string, n ast.Node) {
+			ast.Inspect(n, func(n ast.Node) bool {
+				if sel, ok := n.(*ast.SelectorExpr); ok {
+					if x, ok := sel.X.(*ast.Ident); ok && internal[x.Name] != "" {
+						t.Errorf("%s: exported %s names %s.%s (%s): use or add a type in package api", fset.Position(sel.Pos()), what, x.Name, sel.Sel.Name, internal[x.Name])
+					}
+				}
+				return true
+			})
+		}
+		for _, d := range f.Decls {
+			switch d := d.(type) {
+			case *ast.FuncDecl:
+				if !d.Name.IsExported() || d.Recv != nil && !exportedRecv(d.Recv) {
+					continue
+				}
+				check("func "+d.Name.Name, d.Type)
+			case *ast.GenDecl:
+				for _, sp := range d.Specs {
+					switch sp := sp.(type) {
+					case *ast.TypeSpec:
+						if !sp.Name.IsExported() {
+							continue
+						}
+						if st, ok := sp.Type.(*ast.StructType); ok {
+							for _, fl := range st.Fields.List {
+								if len(fl.Names) == 0 || slices.ContainsFunc(fl.Names, (*ast.Ident).IsExported) {
+									check("field of "+sp.Name.Name, fl.Type)
+								}
+							}
+							continue
+						}
+						check("type "+sp.Name.Name, sp.Type)
+					case *ast.ValueSpec:
+						if slices.ContainsFunc(sp.Names, (*ast.Ident).IsExported) {
+							check("value "+sp.Names[0].Name, sp)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// exportedRecv reports whether a method's receiver type is exported.
+func exportedRecv(fl *ast.FieldList) bool {
+	if len(fl.List) == 0 {
+		return false
+	}
+	x := fl.List[0].Type
+	if s, ok := x.(*ast.StarExpr); ok {
+		x = s.X
+	}
+	if ix, ok := x.(*ast.IndexExpr); ok {
+		x = ix.X
+	}
+	id, ok := x.(*ast.Ident)
+	return ok && id.IsExported()
 }
