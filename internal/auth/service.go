@@ -1,16 +1,17 @@
 package auth
 
 import (
+	"container/list"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/keymesh/keymesh/api"
+	"github.com/keymesh/keymesh/internal/httpapi"
 	"github.com/keymesh/keymesh/internal/record"
 	"github.com/keymesh/keymesh/internal/replica"
 	"github.com/keymesh/keymesh/internal/store"
@@ -21,8 +22,6 @@ const (
 	// ChallengeTTL is how long a registration or authentication challenge
 	// can be completed.
 	ChallengeTTL = 5 * time.Minute
-	// MaxChallenges bounds the open challenges a node keeps in memory.
-	MaxChallenges = 10000
 	// MaxApprovalTTL is the longest an approval may be valid for
 	// (api.MaxApprovalTTL).
 	MaxApprovalTTL = api.MaxApprovalTTL
@@ -52,8 +51,7 @@ type Service struct {
 	submit func(ctx context.Context, rec []byte) error
 	now    func() time.Time
 
-	mu         sync.Mutex
-	challenges map[string]*challenge
+	challenges challengeTable // open ceremonies (challenge.go)
 
 	verified verifiedSessions // session records whose proof verified (authorize.go)
 }
@@ -66,6 +64,10 @@ type challenge struct {
 	account string
 	body    []byte
 	expires time.Time
+
+	id     string        // set by challengeTable.put
+	source string        // the client address that opened it (httpapi.ClientSource)
+	elem   *list.Element // in its scope's list
 }
 
 // New returns a Service.
@@ -73,7 +75,7 @@ func New(opts Options) (*Service, error) {
 	if opts.Store == nil {
 		return nil, errors.New("auth: Options.Store is required")
 	}
-	s := &Service{st: opts.Store, submit: opts.Submit, now: opts.Now, challenges: map[string]*challenge{}}
+	s := &Service{st: opts.Store, submit: opts.Submit, now: opts.Now}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -260,31 +262,18 @@ func (s *Service) DelegatedRegistration(ctx context.Context, p api.SignedRecord)
 	return &api.Account{Scope: b.Scope, Account: b.Account}, nil
 }
 
-func (s *Service) putChallenge(c *challenge) (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.now()
-	for id, o := range s.challenges {
-		if now.After(o.expires) {
-			delete(s.challenges, id)
-		}
-	}
-	if len(s.challenges) >= MaxChallenges {
-		return "", api.Errorf(api.CodeLimitExceeded, "too many open challenges; try again later")
-	}
-	id := randID()
-	s.challenges[id] = c
-	return id, nil
+// putChallenge opens c for the client of ctx, within the limits of
+// challenge.go (per scope, per client address, node-wide).
+func (s *Service) putChallenge(ctx context.Context, c *challenge) (string, error) {
+	c.source = httpapi.ClientSource(ctx)
+	return s.challenges.put(s.now(), c)
 }
 
 // takeChallenge removes and returns a challenge: each is used once,
 // whether or not its completion succeeds.
 func (s *Service) takeChallenge(id string, kind record.Kind) (*challenge, error) {
-	s.mu.Lock()
-	c, ok := s.challenges[id]
-	delete(s.challenges, id)
-	s.mu.Unlock()
-	if !ok || c.kind != kind {
+	c := s.challenges.take(id)
+	if c == nil || c.kind != kind {
 		return nil, api.Errorf(api.CodeAuthUnknown, "unknown or already used challenge")
 	}
 	if s.now().After(c.expires) {
@@ -346,7 +335,7 @@ func (s *Service) InitiateRegistration(ctx context.Context, p api.InitiateRegist
 	rand.Read(b.Nonce[:])
 	b.RegistrationKey = &k
 	body := b.Marshal() // the Payload: no credential yet
-	id, err := s.putChallenge(&challenge{kind: record.AccountRegister, scope: p.Scope, account: p.Account, body: body, expires: s.now().Add(ChallengeTTL)})
+	id, err := s.putChallenge(ctx, &challenge{kind: record.AccountRegister, scope: p.Scope, account: p.Account, body: body, expires: s.now().Add(ChallengeTTL)})
 	if err != nil {
 		return nil, err
 	}
@@ -439,7 +428,7 @@ func (s *Service) InitiateAuthentication(ctx context.Context, p api.InitiateAuth
 	b := &record.SessionCreateBody{Scope: p.Scope, Account: p.Account, Key: key, Issued: now.Unix(), Expiry: now.Add(time.Duration(ttl) * time.Second).Unix()}
 	rand.Read(b.Nonce[:])
 	body := b.Marshal()
-	id, err := s.putChallenge(&challenge{kind: record.SessionCreate, scope: p.Scope, account: p.Account, body: body, expires: s.now().Add(ChallengeTTL)})
+	id, err := s.putChallenge(ctx, &challenge{kind: record.SessionCreate, scope: p.Scope, account: p.Account, body: body, expires: s.now().Add(ChallengeTTL)})
 	if err != nil {
 		return nil, err
 	}

@@ -141,8 +141,8 @@ func newEnclaveMigrateInCmd() *cobra.Command {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "request written to %s; now run the old binary:\n  keymesh enclave migrate-out --config %s --to %s --request %s --bundle %s\n",
-				reqPath, cfgPath, m.Measurement(), reqPath, bundlePath)
+			fmt.Fprintf(out, "request written to %s; now run the old binary, with the approvals of %s by %d of the cluster's nodes (keymesh enclave approve-release):\n  keymesh enclave migrate-out --config %s --to %s --request %s --bundle %s --release APPROVAL...\n",
+				reqPath, m.Measurement(), cfg.Threshold, cfgPath, m.Measurement(), reqPath, bundlePath)
 			ctx := cmd.Context()
 			deadline := time.Now().Add(timeout)
 			var bundle []byte

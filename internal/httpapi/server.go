@@ -150,6 +150,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := context.WithValue(r.Context(), ctxKey{}, id)
 	ctx = context.WithValue(ctx, methodsKey{}, &methods)
 	ctx = withProofs(ctx, r.Header.Get(ProofsHeader))
+	ctx = envelope.WithSource(ctx, SourceOf(r.RemoteAddr))
 	h.mux.ServeHTTP(sw, r.WithContext(ctx))
 	if sw.status == 0 {
 		sw.status = http.StatusOK
@@ -176,6 +177,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 type methodsKey struct{}
+
+// ClientSource returns the client address of the request being served,
+// as SourceOf gives it (an IPv4 address or an IPv6 /64), for handlers that
+// limit per client; "" outside a request.
+func ClientSource(ctx context.Context) string { return envelope.Source(ctx) }
 
 func (h *handler) serveHealth(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
