@@ -281,7 +281,7 @@ func (s *Service) Register(reg *httpapi.Registry) {
 // eth_requestAccounts) learn the scope from it; Authorize then checks the
 // approval against that scope's own configuration like any other.
 func proofsScope(proofs, method string, hash [32]byte) string {
-	ps, err := auth.ParseProofs(proofs)
+	ps, err := api.ParseProofs(proofs)
 	if err != nil {
 		return ""
 	}
