@@ -15,7 +15,9 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"runtime"
 	"time"
 
@@ -41,9 +43,18 @@ var _ store.Store = (*DB)(nil)
 
 // Open opens (creating if needed) the database file at path. Call Migrate
 // before using it.
+//
+// The file, and its -wal and -shm files, are readable by their owner only
+// (mode 0600): Open creates the file so before SQLite opens it (SQLite gives
+// the -wal and -shm files the database file's mode) and takes group and
+// other permissions away from files that have them (a database created by
+// an older keymesh, with 0644).
 func Open(path string) (*DB, error) {
 	if path == "" || path == ":memory:" {
 		return nil, errors.New("sqlite: a file path is required")
+	}
+	if err := ownerOnly(path); err != nil {
+		return nil, err
 	}
 	base := "file:" + (&url.URL{Path: path}).EscapedPath()
 	pragma := func(ps ...string) string {
@@ -75,6 +86,31 @@ func Open(path string) (*DB, error) {
 	db := &DB{w: w, r: r}
 	db.ops = ops{r: r, w: w}
 	return db, nil
+}
+
+// ownerOnly creates path with mode 0600 if it does not exist, and removes
+// group and other permissions from it and its -wal and -shm files if it
+// does.
+func ownerOnly(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		st, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) && p != path {
+			continue
+		} else if err != nil {
+			return fmt.Errorf("sqlite: %w", err)
+		}
+		if m := st.Mode().Perm(); m&0o077 != 0 {
+			if err := os.Chmod(p, m&0o700); err != nil {
+				return fmt.Errorf("sqlite: make %s owner-only: %w", p, err)
+			}
+		}
+	}
+	return nil
 }
 
 // Close closes both connection pools.
