@@ -3,10 +3,12 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -143,5 +145,38 @@ func TestPinsPersist(t *testing.T) {
 	client.KnownNodes(known).StorePin(url, *pin)
 	if code, _, errOut := runCLI(t, append(args, "--seal")...); code == 0 || !strings.Contains(errOut, "now runs build "+m.String()) {
 		t.Fatalf("known-nodes, changed measurement: exit %d\n%s", code, errOut)
+	}
+}
+
+// TestDevSetupSealPins: `account create --dev-setup --seal` writes the
+// verified build, the node's identity and the cluster roster into the
+// credentials file, so a later command without any flag seals to that build
+// (it used to fall back to plaintext, proofs in the clear) and refuses
+// another one.
+func TestDevSetupSealPins(t *testing.T) {
+	dir := t.TempDir()
+	text, _, stop := devRun(t, "--dir", filepath.Join(dir, "cluster"), "--base-port", fmt.Sprint(freeBase(t)))
+	defer stop()
+	url := nodeLine.FindStringSubmatch(text)[2]
+	creds := filepath.Join(dir, "creds.json")
+	mustRun(t, "account", "create", "--dev-setup", "--seal", "--allow-simulated", "--creds", creds, "--account", "alice", "--url", url, "--dev-dir", filepath.Join(dir, "cluster"))
+	f, err := readCredsFile(creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`measurement ([0-9a-f]{64})`).FindStringSubmatch(text)
+	if m == nil || len(f.Measurements) != 1 || f.Measurements[0] != m[1] || f.NodeIdentity == "" || !f.AllowSimulated ||
+		f.Cluster == nil || f.Cluster.Threshold != 2 || len(f.Cluster.Identities) != 3 {
+		t.Fatalf("--dev-setup --seal wrote %+v (dev: %v)", f, m)
+	}
+	if _, errOut, code := run(t, "sign", "message", "--creds", creds, "pinned"); code != 0 || strings.Contains(errOut, "first use") {
+		t.Fatalf("a later command with the pinned build: exit %d\n%s", code, errOut)
+	}
+	f.Measurements = []string{strings.Repeat("0c", 32)}
+	if err := writeCreds(creds, f, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := run(t, "sign", "message", "--creds", creds, "changed"); code == 0 || !strings.Contains(errOut, "now runs build "+m[1]) {
+		t.Fatalf("changed build: exit %d\n%s", code, errOut)
 	}
 }
