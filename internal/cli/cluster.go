@@ -91,6 +91,7 @@ host per node they are not (they are on other machines).`,
 			fmt.Fprintf(out, "sim platform key (the root clients pin; also in %s): %s\n",
 				filepath.Join(opts.Out, attest.SimPlatformKeyFile), nodes[0].SimPlatformKey)
 			fmt.Fprintf(out, "clients: --platform-key %s (or \"platformKeys\" in a credentials file)\n", nodes[0].SimPlatformKey)
+			fmt.Fprintf(out, "cluster roster (for clients to check release approvals of a new build: --cluster): %s\n", filepath.Join(opts.Out, config.RosterFile))
 			fmt.Fprintf(out, "start each node with: keymesh node --config %s\n", filepath.Join(opts.Out, "node-<id>.json"))
 			return nil
 		},
