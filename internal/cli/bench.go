@@ -306,9 +306,11 @@ func isTerminal(w io.Writer) bool {
 }
 
 // serverCPU reads process_cpu_seconds_total from the /metrics of each node
-// URL and returns it by process, keyed by process_start_time_seconds (the
-// nodes of keymesh dev share one process, so they count once). A node whose
-// metrics cannot be read is left out.
+// URL and returns it by process (the nodes of keymesh dev share one
+// process, so they count once), keyed by keymesh_process_instance's random
+// label, or by process_start_time_seconds for a node too old to have it:
+// that one is only to 10 ms, so processes started together by a script
+// were counted as one. A node whose metrics cannot be read is left out.
 func serverCPU(ctx context.Context, urls []string) map[string]float64 {
 	out := map[string]float64{}
 	hc := &http.Client{Timeout: 5 * time.Second}
@@ -331,8 +333,11 @@ func serverCPU(ctx context.Context, urls []string) map[string]float64 {
 			if v, ok := strings.CutPrefix(line, "process_cpu_seconds_total "); ok {
 				cpu = v
 			}
-			if v, ok := strings.CutPrefix(line, "process_start_time_seconds "); ok {
+			if v, ok := strings.CutPrefix(line, "process_start_time_seconds "); ok && !strings.HasPrefix(start, "instance ") {
 				start = v
+			}
+			if v, ok := strings.CutPrefix(line, "keymesh_process_instance{"); ok {
+				start = "instance " + v
 			}
 		}
 		if v, err := strconv.ParseFloat(strings.TrimSpace(cpu), 64); err == nil && start != "" {
