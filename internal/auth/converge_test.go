@@ -28,7 +28,7 @@ import (
 // mutual revocations, revocations by credentials that are revoked
 // themselves, a thief's credential racing the user's, adds by revoked
 // credentials, updates tied at one seq, updates by removed developer
-// keys, and second registrations of an account id) and applies each set in several orders on separate stores, each
+// keys, mode changes, and second registrations of an account id) and applies each set in several orders on separate stores, each
 // as a replica does: a refused record is kept and tried again whenever
 // another one applies. Every order must end in the same canonical digest
 // (stateDigest).
@@ -38,9 +38,10 @@ import (
 //	go test ./internal/auth -run TestConvergence -rapid.checks=2000
 //	KEYMESH_CONVERGE_ORDERS=20 go test ./internal/auth -run TestConvergence
 //
-// Out of the generator, because they are not order-independent yet (see
-// docs/auth.md, "Convergence"): mode changes (scope.update changing the
-// mode, account.mode), developer adds or registrations signed by a key a scope.update removes.
+// Scope updates change the mode, and registrations name the config seq
+// their account's mode comes from. Out of the generator, because they are
+// not order-independent yet (see docs/auth.md, "Convergence"):
+// account.mode, registrations without a config seq, developer adds or registrations signed by a key a scope.update removes.
 func TestConvergence(t *testing.T) {
 	// A modest default (25 sets, 4 orders: seconds, under 20 s with
 	// -race); -rapid.checks and KEYMESH_CONVERGE_ORDERS make it longer.
@@ -75,14 +76,14 @@ func TestConvergence(t *testing.T) {
 
 	rapid.Check(t, func(rt *rapid.T) {
 		mode := rapid.SampledFrom([]record.Mode{record.ModeUser, record.ModeDeveloper, record.ModeHybrid}).Draw(rt, "mode")
-		cfg := func(devKeys []int, origin int) record.ScopeConfig {
+		cfg := func(devKeys []int, origin int, mode record.Mode) record.ScopeConfig {
 			c := record.ScopeConfig{RPID: testRPID, Origins: []string{testOrigin + strconv.Itoa(origin)}, Mode: mode, SessionTTL: 3600}
 			for _, i := range devKeys {
 				c.DevKeys = append(c.DevKeys, devs[i].Public())
 			}
 			return c
 		}
-		sc := &record.ScopeCreateBody{Config: cfg([]int{0, 1}, 0)}
+		sc := &record.ScopeCreateBody{Config: cfg([]int{0, 1}, 0, mode)}
 		sc.Nonce[0] = rapid.Byte().Draw(rt, "scope nonce")
 		scope := sc.ScopeID()
 		var recs []*record.Record
@@ -95,7 +96,8 @@ func TestConvergence(t *testing.T) {
 		add(record.Sign(record.ScopeCreate, sc.Marshal(), devs[0]))
 		for i, acct := range accounts {
 			cred := record.KeyCredential(users[3*i].Public()) // a: u0, b: u3
-			add(record.Sign(record.AccountRegister, (&record.AccountRegisterBody{Scope: scope, Account: acct, Time: 1, Nonce: [16]byte{byte(i)}, Credential: &cred}).Marshal(), devs[0]))
+			seq := uint64(rapid.IntRange(0, 3).Draw(rt, "registration config seq"))
+			add(record.Sign(record.AccountRegister, (&record.AccountRegisterBody{Scope: scope, Account: acct, Time: 1, Nonce: [16]byte{byte(i)}, Credential: &cred, ConfigSeq: &seq}).Marshal(), devs[0]))
 		}
 		userOrDev := func(label string, withDevs ...int) *record.PrivateKey {
 			i := rapid.IntRange(0, len(users)+len(withDevs)-1).Draw(rt, label)
@@ -136,7 +138,8 @@ func TestConvergence(t *testing.T) {
 				ks := rapid.SampledFrom(keySets).Draw(rt, "dev keys")
 				who := rapid.IntRange(0, len(signerSets)-1).Draw(rt, "signers")
 				// One body may come with proofs by several signer sets.
-				b := &record.ScopeUpdateBody{Scope: scope, Seq: uint64(rapid.IntRange(1, 3).Draw(rt, "seq")), Config: cfg(ks, rapid.IntRange(0, 2).Draw(rt, "origin"))}
+				m := rapid.SampledFrom([]record.Mode{record.ModeUser, record.ModeDeveloper, record.ModeHybrid}).Draw(rt, "update mode")
+				b := &record.ScopeUpdateBody{Scope: scope, Seq: uint64(rapid.IntRange(1, 3).Draw(rt, "seq")), Config: cfg(ks, rapid.IntRange(0, 2).Draw(rt, "origin"), m)}
 				var signers []*record.PrivateKey
 				for _, i := range signerSets[who] {
 					signers = append(signers, devs[i])
@@ -144,7 +147,8 @@ func TestConvergence(t *testing.T) {
 				add(record.SignQuorum(record.ScopeUpdate, b.Marshal(), signers...))
 			case 5: // another registration of the account id, by the developer: the lowest record id wins
 				cred := record.KeyCredential(rapid.SampledFrom(users).Draw(rt, "registered").Public())
-				b := &record.AccountRegisterBody{Scope: scope, Account: acct, Time: 1, Credential: &cred}
+				seq := uint64(rapid.IntRange(0, 3).Draw(rt, "registration config seq"))
+				b := &record.AccountRegisterBody{Scope: scope, Account: acct, Time: 1, Credential: &cred, ConfigSeq: &seq}
 				b.Nonce[0], b.Nonce[1] = 1, rapid.Byte().Draw(rt, "registration nonce")
 				add(record.Sign(record.AccountRegister, b.Marshal(), devs[0]))
 			}

@@ -33,10 +33,13 @@
 //     takes the account id of its registration key (record.DerivedAccountID)
 //     and needs a scope that is, or was, in user or hybrid mode; a delegated
 //     one takes any other id. Of several valid registrations of one id the
-//     lowest record id is the account's (State.Live). The account keeps the
-//     scope's mode of that moment (State.AccountMode).
+//     lowest record id is the account's (State.Live). A registration that
+//     names its scope config seq gets that config's mode on the scope's
+//     update chain, in any order (State.AccountMode); a passkey
+//     self-registration keeps the user's half.
 //   - credential.add: one of the account's credentials, or a developer key
-//     for an account in developer mode only; a developer key is never a
+//     (stored in any mode, approving only while the account is in developer
+//     mode); a developer key is never a
 //     user's credential. A credential approves only while the credential
 //     that added it does (State.Live): one added by a credential that is
 //     revoked, before or after, is dead with it.

@@ -107,6 +107,21 @@ func (s *Service) SubmitRecord(ctx context.Context, rec *record.Record) error {
 			}
 		}
 	}
+	if rec.Kind == record.CredentialAdd {
+		// Apply stores a developer's add in any mode (it approves only in
+		// developer mode: State.Live); a developer asking for one outside
+		// developer mode is refused here.
+		if b, err := record.DecodeCredentialAdd(rec.Body); err == nil {
+			st := s.State()
+			if _, cfg, err := st.Scope(ctx, b.Scope); err == nil {
+				if dev, err := st.isDevSigned(ctx, rec, cfg, b.Scope, false); err == nil && dev {
+					if m, err := st.AccountMode(ctx, b.Scope, b.Account, cfg); err == nil && m != record.ModeDeveloper {
+						return deny(api.CodeAuthBadProof, "credential.add: must be proven by one of the account's credentials (account %s is in %s mode)", b.Account, m)
+					}
+				}
+			}
+		}
+	}
 	return s.submit(ctx, rec.Marshal())
 }
 
@@ -319,7 +334,7 @@ func (s *Service) InitiateRegistration(ctx context.Context, p api.InitiateRegist
 		return nil, err
 	}
 	st := s.State()
-	_, cfg, err := st.Scope(ctx, p.Scope)
+	seq, cfg, err := st.Scope(ctx, p.Scope)
 	if err != nil {
 		return nil, apiError(err)
 	}
@@ -334,6 +349,7 @@ func (s *Service) InitiateRegistration(ctx context.Context, p api.InitiateRegist
 	b := &record.AccountRegisterBody{Scope: p.Scope, Account: p.Account, Time: s.now().Unix()}
 	rand.Read(b.Nonce[:])
 	b.RegistrationKey = &k
+	b.ConfigSeq = &seq  // the account's mode follows the scope from this config on
 	body := b.Marshal() // the Payload: no credential yet
 	id, err := s.putChallenge(ctx, &challenge{kind: record.AccountRegister, scope: p.Scope, account: p.Account, body: body, expires: s.now().Add(ChallengeTTL)})
 	if err != nil {

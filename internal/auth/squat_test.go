@@ -167,3 +167,43 @@ func TestTwoRegistrationsOneWinner(t *testing.T) {
 		t.Fatal("the two orders end in different states")
 	}
 }
+
+// TestModeRace: alice registers while the scope is in user mode, and the
+// developer moves the scope to developer mode; nodes that receive the
+// update before her registration must not put her account in developer
+// mode (issue 13, the mode race of docs/auth.md). Her registration names
+// the config it was made under, and her account's mode is that config's
+// on every node, whatever the order; before, it was the scope's mode
+// when her registration arrived.
+func TestModeRace(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	scope, dev := e.scope(record.ModeUser, record.P256)
+	reg := keyedRegistration(t, e, scope, "alice", authtest.New(testRPID, testOrigin))
+	b, err := record.DecodeAccountRegister(reg.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.config(scope)
+	cfg.Mode = record.ModeDeveloper
+	u, err := record.Sign(record.ScopeUpdate, (&record.ScopeUpdateBody{Scope: scope, Seq: 1, Config: cfg}).Marshal(), dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, order := range [][]*record.Record{{reg, u}, {u, reg}} {
+		st, apply := applier(t, e, scope)
+		for _, r := range order {
+			if err := apply(r.Marshal()); err != nil {
+				t.Fatalf("%s: %v", r.Kind, err)
+			}
+		}
+		s := State{st}
+		_, cur, err := s.Scope(ctx, scope)
+		if err != nil || cur.Mode != record.ModeDeveloper {
+			t.Fatalf("scope: %v %v", cur, err)
+		}
+		if m, err := s.AccountMode(ctx, scope, b.Account, cur); err != nil || m != record.ModeUser {
+			t.Fatalf("%s first: alice's account is in %v mode (%v), want user", order[0].Kind, m, err)
+		}
+	}
+}

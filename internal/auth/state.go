@@ -124,12 +124,18 @@ func (s State) Scope(ctx context.Context, scope string) (uint64, *record.ScopeCo
 	return binary.BigEndian.Uint64(v), &cfg, nil
 }
 
-// AccountMode returns the mode an account was registered under: the
-// scope's mode when its registration was applied. It is the account's
-// mode for good: a later scope.update changes the mode of the accounts
-// registered after it, never of this one. cfg is the scope's current
-// config; an account stored by a build that did not record modes has its
-// scope's current mode.
+// AccountMode returns an account's mode. A registration that names the
+// scope config it was made under (AccountRegisterBody.ConfigSeq) gets
+// the mode of the config in effect at that seq on the scope's chain
+// (resolveChain), which is a function of the stored records, so the same
+// on every node whatever order the registration and scope.updates arrive
+// in; a passkey self-registration keeps the user's half whatever config
+// it names (developer mode becomes hybrid), so a gateway naming an old
+// config cannot give a user's account to the developer. An account.mode
+// record (the holder's consent) sets the mode itself. Otherwise
+// (registrations without ConfigSeq) the mode is the scope's when the
+// registration was applied, and an account stored by a build that did
+// not record modes has cfg's (the scope's current config).
 func (s State) AccountMode(ctx context.Context, scope, account string, cfg *record.ScopeConfig) (record.Mode, error) {
 	v, ok, err := get(ctx, s.ops, nsAccount, acctKey(scope, account))
 	if err != nil {
@@ -137,6 +143,25 @@ func (s State) AccountMode(ctx context.Context, scope, account string, cfg *reco
 	}
 	if !ok {
 		return 0, deny(api.CodeAuthUnknown, "unknown account %s in scope %s", account, scope)
+	}
+	if len(v) < 18 { // no account.mode applied
+		win, err := s.winningRegistration(ctx, scope, account)
+		if err != nil {
+			return 0, err
+		}
+		if win != nil {
+			rv, ok, err := get(ctx, s.ops, nsRegistration, subKey(scope, account, win))
+			if err != nil {
+				return 0, err
+			}
+			if ok && len(rv) >= 18 {
+				m, err := s.modeAt(ctx, scope, binary.BigEndian.Uint64(rv[10:18]))
+				if err == nil && rv[0] == regPasskey && m == record.ModeDeveloper {
+					m = record.ModeHybrid
+				}
+				return m, err
+			}
+		}
 	}
 	if len(v) >= 10 {
 		m := record.Mode(v[9])
@@ -146,6 +171,49 @@ func (s State) AccountMode(ctx context.Context, scope, account string, cfg *reco
 		return m, nil
 	}
 	return cfg.Mode, nil
+}
+
+// modeAt returns the mode of the config in effect at seq on the scope's
+// chain: the last step at or below seq (the base config if none).
+func (s State) modeAt(ctx context.Context, scope string, seq uint64) (record.Mode, error) {
+	chain, err := s.chain(ctx, scope)
+	if err != nil {
+		return 0, err
+	}
+	m := chain[0].cfg.Mode
+	for _, st := range chain {
+		if st.seq <= seq {
+			m = st.cfg.Mode
+		}
+	}
+	return m, nil
+}
+
+// chain returns the scope's chain of configs, from its base config to
+// the one in effect (resolveChain).
+func (s State) chain(ctx context.Context, scope string) ([]chainStep, error) {
+	seq, cur, err := s.Scope(ctx, scope)
+	if err != nil {
+		return nil, err
+	}
+	base, ok, err := get(ctx, s.ops, nsScopeBase, scope)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return []chainStep{{seq, cur}}, nil
+	}
+	cands, err := s.scopeCandidates(ctx, scope)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(cands, func(x, y scopeCandidate) int {
+		if c := cmp.Compare(x.seq, y.seq); c != 0 {
+			return c
+		}
+		return bytes.Compare(x.id[:], y.id[:])
+	})
+	return resolveChain(base, cands)
 }
 
 // HasAccount reports whether the account is registered.
@@ -228,12 +296,26 @@ func (s State) Live(ctx context.Context, scope, account string, id []byte) (bool
 			if len(o) < 33 {
 				return false, fmt.Errorf("auth: store: corrupt credential origin")
 			}
-			if _, reg, err := get(ctx, s.ops, nsRegistration, subKey(scope, account, o[1:33])); err != nil || !reg {
-				return err == nil, err
+			_, reg, err := get(ctx, s.ops, nsRegistration, subKey(scope, account, o[1:33]))
+			if err != nil {
+				return false, err
 			}
 			win, err := s.winningRegistration(ctx, scope, account)
 			if err != nil {
 				return false, err
+			}
+			if win == nil {
+				return true, nil // an account of an older build
+			}
+			if !reg {
+				// Added by a developer key: it approves only while the
+				// account is in developer mode.
+				_, cfg, err := s.Scope(ctx, scope)
+				if err != nil {
+					return false, err
+				}
+				m, err := s.AccountMode(ctx, scope, account, cfg)
+				return err == nil && m == record.ModeDeveloper, err
 			}
 			return bytes.Equal(win, o[1:33]), nil
 		}
@@ -450,14 +532,31 @@ func (Applier) Apply(ctx context.Context, tx store.Ops, rec []byte) error {
 // (scopeUpdate); a copy by the same keys is still a duplicate.
 func applyID(r *record.Record) [32]byte {
 	id := r.ID()
-	if r.Kind != record.ScopeUpdate {
-		return id
-	}
 	var w record.Writer
-	w.String("keymesh/auth/scope-update-signers/v1")
-	w.Fixed(id[:])
-	for _, k := range r.Signers() { // canonical order (record.Unmarshal)
-		k.Encode(&w)
+	switch r.Kind {
+	case record.ScopeUpdate:
+		w.String("keymesh/auth/scope-update-signers/v1")
+		w.Fixed(id[:])
+		for _, k := range r.Signers() { // canonical order (record.Unmarshal)
+			k.Encode(&w)
+		}
+	case record.CredentialAdd:
+		// Which credential added a credential decides whether it is live
+		// (Live), so one add body proven by two credentials is two
+		// candidates, and the credential's origin is the least of them
+		// (credentialWrites), whatever order they arrive in.
+		w.String("keymesh/auth/credential-add-signer/v1")
+		w.Fixed(id[:])
+		for _, k := range r.Signers() {
+			k.Encode(&w)
+		}
+		if r.Auth.Kind == record.AuthPasskeyGet {
+			if cid, _, err := assertionCredentialID(r.Auth.WebAuthn); err == nil {
+				w.Var(cid)
+			}
+		}
+	default:
+		return id
 	}
 	return sha256.Sum256(w.Bytes())
 }
@@ -673,14 +772,32 @@ func authorizedByEarlier(base []byte, cands []scopeCandidate, u scopeCandidate) 
 // the result is a function of the set of updates (cands, sorted by seq
 // then id), whatever order they were stored in.
 func resolveScope(base []byte, cands []scopeCandidate) (seq uint64, cfg *record.ScopeConfig, err error) {
+	ch, err := resolveChain(base, cands)
+	if err != nil {
+		return 0, nil, err
+	}
+	last := ch[len(ch)-1]
+	return last.seq, last.cfg, nil
+}
+
+// chainStep is one config of a scope's chain.
+type chainStep struct {
+	seq uint64
+	cfg *record.ScopeConfig
+}
+
+// resolveChain returns every step of the chain resolveScope ends, the
+// base first.
+func resolveChain(base []byte, cands []scopeCandidate) ([]chainStep, error) {
 	if len(base) < 8 {
-		return 0, nil, fmt.Errorf("auth: store: corrupt scope base")
+		return nil, fmt.Errorf("auth: store: corrupt scope base")
 	}
 	c, err := record.DecodeScopeConfig(base[8:])
 	if err != nil {
-		return 0, nil, fmt.Errorf("auth: store: corrupt scope base: %w", err)
+		return nil, fmt.Errorf("auth: store: corrupt scope base: %w", err)
 	}
-	seq, cfg = binary.BigEndian.Uint64(base), &c
+	seq, cfg := binary.BigEndian.Uint64(base), &c
+	out := []chainStep{{seq, cfg}}
 	for {
 		step := -1
 		for i := range cands {
@@ -690,9 +807,10 @@ func resolveScope(base []byte, cands []scopeCandidate) (seq uint64, cfg *record.
 			}
 		}
 		if step < 0 {
-			return seq, cfg, nil
+			return out, nil
 		}
 		seq, cfg = cands[step].seq, cands[step].cfg
+		out = append(out, chainStep{seq, cfg})
 	}
 }
 
@@ -779,8 +897,18 @@ func (s State) accountRegister(ctx context.Context, r *record.Record, b *record.
 	}
 	rid := r.ID()
 	acct := append([]byte{how}, binary.BigEndian.AppendUint64(nil, uint64(b.Time))...)
-	acct = append(acct, byte(cfg.Mode)) // the account's mode (AccountMode)
-	ws := []kv{{nsRegistration, subKey(b.Scope, b.Account, rid[:]), acct}}
+	if b.ConfigSeq != nil {
+		acct = append(acct, 0) // derived from the scope's chain (AccountMode), not stored
+	} else {
+		acct = append(acct, byte(cfg.Mode)) // the account's mode (AccountMode)
+	}
+	reg := bytes.Clone(acct)
+	if b.ConfigSeq != nil {
+		// The account's mode is derived from the scope's configs from
+		// this seq on (AccountMode), the same on every node.
+		reg = binary.BigEndian.AppendUint64(reg, *b.ConfigSeq)
+	}
+	ws := []kv{{nsRegistration, subKey(b.Scope, b.Account, rid[:]), reg}}
 	// Several valid registrations of one id (its registration key's
 	// holder, or the developer, made two): each is stored, and the one
 	// with the lowest record id is the account's whatever order they
@@ -940,7 +1068,7 @@ func (s State) credentialWrites(ctx context.Context, cfg *record.ScopeConfig, sc
 		if err != nil {
 			return nil, err
 		}
-		if !ok || len(o) < 33 || bytes.Compare(origin[:33], o[:33]) >= 0 {
+		if !ok || len(o) < 33 || bytes.Compare(origin, o) >= 0 {
 			return nil, nil // the stored origin (or an older build's) stays
 		}
 	}
@@ -1052,10 +1180,6 @@ func (s State) credentialAdd(ctx context.Context, r *record.Record, b *record.Cr
 	// the user's own credentials, so the developer cannot give itself the
 	// user's half. The account's mode is the one it was registered under,
 	// so a scope.update to developer mode does not open this either.
-	mode, err := s.AccountMode(ctx, b.Scope, b.Account, cfg)
-	if err != nil {
-		return nil, err
-	}
 	//
 	// A credential adding one need only be registered to the account, not
 	// live: what it adds is live only while it is (Live), so applying the
@@ -1063,9 +1187,11 @@ func (s State) credentialAdd(ctx context.Context, r *record.Record, b *record.Cr
 	if dev, err := s.isDevSigned(ctx, r, cfg, b.Scope, false); err != nil {
 		return nil, err
 	} else if dev {
-		if mode != record.ModeDeveloper {
-			return nil, deny(api.CodeAuthBadProof, "must be proven by one of the account's credentials")
-		}
+		// Stored in any mode, approving only while the account is in
+		// developer mode (Live): an account's mode can depend on
+		// scope.updates that arrive later (AccountMode), so whether the
+		// add applies must not. SubmitRecord refuses it outside
+		// developer mode.
 		if err := devSigned(r, cfg); err != nil {
 			return nil, err
 		}

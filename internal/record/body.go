@@ -428,10 +428,15 @@ type AccountRegisterBody struct {
 	Nonce      [16]byte
 	Time       int64
 	Credential *Credential
-	// RegistrationKey (optional, last in the encoding and absent when
-	// nil) is the client's key that signs a passkey registration's
-	// attestation.
+	// RegistrationKey (optional, absent when nil) is the client's key
+	// that signs a passkey registration's attestation.
 	RegistrationKey *PublicKey
+	// ConfigSeq (optional, last in the encoding, absent when nil) is the
+	// sequence number of the scope config the registration was made
+	// under: the account's mode is derived from the scope's configs from
+	// that one on (package auth, State.AccountMode), not from the config a
+	// node happens to hold when the registration arrives.
+	ConfigSeq *uint64
 }
 
 // Payload is what a passkey registration's challenge commits to: the
@@ -473,6 +478,10 @@ func (b *AccountRegisterBody) Marshal() []byte {
 		w.U8(1)
 		b.RegistrationKey.Encode(&w)
 	}
+	if b.ConfigSeq != nil {
+		w.U8(2)
+		w.U64(*b.ConfigSeq)
+	}
 	return w.Bytes()
 }
 
@@ -486,12 +495,28 @@ func DecodeAccountRegister(p []byte) (*AccountRegisterBody, error) {
 		c := decodeCredential(r)
 		b.Credential = &c
 	}
-	if r.Err() == nil && len(r.b) > 0 {
-		if v := r.U8("registration key"); r.Err() == nil && v != 1 {
-			r.fail("registration key: marker %d, want 1 (omit an absent key)", v)
+	// Optional trailing fields, each a marker byte and its value, in
+	// ascending marker order, each at most once (one encoding per value):
+	// 1 the registration key, 2 the config seq.
+	last := uint8(0)
+	for r.Err() == nil && len(r.b) > 0 {
+		v := r.U8("optional field")
+		if r.Err() != nil {
+			break
 		}
-		k := DecodePublicKey(r)
-		b.RegistrationKey = &k
+		if v <= last || v > 2 {
+			r.fail("optional field: marker %d after %d (want 1 then 2, each at most once)", v, last)
+			break
+		}
+		last = v
+		switch v {
+		case 1:
+			k := DecodePublicKey(r)
+			b.RegistrationKey = &k
+		case 2:
+			seq := r.U64("config seq")
+			b.ConfigSeq = &seq
+		}
 	}
 	checkIDs(r, b.Scope, b.Account)
 	if r.Err() == nil && b.Time < 0 {

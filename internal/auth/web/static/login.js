@@ -106,12 +106,14 @@ async function register() {
   const idHash = new Uint8Array(await crypto.subtle.digest("SHA-256", concat(varBytes(utf8("keymesh/account-id/v1")), [1], varBytes(regPub))));
   const account = "rk-" + hex(idHash.slice(0, 20));
   const init = await rpc("keymesh_initiateRegistration", { scope, account, registrationKey: "p256:" + b64u.encode(regPub) });
-  // The payload must be this account's and end with this key, and the
-  // challenge must be SHA-256 of its record signing message.
+  // The payload must be this account's and end with this key and the
+  // scope config's seq (marker 2 ‖ u64), and the challenge must be
+  // SHA-256 of its record signing message.
   const payload = b64u.decode(init.payload);
   const head = concat(varBytes(utf8(scope)), varBytes(utf8(account)));
   const tail = concat([1, 1], varBytes(regPub)); // present ‖ alg P-256 ‖ key
-  if (!equalBytes(payload.slice(0, head.length), head) || !equalBytes(payload.slice(payload.length - tail.length), tail)) {
+  const end = payload.length - 9;
+  if (!equalBytes(payload.slice(0, head.length), head) || payload[end] !== 2 || !equalBytes(payload.slice(end - tail.length, end), tail)) {
     throw new Error("the node's registration payload is not for this account and key");
   }
   const signing = concat(varBytes(utf8("keymesh/record/v1")), [3], varBytes(payload)); // kind 3: account.register
