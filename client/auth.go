@@ -184,7 +184,15 @@ func (c *Client) GetScope(ctx context.Context, scope string) (*api.Scope, error)
 // fresh nonce and the current time, so it cannot be replayed. userKey, if
 // not empty, is a public key the user can approve operations with.
 func DelegatedRegistrationRecord(dev *Key, scope, account, userKey string) (api.SignedRecord, error) {
-	b := &record.AccountRegisterBody{Scope: scope, Account: account, Time: time.Now().Unix()}
+	return delegatedRecord(dev, scope, account, userKey, nil)
+}
+
+// delegatedRecord is DelegatedRegistrationRecord naming the scope config
+// seq the registration is made under, if configSeq is set: the account's
+// mode is then that config's on every node, whatever order the
+// registration and scope updates arrive in (docs/auth.md).
+func delegatedRecord(dev *Key, scope, account, userKey string, configSeq *uint64) (api.SignedRecord, error) {
+	b := &record.AccountRegisterBody{Scope: scope, Account: account, Time: time.Now().Unix(), ConfigSeq: configSeq}
 	rand.Read(b.Nonce[:])
 	if userKey != "" {
 		k, err := record.ParsePublicKey(userKey)
@@ -204,7 +212,15 @@ func DelegatedRegistrationRecord(dev *Key, scope, account, userKey string) (api.
 // RegisterDelegated registers account in scope with the developer's key
 // (developer-owned auth). See DelegatedRegistrationRecord.
 func (c *Client) RegisterDelegated(ctx context.Context, dev *Key, scope, account, userKey string) (*api.Account, error) {
-	p, err := DelegatedRegistrationRecord(dev, scope, account, userKey)
+	// Name the config the registration is made under (its seq, as the
+	// node has it), so that the account's mode does not depend on the
+	// order nodes receive it and scope updates in.
+	sc, err := c.GetScope(ctx, scope)
+	if err != nil {
+		return nil, err
+	}
+	seq := sc.Seq
+	p, err := delegatedRecord(dev, scope, account, userKey, &seq)
 	if err != nil {
 		return nil, err
 	}
