@@ -207,3 +207,54 @@ func TestModeRace(t *testing.T) {
 		}
 	}
 }
+
+// TestDeveloperAddPushed plays a developer (or a node holding a
+// developer's record) that pushes a credential.add for a user-mode
+// account straight to a peer, bypassing the submission check: Apply
+// stores it (an account's mode may depend on updates still to arrive),
+// and the key approves nothing, for an account of this build and for one
+// whose registration an older build applied.
+func TestDeveloperAddPushed(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	scope, dev := e.scope(record.ModeUser, record.P256)
+	e.register(scope, "alice")
+	acct := e.acct("alice")
+	mine := key(t, record.Ed25519)
+	b := &record.CredentialAddBody{Scope: scope, Account: acct, Credential: record.KeyCredential(mine.Public())}
+	add, err := record.Sign(record.CredentialAdd, b.Marshal(), dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.SubmitRecord(ctx, add); code(apiError(err)) != api.CodeAuthBadProof {
+		t.Fatalf("submitted: %v", err)
+	}
+	if err := e.st.Update(ctx, func(tx store.Ops) error { return Applier{}.Apply(ctx, tx, add.Marshal()) }); err != nil {
+		t.Fatalf("pushed: %v", err)
+	}
+	approves := func(what string) {
+		t.Helper()
+		o := op(scope, acct, 1)
+		if _, err := e.svc.Authorize(ctx, o, header(keyProof(t, mine, scope, acct, o, e))); err == nil {
+			t.Fatalf("%s: the developer's key approves as alice", what)
+		}
+	}
+	approves("this build")
+	// As if an older build had applied alice's registration.
+	es, err := e.st.List(ctx, nsRegistration, scope+"/"+acct+"/", 0)
+	if err != nil || len(es) != 1 {
+		t.Fatalf("registrations: %v %v", es, err)
+	}
+	if err := e.st.Delete(ctx, nsRegistration, es[0].Key); err != nil {
+		t.Fatal(err)
+	}
+	v, err := e.st.Get(ctx, nsAccount, acctKey(scope, acct))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v[9] = byte(record.ModeUser) // the mode an older build stored
+	if err := e.st.Put(ctx, nsAccount, acctKey(scope, acct), v); err != nil {
+		t.Fatal(err)
+	}
+	approves("older build's registration")
+}

@@ -256,9 +256,22 @@ func (s State) Credentials(ctx context.Context, scope, account string) ([]record
 
 // Credential origins (nsCredOrigin's first byte).
 const (
-	originRoot       = 0 // registered with the account, or added by a developer key
+	originRoot       = 0 // registered with the account (or, by older builds, added by a developer key)
 	originCredential = 1 // added by another credential of the account
+	originDeveloper  = 2 // added by a developer key: approves only in developer mode
 )
+
+// originRank orders origin kinds for credentialWrites: a registration, then a
+// developer's add, then an add by a credential.
+func originRank(kind byte) int {
+	switch kind {
+	case originRoot:
+		return 0
+	case originDeveloper:
+		return 1
+	}
+	return 2
+}
 
 // Live reports whether a credential of the account approves: it was
 // registered to the account, is not revoked, and, if another credential
@@ -289,6 +302,14 @@ func (s State) Live(ctx context.Context, scope, account string, id []byte) (bool
 		if !ok { // no origin: stored by an older build
 			return true, nil
 		}
+		if o[0] == originDeveloper {
+			_, cfg, err := s.Scope(ctx, scope)
+			if err != nil {
+				return false, err
+			}
+			m, err := s.AccountMode(ctx, scope, account, cfg)
+			return err == nil && m == record.ModeDeveloper, err
+		}
 		if o[0] == originRoot {
 			// Registered with the account, or added by a developer key:
 			// live, unless by a registration that is not the account's
@@ -300,24 +321,31 @@ func (s State) Live(ctx context.Context, scope, account string, id []byte) (bool
 			if err != nil {
 				return false, err
 			}
-			win, err := s.winningRegistration(ctx, scope, account)
-			if err != nil {
-				return false, err
-			}
-			if win == nil {
-				return true, nil // an account of an older build
-			}
-			if !reg {
-				// Added by a developer key: it approves only while the
-				// account is in developer mode.
-				_, cfg, err := s.Scope(ctx, scope)
+			if reg {
+				// Live only if its registration is the account's.
+				win, err := s.winningRegistration(ctx, scope, account)
 				if err != nil {
 					return false, err
 				}
-				m, err := s.AccountMode(ctx, scope, account, cfg)
-				return err == nil && m == record.ModeDeveloper, err
+				return bytes.Equal(win, o[1:33]), nil
 			}
-			return bytes.Equal(win, o[1:33]), nil
+			// A registration applied by an older build (its applied
+			// record id is the registration's), or a developer's add
+			// stored by an older build, which approves only while the
+			// account is in developer mode.
+			k, applied, err := get(ctx, s.ops, nsApplied, hex.EncodeToString(o[1:33]))
+			if err != nil {
+				return false, err
+			}
+			if applied && len(k) == 1 && record.Kind(k[0]) == record.AccountRegister {
+				return true, nil
+			}
+			_, cfg, err := s.Scope(ctx, scope)
+			if err != nil {
+				return false, err
+			}
+			m, err := s.AccountMode(ctx, scope, account, cfg)
+			return err == nil && m == record.ModeDeveloper, err
 		}
 		if len(o) < 33 {
 			return false, fmt.Errorf("auth: store: corrupt credential origin")
@@ -1041,7 +1069,7 @@ func passkeyRegistration(cfg *record.ScopeConfig, r *record.Record, b *record.Ac
 // credentialWrites checks that cred may be a credential of the account
 // (not a developer key of the scope: a developer's key never counts as the
 // user's) and returns its writes: the credential and its origin (how it
-// was added: originRoot, or originCredential by the credential adder, in
+// was added: originRoot, originDeveloper, or originCredential by the credential adder, in
 // the record with id rid). A credential added more than once keeps one
 // origin whatever their order: a root origin over one by a credential (so
 // no add can hang a registered credential on another one, or on a cycle),
@@ -1068,11 +1096,20 @@ func (s State) credentialWrites(ctx context.Context, cfg *record.ScopeConfig, sc
 		if err != nil {
 			return nil, err
 		}
-		if !ok || len(o) < 33 || bytes.Compare(origin, o) >= 0 {
+		if !ok || len(o) < 33 || originLess(o, origin) || bytes.Equal(o, origin) {
 			return nil, nil // the stored origin (or an older build's) stays
 		}
 	}
 	return []kv{{nsCred, k, cred.Marshal()}, {nsCredOrigin, k, origin}}, nil
+}
+
+// originLess reports whether origin a ranks before b: by kind
+// (originRank), then record id, then adder.
+func originLess(a, b []byte) bool {
+	if ra, rb := originRank(a[0]), originRank(b[0]); ra != rb {
+		return ra < rb
+	}
+	return bytes.Compare(a[1:], b[1:]) < 0
 }
 
 // devAuthority checks that r is signed by developer keys of the scope:
@@ -1195,7 +1232,7 @@ func (s State) credentialAdd(ctx context.Context, r *record.Record, b *record.Cr
 		if err := devSigned(r, cfg); err != nil {
 			return nil, err
 		}
-		return s.credentialWrites(ctx, cfg, b.Scope, b.Account, b.Credential, originRoot, r.ID(), nil)
+		return s.credentialWrites(ctx, cfg, b.Scope, b.Account, b.Credential, originDeveloper, r.ID(), nil)
 	}
 	adder, err := s.credentialProof(ctx, r, cfg, b.Scope, b.Account, s.registered)
 	if err != nil {
