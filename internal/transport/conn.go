@@ -272,12 +272,11 @@ func (l *link) connect(ctx context.Context) (*peerConn, error) {
 		pc.conn.Close()
 		return nil, ErrClosed
 	}
+	if !l.t.track(pc.readLoop) {
+		pc.conn.Close()
+		return nil, ErrClosed
+	}
 	l.pc, l.lastErr = pc, nil
-	l.t.wg.Add(1)
-	go func() {
-		defer l.t.wg.Done()
-		pc.readLoop()
-	}()
 	l.t.log.Info("peer link up", "peer", l.id, "addr", l.addr)
 	return pc, nil
 }

@@ -265,12 +265,32 @@ func (t *Transport) Serve(ctx context.Context, ln net.Listener) error {
 			c.Close()
 			continue
 		}
-		t.wg.Add(1)
-		go func() {
-			defer t.wg.Done()
-			t.accept(h)
-		}()
+		if !t.track(func() { t.accept(h) }) {
+			t.releaseHandshake(h)
+			c.Close()
+			return nil
+		}
 	}
+}
+
+// track runs f in a goroutine that Close waits for, unless the transport
+// is closed: then it runs nothing and reports false. Adding to t.wg under
+// t.mu, after the closed check, keeps every Add ordered before Close's
+// Wait (an Add racing a Wait that may already have returned is a misuse
+// of sync.WaitGroup, which the race detector reports).
+func (t *Transport) track(f func()) bool {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return false
+	}
+	t.wg.Add(1)
+	t.mu.Unlock()
+	go func() {
+		defer t.wg.Done()
+		f()
+	}()
+	return true
 }
 
 // accept runs the TLS handshake of an admitted connection, within
