@@ -134,7 +134,13 @@ func (c *creds) flags(fs *pflag.FlagSet, withAddress bool) {
 // clientOptions are the options of every client the command makes:
 // sealing to the attested node when asked (--measurement, --seal, or
 // measurements in the credentials file).
-func (c *creds) clientOptions() []client.Option {
+func (c *creds) clientOptions() []client.Option { return c.clientOptionsFor(c.loaded.URL) }
+
+// clientOptionsFor is clientOptions for a client of the node at url. The
+// expected node identity (--node-identity, the credentials' nodeIdentity)
+// is that of the credentials' node: a client of another node (bench sign
+// --url A,B) pins the identity it first verifies instead.
+func (c *creds) clientOptionsFor(url string) []client.Option {
 	ms := c.loaded.Measurements
 	explicit := len(c.measurements) > 0
 	if explicit {
@@ -172,6 +178,9 @@ func (c *creds) clientOptions() []client.Option {
 	node := c.loaded.NodeIdentity
 	if c.nodeIdentity != "" {
 		node = c.nodeIdentity
+	}
+	if url != c.loaded.URL {
+		node = ""
 	}
 	return []client.Option{client.WithAttestation(client.Attestation{
 		Pins:            pins,

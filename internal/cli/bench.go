@@ -118,7 +118,7 @@ every 5 s otherwise).
 			// through another node.
 			accts := []*client.Account{acct}
 			for _, u := range list[min(1, len(list)):] {
-				cl, err := newClient(u, concurrency, c.clientOptions()...)
+				cl, err := newClient(u, concurrency, c.clientOptionsFor(u)...)
 				if err != nil {
 					return err
 				}
