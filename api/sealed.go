@@ -78,49 +78,51 @@ func EncodeSealedCall(c SealedCall) ([]byte, error) {
 // non-empty "rpc" and an optional string "auth" (names matched exactly), no
 // other members, no duplicates and nothing after it.
 func DecodeSealedCall(b []byte) (SealedCall, error) {
-	fail := func(format string, args ...any) (SealedCall, error) {
-		return SealedCall{}, fmt.Errorf("api: sealed call: "+format, args...)
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	tok, err := dec.Token()
-	if err != nil || tok != json.Delim('{') {
-		return fail("not a JSON object")
-	}
 	var c SealedCall
+	err := decodeStrictObject(b, map[string]any{"rpc": &c.RPC, "auth": &c.Auth})
+	if err == nil && (len(c.RPC) == 0 || string(c.RPC) == "null") {
+		err = errors.New("no JSON-RPC body")
+	}
+	if err != nil {
+		return SealedCall{}, fmt.Errorf("api: sealed call: %w", err)
+	}
+	return c, nil
+}
+
+// decodeStrictObject decodes b as one JSON object whose members are named
+// exactly by the keys of members, each decoded into its value (a pointer):
+// an unknown or repeated member, or anything after the object, is an error.
+func decodeStrictObject(b []byte, members map[string]any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return errors.New("not a JSON object")
+	}
 	seen := map[string]bool{}
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return fail("%v", err)
+			return err
 		}
 		name, _ := tok.(string)
 		if seen[name] {
-			return fail("duplicate member %q", name)
+			return fmt.Errorf("duplicate member %q", name)
 		}
 		seen[name] = true
-		switch name {
-		case "rpc":
-			if err := dec.Decode(&c.RPC); err != nil {
-				return fail("rpc: %v", err)
-			}
-		case "auth":
-			if err := dec.Decode(&c.Auth); err != nil {
-				return fail("auth: %v", err)
-			}
-		default:
-			return fail("unknown member %q", name)
+		dst, ok := members[name]
+		if !ok {
+			return fmt.Errorf("unknown member %q", name)
+		}
+		if err := dec.Decode(dst); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
 	if _, err := dec.Token(); err != nil {
-		return fail("%v", err)
+		return err
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return fail("trailing data")
+		return errors.New("trailing data")
 	}
-	if len(c.RPC) == 0 || string(c.RPC) == "null" {
-		return fail("no JSON-RPC body")
-	}
-	return c, nil
+	return nil
 }
 
 // SealedMethod is the method a sealed request binds (envelope.Request.Method):
@@ -189,46 +191,13 @@ func EncodeSealedReply(r SealedReply) ([]byte, error) {
 // one JSON object with an HTTP status (100–599) and an optional "rpc", no
 // other members, no duplicates and nothing after it.
 func DecodeSealedReply(b []byte) (SealedReply, error) {
-	fail := func(format string, args ...any) (SealedReply, error) {
-		return SealedReply{}, fmt.Errorf("api: sealed reply: "+format, args...)
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return fail("not a JSON object")
-	}
 	var r SealedReply
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return fail("%v", err)
-		}
-		name, _ := tok.(string)
-		if seen[name] {
-			return fail("duplicate member %q", name)
-		}
-		seen[name] = true
-		switch name {
-		case "status":
-			if err := dec.Decode(&r.Status); err != nil {
-				return fail("status: %v", err)
-			}
-		case "rpc":
-			if err := dec.Decode(&r.RPC); err != nil {
-				return fail("rpc: %v", err)
-			}
-		default:
-			return fail("unknown member %q", name)
-		}
+	err := decodeStrictObject(b, map[string]any{"status": &r.Status, "rpc": &r.RPC})
+	if err == nil && (r.Status < 100 || r.Status > 599) {
+		err = fmt.Errorf("status %d", r.Status)
 	}
-	if _, err := dec.Token(); err != nil {
-		return fail("%v", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fail("trailing data")
-	}
-	if r.Status < 100 || r.Status > 599 {
-		return fail("status %d", r.Status)
+	if err != nil {
+		return SealedReply{}, fmt.Errorf("api: sealed reply: %w", err)
 	}
 	return r, nil
 }
