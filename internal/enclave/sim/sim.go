@@ -135,11 +135,7 @@ func loadPlatform(dir string, r io.Reader) (seed, secret []byte, err error) {
 		return nil, nil, fmt.Errorf("sim: reading platform: %w", err)
 	}
 	defer clear(b)
-	if len(b) != len(platformMagic)+64 || !bytes.Equal(b[:len(platformMagic)], []byte(platformMagic)) {
-		return nil, nil, fmt.Errorf("sim: %s is not a sim platform file", path)
-	}
-	body := b[len(platformMagic):]
-	return bytes.Clone(body[:32]), bytes.Clone(body[32:]), nil
+	return parsePlatform(path, b)
 }
 
 // writeExclusive writes data to path only if path does not exist, without
@@ -261,17 +257,23 @@ func ReadPlatformKey(dir string) (ed25519.PublicKey, error) {
 	return ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey), nil
 }
 
+// parsePlatform splits a platform file's contents b into its seed and
+// secret (copies; the caller clears b).
+func parsePlatform(path string, b []byte) (seed, secret []byte, err error) {
+	if len(b) != len(platformMagic)+64 || !bytes.Equal(b[:len(platformMagic)], []byte(platformMagic)) {
+		return nil, nil, fmt.Errorf("sim: %s is not a sim platform file", path)
+	}
+	body := b[len(platformMagic):]
+	return bytes.Clone(body[:32]), bytes.Clone(body[32:]), nil
+}
+
 func loadExisting(path string) (seed, secret []byte, err error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("sim: reading platform: %w", err)
 	}
 	defer clear(b)
-	if len(b) != len(platformMagic)+64 || !bytes.Equal(b[:len(platformMagic)], []byte(platformMagic)) {
-		return nil, nil, fmt.Errorf("sim: %s is not a sim platform file", path)
-	}
-	body := b[len(platformMagic):]
-	return bytes.Clone(body[:32]), bytes.Clone(body[32:]), nil
+	return parsePlatform(path, b)
 }
 
 // writeReplace writes data to path through a synced temporary file and a
