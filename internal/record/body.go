@@ -113,6 +113,19 @@ type ScopeConfig struct {
 	// changes DevKeys or DevQuorum (m of k). Zero means the default,
 	// DefaultDevQuorum(len(DevKeys)); otherwise 1 to len(DevKeys).
 	DevQuorum uint8
+	// Quota limits what the scope may use of the cluster (issue 16); a
+	// zero field means the node's default (auth.Quota).
+	Quota ScopeQuota
+}
+
+// ScopeQuota is a scope's quotas, each zero for the default. Nodes apply
+// them to their own work (auth.Service.Quota says how) and may clamp them
+// to their operator's limits.
+type ScopeQuota struct {
+	KeygensInFlight uint32 // key generations of the scope at once, per node
+	SignsPerSecond  uint32 // signatures per second as gateway, per node
+	MaxAccounts     uint32 // accounts in the scope
+	MaxKeys         uint32 // wallet keys in the scope
 }
 
 // DefaultDevQuorum is the developer-key quorum of a config that names
@@ -138,8 +151,11 @@ const (
 	// flagDevQuorum: a quorum byte (ScopeConfig.DevQuorum) follows the
 	// flags byte.
 	flagDevQuorum uint8 = 1 << 1
+	// flagQuota: the quota (ScopeConfig.Quota: four u32)
+	// follows the flags byte and the quorum byte, if any.
+	flagQuota uint8 = 1 << 2
 
-	knownScopeFlags = flagAllowRawDigest | flagDevQuorum
+	knownScopeFlags = flagAllowRawDigest | flagDevQuorum | flagQuota
 )
 
 func (c *ScopeConfig) flags() uint8 {
@@ -149,6 +165,9 @@ func (c *ScopeConfig) flags() uint8 {
 	}
 	if c.DevQuorum != 0 {
 		f |= flagDevQuorum
+	}
+	if c.Quota != (ScopeQuota{}) {
+		f |= flagQuota
 	}
 	return f
 }
@@ -213,6 +232,12 @@ func (c *ScopeConfig) encode(w *Writer) {
 		if f&flagDevQuorum != 0 {
 			w.U8(c.DevQuorum)
 		}
+		if f&flagQuota != 0 {
+			w.U32(c.Quota.KeygensInFlight)
+			w.U32(c.Quota.SignsPerSecond)
+			w.U32(c.Quota.MaxAccounts)
+			w.U32(c.Quota.MaxKeys)
+		}
 	}
 }
 
@@ -245,6 +270,15 @@ func decodeScopeConfig(r *Reader) ScopeConfig {
 				// a second way.
 				if c.DevQuorum = r.U8("developer-key quorum"); r.Err() == nil && c.DevQuorum == 0 {
 					r.fail("developer-key quorum: zero (omit it)")
+				}
+			}
+			if f&flagQuota != 0 {
+				c.Quota.KeygensInFlight = r.U32("quota: key generations in flight")
+				c.Quota.SignsPerSecond = r.U32("quota: signatures per second")
+				c.Quota.MaxAccounts = r.U32("quota: accounts")
+				c.Quota.MaxKeys = r.U32("quota: wallet keys")
+				if r.Err() == nil && c.Quota == (ScopeQuota{}) {
+					r.fail("quota: all zero (omit it)") // the defaults, spelt a second way
 				}
 			}
 		}
