@@ -118,9 +118,9 @@ func (h *handler) serveSealed(w http.ResponseWriter, r *http.Request, body []byt
 	ctx := r.Context()
 	mode := envelope.DetectMode(r.Header)
 	ctx = context.WithValue(ctx, modeKey{}, mode)
-	// The nonce store charges each request to its source, so that one
-	// address cannot fill it (envelope.MemoryNonceStore).
-	ctx = envelope.WithSource(ctx, SourceOf(r.RemoteAddr))
+	// The nonce store charges each request to its source (ServeHTTP put
+	// the client address in ctx), so that one address cannot fill it
+	// (envelope.MemoryNonceStore).
 	refusal := func(err error) *api.Error {
 		e := envelopeError(err)
 		if e == nil {
@@ -157,7 +157,7 @@ func (h *handler) serveSealed(w http.ResponseWriter, r *http.Request, body []byt
 		if err := check(SealedMethod(rpc), scope); err != nil {
 			return http.StatusBadRequest, errorResponse(nil, refusal(err))
 		}
-		status, resp := h.dispatch(WithSealedScope(withProofs(ctx, auth), scope), rpc)
+		status, resp, _ := h.dispatch(WithSealedScope(withProofs(ctx, auth), scope), rpc)
 		return sealedStatus(status), resp
 	}
 	switch mode {

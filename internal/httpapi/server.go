@@ -23,8 +23,11 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,6 +50,15 @@ type Options struct {
 	// refuse plaintext ones unless Sealing.AllowPlaintext. Nil serves
 	// plaintext JSON-RPC only.
 	Sealing *Sealing
+	// RateLimits, if set, limit the JSON-RPC requests of each client
+	// address and each scope (ratelimit.go); nil serves without limits.
+	RateLimits *RateLimits
+	// TrustedProxies are the addresses of reverse proxies in front of the
+	// node: a request whose TCP peer is in one of them is charged to the
+	// client address the proxies appended to X-Forwarded-For (the
+	// rightmost that is not itself a trusted proxy). Empty: the client
+	// address is the TCP peer's, and the header is ignored.
+	TrustedProxies []netip.Prefix
 }
 
 // Route is one extra HTTP route served by NewHandler's handler.
@@ -58,7 +70,8 @@ type Route struct {
 // handler is the http.Handler returned by NewHandler.
 type handler struct {
 	Options
-	mux *http.ServeMux
+	mux     *http.ServeMux
+	limiter *rateLimiter // nil without Options.RateLimits
 }
 
 // NewHandler returns the node's HTTP handler.
@@ -70,12 +83,14 @@ func NewHandler(opts Options) http.Handler {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	h := &handler{Options: opts, mux: http.NewServeMux()}
+	if opts.RateLimits != nil {
+		h.limiter = newRateLimiter(*opts.RateLimits, nil)
+	}
 	h.mux.HandleFunc("POST /{$}", h.serveRPC)
 	h.mux.HandleFunc("GET /healthz", h.serveHealth)
 	h.mux.HandleFunc("GET /readyz", h.serveReady)
-	if opts.Metrics != nil {
-		h.mux.Handle("GET /metrics", opts.Metrics.Handler())
-	}
+	// Metrics are counted here but served on their own listener
+	// (Metrics.Handler), never on the public API port.
 	for _, r := range opts.Routes {
 		h.mux.Handle(r.Pattern, r.Handler)
 	}
@@ -150,7 +165,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := context.WithValue(r.Context(), ctxKey{}, id)
 	ctx = context.WithValue(ctx, methodsKey{}, &methods)
 	ctx = withProofs(ctx, r.Header.Get(ProofsHeader))
-	ctx = envelope.WithSource(ctx, SourceOf(r.RemoteAddr))
+	ctx = envelope.WithSource(ctx, SourceOf(clientAddr(r, h.TrustedProxies)))
 	h.mux.ServeHTTP(sw, r.WithContext(ctx))
 	if sw.status == 0 {
 		sw.status = http.StatusOK
@@ -163,7 +178,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Metrics.observeHTTP(path, sw.status)
 	}
 	level := slog.LevelInfo
-	if path == "/healthz" || path == "/readyz" || path == "/metrics" {
+	if path == "/healthz" || path == "/readyz" {
 		level = slog.LevelDebug
 	}
 	h.Logger.LogAttrs(ctx, level, "http request",
@@ -177,6 +192,50 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 type methodsKey struct{}
+
+// clientAddr is the address a request is charged to: its TCP peer's, or,
+// when that is one of trusted (reverse proxies), the rightmost address of
+// X-Forwarded-For that is not itself a trusted proxy (each proxy appends
+// the address it received the request from; the entries left of the
+// nearest untrusted one are the client's to write, so not believed).
+func clientAddr(r *http.Request, trusted []netip.Prefix) string {
+	if len(trusted) == 0 {
+		return r.RemoteAddr
+	}
+	isTrusted := func(s string) bool {
+		ip, err := netip.ParseAddr(strings.TrimSpace(s))
+		if err != nil {
+			return false
+		}
+		ip = ip.Unmap()
+		for _, p := range trusted {
+			if p.Contains(ip) {
+				return true
+			}
+		}
+		return false
+	}
+	peer, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		peer = r.RemoteAddr
+	}
+	if !isTrusted(peer) {
+		return r.RemoteAddr
+	}
+	addr := r.RemoteAddr
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop := strings.TrimSpace(hops[i])
+		if _, err := netip.ParseAddr(hop); err != nil {
+			break // not an address: stop believing the header here
+		}
+		addr = hop
+		if !isTrusted(hop) {
+			break
+		}
+	}
+	return addr
+}
 
 // ClientSource returns the client address of the request being served,
 // as SourceOf gives it (an IPv4 address or an IPv6 /64), for handlers that
@@ -300,7 +359,10 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 
 // servePlain answers a plaintext JSON-RPC body.
 func (h *handler) servePlain(w http.ResponseWriter, r *http.Request, body []byte) {
-	status, resp := h.dispatch(r.Context(), body)
+	status, resp, retry := h.dispatch(r.Context(), body)
+	if retry > 0 {
+		w.Header().Set("Retry-After", strconv.FormatInt(int64((retry+time.Second-1)/time.Second), 10))
+	}
 	if resp == nil {
 		w.WriteHeader(status)
 		return
@@ -310,28 +372,42 @@ func (h *handler) servePlain(w http.ResponseWriter, r *http.Request, body []byte
 
 // dispatch runs a JSON-RPC body (a request or a batch) and returns the HTTP
 // status and the response to send: an *api.Response, a batch of them, or
-// nil with http.StatusNoContent when there is nothing to answer.
-func (h *handler) dispatch(ctx context.Context, body []byte) (int, any) {
+// nil with http.StatusNoContent when there is nothing to answer. When every
+// answer is a rate-limit refusal, the status is 429 and retry is the
+// longest of their retry-after hints (else 0).
+func (h *handler) dispatch(ctx context.Context, body []byte) (status int, resp any, retry time.Duration) {
 	items, batch, top := decodeBody(body)
 	if top != nil {
 		h.count(ctx, "invalid", top.Code, 0)
-		return http.StatusOK, errorResponse(nil, top)
+		return http.StatusOK, errorResponse(nil, top), 0
 	}
 	ctx, cancel := context.WithTimeout(ctx, RequestTimeout)
 	defer cancel()
 	var out []*api.Response
+	limited := 0
 	for _, it := range items {
 		if resp := h.run(ctx, it); resp != nil {
 			out = append(out, resp)
+			if resp.Error != nil && resp.Error.Code == api.CodeRateLimited {
+				d, _ := api.RetryAfter(resp.Error)
+				limited++
+				retry = max(retry, d)
+			}
 		}
+	}
+	status = http.StatusOK
+	if limited == 0 || limited < len(out) {
+		retry = 0
+	} else {
+		status = http.StatusTooManyRequests
 	}
 	switch {
 	case len(out) == 0:
-		return http.StatusNoContent, nil
+		return http.StatusNoContent, nil, 0
 	case batch:
-		return http.StatusOK, out
+		return status, out, retry
 	default:
-		return http.StatusOK, out[0]
+		return status, out[0], retry
 	}
 }
 
@@ -354,7 +430,16 @@ func (h *handler) run(ctx context.Context, it item) *api.Response {
 	}
 	var result json.RawMessage
 	var rpcErr *api.Error
-	if !ok {
+	if h.limiter != nil {
+		scope := SealedScope(ctx)
+		if scope == "" && ok {
+			scope = paramsScope(req.params)
+		}
+		rpcErr = h.limiter.admit(ClientSource(ctx), scope, req.method)
+	}
+	if rpcErr != nil {
+		// refused by a rate limit: nothing runs
+	} else if !ok {
 		rpcErr = api.Errorf(api.CodeMethodNotFound, "method not found")
 	} else {
 		result, rpcErr = h.call(ctx, fn, req)

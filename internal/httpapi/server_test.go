@@ -311,11 +311,24 @@ func TestMetrics(t *testing.T) {
 	f.single(t, `{`)
 	f.m.SessionDone("dkls23-sign", nil)
 	f.m.SessionDone("dkls23-sign", errors.New("x"))
+	// The metrics are served on their own listener (the node's
+	// metrics_listen), never on the public API port (issue 16): there,
+	// /metrics is 404 like any unknown path.
 	resp, err := http.Get(f.srv.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || strings.Contains(string(b), "keymesh_") {
+		t.Fatalf("API port /metrics: HTTP %d %.200s", resp.StatusCode, b)
+	}
+	msrv := httptest.NewServer(f.m.Handler())
+	defer msrv.Close()
+	if resp, err = http.Get(msrv.URL + "/metrics"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{
 		`keymesh_rpc_requests_total{code="0",method="keymesh_nodeInfo"} 2`,
@@ -323,6 +336,7 @@ func TestMetrics(t *testing.T) {
 		`keymesh_rpc_requests_total{code="-32700",method="invalid"} 1`,
 		`keymesh_rpc_duration_seconds_count{method="keymesh_nodeInfo"} 2`,
 		`keymesh_http_requests_total{path="/",status="200"} 4`,
+		`keymesh_http_requests_total{path="other",status="404"} 1`,
 		`keymesh_peer_reachable{peer="2"} 1`,
 		`keymesh_peer_reachable{peer="3"} 0`,
 		`keymesh_mpc_sessions_total{protocol="dkls23-sign",result="ok"} 1`,
