@@ -257,7 +257,7 @@ func decodeScopeConfig(r *Reader) ScopeConfig {
 	// An optional flags byte ends the config (it is the last field of
 	// every encoding that holds one): absent means no flags; present, it
 	// must be non-zero and name only known flags (one encoding per value).
-	if r.Err() == nil && len(r.b) > 0 {
+	if r.Err() == nil && r.more() {
 		switch f := r.U8("flags"); {
 		case f == 0:
 			r.fail("flags: zero flags byte (omit it)")
@@ -533,7 +533,7 @@ func DecodeAccountRegister(p []byte) (*AccountRegisterBody, error) {
 	// ascending marker order, each at most once (one encoding per value):
 	// 1 the registration key, 2 the config seq.
 	last := uint8(0)
-	for r.Err() == nil && len(r.b) > 0 {
+	for r.Err() == nil && r.more() {
 		v := r.U8("optional field")
 		if r.Err() != nil {
 			break

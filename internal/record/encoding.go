@@ -32,10 +32,10 @@
 package record
 
 import (
-	"encoding/binary"
 	"errors"
-	"fmt"
 	"unicode/utf8"
+
+	"github.com/keymesh/keymesh/internal/codec"
 )
 
 // ErrMalformed is wrapped by every decoding error.
@@ -46,109 +46,38 @@ var ErrMalformed = errors.New("record: malformed")
 const MaxField = 64 << 10
 
 // Writer builds a canonical encoding. The zero value is ready to use.
-type Writer struct{ b []byte }
+type Writer = codec.Writer
 
-// Bytes returns the encoding so far.
-func (w *Writer) Bytes() []byte { return w.b }
-
-// U8 appends v.
-func (w *Writer) U8(v uint8) { w.b = append(w.b, v) }
-
-// U32 appends v, big-endian.
-func (w *Writer) U32(v uint32) { w.b = binary.BigEndian.AppendUint32(w.b, v) }
-
-// U64 appends v, big-endian.
-func (w *Writer) U64(v uint64) { w.b = binary.BigEndian.AppendUint64(w.b, v) }
-
-// Fixed appends b with no length prefix (for fixed-size fields).
-func (w *Writer) Fixed(b []byte) { w.b = append(w.b, b...) }
-
-// Var appends b with a u32 length prefix.
-func (w *Writer) Var(b []byte) {
-	w.U32(uint32(len(b)))
-	w.b = append(w.b, b...)
-}
-
-// String appends s with a u32 length prefix.
-func (w *Writer) String(s string) {
-	w.U32(uint32(len(s)))
-	w.b = append(w.b, s...)
-}
-
-// Reader decodes a canonical encoding strictly. The first error sticks:
-// later reads return zero values, and Err (or Done) reports it.
-type Reader struct {
-	b   []byte
-	err error
-}
+// Reader decodes a canonical encoding strictly (codec.Reader, with
+// record's bounds). The first error sticks: later reads return zero
+// values, and Err (or Done) reports it.
+type Reader struct{ r codec.Reader }
 
 // NewReader returns a Reader over b.
-func NewReader(b []byte) *Reader { return &Reader{b: b} }
+func NewReader(b []byte) *Reader { return &Reader{r: codec.NewReader(b, ErrMalformed)} }
 
-func (r *Reader) fail(format string, args ...any) {
-	if r.err == nil {
-		r.err = fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
-	}
-}
+func (r *Reader) fail(format string, args ...any) { r.r.Fail(format, args...) }
 
 // Err returns the first error.
-func (r *Reader) Err() error { return r.err }
+func (r *Reader) Err() error { return r.r.Err() }
 
 // Done returns the first error, or an error if bytes are left over.
-func (r *Reader) Done() error {
-	if r.err == nil && len(r.b) != 0 {
-		r.fail("%d trailing bytes", len(r.b))
-	}
-	return r.err
-}
+func (r *Reader) Done() error { return r.r.Done() }
 
-func (r *Reader) take(n int, what string) []byte {
-	if r.err != nil {
-		return nil
-	}
-	if n < 0 || n > len(r.b) {
-		r.fail("%s: truncated", what)
-		return nil
-	}
-	v := r.b[:n:n]
-	r.b = r.b[n:]
-	return v
-}
+// more reports whether bytes are left (an optional trailing field).
+func (r *Reader) more() bool { return r.r.Len() > 0 }
 
 // U8 reads one byte.
-func (r *Reader) U8(what string) uint8 {
-	b := r.take(1, what)
-	if b == nil {
-		return 0
-	}
-	return b[0]
-}
+func (r *Reader) U8(what string) uint8 { return r.r.U8(what) }
 
 // U32 reads a big-endian uint32.
-func (r *Reader) U32(what string) uint32 {
-	b := r.take(4, what)
-	if b == nil {
-		return 0
-	}
-	return binary.BigEndian.Uint32(b)
-}
+func (r *Reader) U32(what string) uint32 { return r.r.U32(what) }
 
 // U64 reads a big-endian uint64.
-func (r *Reader) U64(what string) uint64 {
-	b := r.take(8, what)
-	if b == nil {
-		return 0
-	}
-	return binary.BigEndian.Uint64(b)
-}
+func (r *Reader) U64(what string) uint64 { return r.r.U64(what) }
 
 // Fixed reads exactly n bytes into dst.
-func (r *Reader) Fixed(dst []byte, what string) {
-	b := r.take(len(dst), what)
-	if b != nil {
-		copy(dst, b)
-	}
-}
+func (r *Reader) Fixed(dst []byte, what string) { copy(dst, r.r.Bytes(len(dst), what)) }
 
 // Var reads a length-prefixed byte string of at most max bytes (max <= 0
 // means MaxField). The result is a copy.
@@ -156,16 +85,8 @@ func (r *Reader) Var(max int, what string) []byte {
 	if max <= 0 || max > MaxField {
 		max = MaxField
 	}
-	n := r.U32(what)
-	if r.err != nil {
-		return nil
-	}
-	if n > uint32(max) {
-		r.fail("%s: %d bytes, at most %d allowed", what, n, max)
-		return nil
-	}
-	b := r.take(int(n), what)
-	if b == nil {
+	b := r.r.Var(max, what)
+	if r.r.Err() != nil {
 		return nil
 	}
 	return append([]byte{}, b...)
@@ -174,7 +95,7 @@ func (r *Reader) Var(max int, what string) []byte {
 // String reads a length-prefixed UTF-8 string of at most max bytes.
 func (r *Reader) String(max int, what string) string {
 	b := r.Var(max, what)
-	if r.err != nil {
+	if r.Err() != nil {
 		return ""
 	}
 	if !utf8.Valid(b) {
@@ -187,7 +108,7 @@ func (r *Reader) String(max int, what string) string {
 // Count reads a list length of at most max items.
 func (r *Reader) Count(max int, what string) int {
 	n := r.U32(what)
-	if r.err != nil {
+	if r.Err() != nil {
 		return 0
 	}
 	if n > uint32(max) {
