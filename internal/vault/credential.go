@@ -14,6 +14,8 @@ import (
 	"io"
 	"log/slog"
 	"unicode/utf8"
+
+	"github.com/keymesh/keymesh/internal/codec"
 )
 
 // Size limits of a credential record.
@@ -405,37 +407,38 @@ func (c *Credential) MarshalBinary() ([]byte, error) {
 	if err := c.check(); err != nil {
 		return nil, err
 	}
-	e := encoder{b: make([]byte, 0, 300+len(c.PublicNotes)+len(c.Content))}
-	e.u8(typeCredential)
-	e.u8(credentialVersion)
-	e.str(c.ID)
-	e.str(c.UserID)
-	e.str(c.PublicNotes)
-	e.bytes(c.Content)
-	e.fixed(c.EncryptorPublicKey[:])
-	e.fixed(c.IssuerAuthPublicKey[:])
-	e.fixed(c.PublicNotesSignature[:])
-	e.fixed(c.BroaderSignature[:])
-	e.fixed(c.ContentHash[:])
-	return e.b, nil
+	var e codec.Writer
+	e.Grow(300 + len(c.PublicNotes) + len(c.Content))
+	e.U8(typeCredential)
+	e.U8(credentialVersion)
+	e.String(c.ID)
+	e.String(c.UserID)
+	e.String(c.PublicNotes)
+	e.Var(c.Content)
+	e.Fixed(c.EncryptorPublicKey[:])
+	e.Fixed(c.IssuerAuthPublicKey[:])
+	e.Fixed(c.PublicNotesSignature[:])
+	e.Fixed(c.BroaderSignature[:])
+	e.Fixed(c.ContentHash[:])
+	return e.Bytes(), nil
 }
 
 // UnmarshalBinary decodes what MarshalBinary produced, strictly. On error c
 // is unchanged.
 func (c *Credential) UnmarshalBinary(b []byte) error {
-	d := decoder{b: b, pkg: "vault: credential"}
-	d.header(typeCredential, credentialVersion, "credential")
+	d := codec.NewReader(b, errCredentialEncoding)
+	readHeader(&d, typeCredential, credentialVersion, "credential")
 	var out Credential
-	out.ID = d.str(36, "id")
-	out.UserID = d.str(36, "user id")
-	out.PublicNotes = d.str(MaxPublicNotes, "public notes")
-	out.Content = bytes.Clone(d.bytes(MaxContentSize, "content"))
-	copy(out.EncryptorPublicKey[:], d.fixed(KeySize, "encryptor public key"))
-	copy(out.IssuerAuthPublicKey[:], d.fixed(ed25519.PublicKeySize, "issuer public key"))
-	copy(out.PublicNotesSignature[:], d.fixed(SignatureSize, "public notes signature"))
-	copy(out.BroaderSignature[:], d.fixed(SignatureSize, "broader signature"))
-	copy(out.ContentHash[:], d.fixed(sha256.Size, "content hash"))
-	if err := d.finish(); err != nil {
+	out.ID = string(d.Var(36, "id"))
+	out.UserID = string(d.Var(36, "user id"))
+	out.PublicNotes = string(d.Var(MaxPublicNotes, "public notes"))
+	out.Content = bytes.Clone(d.Var(MaxContentSize, "content"))
+	copy(out.EncryptorPublicKey[:], d.Bytes(KeySize, "encryptor public key"))
+	copy(out.IssuerAuthPublicKey[:], d.Bytes(ed25519.PublicKeySize, "issuer public key"))
+	copy(out.PublicNotesSignature[:], d.Bytes(SignatureSize, "public notes signature"))
+	copy(out.BroaderSignature[:], d.Bytes(SignatureSize, "broader signature"))
+	copy(out.ContentHash[:], d.Bytes(sha256.Size, "content hash"))
+	if err := d.Done(); err != nil {
 		return err
 	}
 	if err := out.check(); err != nil {

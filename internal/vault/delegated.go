@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/keymesh/keymesh/internal/codec"
 )
 
 // DelegatedGrant is idOS's delegated write grant (DWG): the owner, by
@@ -220,18 +221,19 @@ func (s *SignedDelegatedGrant) MarshalBinary() ([]byte, error) {
 	if err := d.check(); err != nil {
 		return nil, err
 	}
-	e := encoder{b: make([]byte, 0, 2+12+36+42+len(d.Grantee)+32+24+65)}
-	e.u8(typeDelegatedGrant)
-	e.u8(delegatedVersion)
-	e.str(d.ID)
-	e.str(d.Owner)
-	e.str(d.Grantee)
-	e.fixed(d.IssuerPublicKey[:])
-	e.u64(uint64(d.AccessGrantTimelock.Unix()))
-	e.u64(uint64(d.NotBefore.Unix()))
-	e.u64(uint64(d.NotAfter.Unix()))
-	e.fixed(s.Signature[:])
-	return e.b, nil
+	var e codec.Writer
+	e.Grow(2 + 12 + 36 + 42 + len(d.Grantee) + 32 + 24 + 65)
+	e.U8(typeDelegatedGrant)
+	e.U8(delegatedVersion)
+	e.String(d.ID)
+	e.String(d.Owner)
+	e.String(d.Grantee)
+	e.Fixed(d.IssuerPublicKey[:])
+	e.U64(uint64(d.AccessGrantTimelock.Unix()))
+	e.U64(uint64(d.NotBefore.Unix()))
+	e.U64(uint64(d.NotAfter.Unix()))
+	e.Fixed(s.Signature[:])
+	return e.Bytes(), nil
 }
 
 // maxUnix is 9999-12-31T23:59:59Z, the last time TimeLayout can write.
@@ -240,20 +242,20 @@ const maxUnix = 253402300799
 // UnmarshalBinary decodes what MarshalBinary produced, strictly. It does
 // not verify the signature. On error s is unchanged.
 func (s *SignedDelegatedGrant) UnmarshalBinary(b []byte) error {
-	dec := decoder{b: b, pkg: "vault: delegated grant"}
-	dec.header(typeDelegatedGrant, delegatedVersion, "delegated grant")
+	dec := codec.NewReader(b, errDelegatedEncoding)
+	readHeader(&dec, typeDelegatedGrant, delegatedVersion, "delegated grant")
 	var out SignedDelegatedGrant
 	d := &out.Grant
-	d.ID = dec.str(36, "id")
-	d.Owner = dec.str(42, "owner")
-	d.Grantee = dec.str(MaxWalletIdentifier, "consumer")
-	copy(d.IssuerPublicKey[:], dec.fixed(32, "issuer public key"))
+	d.ID = string(dec.Var(36, "id"))
+	d.Owner = string(dec.Var(42, "owner"))
+	d.Grantee = string(dec.Var(MaxWalletIdentifier, "consumer"))
+	copy(d.IssuerPublicKey[:], dec.Bytes(32, "issuer public key"))
 	var ts [3]uint64
 	for i, n := range []string{"timelock", "not before", "not after"} {
-		ts[i] = dec.u64(n)
+		ts[i] = dec.U64(n)
 	}
-	copy(out.Signature[:], dec.fixed(65, "signature"))
-	if err := dec.finish(); err != nil {
+	copy(out.Signature[:], dec.Bytes(65, "signature"))
+	if err := dec.Done(); err != nil {
 		return err
 	}
 	for _, t := range ts {

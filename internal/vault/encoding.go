@@ -2,102 +2,39 @@ package vault
 
 import (
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+
+	"github.com/keymesh/keymesh/internal/codec"
 )
 
-// Binary records (credentials, grants, delegated grants) share one layout:
-// a type byte, a version byte, then fields in a fixed order; variable fields
-// are a 4-byte big-endian length and the bytes, fixed fields are raw, and
-// integers are big-endian. Decoding is strict: every length is bounded, a
-// fixed field must be exactly its size, and trailing bytes are an error, so
-// each value has one encoding.
+// Binary records (credentials, grants, delegated grants) share one layout,
+// written with codec.Writer and read with codec.Reader: a type byte, a
+// version byte, then fields in a fixed order; variable fields are a 4-byte
+// big-endian length and the bytes, fixed fields are raw, and integers are
+// big-endian. Decoding is strict: every length is bounded, a fixed field
+// must be exactly its size, and trailing bytes are an error, so each value
+// has one encoding.
 
-type encoder struct{ b []byte }
+// The errors of each binary decoder wrap its record's name.
+var (
+	errCredentialEncoding = errors.New("vault: credential")
+	errGrantEncoding      = errors.New("vault: grant")
+	errDelegatedEncoding  = errors.New("vault: delegated grant")
+)
 
-func (e *encoder) fixed(b []byte) { e.b = append(e.b, b...) }
-func (e *encoder) u8(v uint8)     { e.b = append(e.b, v) }
-func (e *encoder) u64(v uint64)   { e.b = binary.BigEndian.AppendUint64(e.b, v) }
-func (e *encoder) bytes(b []byte) {
-	e.b = binary.BigEndian.AppendUint32(e.b, uint32(len(b)))
-	e.b = append(e.b, b...)
-}
-func (e *encoder) str(s string) { e.bytes([]byte(s)) }
-
-type decoder struct {
-	b   []byte
-	err error
-	pkg string
-}
-
-func (d *decoder) fail(format string, args ...any) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%s: "+format, append([]any{d.pkg}, args...)...)
+// readHeader reads a binary record's type and version bytes; name is the
+// record's ("credential").
+func readHeader(r *codec.Reader, typ, version byte, name string) {
+	t := r.U8("type")
+	v := r.U8("version")
+	if r.Err() == nil && t != typ {
+		r.Fail("not a %s (type byte %d)", name, t)
 	}
-}
-
-func (d *decoder) fixed(n int, name string) []byte {
-	if d.err != nil {
-		return nil
+	if r.Err() == nil && v != version {
+		r.Fail("unknown %s version %d", name, v)
 	}
-	if len(d.b) < n {
-		d.fail("%s: truncated", name)
-		return nil
-	}
-	v := d.b[:n:n]
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) u8(name string) uint8 {
-	v := d.fixed(1, name)
-	if v == nil {
-		return 0
-	}
-	return v[0]
-}
-
-func (d *decoder) u64(name string) uint64 {
-	v := d.fixed(8, name)
-	if v == nil {
-		return 0
-	}
-	return binary.BigEndian.Uint64(v)
-}
-
-func (d *decoder) bytes(max int, name string) []byte {
-	l := d.fixed(4, name+" length")
-	if l == nil {
-		return nil
-	}
-	n := binary.BigEndian.Uint32(l)
-	if uint64(n) > uint64(max) {
-		d.fail("%s: %d bytes exceeds %d", name, n, max)
-		return nil
-	}
-	return d.fixed(int(n), name)
-}
-
-func (d *decoder) str(max int, name string) string { return string(d.bytes(max, name)) }
-
-func (d *decoder) header(typ, version byte, name string) {
-	t := d.u8(name + " type")
-	v := d.u8(name + " version")
-	if d.err == nil && t != typ {
-		d.fail("not a %s (type byte %d)", name, t)
-	}
-	if d.err == nil && v != version {
-		d.fail("unknown %s version %d", name, v)
-	}
-}
-
-func (d *decoder) finish() error {
-	if d.err == nil && len(d.b) != 0 {
-		d.fail("%d trailing bytes", len(d.b))
-	}
-	return d.err
 }
 
 // Record type bytes.

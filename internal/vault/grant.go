@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/keymesh/keymesh/internal/codec"
 )
 
 // ErrLocked is returned when a grant is revoked before its timelock ends.
@@ -125,33 +127,34 @@ func (g *Grant) MarshalBinary() ([]byte, error) {
 	if err := g.check(); err != nil {
 		return nil, err
 	}
-	e := encoder{b: make([]byte, 0, 2+4*4+36*4+32+8+32)}
-	e.u8(typeGrant)
-	e.u8(grantVersion)
-	e.str(g.ID)
-	e.str(g.OwnerUserID)
-	e.fixed(g.GranteeKey[:])
-	e.str(g.DataID)
-	e.str(g.CopyID)
-	e.u64(uint64(g.LockedUntil))
-	e.fixed(g.ContentHash[:])
-	return e.b, nil
+	var e codec.Writer
+	e.Grow(2 + 4*4 + 36*4 + 32 + 8 + 32)
+	e.U8(typeGrant)
+	e.U8(grantVersion)
+	e.String(g.ID)
+	e.String(g.OwnerUserID)
+	e.Fixed(g.GranteeKey[:])
+	e.String(g.DataID)
+	e.String(g.CopyID)
+	e.U64(uint64(g.LockedUntil))
+	e.Fixed(g.ContentHash[:])
+	return e.Bytes(), nil
 }
 
 // UnmarshalBinary decodes what MarshalBinary produced, strictly. On error g
 // is unchanged.
 func (g *Grant) UnmarshalBinary(b []byte) error {
-	d := decoder{b: b, pkg: "vault: grant"}
-	d.header(typeGrant, grantVersion, "grant")
+	d := codec.NewReader(b, errGrantEncoding)
+	readHeader(&d, typeGrant, grantVersion, "grant")
 	var out Grant
-	out.ID = d.str(36, "id")
-	out.OwnerUserID = d.str(36, "owner")
-	copy(out.GranteeKey[:], d.fixed(KeySize, "grantee key"))
-	out.DataID = d.str(36, "data id")
-	out.CopyID = d.str(36, "copy id")
-	lu := d.u64("locked until")
-	copy(out.ContentHash[:], d.fixed(len(out.ContentHash), "content hash"))
-	if err := d.finish(); err != nil {
+	out.ID = string(d.Var(36, "id"))
+	out.OwnerUserID = string(d.Var(36, "owner"))
+	copy(out.GranteeKey[:], d.Bytes(KeySize, "grantee key"))
+	out.DataID = string(d.Var(36, "data id"))
+	out.CopyID = string(d.Var(36, "copy id"))
+	lu := d.U64("locked until")
+	copy(out.ContentHash[:], d.Bytes(len(out.ContentHash), "content hash"))
+	if err := d.Done(); err != nil {
 		return err
 	}
 	if lu > math.MaxInt64 {
