@@ -33,6 +33,12 @@ var sdkAllowed = []string{
 	module + "/internal/enclave/sim", // the sim platform's quote verification
 	module + "/internal/envelope",    // seals requests, opens answers
 	module + "/internal/record",      // signed records and approvals, canonical encoding
+
+	// The hardware attestation verifiers attest uses (pure: no I/O, no
+	// logging of their own; each pins its vendor's roots).
+	module + "/internal/attest/nitro",  // AWS Nitro attestation documents (COSE_Sign1, AWS root G1)
+	module + "/internal/attest/sevsnp", // AMD SEV-SNP reports (go-sev-guest, offline)
+	module + "/internal/attest/tdx",    // Intel TDX quotes (go-tdx-guest, offline)
 }
 
 // sdkForbidden are third-party module paths that only a node uses; none may

@@ -3,7 +3,9 @@
 // keys. The node serves a Document at GET /attestation (and the
 // keymesh_attestation method); the Go SDK and the CLI call Verify with the
 // client's Policy: the trust roots of the platform (for the sim backend, the
-// cluster's platform key; required), the expected measurement pinned in its
+// cluster's platform key, required; for AWS Nitro, AMD SEV-SNP and Intel TDX,
+// the vendor roots pinned in packages attest/nitro, attest/sevsnp and
+// attest/tdx, see hardware.go), the expected measurement pinned in its
 // config or trust on first use with a warning, and the weakest KEM accepted.
 // Every root comes from the client; nothing in the document vouches for
 // itself.
@@ -34,6 +36,7 @@ import (
 	"time"
 
 	"github.com/keymesh/keymesh/api"
+	"github.com/keymesh/keymesh/internal/attest/sevsnp"
 	"github.com/keymesh/keymesh/internal/enclave"
 	"github.com/keymesh/keymesh/internal/enclave/sim"
 	"github.com/keymesh/keymesh/internal/envelope"
@@ -255,6 +258,15 @@ type Policy struct {
 	// MaxSkew is how far ahead of Now a document's issue time may be
 	// (DefaultMaxSkew if zero).
 	MaxSkew time.Duration
+	// NitroRoots, SEVSNPRoots and TDXRoots replace the vendor roots pinned
+	// in packages attest/nitro (AWS Nitro Enclaves root G1), attest/sevsnp
+	// (AMD's ARK and ASK per product line) and attest/tdx (Intel SGX Root
+	// CA). Nil means the pinned vendor roots, which is what clients use;
+	// only tests, with chains they generate, set them. A hardware quote's
+	// certificates are checked at Now.
+	NitroRoots  *x509.CertPool
+	SEVSNPRoots sevsnp.TrustedRoots
+	TDXRoots    *x509.CertPool
 }
 
 // SimPlatformKeyFile is the file, in the directory `keymesh cluster init`
@@ -440,6 +452,10 @@ func verifyQuote(q *enclave.Quote, p Policy, res *Result) error {
 			return fmt.Errorf("%w: %w", ErrQuote, err)
 		}
 		res.Warnings = append(res.Warnings, "the node runs the simulated enclave backend: its quote proves nothing about the hardware")
+	case enclave.PlatformNitro, enclave.PlatformSEVSNP, enclave.PlatformTDX:
+		if err := verifyHardware(q, p); err != nil {
+			return err
+		}
 	default:
 		return fmt.Errorf("%w: %q", ErrUnsupportedPlatform, q.Platform)
 	}

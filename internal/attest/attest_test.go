@@ -153,11 +153,22 @@ func TestBinding(t *testing.T) {
 	}
 	// A platform without a verifier yet.
 	q.UnmarshalBinary(doc.Quote)
-	q.Platform, q.Simulated = enclave.PlatformSEVSNP, false
-	snp := *doc
-	snp.Quote, _ = q.MarshalBinary()
-	if _, err := Verify(&snp, p); !errors.Is(err, ErrUnsupportedPlatform) {
-		t.Fatalf("sev-snp: %v", err)
+	q.Platform, q.Simulated = enclave.PlatformSGX, false
+	sgx := *doc
+	sgx.Quote, _ = q.MarshalBinary()
+	if _, err := Verify(&sgx, p); !errors.Is(err, ErrUnsupportedPlatform) {
+		t.Fatalf("sgx: %v", err)
+	}
+	// A sim quote relabelled as a hardware platform: its evidence is no
+	// vendor's (hardware_test.go tests the real evidence).
+	for _, platform := range []string{enclave.PlatformSEVSNP, enclave.PlatformTDX, enclave.PlatformNitro} {
+		q.UnmarshalBinary(doc.Quote)
+		q.Platform, q.Simulated = platform, false
+		hw := *doc
+		hw.Quote, _ = q.MarshalBinary()
+		if _, err := Verify(&hw, p); !errors.Is(err, ErrQuote) {
+			t.Fatalf("%s: %v", platform, err)
+		}
 	}
 	if _, err := Verify(&Document{Keys: doc.Keys, Fresh: doc.Fresh, Quote: doc.Quote[:10]}, p); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("truncated quote: %v", err)
@@ -234,6 +245,16 @@ func FuzzVerify(f *testing.F) {
 	keys := Keys{HPKEKEM: envelope.KEMX25519, HPKE: bytes.Repeat([]byte{9}, 32)}
 	doc, _ := New(b, keys, fresh())
 	f.Add(doc.Keys, doc.Quote)
+	// Seeds for the hardware verifiers: genuine vendor evidence in a quote.
+	for platform, file := range map[string]string{
+		enclave.PlatformNitro: filepath.Join("nitro", "testdata", "cape-js-2022-09-15.cose"),
+		enclave.PlatformTDX:   filepath.Join("tdx", "testdata", "go-tdx-guest-tdx_prod_quote_SPR_E4.dat"),
+	} {
+		ev, _ := os.ReadFile(file)
+		q := enclave.Quote{Platform: platform, Evidence: ev}
+		qb, _ := q.MarshalBinary()
+		f.Add(doc.Keys, qb)
+	}
 	f.Fuzz(func(t *testing.T, kb, qb []byte) {
 		_, err := Verify(&Document{Keys: kb, Quote: qb}, Policy{TrustOnFirstUse: true, AllowSimulated: true,
 			SimPlatformKeys: []ed25519.PublicKey{b.PlatformKey()}, MinKEM: envelope.KEMX25519})

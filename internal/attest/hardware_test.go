@@ -1,0 +1,260 @@
+package attest
+
+import (
+	"bytes"
+	"crypto/ecdh"
+	"crypto/rand"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/keymesh/keymesh/internal/attest/nitro"
+	"github.com/keymesh/keymesh/internal/attest/nitro/nitrotest"
+	"github.com/keymesh/keymesh/internal/attest/sevsnp"
+	"github.com/keymesh/keymesh/internal/attest/tdx"
+	"github.com/keymesh/keymesh/internal/enclave"
+	"github.com/keymesh/keymesh/internal/envelope"
+)
+
+// hwKeys are request keys a client would seal to (the private half is not
+// needed: these tests stop at verification).
+func hwKeys(t *testing.T) (Keys, []byte) {
+	t.Helper()
+	sk, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := Keys{HPKEKEM: envelope.KEMX25519, HPKE: sk.PublicKey().Bytes(), Identity: bytes.Repeat([]byte{1}, 32)}
+	kb, err := k.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k, kb
+}
+
+// nitroDoc makes a Nitro attestation the way a node on Nitro makes one —
+// NSM Attestation with user_data = the report data binding keys and
+// freshness — but signed by the generated chain ca instead of AWS's.
+func nitroDoc(t *testing.T, ca *nitrotest.CA, pcr0 []byte, at time.Time) (*Document, enclave.Measurement) {
+	t.Helper()
+	_, kb := hwKeys(t)
+	f := Freshness{Issued: at, Expires: at.Add(DefaultValidity)}
+	fb, err := f.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd := ReportData(kb, fb)
+	ev, err := ca.Sign(pcr0, rd[:], at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := enclave.Measurement(nitro.MeasurementOf(pcr0))
+	q := &enclave.Quote{Platform: enclave.PlatformNitro, Measurement: m, ReportData: rd, Evidence: ev}
+	qb, err := q.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Document{Keys: kb, Fresh: fb, Quote: qb}, m
+}
+
+func requote(t *testing.T, d *Document, edit func(*enclave.Quote)) *Document {
+	t.Helper()
+	q := mustQuote(t, d)
+	edit(q)
+	qb, err := q.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Document{Keys: d.Keys, Fresh: d.Fresh, Quote: qb}
+}
+
+// TestNitroEndToEnd: a Nitro document binding the node's keys verifies
+// under the chain that signed it, and is refused under the pinned AWS root
+// (an operator's own chain), with another measurement pinned, with the
+// quote's unsigned fields rewritten, or marked simulated.
+func TestNitroEndToEnd(t *testing.T) {
+	now := time.Now()
+	ca, err := nitrotest.NewCA(now.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcr0 := bytes.Repeat([]byte{0xab}, 48)
+	doc, m := nitroDoc(t, ca, pcr0, now)
+	pol := Policy{Measurements: []enclave.Measurement{m}, NitroRoots: ca.Roots(), MinKEM: envelope.KEMX25519, Now: now}
+	res, err := Verify(doc, pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Platform != enclave.PlatformNitro || res.Simulated || res.Measurement != m || len(res.Warnings) != 0 {
+		t.Fatalf("result %+v", res)
+	}
+
+	aws := pol
+	aws.NitroRoots = nil // the client's default: the pinned AWS root
+	if _, err := Verify(doc, aws); !errors.Is(err, ErrQuote) || !errors.Is(err, nitro.ErrChain) {
+		t.Fatalf("self-made chain under the AWS root: err %v, want ErrQuote (chain)", err)
+	}
+
+	other := pol
+	other.Measurements = []enclave.Measurement{{1}}
+	var me *MeasurementError
+	if _, err := Verify(doc, other); !errors.As(err, &me) {
+		t.Fatalf("other pinned measurement: err %v, want MeasurementError", err)
+	}
+
+	// An attacker rewrites the quote's unsigned measurement to the pinned
+	// one while the evidence measures its own image.
+	evil, _ := nitroDoc(t, ca, bytes.Repeat([]byte{0xee}, 48), now)
+	evil = requote(t, evil, func(q *enclave.Quote) { q.Measurement = m })
+	if _, err := Verify(evil, pol); !errors.Is(err, ErrQuote) {
+		t.Fatalf("rewritten measurement: err %v, want ErrQuote", err)
+	}
+
+	// An on-path attacker swaps in its own request key: new keys, new
+	// report data in the quote, but the signed user_data is the node's.
+	_, akb := hwKeys(t)
+	swapped := &Document{Keys: akb, Fresh: doc.Fresh, Quote: doc.Quote}
+	if _, err := Verify(swapped, pol); !errors.Is(err, ErrKeysNotBound) {
+		t.Fatalf("swapped keys: err %v, want ErrKeysNotBound", err)
+	}
+	swapped = requote(t, swapped, func(q *enclave.Quote) { q.ReportData = ReportData(akb, doc.Fresh) })
+	if _, err := Verify(swapped, pol); !errors.Is(err, ErrKeysNotBound) {
+		t.Fatalf("swapped keys and report data: err %v, want ErrKeysNotBound", err)
+	}
+
+	sim := requote(t, doc, func(q *enclave.Quote) { q.Simulated = true })
+	simPol := pol
+	simPol.AllowSimulated = true
+	if _, err := Verify(sim, simPol); !errors.Is(err, ErrQuote) {
+		t.Fatalf("nitro quote marked simulated: err %v, want ErrQuote", err)
+	}
+
+	late := pol
+	late.Now = ca.NotAfter.Add(time.Second)
+	late.MaxAge = 48 * time.Hour
+	if _, err := Verify(doc, late); !errors.Is(err, ErrQuote) {
+		t.Fatalf("after the chain expired: err %v, want ErrQuote", err)
+	}
+
+	debug, dm := nitroDoc(t, ca, make([]byte, 48), now)
+	dbg := pol
+	dbg.Measurements = []enclave.Measurement{dm}
+	if _, err := Verify(debug, dbg); !errors.Is(err, ErrDebug) {
+		t.Fatalf("debug-mode enclave: err %v, want ErrDebug", err)
+	}
+}
+
+// wrapGenuine puts genuine vendor evidence in a keymesh quote with the
+// measurement and report data it carries, and keys the evidence cannot
+// bind (it was made for another application).
+func wrapGenuine(t *testing.T, platform string, m enclave.Measurement, rd []byte, ev []byte, at time.Time) *Document {
+	t.Helper()
+	_, kb := hwKeys(t)
+	f := Freshness{Issued: at, Expires: at.Add(DefaultValidity)}
+	fb, _ := f.MarshalBinary()
+	q := &enclave.Quote{Platform: platform, Measurement: m, Evidence: ev}
+	copy(q.ReportData[:], rd)
+	qb, err := q.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Document{Keys: kb, Fresh: fb, Quote: qb}
+}
+
+// TestGenuineEvidenceThroughVerify runs each genuine vendor sample through
+// attest.Verify as a client would meet it: the vendor check passes with the
+// pinned roots, and the document is still refused, because the evidence
+// binds another application's data, not these keys (Nitro, TDX), or the
+// guest allows debugging (SEV-SNP). A flipped byte, a time after the chain
+// expired and another pinned measurement are refused first.
+func TestGenuineEvidenceThroughVerify(t *testing.T) {
+	read := func(parts ...string) []byte {
+		b, err := os.ReadFile(filepath.Join(parts...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	type sample struct {
+		platform string
+		ev       []byte
+		at       time.Time
+		expired  time.Time
+		want     error
+	}
+	var samples []sample
+
+	nitroRaw := read("nitro", "testdata", "cape-js-2022-09-15.cose")
+	samples = append(samples, sample{enclave.PlatformNitro, nitroRaw,
+		time.Date(2022, 9, 15, 17, 44, 24, 0, time.UTC), time.Date(2022, 9, 15, 20, 43, 28, 0, time.UTC), ErrKeysNotBound})
+
+	snpEv, err := sevsnp.EncodeEvidence(read("sevsnp", "testdata", "go-sev-guest-attestation.bin"), read("sevsnp", "testdata", "go-sev-guest-vcek.der"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	samples = append(samples, sample{enclave.PlatformSEVSNP, snpEv,
+		time.Date(2023, 6, 1, 0, 0, 0, 0, time.UTC), time.Date(2029, 9, 25, 0, 0, 0, 0, time.UTC), ErrDebug})
+
+	tdxRaw := read("tdx", "testdata", "go-tdx-guest-tdx_prod_quote_SPR_E4.dat")
+	tdxRaw = tdxRaw[:len(tdxRaw)-39] // the published file's unsigned trailer (tdx/testdata/README.md)
+	samples = append(samples, sample{enclave.PlatformTDX, tdxRaw,
+		time.Date(2023, 7, 1, 1, 0, 0, 0, time.UTC), time.Date(2029, 9, 21, 0, 0, 0, 0, time.UTC), ErrKeysNotBound})
+
+	for _, s := range samples {
+		t.Run(s.platform, func(t *testing.T) {
+			var m enclave.Measurement
+			var rd []byte
+			switch s.platform {
+			case enclave.PlatformNitro:
+				d, err := nitro.Verify(s.ev, nitro.Roots(), s.at)
+				if err != nil {
+					t.Fatal(err)
+				}
+				m, rd = d.Measurement(), d.UserData
+			case enclave.PlatformSEVSNP:
+				r, err := sevsnp.Verify(s.ev, sevsnp.Roots(), s.at)
+				if err != nil {
+					t.Fatal(err)
+				}
+				m, rd = sevsnp.MeasurementOf(r.Measurement), r.ReportData
+			case enclave.PlatformTDX:
+				q, err := tdx.Verify(s.ev, tdx.Roots(), s.at)
+				if err != nil {
+					t.Fatal(err)
+				}
+				m, rd = q.Measurement(), q.ReportData
+			}
+			// Cape's user_data is a JSON object of 250 bytes: it cannot be
+			// 64 bytes of keymesh report data, so the binding fails before
+			// the measurement pin is looked at.
+			fits := len(rd) == 64
+			rd = rd[:min(len(rd), 64)]
+			doc := wrapGenuine(t, s.platform, m, rd, s.ev, s.at)
+			pol := Policy{Measurements: []enclave.Measurement{m}, Now: s.at, MinKEM: envelope.KEMX25519}
+			if _, err := Verify(doc, pol); !errors.Is(err, s.want) {
+				t.Fatalf("genuine %s evidence: err %v, want %v", s.platform, err, s.want)
+			}
+
+			flipped := bytes.Clone(s.ev)
+			flipped[len(flipped)/3] ^= 1
+			if _, err := Verify(wrapGenuine(t, s.platform, m, rd, flipped, s.at), pol); !errors.Is(err, ErrQuote) {
+				t.Fatalf("flipped evidence: err %v, want ErrQuote", err)
+			}
+			late := pol
+			late.Now = s.expired
+			if _, err := Verify(doc, late); !errors.Is(err, ErrQuote) {
+				t.Fatalf("after the chain expired: err %v, want ErrQuote", err)
+			}
+			if s.want != ErrDebug && fits {
+				other := pol
+				other.Measurements = []enclave.Measurement{{2}}
+				var me *MeasurementError
+				if _, err := Verify(doc, other); !errors.As(err, &me) {
+					t.Fatalf("another pinned measurement: err %v, want MeasurementError", err)
+				}
+			}
+		})
+	}
+}
