@@ -236,25 +236,6 @@ func (s *Service) useNonces(ctx context.Context, op Operation, ps []*parsed) err
 
 var errReplay = errors.New("auth: replayed nonce")
 
-// SweepNonces deletes the remembered nonces of approvals that expired
-// before now (they can no longer be replayed: Authorize refuses them as
-// expired). The node calls it periodically.
-func (s *Service) SweepNonces(ctx context.Context) error {
-	es, err := s.st.List(ctx, nsNonce, "", 0)
-	if err != nil {
-		return err
-	}
-	now := s.now().Unix()
-	for _, e := range es {
-		if len(e.Value) == 56 && int64(binary.BigEndian.Uint64(e.Value[48:])) < now {
-			if err := s.st.Delete(ctx, nsNonce, e.Key); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
 // sessionKey identifies a session record verified under one scope config.
 func sessionKey(seq uint64, r *record.Record) [32]byte {
 	h := sha256.New()
