@@ -38,10 +38,13 @@ import (
 //	go test ./internal/auth -run TestConvergence -rapid.checks=2000
 //	KEYMESH_CONVERGE_ORDERS=20 go test ./internal/auth -run TestConvergence
 //
-// Scope updates change the mode, and registrations name the config seq
-// their account's mode comes from. Out of the generator, because they are
-// not order-independent yet (see docs/auth.md, "Convergence"):
-// account.mode, registrations without a config seq, developer adds or registrations signed by a key a scope.update removes.
+// Scope updates change the mode, the developer keys (under the default
+// majority quorum or a quorum of 1) and the origins; registrations name
+// the config seq their account's mode comes from, or none; account.mode
+// records are signed by user keys or by developer keys; credential.adds
+// and registrations are signed by developer keys that updates may remove.
+// Not generated: passkey proofs (their attestations are not
+// deterministic), and user keys that are also developer keys.
 func TestConvergence(t *testing.T) {
 	// A modest default (25 sets, 4 orders: seconds, under 20 s with
 	// -race); -rapid.checks and KEYMESH_CONVERGE_ORDERS make it longer.
@@ -86,6 +89,15 @@ func TestConvergence(t *testing.T) {
 		sc := &record.ScopeCreateBody{Config: cfg([]int{0, 1}, 0, mode)}
 		sc.Nonce[0] = rapid.Byte().Draw(rt, "scope nonce")
 		scope := sc.ScopeID()
+		// A registration names a config seq, or none (older records,
+		// client.DelegatedRegistrationRecord).
+		configSeq := func() *uint64 {
+			seq := uint64(rapid.IntRange(-1, 3).Draw(rt, "registration config seq"))
+			if seq == ^uint64(0) {
+				return nil
+			}
+			return &seq
+		}
 		var recs []*record.Record
 		add := func(r *record.Record, err error) {
 			if err != nil {
@@ -96,8 +108,7 @@ func TestConvergence(t *testing.T) {
 		add(record.Sign(record.ScopeCreate, sc.Marshal(), devs[0]))
 		for i, acct := range accounts {
 			cred := record.KeyCredential(users[3*i].Public()) // a: u0, b: u3
-			seq := uint64(rapid.IntRange(0, 3).Draw(rt, "registration config seq"))
-			add(record.Sign(record.AccountRegister, (&record.AccountRegisterBody{Scope: scope, Account: acct, Time: 1, Nonce: [16]byte{byte(i)}, Credential: &cred, ConfigSeq: &seq}).Marshal(), devs[0]))
+			add(record.Sign(record.AccountRegister, (&record.AccountRegisterBody{Scope: scope, Account: acct, Time: 1, Nonce: [16]byte{byte(i)}, Credential: &cred, ConfigSeq: configSeq()}).Marshal(), devs[0]))
 		}
 		userOrDev := func(label string, withDevs ...int) *record.PrivateKey {
 			i := rapid.IntRange(0, len(users)+len(withDevs)-1).Draw(rt, label)
@@ -109,9 +120,9 @@ func TestConvergence(t *testing.T) {
 		n := rapid.IntRange(1, 24).Draw(rt, "actions")
 		for range n {
 			acct := rapid.SampledFrom(accounts).Draw(rt, "account")
-			switch rapid.IntRange(0, 5).Draw(rt, "kind") {
-			case 0: // credential.add by a user key or developer key 0
-				signer := userOrDev("add signer", 0)
+			switch rapid.IntRange(0, 6).Draw(rt, "kind") {
+			case 0: // credential.add by a user key or any developer key (one a scope.update may remove)
+				signer := userOrDev("add signer", 0, 1, 2)
 				cred := record.KeyCredential(rapid.SampledFrom(users).Draw(rt, "added").Public())
 				b := &record.CredentialAddBody{Scope: scope, Account: acct, Credential: cred}
 				b.Nonce[0] = rapid.Byte().Draw(rt, "add nonce")
@@ -133,24 +144,28 @@ func TestConvergence(t *testing.T) {
 				}
 				add(record.Sign(record.SessionRevoke, (&record.SessionRevokeBody{Scope: scope, Account: acct, Session: s.Public().ID()}).Marshal(), signer))
 			case 4: // scope.update: keys kept, added or removed; one or two signers
-				keySets := [][]int{{0, 1}, {0, 1, 2}, {0, 2}, {0}}
-				signerSets := [][]int{{0}, {1}, {2}, {0, 1}, {0, 2}}
+				keySets := [][]int{{0, 1}, {0, 1, 2}, {0, 2}, {0}, {1, 2}, {1}}
+				signerSets := [][]int{{0}, {1}, {2}, {0, 1}, {0, 2}, {1, 2}}
 				ks := rapid.SampledFrom(keySets).Draw(rt, "dev keys")
 				who := rapid.IntRange(0, len(signerSets)-1).Draw(rt, "signers")
 				// One body may come with proofs by several signer sets.
 				m := rapid.SampledFrom([]record.Mode{record.ModeUser, record.ModeDeveloper, record.ModeHybrid}).Draw(rt, "update mode")
 				b := &record.ScopeUpdateBody{Scope: scope, Seq: uint64(rapid.IntRange(1, 3).Draw(rt, "seq")), Config: cfg(ks, rapid.IntRange(0, 2).Draw(rt, "origin"), m)}
+				b.Config.DevQuorum = uint8(rapid.IntRange(0, 1).Draw(rt, "quorum")) // 0: the default majority
 				var signers []*record.PrivateKey
 				for _, i := range signerSets[who] {
 					signers = append(signers, devs[i])
 				}
 				add(record.SignQuorum(record.ScopeUpdate, b.Marshal(), signers...))
-			case 5: // another registration of the account id, by the developer: the lowest record id wins
+			case 5: // another registration of the account id, by any developer key (one a scope.update may remove): the lowest record id wins
 				cred := record.KeyCredential(rapid.SampledFrom(users).Draw(rt, "registered").Public())
-				seq := uint64(rapid.IntRange(0, 3).Draw(rt, "registration config seq"))
-				b := &record.AccountRegisterBody{Scope: scope, Account: acct, Time: 1, Credential: &cred, ConfigSeq: &seq}
+				b := &record.AccountRegisterBody{Scope: scope, Account: acct, Time: 1, Credential: &cred, ConfigSeq: configSeq()}
 				b.Nonce[0], b.Nonce[1] = 1, rapid.Byte().Draw(rt, "registration nonce")
-				add(record.Sign(record.AccountRegister, b.Marshal(), devs[0]))
+				add(record.Sign(record.AccountRegister, b.Marshal(), devs[rapid.IntRange(0, 2).Draw(rt, "registrar")]))
+			case 6: // account.mode: the holder's consent (a user key) or a developer key's
+				b := &record.AccountModeBody{Scope: scope, Account: acct, Seq: uint64(rapid.IntRange(1, 3).Draw(rt, "mode seq")),
+					Mode: rapid.SampledFrom([]record.Mode{record.ModeUser, record.ModeDeveloper, record.ModeHybrid}).Draw(rt, "account mode")}
+				add(record.Sign(record.AccountMode, b.Marshal(), userOrDev("mode signer", 0, 1, 2)))
 			}
 		}
 		// One record per body and proof.
@@ -253,7 +268,7 @@ func stateDigest(t interface{ Fatalf(string, ...any) }, st store.Store, scope st
 	ctx := context.Background()
 	var b bytes.Buffer
 	for _, ns := range []string{"auth.applied", "auth.scope", "auth.scope.base", "auth.scope.update", "auth.account", "auth.cred", "auth.cred.origin",
-		"auth.cred.revoked", "auth.session", "auth.session.revoked", "auth.regnonce", "auth.account.reg"} {
+		"auth.cred.revoked", "auth.session", "auth.session.revoked", "auth.regnonce", "auth.account.reg", "auth.account.mode"} {
 		es, err := st.List(ctx, ns, "", 0)
 		if err != nil {
 			t.Fatalf("list %s: %v", ns, err)

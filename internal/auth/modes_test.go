@@ -106,7 +106,8 @@ func TestDeveloperCannotActAsUser(t *testing.T) {
 
 			// An account registered after the change is in developer mode:
 			// the developer adds keys to it and approves alone.
-			b := &record.AccountRegisterBody{Scope: scope, Account: "bob", Time: e.clock.now().Unix()}
+			one := uint64(1) // the config it is registered under
+			b := &record.AccountRegisterBody{Scope: scope, Account: "bob", Time: e.clock.now().Unix(), ConfigSeq: &one}
 			rand.Read(b.Nonce[:])
 			reg, _ := record.Sign(record.AccountRegister, b.Marshal(), dev)
 			if err := e.svc.SubmitRecord(ctx, reg); err != nil {

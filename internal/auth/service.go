@@ -107,20 +107,10 @@ func (s *Service) SubmitRecord(ctx context.Context, rec *record.Record) error {
 			}
 		}
 	}
-	if rec.Kind == record.CredentialAdd {
-		// Apply stores a developer's add in any mode (it approves only in
-		// developer mode: State.Live); a developer asking for one outside
-		// developer mode is refused here.
-		if b, err := record.DecodeCredentialAdd(rec.Body); err == nil {
-			st := s.State()
-			if _, cfg, err := st.Scope(ctx, b.Scope); err == nil {
-				if dev, err := st.isDevSigned(ctx, rec, cfg, b.Scope, false); err == nil && dev {
-					if m, err := st.AccountMode(ctx, b.Scope, b.Account, cfg); err == nil && m != record.ModeDeveloper {
-						return deny(api.CodeAuthBadProof, "credential.add: must be proven by one of the account's credentials (account %s is in %s mode)", b.Account, m)
-					}
-				}
-			}
-		}
+	// What Apply must accept for convergence but a client should not
+	// submit now (a removed developer key, a stale mode change).
+	if err := s.State().checkSubmission(ctx, rec); err != nil {
+		return err
 	}
 	return s.submit(ctx, rec.Marshal())
 }

@@ -77,6 +77,7 @@ const (
 	nsRegNonce       = "auth.regnonce"        // scope/nonce → account (written by older builds only)
 	nsRegistration   = "auth.account.reg"     // scope/account/record id → how ‖ time ‖ mode: every valid registration of the account
 	nsNonce          = "auth.nonce"           // scope/nonce → op hash ‖ request ‖ expiry
+	nsAccountModeRec = "auth.account.mode"    // scope/account/seq(16 hex)/apply id → mode ‖ proof kind ‖ credential id: every stored account.mode
 )
 
 func acctKey(scope, account string) string { return scope + "/" + account }
@@ -124,53 +125,140 @@ func (s State) Scope(ctx context.Context, scope string) (uint64, *record.ScopeCo
 	return binary.BigEndian.Uint64(v), &cfg, nil
 }
 
-// AccountMode returns an account's mode. A registration that names the
-// scope config it was made under (AccountRegisterBody.ConfigSeq) gets
-// the mode of the config in effect at that seq on the scope's chain
-// (resolveChain), which is a function of the stored records, so the same
-// on every node whatever order the registration and scope.updates arrive
-// in; a passkey self-registration keeps the user's half whatever config
-// it names (developer mode becomes hybrid), so a gateway naming an old
-// config cannot give a user's account to the developer. An account.mode
-// record (the holder's consent) sets the mode itself. Otherwise
-// (registrations without ConfigSeq) the mode is the scope's when the
-// registration was applied, and an account stored by a build that did
-// not record modes has cfg's (the scope's current config).
+// AccountMode returns an account's mode, a function of the stored
+// records only (docs/auth.md, "An account keeps the mode it was
+// registered under"):
+//
+//   - The registration's: the mode of the config in effect at the seq it
+//     names (AccountRegisterBody.ConfigSeq; none names seq 0, the scope's
+//     base config) on the scope's chain (resolveChain), for the account's
+//     winning registration; a passkey self-registration keeps the user's
+//     half (developer mode becomes hybrid), so a gateway naming an old
+//     config cannot give a user's account to the developer.
+//   - Then the account's stored account.mode records, as a chain
+//     (accountModeChain): each step is the record with the lowest seq
+//     above the current step's that is valid against the current mode.
+//
+// An account stored by a build that did not keep registrations has the
+// mode it stored (or cfg's, the scope's current config, if none).
 func (s State) AccountMode(ctx context.Context, scope, account string, cfg *record.ScopeConfig) (record.Mode, error) {
+	m, _, err := s.accountModeSeq(ctx, scope, account, cfg)
+	return m, err
+}
+
+// accountModeSeq returns the account's mode (AccountMode) and the seq of
+// the account.mode record that set it (0 if none).
+func (s State) accountModeSeq(ctx context.Context, scope, account string, cfg *record.ScopeConfig) (record.Mode, uint64, error) {
 	v, ok, err := get(ctx, s.ops, nsAccount, acctKey(scope, account))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if !ok {
-		return 0, deny(api.CodeAuthUnknown, "unknown account %s in scope %s", account, scope)
+		return 0, 0, deny(api.CodeAuthUnknown, "unknown account %s in scope %s", account, scope)
 	}
-	if len(v) < 18 { // no account.mode applied
-		win, err := s.winningRegistration(ctx, scope, account)
-		if err != nil {
-			return 0, err
+	m, seq, err := s.registeredMode(ctx, scope, account, v, cfg)
+	if err != nil {
+		return 0, 0, err
+	}
+	return s.accountModeChain(ctx, scope, account, m, seq)
+}
+
+// registeredMode is the mode an account starts from before its
+// account.mode records (AccountMode), and the mode seq it starts at.
+func (s State) registeredMode(ctx context.Context, scope, account string, v []byte, cfg *record.ScopeConfig) (record.Mode, uint64, error) {
+	if len(v) >= 18 {
+		// An account.mode applied by an earlier build of this
+		// version, which wrote the mode into the account.
+		m := record.Mode(v[9])
+		if m < record.ModeUser || m > record.ModeHybrid {
+			return 0, 0, fmt.Errorf("auth: store: corrupt account %s", account)
 		}
-		if win != nil {
-			rv, ok, err := get(ctx, s.ops, nsRegistration, subKey(scope, account, win))
-			if err != nil {
-				return 0, err
+		return m, binary.BigEndian.Uint64(v[10:18]), nil
+	}
+	win, err := s.winningRegistration(ctx, scope, account)
+	if err != nil {
+		return 0, 0, err
+	}
+	if win != nil {
+		rv, ok, err := get(ctx, s.ops, nsRegistration, subKey(scope, account, win))
+		if err != nil {
+			return 0, 0, err
+		}
+		if ok && len(rv) >= 10 {
+			var seq uint64 // no ConfigSeq: the base config
+			if len(rv) >= 18 {
+				seq = binary.BigEndian.Uint64(rv[10:18])
 			}
-			if ok && len(rv) >= 18 {
-				m, err := s.modeAt(ctx, scope, binary.BigEndian.Uint64(rv[10:18]))
-				if err == nil && rv[0] == regPasskey && m == record.ModeDeveloper {
-					m = record.ModeHybrid
-				}
-				return m, err
+			m, err := s.modeAt(ctx, scope, seq)
+			if err == nil && rv[0] == regPasskey && m == record.ModeDeveloper {
+				m = record.ModeHybrid
 			}
+			return m, 0, err
 		}
 	}
 	if len(v) >= 10 {
 		m := record.Mode(v[9])
 		if m < record.ModeUser || m > record.ModeHybrid {
-			return 0, fmt.Errorf("auth: store: corrupt account %s", account)
+			return 0, 0, fmt.Errorf("auth: store: corrupt account %s", account)
 		}
-		return m, nil
+		return m, 0, nil
 	}
-	return cfg.Mode, nil
+	return cfg.Mode, 0, nil
+}
+
+// Proof kinds of a stored account.mode (nsAccountModeRec's second byte).
+const (
+	modeByDeveloper  = 1 // signed by keys that are or were developer keys of the scope
+	modeByCredential = 2 // proven by a credential registered to the account (its id follows)
+)
+
+// accountModeChain applies the account's stored account.mode records to
+// mode m at seq: in order of seq, then record id, a record with a greater
+// seq than the current step's that changes the mode is the next step if
+// it is valid against the current mode: while the account is in developer
+// mode, signed by developer keys (the developer holds such an account);
+// while it has a user's half (user or hybrid), proven by one of its live
+// credentials (the user consents). The result depends on the set of
+// stored records only, and a consent is used once (its seq is passed).
+func (s State) accountModeChain(ctx context.Context, scope, account string, m record.Mode, seq uint64) (record.Mode, uint64, error) {
+	es, err := s.ops.List(ctx, nsAccountModeRec, acctKey(scope, account)+"/", 0)
+	if err != nil {
+		return 0, 0, fmt.Errorf("auth: store: %w", err)
+	}
+	for _, e := range es {
+		rest := e.Key[len(acctKey(scope, account))+1:]
+		if len(rest) < 17 || len(e.Value) < 2 {
+			return 0, 0, fmt.Errorf("auth: store: corrupt account mode record")
+		}
+		var rseq uint64
+		if _, err := fmt.Sscanf(rest[:16], "%016x", &rseq); err != nil {
+			return 0, 0, fmt.Errorf("auth: store: corrupt account mode record")
+		}
+		next := record.Mode(e.Value[0])
+		if rseq <= seq || next == m {
+			continue
+		}
+		switch e.Value[1] {
+		case modeByDeveloper:
+			if m != record.ModeDeveloper {
+				continue
+			}
+		case modeByCredential:
+			if m == record.ModeDeveloper {
+				continue
+			}
+			cur := m
+			if live, err := s.live(ctx, scope, account, e.Value[2:], &cur); err != nil {
+				return 0, 0, err
+			} else if !live {
+				continue
+			}
+		default:
+			continue
+		}
+		m, seq = next, rseq
+	}
+	return m, seq, nil
 }
 
 // modeAt returns the mode of the config in effect at seq on the scope's
@@ -282,6 +370,32 @@ func originRank(kind byte) int {
 // revocation, which no node can tell apart) is dead with it. Of several
 // adds of one credential, one is its origin (credentialWrites).
 func (s State) Live(ctx context.Context, scope, account string, id []byte) (bool, error) {
+	return s.live(ctx, scope, account, id, nil)
+}
+
+// live is Live with the account's mode, if known (accountModeChain asks
+// under a mode it is resolving; nil: AccountMode).
+func (s State) live(ctx context.Context, scope, account string, id []byte, known *record.Mode) (bool, error) {
+	// inDeveloperMode reports whether the account is in developer mode
+	// and, if keys is not empty (ids of the developer keys that added a
+	// credential), all of them are developer keys of the scope's current
+	// config: a developer's add lives through the keys that made it.
+	inDeveloperMode := func(keys []byte) (bool, error) {
+		_, cfg, err := s.Scope(ctx, scope)
+		if err != nil {
+			return false, err
+		}
+		for ; len(keys) >= 32; keys = keys[32:] {
+			if !hasDevKeyID(cfg, keys[:32]) {
+				return false, nil
+			}
+		}
+		if known != nil {
+			return *known == record.ModeDeveloper, nil
+		}
+		m, err := s.AccountMode(ctx, scope, account, cfg)
+		return err == nil && m == record.ModeDeveloper, err
+	}
 	seen := map[string]bool{}
 	for {
 		k := subKey(scope, account, id)
@@ -303,12 +417,10 @@ func (s State) Live(ctx context.Context, scope, account string, id []byte) (bool
 			return true, nil
 		}
 		if o[0] == originDeveloper {
-			_, cfg, err := s.Scope(ctx, scope)
-			if err != nil {
-				return false, err
+			if len(o) < 33 {
+				return false, fmt.Errorf("auth: store: corrupt credential origin")
 			}
-			m, err := s.AccountMode(ctx, scope, account, cfg)
-			return err == nil && m == record.ModeDeveloper, err
+			return inDeveloperMode(o[33:])
 		}
 		if o[0] == originRoot {
 			// Registered with the account, or added by a developer key:
@@ -340,18 +452,23 @@ func (s State) Live(ctx context.Context, scope, account string, id []byte) (bool
 			if applied && len(k) == 1 && record.Kind(k[0]) == record.AccountRegister {
 				return true, nil
 			}
-			_, cfg, err := s.Scope(ctx, scope)
-			if err != nil {
-				return false, err
-			}
-			m, err := s.AccountMode(ctx, scope, account, cfg)
-			return err == nil && m == record.ModeDeveloper, err
+			return inDeveloperMode(nil)
 		}
 		if len(o) < 33 {
 			return false, fmt.Errorf("auth: store: corrupt credential origin")
 		}
 		id = o[33:]
 	}
+}
+
+// hasDevKeyID reports whether cfg has a developer key whose id is id.
+func hasDevKeyID(cfg *record.ScopeConfig, id []byte) bool {
+	for _, k := range cfg.DevKeys {
+		if kid := k.ID(); bytes.Equal(kid[:], id) {
+			return true
+		}
+	}
+	return false
 }
 
 // registered returns one of the account's credentials, whether or not it
@@ -568,11 +685,13 @@ func applyID(r *record.Record) [32]byte {
 		for _, k := range r.Signers() { // canonical order (record.Unmarshal)
 			k.Encode(&w)
 		}
-	case record.CredentialAdd:
+	case record.CredentialAdd, record.AccountMode:
 		// Which credential added a credential decides whether it is live
 		// (Live), so one add body proven by two credentials is two
 		// candidates, and the credential's origin is the least of them
-		// (credentialWrites), whatever order they arrive in.
+		// (credentialWrites), whatever order they arrive in. Likewise who
+		// proved an account.mode decides whether it is valid
+		// (accountModeChain): each proof is its own candidate.
 		w.String("keymesh/auth/credential-add-signer/v1")
 		w.Fixed(id[:])
 		for _, k := range r.Signers() {
@@ -884,7 +1003,11 @@ func (s State) accountRegister(ctx context.Context, r *record.Record, b *record.
 	)
 	switch r.Auth.Kind {
 	case record.AuthSignature, record.AuthSignatures:
-		if err := devSigned(r, cfg); err != nil {
+		// Keys that are or were developer keys of the scope (missing
+		// otherwise: the update adding the key may arrive), so that
+		// applying it does not depend on whether an update removing the
+		// key arrived first. SubmitRecord takes current keys only.
+		if err := s.devAuthority(ctx, r, cfg, b.Scope, true); err != nil {
 			return nil, err
 		}
 		how = regDelegated
@@ -925,11 +1048,7 @@ func (s State) accountRegister(ctx context.Context, r *record.Record, b *record.
 	}
 	rid := r.ID()
 	acct := append([]byte{how}, binary.BigEndian.AppendUint64(nil, uint64(b.Time))...)
-	if b.ConfigSeq != nil {
-		acct = append(acct, 0) // derived from the scope's chain (AccountMode), not stored
-	} else {
-		acct = append(acct, byte(cfg.Mode)) // the account's mode (AccountMode)
-	}
+	acct = append(acct, 0) // the mode is derived from the scope's chain (AccountMode), not stored
 	reg := bytes.Clone(acct)
 	if b.ConfigSeq != nil {
 		// The account's mode is derived from the scope's configs from
@@ -1221,18 +1340,20 @@ func (s State) credentialAdd(ctx context.Context, r *record.Record, b *record.Cr
 	// A credential adding one need only be registered to the account, not
 	// live: what it adds is live only while it is (Live), so applying the
 	// add does not depend on whether its revocation arrived first.
-	if dev, err := s.isDevSigned(ctx, r, cfg, b.Scope, false); err != nil {
+	if dev, err := s.isDevSigned(ctx, r, cfg, b.Scope, true); err != nil {
 		return nil, err
 	} else if dev {
-		// Stored in any mode, approving only while the account is in
-		// developer mode (Live): an account's mode can depend on
-		// scope.updates that arrive later (AccountMode), so whether the
-		// add applies must not. SubmitRecord refuses it outside
-		// developer mode.
-		if err := devSigned(r, cfg); err != nil {
+		// Stored in any mode and by any key that is or was a developer
+		// key, approving only while the account is in developer mode
+		// and every signer is a developer key of the scope's current
+		// config (Live): the account's mode and the scope's keys can
+		// depend on scope.updates that arrive later, so whether the add
+		// applies must not. SubmitRecord refuses it outside developer
+		// mode or signed by a key that is not a current developer key.
+		if err := s.devAuthority(ctx, r, cfg, b.Scope, true); err != nil {
 			return nil, err
 		}
-		return s.credentialWrites(ctx, cfg, b.Scope, b.Account, b.Credential, originDeveloper, r.ID(), nil)
+		return s.credentialWrites(ctx, cfg, b.Scope, b.Account, b.Credential, originDeveloper, r.ID(), signerIDs(r))
 	}
 	adder, err := s.credentialProof(ctx, r, cfg, b.Scope, b.Account, s.registered)
 	if err != nil {
@@ -1241,52 +1362,85 @@ func (s State) credentialAdd(ctx context.Context, r *record.Record, b *record.Cr
 	return s.credentialWrites(ctx, cfg, b.Scope, b.Account, b.Credential, originCredential, r.ID(), adder.ID)
 }
 
-// accountMode moves an account to its scope's current mode: the
-// developer asked for that mode by setting it on the scope, and the
-// account's holder consents by signing the record: one of the account's
-// credentials while the account has a user's half (user or hybrid mode),
-// a developer key while it is in developer mode. Without that record an
-// account keeps the mode it was registered under.
+// signerIDs is the ids of r's signers, concatenated (canonical order).
+func signerIDs(r *record.Record) []byte {
+	var out []byte
+	for _, k := range r.Signers() {
+		id := k.ID()
+		out = append(out, id[:]...)
+	}
+	return out
+}
+
+// accountMode stores an account.mode record: a move of the account to a
+// mode the scope has or had (the developer asked for it by setting it on
+// the scope), signed by keys that are or were developer keys of the
+// scope or proven by a credential ever registered to the account. Every
+// such record is stored, whatever order they arrive in, and the account's
+// mode is resolved from them (accountModeChain): a developer's signature
+// counts only while the account is in developer mode, a credential's
+// only while it has a user's half and the credential is live. Without a
+// valid record an account keeps the mode it was registered under.
+// SubmitRecord also checks the record against this node's current state
+// (checkSubmission).
 func (s State) accountMode(ctx context.Context, r *record.Record, b *record.AccountModeBody) ([]kv, error) {
 	_, cfg, err := s.Scope(ctx, b.Scope)
 	if err != nil {
 		return nil, err
 	}
-	v, ok, err := get(ctx, s.ops, nsAccount, acctKey(b.Scope, b.Account))
-	if err != nil {
+	if err := s.needAccount(ctx, b.Scope, b.Account); err != nil {
 		return nil, err
 	}
-	if !ok || len(v) < 9 {
-		return nil, deny(api.CodeAuthUnknown, "unknown account %s in scope %s", b.Account, b.Scope)
+	if b.Seq == 0 {
+		return nil, deny(api.CodeAuthBadProof, "account mode sequence numbers start at 1")
 	}
-	cur, err := s.AccountMode(ctx, b.Scope, b.Account, cfg)
-	if err != nil {
+	if ok, err := s.everMode(ctx, b.Scope, cfg, b.Mode); err != nil {
 		return nil, err
+	} else if !ok {
+		// Missing: the update to that mode may arrive.
+		return nil, &Denial{Code: api.CodeAuthBadProof, Missing: true, Msg: fmt.Sprintf("scope %s is in %s mode: an account moves only to its scope's mode", b.Scope, cfg.Mode)}
 	}
-	var seq uint64
-	if len(v) >= 18 {
-		seq = binary.BigEndian.Uint64(v[10:18])
-	}
-	if b.Seq <= seq {
-		return nil, deny(api.CodeAuthConflict, "account %s is at mode sequence %d; change %d is stale", b.Account, seq, b.Seq)
-	}
-	if b.Mode != cfg.Mode {
-		return nil, deny(api.CodeAuthBadProof, "scope %s is in %s mode: an account moves only to its scope's current mode", b.Scope, cfg.Mode)
-	}
-	if b.Mode == cur {
-		return nil, deny(api.CodeAuthConflict, "account %s is already in %s mode", b.Account, cur)
-	}
-	if cur == record.ModeDeveloper {
-		err = devSigned(r, cfg)
+	val := []byte{byte(b.Mode), modeByDeveloper}
+	if dev, err := s.isDevSigned(ctx, r, cfg, b.Scope, true); err != nil {
+		return nil, err
+	} else if dev {
+		if err := s.devAuthority(ctx, r, cfg, b.Scope, true); err != nil {
+			return nil, err
+		}
 	} else {
-		_, err = s.credentialAuthority(ctx, r, cfg, b.Scope, b.Account)
+		c, err := s.credentialProof(ctx, r, cfg, b.Scope, b.Account, s.registered)
+		if err != nil {
+			return nil, err
+		}
+		val = append([]byte{byte(b.Mode), modeByCredential}, c.ID...)
 	}
+	id := applyID(r)
+	return []kv{{nsAccountModeRec, fmt.Sprintf("%s/%016x/%x", acctKey(b.Scope, b.Account), b.Seq, id[:]), val}}, nil
+}
+
+// everMode reports whether the scope has or had a config in mode m (its
+// current one, its base or any stored update).
+func (s State) everMode(ctx context.Context, scope string, cur *record.ScopeConfig, m record.Mode) (bool, error) {
+	if cur.Mode == m {
+		return true, nil
+	}
+	if base, ok, err := get(ctx, s.ops, nsScopeBase, scope); err != nil {
+		return false, err
+	} else if ok && len(base) >= 8 {
+		if c, err := record.DecodeScopeConfig(base[8:]); err == nil && c.Mode == m {
+			return true, nil
+		}
+	}
+	cands, err := s.scopeCandidates(ctx, scope)
 	if err != nil {
-		return nil, err
+		return false, err
 	}
-	nv := append(bytes.Clone(v[:9]), byte(b.Mode))
-	nv = binary.BigEndian.AppendUint64(nv, b.Seq)
-	return []kv{{nsAccount, acctKey(b.Scope, b.Account), nv}}, nil
+	for _, c := range cands {
+		if c.cfg.Mode == m {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func (s State) credentialRevoke(ctx context.Context, r *record.Record, b *record.CredentialRevokeBody, id [32]byte) ([]kv, error) {

@@ -1,0 +1,97 @@
+package auth
+
+import (
+	"context"
+
+	"github.com/keymesh/keymesh/api"
+	"github.com/keymesh/keymesh/internal/record"
+)
+
+// checkSubmission checks a record submitted to this node against the
+// node's current state, beyond what Apply checks. Apply decides from the
+// set of stored records only, so that every node ends in the same state
+// whatever order records arrive in; some of its rules must therefore
+// accept records that are valid only in a state a node has moved past
+// (signed by a developer key a quorum removed since, or a move to a mode
+// the scope left). A client submitting one now is told so here instead of
+// having it stored without effect (docs/auth.md, "Convergence"):
+//
+//   - a delegated registration, or a developer's credential.add, must be
+//     signed by developer keys of the scope's current config, and the
+//     add is for an account in developer mode;
+//   - an account.mode must move the account to the scope's current mode,
+//     from another mode, with a seq above the account's last change, and
+//     be signed as the account's current mode requires: developer keys of
+//     the current config in developer mode, a live credential of the
+//     account otherwise.
+//
+// Errors it cannot judge (unknown scope or account, bad encodings) are
+// left to Apply.
+func (s State) checkSubmission(ctx context.Context, rec *record.Record) error {
+	body, err := record.DecodeBody(rec.Kind, rec.Body)
+	if err != nil {
+		return nil
+	}
+	switch b := body.(type) {
+	case *record.AccountRegisterBody:
+		if rec.Auth.Kind != record.AuthSignature && rec.Auth.Kind != record.AuthSignatures {
+			return nil
+		}
+		_, cfg, err := s.Scope(ctx, b.Scope)
+		if err != nil {
+			return nil
+		}
+		if err := devSigned(rec, cfg); err != nil {
+			return prefixed(rec.Kind, err)
+		}
+	case *record.CredentialAddBody:
+		_, cfg, err := s.Scope(ctx, b.Scope)
+		if err != nil {
+			return nil
+		}
+		if dev, err := s.isDevSigned(ctx, rec, cfg, b.Scope, true); err != nil || !dev {
+			return nil
+		}
+		if m, err := s.AccountMode(ctx, b.Scope, b.Account, cfg); err == nil && m != record.ModeDeveloper {
+			return deny(api.CodeAuthBadProof, "credential.add: must be proven by one of the account's credentials (account %s is in %s mode)", b.Account, m)
+		}
+		if err := devSigned(rec, cfg); err != nil {
+			return prefixed(rec.Kind, err)
+		}
+	case *record.AccountModeBody:
+		_, cfg, err := s.Scope(ctx, b.Scope)
+		if err != nil {
+			return nil
+		}
+		cur, seq, err := s.accountModeSeq(ctx, b.Scope, b.Account, cfg)
+		if err != nil {
+			return nil
+		}
+		if b.Mode != cfg.Mode {
+			return deny(api.CodeAuthBadProof, "account.mode: scope %s is in %s mode: an account moves only to its scope's current mode", b.Scope, cfg.Mode)
+		}
+		if b.Seq <= seq {
+			return deny(api.CodeAuthConflict, "account.mode: account %s is at mode sequence %d; change %d is stale", b.Account, seq, b.Seq)
+		}
+		if b.Mode == cur {
+			return deny(api.CodeAuthConflict, "account.mode: account %s is already in %s mode", b.Account, cur)
+		}
+		if cur == record.ModeDeveloper {
+			err = devSigned(rec, cfg)
+		} else {
+			_, err = s.credentialAuthority(ctx, rec, cfg, b.Scope, b.Account)
+		}
+		if err != nil {
+			return prefixed(rec.Kind, err)
+		}
+	}
+	return nil
+}
+
+// prefixed names the record kind in a Denial's message.
+func prefixed(k record.Kind, err error) error {
+	if d, ok := err.(*Denial); ok {
+		return &Denial{Code: d.Code, Msg: k.String() + ": " + d.Msg, Missing: d.Missing}
+	}
+	return err
+}
