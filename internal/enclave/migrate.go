@@ -8,6 +8,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/keymesh/keymesh/internal/codec"
 )
 
 // Migration moves sealed secrets from one build (the source, the old binary)
@@ -79,8 +81,8 @@ func NewMigrationTarget(b Backend) (*MigrationTarget, []byte, error) {
 		return nil, nil, err
 	}
 	req := []byte(migrateRequestMagic)
-	req = appendLP(req, pub)
-	req = appendLP(req, qb)
+	req = codec.AppendVar(req, pub)
+	req = codec.AppendVar(req, qb)
 	return &MigrationTarget{b: b, priv: hide(priv), request: req}, bytes.Clone(req), nil
 }
 
@@ -98,8 +100,8 @@ func migrateBundleReportData(request, enc, ct []byte) ReportData {
 	h := sha512.New()
 	h.Write([]byte("keymesh enclave migration bundle v1\x00"))
 	h.Write(reqHash[:])
-	h.Write(appendLP(nil, enc))
-	h.Write(appendLP(nil, ct))
+	h.Write(codec.AppendVar(nil, enc))
+	h.Write(codec.AppendVar(nil, ct))
 	var rd ReportData
 	h.Sum(rd[:0])
 	return rd
@@ -111,13 +113,11 @@ func migrateInfo(request []byte) []byte {
 }
 
 func parseMigrationRequest(req []byte) (pub []byte, q *Quote, err error) {
-	r := reader{b: req}
-	if m := r.bytes(len(migrateRequestMagic), "magic"); r.err == nil && !bytes.Equal(m, []byte(migrateRequestMagic)) {
-		r.fail("not a migration request")
-	}
-	pub = r.lp(maxMigrateField, "public key")
-	qb := r.lp(maxMigrateField, "quote")
-	if err := r.done(); err != nil {
+	r := codec.NewReader(req, ErrMalformed)
+	r.Magic(migrateRequestMagic, "a migration request")
+	pub = r.Var(maxMigrateField, "public key")
+	qb := r.Var(maxMigrateField, "quote")
+	if err := r.Done(); err != nil {
 		return nil, nil, fmt.Errorf("enclave: migration request: %w", err)
 	}
 	q = new(Quote)
@@ -163,8 +163,8 @@ func ExportMigration(b Backend, request []byte, verifyTarget Verifier, secrets [
 		if err != nil {
 			return nil, fmt.Errorf("enclave: migration: secret %q: %w", s.Label, err)
 		}
-		pt = appendLP(pt, []byte(s.Label))
-		pt = appendLP(pt, v)
+		pt = codec.AppendVar(pt, []byte(s.Label))
+		pt = codec.AppendVar(pt, v)
 		clear(v)
 	}
 
@@ -185,9 +185,9 @@ func ExportMigration(b Backend, request []byte, verifyTarget Verifier, secrets [
 		return nil, err
 	}
 	out := []byte(migrateBundleMagic)
-	out = appendLP(out, sqb)
-	out = appendLP(out, enc)
-	out = appendLP(out, ct)
+	out = codec.AppendVar(out, sqb)
+	out = codec.AppendVar(out, enc)
+	out = codec.AppendVar(out, ct)
 	return out, nil
 }
 
@@ -199,14 +199,12 @@ func (t *MigrationTarget) Import(bundle []byte, verifySource Verifier) ([]Secret
 	if t.used {
 		return nil, errors.New("enclave: migration target already used")
 	}
-	r := reader{b: bundle}
-	if m := r.bytes(len(migrateBundleMagic), "magic"); r.err == nil && !bytes.Equal(m, []byte(migrateBundleMagic)) {
-		r.fail("not a migration bundle")
-	}
-	qb := r.lp(maxMigrateField, "quote")
-	enc := r.lp(maxMigrateField, "encapsulated key")
-	ct := r.lp(maxMigrateField, "ciphertext")
-	if err := r.done(); err != nil {
+	r := codec.NewReader(bundle, ErrMalformed)
+	r.Magic(migrateBundleMagic, "a migration bundle")
+	qb := r.Var(maxMigrateField, "quote")
+	enc := r.Var(maxMigrateField, "encapsulated key")
+	ct := r.Var(maxMigrateField, "ciphertext")
+	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("enclave: migration bundle: %w", err)
 	}
 	var q Quote
@@ -234,22 +232,22 @@ func (t *MigrationTarget) Import(bundle []byte, verifySource Verifier) ([]Secret
 	t.used = true
 	t.priv = nil
 
-	pr := reader{b: pt}
-	n := pr.u32("count")
-	if pr.err == nil && n > maxMigrateSecrets {
-		pr.fail("%d secrets", n)
+	pr := codec.NewReader(pt, ErrMalformed)
+	n := pr.U32("count")
+	if pr.Err() == nil && n > maxMigrateSecrets {
+		pr.Fail("%d secrets", n)
 	}
 	type item struct {
 		label string
 		value []byte
 	}
 	var items []item
-	for i := uint32(0); i < n && pr.err == nil; i++ {
-		l := pr.lp(maxLabelLen, "label")
-		v := pr.lp(maxMigrateField, "secret")
+	for i := uint32(0); i < n && pr.Err() == nil; i++ {
+		l := pr.Var(maxLabelLen, "label")
+		v := pr.Var(maxMigrateField, "secret")
 		items = append(items, item{string(l), v})
 	}
-	if err := pr.done(); err != nil {
+	if err := pr.Done(); err != nil {
 		return nil, fmt.Errorf("enclave: migration bundle contents: %w", err)
 	}
 	out := make([]Secret, 0, len(items))

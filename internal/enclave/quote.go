@@ -3,6 +3,8 @@ package enclave
 import (
 	"bytes"
 	"fmt"
+
+	"github.com/keymesh/keymesh/internal/codec"
 )
 
 // Platform names known to the formats here.
@@ -62,35 +64,27 @@ func (q *Quote) MarshalBinary() ([]byte, error) {
 	if len(q.Evidence) > maxEvidenceLen {
 		return nil, fmt.Errorf("enclave: quote evidence is %d bytes, limit %d", len(q.Evidence), maxEvidenceLen)
 	}
-	return appendLP(q.SignedBytes(), q.Evidence), nil
+	return codec.AppendVar(q.SignedBytes(), q.Evidence), nil
 }
 
 // UnmarshalBinary decodes a quote strictly: unknown flags, an empty or long
 // platform name and trailing bytes are errors wrapping ErrMalformed.
 func (q *Quote) UnmarshalBinary(data []byte) error {
-	r := reader{b: data}
-	if m := r.bytes(len(quoteMagic), "magic"); r.err == nil && !bytes.Equal(m, []byte(quoteMagic)) {
-		r.fail("not a quote (bad magic)")
-	}
-	n := int(r.u8("platform length"))
-	if r.err == nil && (n == 0 || n > maxPlatformLen) {
-		r.fail("platform name length %d", n)
-	}
-	platform := r.bytes(n, "platform")
-	flags := r.u8("flags")
-	if r.err == nil && flags&^knownQuoteFlags != 0 {
-		r.fail("unknown flags %#x", flags)
-	}
+	r := codec.NewReader(data, ErrMalformed)
+	r.Magic(quoteMagic, "a quote")
 	var out Quote
-	copy(out.Measurement[:], r.bytes(len(out.Measurement), "measurement"))
-	copy(out.ReportData[:], r.bytes(len(out.ReportData), "report data"))
-	ev := r.lp(maxEvidenceLen, "evidence")
-	if err := r.done(); err != nil {
+	out.Platform = readPlatform(&r)
+	flags := r.U8("flags")
+	if r.Err() == nil && flags&^knownQuoteFlags != 0 {
+		r.Fail("unknown flags %#x", flags)
+	}
+	out.Simulated = flags&flagSimulated != 0
+	copy(out.Measurement[:], r.Bytes(len(out.Measurement), "measurement"))
+	copy(out.ReportData[:], r.Bytes(len(out.ReportData), "report data"))
+	out.Evidence = bytes.Clone(r.Var(maxEvidenceLen, "evidence"))
+	if err := r.Done(); err != nil {
 		return fmt.Errorf("enclave: quote: %w", err)
 	}
-	out.Platform = string(platform)
-	out.Simulated = flags&flagSimulated != 0
-	out.Evidence = bytes.Clone(ev)
 	*q = out
 	return nil
 }

@@ -3,6 +3,8 @@ package enclave
 import (
 	"bytes"
 	"fmt"
+
+	"github.com/keymesh/keymesh/internal/codec"
 )
 
 const (
@@ -40,28 +42,20 @@ func (s *Sealed) MarshalBinary() ([]byte, error) {
 	if len(s.Payload) > maxSealedPayload {
 		return nil, fmt.Errorf("enclave: sealed payload is %d bytes, limit %d", len(s.Payload), maxSealedPayload)
 	}
-	return appendLP(s.Header(), s.Payload), nil
+	return codec.AppendVar(s.Header(), s.Payload), nil
 }
 
 // UnmarshalBinary decodes a sealed blob strictly.
 func (s *Sealed) UnmarshalBinary(data []byte) error {
-	r := reader{b: data}
-	if m := r.bytes(len(sealedMagic), "magic"); r.err == nil && !bytes.Equal(m, []byte(sealedMagic)) {
-		r.fail("not a sealed blob (bad magic)")
-	}
-	n := int(r.u8("platform length"))
-	if r.err == nil && (n == 0 || n > maxPlatformLen) {
-		r.fail("platform name length %d", n)
-	}
-	platform := r.bytes(n, "platform")
+	r := codec.NewReader(data, ErrMalformed)
+	r.Magic(sealedMagic, "a sealed blob")
 	var out Sealed
-	copy(out.Measurement[:], r.bytes(len(out.Measurement), "measurement"))
-	payload := r.lp(maxSealedPayload, "payload")
-	if err := r.done(); err != nil {
+	out.Platform = readPlatform(&r)
+	copy(out.Measurement[:], r.Bytes(len(out.Measurement), "measurement"))
+	out.Payload = bytes.Clone(r.Var(maxSealedPayload, "payload"))
+	if err := r.Done(); err != nil {
 		return fmt.Errorf("enclave: sealed blob: %w", err)
 	}
-	out.Platform = string(platform)
-	out.Payload = bytes.Clone(payload)
 	*s = out
 	return nil
 }
