@@ -1,7 +1,6 @@
 package envelope
 
 import (
-	"bytes"
 	"context"
 	"crypto/cipher"
 	"crypto/rand"
@@ -14,6 +13,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/keymesh/keymesh/internal/codec"
 )
 
 // Passport compatibility mode. The wire format of Passport's sealed requests
@@ -329,19 +330,17 @@ func (o *CompatOpener) Open(ctx context.Context, encryptedKey string, body map[s
 	} else if err != nil {
 		return nil, err
 	}
-	r := reader{b: meta}
-	if m := r.bytes(len(compatReqMagic), "meta magic"); r.err == nil && !bytes.Equal(m, []byte(compatReqMagic)) {
-		r.fail("meta field is not a request meta")
-	}
+	r := codec.NewReader(meta, ErrMalformed)
+	r.Magic(compatReqMagic, "a request meta")
 	out := &CompatOpened{aead: hide(aead)}
-	ms := r.u64("timestamp")
-	copy(out.Nonce[:], r.bytes(nonceLen, "nonce"))
+	ms := r.U64("timestamp")
+	copy(out.Nonce[:], r.Bytes(nonceLen, "nonce"))
 	var node NodeID
-	copy(node[:], r.bytes(len(node), "node id"))
-	out.Method = string(r.bytes(int(r.u8("method length")), "method"))
-	out.Scope = string(r.bytes(int(r.u8("scope length")), "scope"))
-	digest := r.bytes(sha256.Size, "digest")
-	if err := r.done(); err != nil {
+	copy(node[:], r.Bytes(len(node), "node id"))
+	out.Method = string(r.Var8("method"))
+	out.Scope = string(r.Var8("scope"))
+	digest := r.Bytes(sha256.Size, "digest")
+	if err := r.Done(); err != nil {
 		return nil, err
 	}
 	if node != o.node {

@@ -13,6 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/keymesh/keymesh/internal/codec"
 )
 
 // KEM identifiers allowed for sealed requests (draft-ietf-hpke-pq §3 and RFC
@@ -151,30 +153,24 @@ type parsedRequest struct {
 }
 
 func parseRequest(b []byte) (*parsedRequest, error) {
-	r := reader{b: b}
-	if m := r.bytes(len(requestMagic), "magic"); r.err == nil && !bytes.Equal(m, []byte(requestMagic)) {
-		r.fail("not a sealed request (bad magic)")
-	}
+	r := codec.NewReader(b, ErrMalformed)
+	r.Magic(requestMagic, "a sealed request")
 	var p parsedRequest
-	p.h.kem = r.u16("kem")
-	p.h.kdf = r.u16("kdf")
-	p.h.aead = r.u16("aead")
-	copy(p.h.keyID[:], r.bytes(keyIDLen, "key id"))
-	copy(p.h.node[:], r.bytes(len(p.h.node), "node id"))
-	p.h.unixMilli = r.u64("timestamp")
-	copy(p.h.nonce[:], r.bytes(nonceLen, "nonce"))
-	p.h.method = string(r.bytes(int(r.u8("method length")), "method"))
-	p.h.scope = string(r.bytes(int(r.u8("scope length")), "scope"))
-	p.h.enc = r.bytes(int(r.u16("enc length")), "enc")
-	p.headerLen = len(b) - len(r.b)
-	p.mac = r.bytes(macLen, "header mac")
-	aadLen := len(b) - len(r.b)
-	n := r.u32("ciphertext length")
-	if r.err == nil && n > MaxBody+64 {
-		r.fail("ciphertext of %d bytes", n)
-	}
-	p.ciphertext = r.bytes(int(n), "ciphertext")
-	if err := r.done(); err != nil {
+	p.h.kem = r.U16("kem")
+	p.h.kdf = r.U16("kdf")
+	p.h.aead = r.U16("aead")
+	copy(p.h.keyID[:], r.Bytes(keyIDLen, "key id"))
+	copy(p.h.node[:], r.Bytes(len(p.h.node), "node id"))
+	p.h.unixMilli = r.U64("timestamp")
+	copy(p.h.nonce[:], r.Bytes(nonceLen, "nonce"))
+	p.h.method = string(r.Var8("method"))
+	p.h.scope = string(r.Var8("scope"))
+	p.h.enc = r.Var16("enc")
+	p.headerLen = len(b) - r.Len()
+	p.mac = r.Bytes(macLen, "header mac")
+	aadLen := len(b) - r.Len()
+	p.ciphertext = r.Var(MaxBody+64, "ciphertext")
+	if err := r.Done(); err != nil {
 		return nil, err
 	}
 	if p.h.method == "" {
@@ -238,8 +234,7 @@ func SealRequest(pk hpke.PublicKey, req Request, now time.Time) ([]byte, *Pendin
 	if err != nil {
 		return nil, nil, fmt.Errorf("envelope: %w", err)
 	}
-	out = binary.BigEndian.AppendUint32(out, uint32(len(ct)))
-	out = append(out, ct...)
+	out = codec.AppendVar(out, ct)
 	return out, &Pending{respKey: hide(respKey), nonce: h.nonce}, nil
 }
 
