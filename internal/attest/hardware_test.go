@@ -4,11 +4,16 @@ import (
 	"bytes"
 	"crypto/ecdh"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	sevabi "github.com/google/go-sev-guest/abi"
+	sevtest "github.com/google/go-sev-guest/testing"
+	sevtrust "github.com/google/go-sev-guest/verify/trust"
 
 	"github.com/keymesh/keymesh/internal/attest/nitro"
 	"github.com/keymesh/keymesh/internal/attest/nitro/nitrotest"
@@ -256,5 +261,81 @@ func TestGenuineEvidenceThroughVerify(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// snpDoc makes an SEV-SNP attestation the way a node on SNP makes one —
+// REPORT_DATA = the report data binding keys and freshness — but signed by
+// a generated Milan-shaped ARK → ASK → VCEK chain (go-sev-guest's test-only
+// signer) instead of AMD's.
+func snpDoc(t *testing.T, signer *sevtest.AmdSigner, launch []byte, debug bool, at time.Time) (*Document, enclave.Measurement) {
+	t.Helper()
+	_, kb := hwKeys(t)
+	f := Freshness{Issued: at, Expires: at.Add(DefaultValidity)}
+	fb, _ := f.MarshalBinary()
+	rd := ReportData(kb, fb)
+	raw := sevtest.CreateRawReport(&sevtest.TestReportOptions{ReportData: rd[:]})
+	report := raw[:sevabi.ReportSize]
+	binary.LittleEndian.PutUint64(report[0x08:], sevabi.SnpPolicyToBytes(sevabi.SnpPolicy{SMT: true, Debug: debug}))
+	copy(report[0x90:0xc0], launch)
+	binary.LittleEndian.PutUint64(report[0x180:], uint64(signer.TCB)) // REPORTED_TCB
+	copy(report[0x1a0:0x1e0], signer.HWID[:])                         // CHIP_ID
+	r, s, err := signer.Sign(sevabi.SignedComponent(report))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sevabi.SetSignature(r, s, report); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := sevsnp.EncodeEvidence(report, signer.Vcek.Raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := enclave.Measurement(sevsnp.MeasurementOf(launch))
+	q := &enclave.Quote{Platform: enclave.PlatformSEVSNP, Measurement: m, ReportData: rd, Evidence: ev}
+	qb, err := q.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Document{Keys: kb, Fresh: fb, Quote: qb}, m
+}
+
+// TestSEVSNPEndToEnd: an SNP report binding the node's keys verifies under
+// the chain that signed it, and is refused under the pinned AMD roots (a
+// self-made chain), with a debug guest policy, or with swapped keys.
+func TestSEVSNPEndToEnd(t *testing.T) {
+	now := time.Now()
+	signer, err := sevtest.DefaultTestOnlyCertChain("Milan-B1", now.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	generated := sevsnp.TrustedRoots{"Milan": {{ProductLine: "Milan", ProductCerts: &sevtrust.ProductCerts{Ask: signer.Ask, Ark: signer.Ark}}}}
+	launch := bytes.Repeat([]byte{0x42}, 48)
+	doc, m := snpDoc(t, signer, launch, false, now)
+	pol := Policy{Measurements: []enclave.Measurement{m}, SEVSNPRoots: generated, MinKEM: envelope.KEMX25519, Now: now}
+	res, err := Verify(doc, pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Platform != enclave.PlatformSEVSNP || res.Simulated || res.Measurement != m {
+		t.Fatalf("result %+v", res)
+	}
+
+	amd := pol
+	amd.SEVSNPRoots = nil // the client's default: AMD's pinned ARK and ASK
+	if _, err := Verify(doc, amd); !errors.Is(err, ErrQuote) || !errors.Is(err, sevsnp.ErrVerify) {
+		t.Fatalf("self-made chain under AMD's roots: err %v, want ErrQuote", err)
+	}
+
+	debug, _ := snpDoc(t, signer, launch, true, now)
+	if _, err := Verify(debug, pol); !errors.Is(err, ErrDebug) {
+		t.Fatalf("debug guest: err %v, want ErrDebug", err)
+	}
+
+	_, akb := hwKeys(t)
+	swapped := requote(t, &Document{Keys: akb, Fresh: doc.Fresh, Quote: doc.Quote},
+		func(q *enclave.Quote) { q.ReportData = ReportData(akb, doc.Fresh) })
+	if _, err := Verify(swapped, pol); !errors.Is(err, ErrKeysNotBound) {
+		t.Fatalf("swapped keys and report data: err %v, want ErrKeysNotBound", err)
 	}
 }
