@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/big"
 
-	"github.com/ethereum/go-ethereum/accounts"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core/types"
@@ -15,6 +14,7 @@ import (
 	"github.com/ethereum/go-ethereum/signer/core/apitypes"
 
 	"github.com/keymesh/keymesh/api"
+	"github.com/keymesh/keymesh/internal/ethprep"
 )
 
 // ProofsHeader is the HTTP header that carries approval proofs (the value an
@@ -187,11 +187,10 @@ func (a *Account) Call(ctx context.Context, method string, digest [32]byte, para
 // with v ∈ {27, 28}, as wallets and ecrecover expect.
 func (a *Account) SignMessage(ctx context.Context, msg []byte) ([]byte, error) {
 	const m = api.MethodPersonalSign
-	if len(msg) > api.MaxMessageBytes {
-		return nil, fmt.Errorf("client: %s: message of %d bytes exceeds %d", m, len(msg), api.MaxMessageBytes)
+	digest, err := ethprep.PersonalDigest(msg)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
 	}
-	var digest [32]byte
-	copy(digest[:], accounts.TextHash(msg))
 	var sig string
 	if err := a.Call(ctx, m, digest, []string{hexutil.Encode(msg), a.addr.Hex()}, &sig); err != nil {
 		return nil, err
@@ -228,26 +227,15 @@ func (a *Account) SignTypedDataJSON(ctx context.Context, typedData []byte) ([]by
 
 // TypedDataHash is the EIP-712 digest of typed data in JSON:
 // keccak256(0x19 ‖ 0x01 ‖ domainSeparator ‖ hashStruct(message)), by
-// go-ethereum's apitypes, from the JSON decoded as a node decodes it.
+// go-ethereum's apitypes, from the JSON decoded by the rules every node
+// applies (one JSON object, or a string holding one, with types and
+// primaryType, no unknown members, within api.MaxTypedDataBytes). An error
+// wraps the *api.Error a node would answer with.
 func TypedDataHash(typedData []byte) (digest [32]byte, err error) {
-	const m = api.MethodSignTypedDataV4
-	if len(typedData) > api.MaxTypedDataBytes {
-		return digest, fmt.Errorf("client: %s: typed data of %d bytes exceeds %d", m, len(typedData), api.MaxTypedDataBytes)
-	}
-	var td apitypes.TypedData
-	if err := json.Unmarshal(typedData, &td); err != nil {
-		return digest, fmt.Errorf("client: %s: typed data: %w", m, err)
-	}
-	defer func() { // apitypes has panicked on hostile input before
-		if r := recover(); r != nil {
-			err = fmt.Errorf("client: %s: malformed typed data", m)
-		}
-	}()
-	h, _, err := apitypes.TypedDataAndHash(td)
+	digest, err = ethprep.TypedDataHash(typedData)
 	if err != nil {
-		return digest, fmt.Errorf("client: %s: %w", m, err)
+		return digest, fmt.Errorf("client: %w", err)
 	}
-	copy(digest[:], h)
 	return digest, nil
 }
 
@@ -287,17 +275,16 @@ func (a *Account) SignTx(ctx context.Context, tx *types.Transaction, chainID *bi
 // locally from it the way the node builds the transaction.
 func (a *Account) SignTxRequest(ctx context.Context, req api.TransactionRequest) (*types.Transaction, error) {
 	const m = api.MethodSignTransaction
-	tx, chainID, err := TxFromRequest(req)
+	t, err := ethprep.BuildTx(&req, nil)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("client: %w", err)
 	}
 	from := a.addr.Hex()
-	if req.From != nil && common.HexToAddress(*req.From) != a.addr {
-		return nil, fmt.Errorf("client: %s: from %s is not the account's address %s", m, *req.From, from)
+	if t.From != nil && *t.From != a.addr {
+		return nil, fmt.Errorf("client: %s: from %s is not the account's address %s", m, t.From.Hex(), from)
 	}
 	req.From = &from
-	signer := types.LatestSignerForChainID(chainID)
-	digest := signer.Hash(tx)
+	signer, digest := t.Signer, t.Digest()
 	var raw string
 	if err := a.Call(ctx, m, digest, []any{req}, &raw); err != nil {
 		return nil, err
@@ -372,210 +359,35 @@ func VerifySignature(addr common.Address, digest [32]byte, sig []byte) error {
 // for chainID: legacy (type 0x0, EIP-155), EIP-2930 (0x1) or EIP-1559 (0x2).
 // A typed transaction's own chain id must be chainID or unset (zero).
 func TxRequest(from common.Address, tx *types.Transaction, chainID *big.Int) (api.TransactionRequest, error) {
-	const m = api.MethodSignTransaction
-	var r api.TransactionRequest
-	if chainID == nil || chainID.Sign() <= 0 {
-		return r, fmt.Errorf("client: %s: a positive chain id is required (EIP-155)", m)
+	r, err := ethprep.TxRequest(from, tx, chainID)
+	if err != nil {
+		return r, fmt.Errorf("client: %w", err)
 	}
-	hx := func(v *big.Int) *string {
-		if v == nil {
-			v = new(big.Int)
-		}
-		s := hexutil.EncodeBig(v)
-		return &s
-	}
-	u64 := func(v uint64) *string { s := hexutil.EncodeUint64(v); return &s }
-	str := func(s string) *string { return &s }
-	switch tx.Type() {
-	case types.LegacyTxType:
-		r.GasPrice = hx(tx.GasPrice())
-	case types.AccessListTxType:
-		r.GasPrice = hx(tx.GasPrice())
-		r.AccessList = accessList(tx.AccessList())
-	case types.DynamicFeeTxType:
-		r.MaxFeePerGas = hx(tx.GasFeeCap())
-		r.MaxPriorityFeePerGas = hx(tx.GasTipCap())
-		r.AccessList = accessList(tx.AccessList())
-	default:
-		return r, fmt.Errorf("client: %s: transaction type %d is not supported (0x0 legacy, 0x1 EIP-2930, 0x2 EIP-1559)", m, tx.Type())
-	}
-	// A typed transaction without a chain id (as go-ethereum's bind builds
-	// them) is for chainID: the signer fills it in.
-	if tx.Type() != types.LegacyTxType && tx.ChainId().Sign() != 0 && tx.ChainId().Cmp(chainID) != 0 {
-		return r, fmt.Errorf("client: %s: the transaction's chain id %s is not %s", m, tx.ChainId(), chainID)
-	}
-	r.Type = u64(uint64(tx.Type()))
-	r.ChainID = hx(chainID)
-	r.From = str(from.Hex())
-	if to := tx.To(); to != nil {
-		r.To = str(to.Hex())
-	}
-	r.Nonce = u64(tx.Nonce())
-	r.Gas = u64(tx.Gas())
-	r.Value = hx(tx.Value())
-	r.Data = str(hexutil.Encode(tx.Data()))
 	return r, nil
 }
 
-// accessList converts an access list to its request form; an empty list
-// stays present (not nil) so that the request keeps the transaction's type.
-func accessList(al types.AccessList) []api.AccessTuple {
-	out := make([]api.AccessTuple, len(al))
-	for i, t := range al {
-		keys := make([]string, len(t.StorageKeys))
-		for j, k := range t.StorageKeys {
-			keys[j] = k.Hex()
-		}
-		out[i] = api.AccessTuple{Address: t.Address.Hex(), StorageKeys: keys}
+// TxFromRequest builds the unsigned transaction a request describes, and
+// its chain id, by the rules every node applies (the node also requires
+// from and may limit the chain ids it signs for): what it refuses, a node
+// refuses, and what it accepts gets the digest a node computes. It is for
+// callers that hold requests as JSON (the CLI's `keymesh sign tx --file`)
+// and need the digest to approve. An error wraps the *api.Error a node
+// would answer with.
+func TxFromRequest(r api.TransactionRequest) (*types.Transaction, *big.Int, error) {
+	t, err := ethprep.BuildTx(&r, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("client: %w", err)
 	}
-	return out
+	return t.Tx, t.ChainID, nil
 }
 
-// TxFromRequest builds the unsigned transaction a request describes, and
-// its chain id, the way a node does (the node also enforces limits and its
-// own chain ids). It is for callers that hold requests as JSON (the CLI's
-// `keymesh sign tx --file`) and need the digest to approve.
-func TxFromRequest(r api.TransactionRequest) (*types.Transaction, *big.Int, error) {
-	const m = api.MethodSignTransaction
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("client: %s: "+format, append([]any{m}, args...)...)
-	}
-	quantity := func(name string, s *string, required bool) (*big.Int, error) {
-		if s == nil {
-			if required {
-				return nil, bad("%s is required", name)
-			}
-			return nil, nil
-		}
-		v, err := hexutil.DecodeBig(*s)
-		if err != nil {
-			return nil, bad("%s must be a 0x hex quantity without leading zeros", name)
-		}
-		return v, nil
-	}
-	address := func(name, s string) (common.Address, error) {
-		if !common.IsHexAddress(s) || len(s) != 42 {
-			return common.Address{}, bad("%s must be a 0x-prefixed 20-byte hex address", name)
-		}
-		return common.HexToAddress(s), nil
-	}
-	chainID, err := quantity("chainId", r.ChainID, true)
+// DecodeTxRequest decodes an eth_signTransaction transaction object from
+// JSON as a node does: strictly (one object, no member
+// api.TransactionRequest does not name, nothing after it).
+func DecodeTxRequest(b []byte) (api.TransactionRequest, error) {
+	r, err := ethprep.DecodeTxRequest(b)
 	if err != nil {
-		return nil, nil, err
+		return api.TransactionRequest{}, fmt.Errorf("client: %w", err)
 	}
-	if chainID.Sign() == 0 {
-		return nil, nil, bad("chainId must not be 0 (EIP-155 replay protection)")
-	}
-	var to *common.Address
-	if r.To != nil {
-		a, err := address("to", *r.To)
-		if err != nil {
-			return nil, nil, err
-		}
-		to = &a
-	}
-	nonce, err := quantity("nonce", r.Nonce, true)
-	if err != nil {
-		return nil, nil, err
-	}
-	gas, err := quantity("gas", r.Gas, true)
-	if err != nil {
-		return nil, nil, err
-	}
-	if !nonce.IsUint64() || !gas.IsUint64() {
-		return nil, nil, bad("nonce and gas must fit in 64 bits")
-	}
-	value, err := quantity("value", r.Value, false)
-	if err != nil {
-		return nil, nil, err
-	}
-	if value == nil {
-		value = new(big.Int)
-	}
-	var data []byte
-	for _, d := range []*string{r.Data, r.Input} {
-		if d == nil {
-			continue
-		}
-		b, err := hexutil.Decode(*d)
-		if err != nil && *d != "0x" {
-			return nil, nil, bad("data/input must be 0x hex bytes")
-		}
-		if data != nil && string(b) != string(data) {
-			return nil, nil, bad("data and input differ")
-		}
-		if b == nil {
-			b = []byte{}
-		}
-		data = b
-	}
-	var al types.AccessList
-	for i, t := range r.AccessList {
-		a, err := address(fmt.Sprintf("accessList[%d].address", i), t.Address)
-		if err != nil {
-			return nil, nil, err
-		}
-		tuple := types.AccessTuple{Address: a, StorageKeys: make([]common.Hash, len(t.StorageKeys))}
-		for j, k := range t.StorageKeys {
-			b, err := hexutil.Decode(k)
-			if err != nil || len(b) != 32 {
-				return nil, nil, bad("accessList[%d].storageKeys[%d] must be 32 bytes of 0x hex", i, j)
-			}
-			tuple.StorageKeys[j] = common.BytesToHash(b)
-		}
-		al = append(al, tuple)
-	}
-	gasPrice, err := quantity("gasPrice", r.GasPrice, false)
-	if err != nil {
-		return nil, nil, err
-	}
-	maxFee, err := quantity("maxFeePerGas", r.MaxFeePerGas, false)
-	if err != nil {
-		return nil, nil, err
-	}
-	maxTip, err := quantity("maxPriorityFeePerGas", r.MaxPriorityFeePerGas, false)
-	if err != nil {
-		return nil, nil, err
-	}
-	typ := uint64(types.LegacyTxType)
-	switch {
-	case r.Type != nil:
-		if typ, err = hexutil.DecodeUint64(*r.Type); err != nil {
-			return nil, nil, bad("type must be a 0x hex quantity")
-		}
-	case maxFee != nil || maxTip != nil:
-		typ = types.DynamicFeeTxType
-	case r.AccessList != nil:
-		typ = types.AccessListTxType
-	}
-	n, g := nonce.Uint64(), gas.Uint64()
-	var inner types.TxData
-	switch typ {
-	case types.LegacyTxType, types.AccessListTxType:
-		if gasPrice == nil {
-			return nil, nil, bad("gasPrice is required for a type %d transaction", typ)
-		}
-		if maxFee != nil || maxTip != nil {
-			return nil, nil, bad("maxFeePerGas and maxPriorityFeePerGas belong to EIP-1559 (type 0x2) transactions")
-		}
-		if typ == types.LegacyTxType {
-			if r.AccessList != nil {
-				return nil, nil, bad("a legacy transaction has no access list")
-			}
-			inner = &types.LegacyTx{Nonce: n, GasPrice: gasPrice, Gas: g, To: to, Value: value, Data: data}
-		} else {
-			inner = &types.AccessListTx{ChainID: chainID, Nonce: n, GasPrice: gasPrice, Gas: g, To: to, Value: value, Data: data, AccessList: al}
-		}
-	case types.DynamicFeeTxType:
-		if gasPrice != nil {
-			return nil, nil, bad("an EIP-1559 transaction takes maxFeePerGas and maxPriorityFeePerGas, not gasPrice")
-		}
-		if maxFee == nil || maxTip == nil {
-			return nil, nil, bad("maxFeePerGas and maxPriorityFeePerGas are required for an EIP-1559 transaction")
-		}
-		inner = &types.DynamicFeeTx{ChainID: chainID, Nonce: n, GasTipCap: maxTip, GasFeeCap: maxFee, Gas: g, To: to, Value: value, Data: data, AccessList: al}
-	default:
-		return nil, nil, bad("transaction type %d is not supported (0x0 legacy, 0x1 EIP-2930, 0x2 EIP-1559)", typ)
-	}
-	return types.NewTx(inner), chainID, nil
+	return *r, nil
 }

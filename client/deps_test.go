@@ -32,6 +32,7 @@ var sdkAllowed = []string{
 	module + "/internal/enclave",     // quote, measurement and key types attest verifies
 	module + "/internal/enclave/sim", // the sim platform's quote verification
 	module + "/internal/envelope",    // seals requests, opens answers
+	module + "/internal/ethprep",     // tx and EIP-712 preparation, the nodes' rules
 	module + "/internal/record",      // signed records and approvals, canonical encoding
 
 	// The hardware attestation verifiers attest uses (pure: no I/O, no

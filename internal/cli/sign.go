@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keymesh/keymesh/api"
+	"github.com/keymesh/keymesh/client"
 )
 
 const credsHelp = `
@@ -194,14 +194,11 @@ transaction, sender = the address) before it is printed.
 			if err != nil {
 				return err
 			}
-			var req api.TransactionRequest
-			dec := json.NewDecoder(bytes.NewReader(b))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&req); err != nil {
-				return fmt.Errorf("%s: not a transaction request: %v", file, jsonReason(err))
-			}
-			if dec.More() {
-				return fmt.Errorf("%s: trailing data after the transaction request", file)
+			// Decoded as a node decodes it (one object, no unknown
+			// member, nothing after it).
+			req, err := client.DecodeTxRequest(b)
+			if err != nil {
+				return fmt.Errorf("%s: not a transaction request: %w", file, err)
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), c.timeout)
 			defer cancel()

@@ -3,19 +3,14 @@ package wallet
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"math/big"
-	"strings"
-	"unicode/utf8"
 
-	"github.com/ethereum/go-ethereum/accounts"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core/types"
-	"github.com/ethereum/go-ethereum/signer/core/apitypes"
 
 	"github.com/keymesh/keymesh/api"
+	"github.com/keymesh/keymesh/internal/ethprep"
 	"github.com/keymesh/keymesh/internal/httpapi"
 )
 
@@ -77,14 +72,7 @@ func stringParam(method, name string, raw json.RawMessage) (string, error) {
 }
 
 func parseAddress(method, name, s string) (common.Address, error) {
-	if len(s) != 42 || !strings.HasPrefix(s, "0x") && !strings.HasPrefix(s, "0X") {
-		return common.Address{}, invalidParams("%s: %s must be a 0x-prefixed 20-byte hex address", method, name)
-	}
-	b, err := hexutil.Decode("0x" + s[2:])
-	if err != nil {
-		return common.Address{}, invalidParams("%s: %s must be a 0x-prefixed 20-byte hex address", method, name)
-	}
-	return common.BytesToAddress(b), nil
+	return ethprep.ParseAddress(method, name, s)
 }
 
 func preparePersonal(params json.RawMessage) (*Prepared, error) {
@@ -105,25 +93,19 @@ func preparePersonal(params json.RawMessage) (*Prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	var msg []byte
-	if strings.HasPrefix(data, "0x") {
-		if msg, err = hexutil.Decode(data); err != nil && data != "0x" {
-			return nil, invalidParams("%s: data starting with 0x must be hex bytes", m)
-		}
-	} else {
-		if !utf8.ValidString(data) {
-			return nil, invalidParams("%s: data must be 0x hex or UTF-8 text", m)
-		}
-		msg = []byte(data)
+	msg, err := ethprep.PersonalMessage(data)
+	if err != nil {
+		return nil, err
 	}
-	if len(msg) > api.MaxMessageBytes {
-		return nil, api.Errorf(api.CodeLimitExceeded, "%s: message of %d bytes exceeds %d", m, len(msg), api.MaxMessageBytes)
+	d, err := ethprep.PersonalDigest(msg)
+	if err != nil {
+		return nil, err
 	}
-	p := &Prepared{Method: m, Address: addr}
-	copy(p.Digest[:], accounts.TextHash(msg))
-	return p, nil
+	return &Prepared{Method: m, Address: addr, Digest: d}, nil
 }
 
+// prepareTypedData: the typed data is decoded and hashed by package
+// ethprep, the SDK's rules too.
 func prepareTypedData(params json.RawMessage) (*Prepared, error) {
 	const m = api.MethodSignTypedDataV4
 	arr, err := positional(m, params, 2)
@@ -138,56 +120,11 @@ func prepareTypedData(params json.RawMessage) (*Prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	raw := []byte(arr[1])
-	if len(raw) > 0 && raw[0] == '"' { // a string holding the JSON, as MetaMask sends it
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, invalidParams("%s: typed data must be a JSON object or a string holding one", m)
-		}
-		raw = []byte(s)
-	}
-	if len(raw) > api.MaxTypedDataBytes {
-		return nil, api.Errorf(api.CodeLimitExceeded, "%s: typed data of %d bytes exceeds %d", m, len(raw), api.MaxTypedDataBytes)
-	}
-	var td apitypes.TypedData
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&td); err != nil || dec.More() {
-		return nil, invalidParams("%s: typed data must be a JSON object with types, primaryType, domain and message", m)
-	}
-	if td.PrimaryType == "" || td.Types == nil {
-		return nil, invalidParams("%s: typed data needs types and primaryType", m)
-	}
-	h, err := typedDataHash(td)
+	d, err := ethprep.TypedDataHash(arr[1])
 	if err != nil {
-		return nil, api.Errorf(api.CodeInvalidInput, "%s: typed data does not hash under EIP-712: %s", m, clip(err.Error()))
+		return nil, err
 	}
-	p := &Prepared{Method: m, Address: addr}
-	copy(p.Digest[:], h)
-	return p, nil
-}
-
-// typedDataHash runs apitypes.TypedDataAndHash, turning a panic inside it
-// (it has had some on hostile input) into an error.
-func typedDataHash(td apitypes.TypedData) (h []byte, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			h, err = nil, errors.New("malformed typed data")
-		}
-	}()
-	h, _, err = apitypes.TypedDataAndHash(td)
-	if err == nil && len(h) != 32 {
-		err = errors.New("bad hash length")
-	}
-	return h, err
-}
-
-// clip keeps client-visible error texts short.
-func clip(s string) string {
-	if len(s) > 200 {
-		return s[:200] + "…"
-	}
-	return s
+	return &Prepared{Method: m, Address: addr, Digest: d}, nil
 }
 
 func prepareDigest(params json.RawMessage) (*Prepared, error) {
@@ -209,202 +146,35 @@ func prepareDigest(params json.RawMessage) (*Prepared, error) {
 	return p, nil
 }
 
+// prepareTx: the transaction object is decoded and built by package
+// ethprep, the SDK's rules too; the node adds that from is required and
+// that the chain is one it signs for.
 func prepareTx(params json.RawMessage, chainIDs []uint64) (*Prepared, error) {
 	const m = api.MethodSignTransaction
 	var arr []json.RawMessage
 	if err := json.Unmarshal(params, &arr); err != nil || len(arr) != 1 {
 		return nil, invalidParams("%s takes an array holding one transaction object", m)
 	}
-	var req api.TransactionRequest
-	dec := json.NewDecoder(bytes.NewReader(arr[0]))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return nil, invalidParams("%s: malformed transaction object: %s", m, clip(jsonErr(err)))
-	}
-	tx, signer, from, err := buildTx(&req, chainIDs)
+	req, err := ethprep.DecodeTxRequest(arr[0])
 	if err != nil {
 		return nil, err
 	}
-	p := &Prepared{Method: m, Address: from, tx: tx, signer: signer}
-	p.Digest = signer.Hash(tx)
-	return p, nil
+	if req.From == nil {
+		return nil, invalidParams("%s: from (the signing address) is required", m)
+	}
+	t, err := ethprep.BuildTx(req, chainIDs)
+	if err != nil {
+		return nil, err
+	}
+	return &Prepared{Method: m, Address: *t.From, Digest: t.Digest(), tx: t.Tx, signer: t.Signer}, nil
 }
 
-// jsonErr describes a JSON decoding error without echoing input bytes.
-func jsonErr(err error) string {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return fmt.Sprintf("%s has the wrong JSON type (quantities and bytes are 0x hex strings)", te.Field)
+// clip keeps client-visible error texts short.
+func clip(s string) string {
+	if len(s) > 200 {
+		return s[:200] + "…"
 	}
-	if s := err.Error(); strings.HasPrefix(s, "json: unknown field") {
-		return s[len("json: "):]
-	}
-	return "not a JSON object of the expected shape"
-}
-
-func quantity(name string, s *string, required bool) (*big.Int, error) {
-	if s == nil {
-		if required {
-			return nil, invalidParams("%s: %s is required", api.MethodSignTransaction, name)
-		}
-		return nil, nil
-	}
-	v, err := hexutil.DecodeBig(*s)
-	if err != nil {
-		return nil, invalidParams("%s: %s must be a 0x hex quantity below 2^256 without leading zeros", api.MethodSignTransaction, name)
-	}
-	return v, nil
-}
-
-func buildTx(r *api.TransactionRequest, chainIDs []uint64) (*types.Transaction, types.Signer, common.Address, error) {
-	const m = api.MethodSignTransaction
-	var zero common.Address
-	if r.From == nil {
-		return nil, nil, zero, invalidParams("%s: from (the signing address) is required", m)
-	}
-	from, err := parseAddress(m, "from", *r.From)
-	if err != nil {
-		return nil, nil, zero, err
-	}
-	chainID, err := quantity("chainId", r.ChainID, true)
-	if err != nil {
-		return nil, nil, zero, err
-	}
-	if chainID.Sign() == 0 {
-		return nil, nil, zero, api.Errorf(api.CodeInvalidInput, "%s: chainId must not be 0 (EIP-155 replay protection)", m)
-	}
-	if len(chainIDs) > 0 {
-		ok := false
-		for _, c := range chainIDs {
-			ok = ok || chainID.IsUint64() && chainID.Uint64() == c
-		}
-		if !ok {
-			return nil, nil, zero, api.Errorf(api.CodeInvalidInput, "%s: chainId %s does not match the chains this node signs for %v", m, chainID, chainIDs)
-		}
-	}
-	var to *common.Address
-	if r.To != nil {
-		a, err := parseAddress(m, "to", *r.To)
-		if err != nil {
-			return nil, nil, zero, err
-		}
-		to = &a
-	}
-	nonceBig, err := quantity("nonce", r.Nonce, true)
-	if err != nil {
-		return nil, nil, zero, err
-	}
-	gasBig, err := quantity("gas", r.Gas, true)
-	if err != nil {
-		return nil, nil, zero, err
-	}
-	if !nonceBig.IsUint64() || !gasBig.IsUint64() {
-		return nil, nil, zero, invalidParams("%s: nonce and gas must fit in 64 bits", m)
-	}
-	value, err := quantity("value", r.Value, false)
-	if err != nil {
-		return nil, nil, zero, err
-	}
-	if value == nil {
-		value = new(big.Int)
-	}
-	var data []byte
-	for _, d := range []*string{r.Data, r.Input} {
-		if d == nil {
-			continue
-		}
-		b, err := hexutil.Decode(*d)
-		if err != nil && *d != "0x" {
-			return nil, nil, zero, invalidParams("%s: data/input must be 0x hex bytes", m)
-		}
-		if data != nil && !bytes.Equal(b, data) {
-			return nil, nil, zero, invalidParams("%s: data and input differ", m)
-		}
-		if b == nil {
-			b = []byte{}
-		}
-		data = b
-	}
-	if len(data) > api.MaxTxDataBytes {
-		return nil, nil, zero, api.Errorf(api.CodeLimitExceeded, "%s: data of %d bytes exceeds %d", m, len(data), api.MaxTxDataBytes)
-	}
-	var al types.AccessList
-	items := 0
-	for i, t := range r.AccessList {
-		a, err := parseAddress(m, fmt.Sprintf("accessList[%d].address", i), t.Address)
-		if err != nil {
-			return nil, nil, zero, err
-		}
-		items += 1 + len(t.StorageKeys)
-		if items > api.MaxAccessListItems {
-			return nil, nil, zero, api.Errorf(api.CodeLimitExceeded, "%s: access list exceeds %d entries", m, api.MaxAccessListItems)
-		}
-		tuple := types.AccessTuple{Address: a, StorageKeys: make([]common.Hash, len(t.StorageKeys))}
-		for j, k := range t.StorageKeys {
-			b, err := hexutil.Decode(k)
-			if err != nil || len(b) != 32 {
-				return nil, nil, zero, invalidParams("%s: accessList[%d].storageKeys[%d] must be 32 bytes of 0x hex", m, i, j)
-			}
-			tuple.StorageKeys[j] = common.BytesToHash(b)
-		}
-		al = append(al, tuple)
-	}
-	gasPrice, err := quantity("gasPrice", r.GasPrice, false)
-	if err != nil {
-		return nil, nil, zero, err
-	}
-	maxFee, err := quantity("maxFeePerGas", r.MaxFeePerGas, false)
-	if err != nil {
-		return nil, nil, zero, err
-	}
-	maxTip, err := quantity("maxPriorityFeePerGas", r.MaxPriorityFeePerGas, false)
-	if err != nil {
-		return nil, nil, zero, err
-	}
-	typ := uint64(types.LegacyTxType)
-	switch {
-	case r.Type != nil:
-		if typ, err = hexutil.DecodeUint64(*r.Type); err != nil {
-			return nil, nil, zero, invalidParams("%s: type must be a 0x hex quantity", m)
-		}
-	case maxFee != nil || maxTip != nil:
-		typ = types.DynamicFeeTxType
-	case r.AccessList != nil:
-		typ = types.AccessListTxType
-	}
-	nonce, gas := nonceBig.Uint64(), gasBig.Uint64()
-	var inner types.TxData
-	switch typ {
-	case types.LegacyTxType, types.AccessListTxType:
-		if gasPrice == nil {
-			return nil, nil, zero, invalidParams("%s: gasPrice is required for a type %d transaction", m, typ)
-		}
-		if maxFee != nil || maxTip != nil {
-			return nil, nil, zero, invalidParams("%s: maxFeePerGas and maxPriorityFeePerGas belong to EIP-1559 (type 0x2) transactions", m)
-		}
-		if typ == types.LegacyTxType {
-			if r.AccessList != nil {
-				return nil, nil, zero, invalidParams("%s: a legacy transaction has no access list", m)
-			}
-			inner = &types.LegacyTx{Nonce: nonce, GasPrice: gasPrice, Gas: gas, To: to, Value: value, Data: data}
-		} else {
-			inner = &types.AccessListTx{ChainID: chainID, Nonce: nonce, GasPrice: gasPrice, Gas: gas, To: to, Value: value, Data: data, AccessList: al}
-		}
-	case types.DynamicFeeTxType:
-		if gasPrice != nil {
-			return nil, nil, zero, invalidParams("%s: an EIP-1559 transaction takes maxFeePerGas and maxPriorityFeePerGas, not gasPrice", m)
-		}
-		if maxFee == nil || maxTip == nil {
-			return nil, nil, zero, invalidParams("%s: maxFeePerGas and maxPriorityFeePerGas are required for an EIP-1559 transaction", m)
-		}
-		if maxTip.Cmp(maxFee) > 0 {
-			return nil, nil, zero, api.Errorf(api.CodeInvalidInput, "%s: maxPriorityFeePerGas exceeds maxFeePerGas", m)
-		}
-		inner = &types.DynamicFeeTx{ChainID: chainID, Nonce: nonce, GasTipCap: maxTip, GasFeeCap: maxFee, Gas: gas, To: to, Value: value, Data: data, AccessList: al}
-	default:
-		return nil, nil, zero, api.Errorf(api.CodeInvalidInput, "%s: transaction type %d is not supported (0x0 legacy, 0x1 EIP-2930, 0x2 EIP-1559)", m, typ)
-	}
-	return types.NewTx(inner), types.LatestSignerForChainID(chainID), from, nil
+	return s
 }
 
 // result turns the threshold signature sig (r ‖ s ‖ v, v ∈ {0, 1}) into the
