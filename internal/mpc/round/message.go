@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/keymesh/keymesh/internal/codec"
 )
 
 // SessionID names one protocol run. Every message carries it, and every
@@ -169,41 +171,35 @@ func (m *Message) MarshalBinary() ([]byte, error) {
 	return b, nil
 }
 
-// UnmarshalBinary decodes what MarshalBinary produced. It is strict: an
-// unknown version, a zero sender, oversized fields and trailing bytes are
-// errors. On error m is unchanged.
+// errMalformedMessage is wrapped by the errors of UnmarshalBinary.
+var errMalformedMessage = errors.New("round: malformed message")
+
+// UnmarshalBinary decodes what MarshalBinary produced, with codec.Reader.
+// It is strict: an unknown version, a zero sender or round, oversized or
+// truncated fields and trailing bytes are errors. On error m is unchanged.
 func (m *Message) UnmarshalBinary(b []byte) error {
-	if len(b) < headerLen {
-		return fmt.Errorf("round: message of %d bytes is shorter than the %d-byte header", len(b), headerLen)
-	}
-	if b[0] != messageVersion {
-		return fmt.Errorf("round: unknown message version %d", b[0])
+	r := codec.NewReader(b, errMalformedMessage)
+	if v := r.U8("version"); r.Err() == nil && v != messageVersion {
+		r.Fail("unknown message version %d", v)
 	}
 	var out Message
-	copy(out.SessionID[:], b[1:33])
-	out.Round = binary.BigEndian.Uint16(b[33:35])
-	out.From = PartyID(binary.BigEndian.Uint16(b[35:37]))
-	out.To = PartyID(binary.BigEndian.Uint16(b[37:39]))
+	copy(out.SessionID[:], r.Bytes(len(out.SessionID), "session id"))
+	out.Round = r.U16("round")
+	out.From = PartyID(r.U16("from"))
+	out.To = PartyID(r.U16("to"))
+	echo := r.Var(MaxEcho, "echo")
+	payload := r.Var(MaxPayload, "payload")
+	if err := r.Done(); err != nil {
+		return err
+	}
 	if out.From == 0 {
 		return errors.New("round: message from party 0")
 	}
 	if out.Round == 0 {
 		return errors.New("round: message for round 0")
 	}
-	rest := b[39:]
-	echo, rest, err := readField(rest, MaxEcho, "echo")
-	if err != nil {
-		return err
-	}
 	if len(echo)%32 != 0 {
 		return fmt.Errorf("round: echo of %d bytes is not a multiple of 32", len(echo))
-	}
-	payload, rest, err := readField(rest, MaxPayload, "payload")
-	if err != nil {
-		return err
-	}
-	if len(rest) != 0 {
-		return fmt.Errorf("round: %d trailing bytes after message", len(rest))
 	}
 	if len(echo) > 0 {
 		out.Echo = slices.Clone(echo)
@@ -211,21 +207,6 @@ func (m *Message) UnmarshalBinary(b []byte) error {
 	out.Payload = slices.Clone(payload)
 	*m = out
 	return nil
-}
-
-func readField(b []byte, max int, name string) (field, rest []byte, err error) {
-	if len(b) < 4 {
-		return nil, nil, fmt.Errorf("round: truncated %s length", name)
-	}
-	n := binary.BigEndian.Uint32(b)
-	b = b[4:]
-	if uint64(n) > uint64(max) {
-		return nil, nil, fmt.Errorf("round: %s of %d bytes exceeds %d", name, n, max)
-	}
-	if uint64(n) > uint64(len(b)) {
-		return nil, nil, fmt.Errorf("round: %s of %d bytes but only %d remain", name, n, len(b))
-	}
-	return b[:n], b[n:], nil
 }
 
 func (m *Message) clone() *Message {
