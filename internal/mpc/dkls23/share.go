@@ -10,6 +10,7 @@ import (
 
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 
+	"github.com/keymesh/keymesh/internal/codec"
 	"github.com/keymesh/keymesh/internal/mpc/curve"
 	"github.com/keymesh/keymesh/internal/mpc/round"
 	"github.com/keymesh/keymesh/internal/mpc/rvole"
@@ -443,8 +444,7 @@ func (s *Share) MarshalBinary() ([]byte, error) {
 			if len(e) > maxSetupLen {
 				return nil, fmt.Errorf("dkls23: pairwise state for %v of %d bytes", p, len(e))
 			}
-			b = binary.BigEndian.AppendUint32(b, uint32(len(e)))
-			b = append(b, e...)
+			b = codec.AppendVar(b, e)
 		}
 	}
 	refused := s.RefusedPeers() // every refusal made before this call
@@ -462,43 +462,75 @@ func (s *Share) MarshalBinary() ([]byte, error) {
 // does not match its public share are all errors wrapping
 // ErrInvalidShare. On error s is unchanged.
 func (s *Share) UnmarshalBinary(data []byte) error {
-	r := reader{b: data}
-	if string(r.next(4)) != shareMagic {
-		return fmt.Errorf("%w: bad magic", ErrInvalidShare)
+	r := codec.NewReader(data, ErrInvalidShare)
+	r.Magic(shareMagic, "a share")
+	if v := r.U8("version"); r.Err() == nil && v != shareVersion {
+		r.Fail("unknown version %d", v)
 	}
-	hdr := r.next(3)
-	if r.err != nil {
-		return fmt.Errorf("%w: truncated header", ErrInvalidShare)
+	out := Share{threshold: int(r.U8("threshold")), peers: map[round.PartyID]*Peer{}, refused: new(refusals)}
+	n := int(r.U8("party count"))
+	if r.Err() == nil && (n < MinThreshold || n > MaxParties) {
+		r.Fail("%d parties", n)
 	}
-	if hdr[0] != shareVersion {
-		return fmt.Errorf("%w: unknown version %d", ErrInvalidShare, hdr[0])
+	if err := r.Err(); err != nil {
+		return err
 	}
-	out := Share{threshold: int(hdr[1]), peers: map[round.PartyID]*Peer{}, refused: new(refusals)}
-	n := int(hdr[2])
-	if n < MinThreshold || n > MaxParties {
-		return fmt.Errorf("%w: %d parties", ErrInvalidShare, n)
-	}
-	out.self = round.PartyID(r.u16())
-	copy(out.generation[:], r.next(GenerationLen))
+	out.self = round.PartyID(r.U16("self"))
+	copy(out.generation[:], r.Bytes(GenerationLen, "generation"))
 	for range n {
-		out.parties = append(out.parties, round.PartyID(r.u16()))
+		out.parties = append(out.parties, round.PartyID(r.U16("party id")))
 	}
-	if r.err != nil {
-		return fmt.Errorf("%w: truncated", ErrInvalidShare)
+	public := r.Bytes(curve.PointLen, "public key")
+	shares := make([][]byte, n)
+	for i := range shares {
+		shares[i] = r.Bytes(curve.PointLen, "public share")
 	}
-	pk, err := curve.DecodePoint(r.next(curve.PointLen))
+	secret := r.Bytes(curve.ScalarLen, "secret share")
+	type setups struct{ alice, bob []byte }
+	pairwise := make(map[round.PartyID]setups, n)
+	for _, p := range out.parties {
+		if p == out.self || r.Err() != nil {
+			continue
+		}
+		if _, dup := out.peers[p]; dup {
+			r.Fail("party %v repeated", p)
+			break
+		}
+		peer := &Peer{alice: new(rvole.AliceSetup), bob: new(rvole.BobSetup)}
+		copy(peer.seed[:], r.Bytes(SeedLen, "pairwise seed"))
+		pairwise[p] = setups{r.Var(maxSetupLen, "pairwise alice setup"), r.Var(maxSetupLen, "pairwise bob setup")}
+		out.peers[p] = peer
+	}
+	nr := int(r.U8("refused count"))
+	for range nr {
+		p := round.PartyID(r.U16("refused peer"))
+		rs := out.refused.set
+		if r.Err() != nil {
+			break
+		}
+		if out.peers[p] == nil || (len(rs) > 0 && rs[len(rs)-1] >= p) {
+			r.Fail("refused list is not sorted distinct peers")
+			break
+		}
+		out.refused.set = append(rs, p)
+	}
+	if err := r.Done(); err != nil {
+		return err
+	}
+
+	pk, err := curve.DecodePoint(public)
 	if err != nil {
 		return fmt.Errorf("%w: public key: %w", ErrInvalidShare, err)
 	}
 	out.public = *pk
-	for i := range n {
-		p, err := curve.DecodePoint(r.next(curve.PointLen))
+	for i, b := range shares {
+		p, err := curve.DecodePoint(b)
 		if err != nil {
 			return fmt.Errorf("%w: public share %d: %w", ErrInvalidShare, i, err)
 		}
 		out.shares = append(out.shares, *p)
 	}
-	x, err := curve.DecodeNonZeroScalar(r.next(curve.ScalarLen))
+	x, err := curve.DecodeNonZeroScalar(secret)
 	if err != nil {
 		return fmt.Errorf("%w: secret share: %w", ErrInvalidShare, err)
 	}
@@ -508,68 +540,16 @@ func (s *Share) UnmarshalBinary(data []byte) error {
 		if p == out.self {
 			continue
 		}
-		if _, dup := out.peers[p]; dup {
-			return fmt.Errorf("%w: party %v repeated", ErrInvalidShare, p)
-		}
-		peer := &Peer{alice: new(rvole.AliceSetup), bob: new(rvole.BobSetup)}
-		copy(peer.seed[:], r.next(SeedLen))
-		a := r.field()
-		bb := r.field()
-		if r.err != nil {
-			return fmt.Errorf("%w: truncated pairwise state", ErrInvalidShare)
-		}
-		if err := peer.alice.UnmarshalBinary(a); err != nil {
+		if err := out.peers[p].alice.UnmarshalBinary(pairwise[p].alice); err != nil {
 			return fmt.Errorf("%w: pairwise state for %v: %w", ErrInvalidShare, p, err)
 		}
-		if err := peer.bob.UnmarshalBinary(bb); err != nil {
+		if err := out.peers[p].bob.UnmarshalBinary(pairwise[p].bob); err != nil {
 			return fmt.Errorf("%w: pairwise state for %v: %w", ErrInvalidShare, p, err)
 		}
-		out.peers[p] = peer
-	}
-	nr := int(r.next(1)[0])
-	for range nr {
-		p := round.PartyID(r.u16())
-		rs := out.refused.set
-		if out.peers[p] == nil || (len(rs) > 0 && rs[len(rs)-1] >= p) {
-			return fmt.Errorf("%w: refused list is not sorted distinct peers", ErrInvalidShare)
-		}
-		out.refused.set = append(rs, p)
-	}
-	if r.err != nil {
-		return fmt.Errorf("%w: truncated", ErrInvalidShare)
-	}
-	if len(r.b) != 0 {
-		return fmt.Errorf("%w: %d trailing bytes", ErrInvalidShare, len(r.b))
 	}
 	if err := out.check(); err != nil {
 		return err
 	}
 	*s = out
 	return nil
-}
-
-type reader struct {
-	b   []byte
-	err error
-}
-
-func (r *reader) next(n int) []byte {
-	if r.err != nil || len(r.b) < n {
-		r.err = errors.New("short")
-		return make([]byte, n)
-	}
-	out := r.b[:n]
-	r.b = r.b[n:]
-	return out
-}
-
-func (r *reader) u16() uint16 { return binary.BigEndian.Uint16(r.next(2)) }
-
-func (r *reader) field() []byte {
-	l := binary.BigEndian.Uint32(r.next(4))
-	if l > maxSetupLen {
-		r.err = errors.New("long")
-		return nil
-	}
-	return r.next(int(l))
 }

@@ -1,9 +1,10 @@
 package dkls23
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/keymesh/keymesh/internal/codec"
 )
 
 // ErrMalformed is wrapped by the errors of SplitFields.
@@ -15,30 +16,23 @@ const maxField = 1 << 22
 // AppendField appends f with a 4-byte big-endian length prefix. Protocol
 // payloads in keygen and sign are sequences of such fields, so every
 // payload has exactly one encoding.
-func AppendField(b, f []byte) []byte {
-	b = binary.BigEndian.AppendUint32(b, uint32(len(f)))
-	return append(b, f...)
-}
+func AppendField(b, f []byte) []byte { return codec.AppendVar(b, f) }
 
-// SplitFields parses exactly n length-prefixed fields, strictly: a
-// truncated field, an oversized length and trailing bytes are errors. The
-// fields alias b.
+// SplitFields parses exactly n length-prefixed fields, strictly (with
+// codec.Reader): a truncated field, an oversized length and trailing bytes
+// are errors. The fields alias b.
 func SplitFields(b []byte, n int) ([][]byte, error) {
+	r := codec.NewReader(b, ErrMalformed)
 	out := make([][]byte, 0, n)
 	for i := range n {
-		if len(b) < 4 {
-			return nil, fmt.Errorf("%w: field %d truncated", ErrMalformed, i)
+		f := r.Var(maxField, "field")
+		if err := r.Err(); err != nil {
+			return nil, fmt.Errorf("%w (field %d of %d)", err, i+1, n)
 		}
-		l := binary.BigEndian.Uint32(b)
-		b = b[4:]
-		if l > maxField || uint64(l) > uint64(len(b)) {
-			return nil, fmt.Errorf("%w: field %d of %d bytes, %d remain", ErrMalformed, i, l, len(b))
-		}
-		out = append(out, b[:l])
-		b = b[l:]
+		out = append(out, f)
 	}
-	if len(b) != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes", ErrMalformed, len(b))
+	if err := r.Done(); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
