@@ -84,6 +84,10 @@ type Node struct {
 	// Store chooses the node's database; nil means SQLite in DataDir (see
 	// StoreConfig).
 	Store *StoreConfig `json:"store,omitempty"`
+	// Services configures the node's services (chain ids, timeouts, the
+	// upstream chain RPC, outbound fetch rules; services.go); nil keeps
+	// the defaults.
+	Services *Services `json:"services,omitempty"`
 }
 
 // Request KEM names (Node.RequestKEM).
@@ -230,6 +234,9 @@ func (n *Node) validate() error {
 	}
 	if err := n.Store.check(); err != nil {
 		return wrap("store: %v", err)
+	}
+	if err := n.Services.check(); err != nil {
+		return wrap("services: %v", err)
 	}
 	seenID := map[uint16]bool{n.ID: true}
 	seenKey := map[string]uint16{}

@@ -20,6 +20,11 @@ func (n *Node) openWallet(svc *services) error {
 		Store:      n.store,
 		Logger:     n.log.With("component", "wallet"),
 	}
+	// The config's services section: the chains eth_signTransaction signs
+	// for and the attempt timeouts (the defaults when it is absent).
+	section := n.cfg.Services
+	opts.ChainIDs = section.Chains()
+	opts.SignTimeout, opts.KeygenTimeout = section.SignTimeoutOr(), section.KeygenTimeoutOr()
 	if n.enclave != nil {
 		opts.Sealer = n.enclave
 	} else {
