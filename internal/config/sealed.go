@@ -305,3 +305,19 @@ func OpenIdentity(dataDir string, s Sealer, label string) (*Identity, error) {
 	}
 	return readIdentity(plainPath, fi)
 }
+
+// ResealIdentity seals id under label with s and atomically replaces the
+// data dir's sealed identity file with the result (a node moving its
+// identity to a new sealing label, docs/enclave.md).
+func ResealIdentity(dataDir string, s Sealer, id *Identity, label string) error {
+	data, err := encodeIdentity(id)
+	if err != nil {
+		return err
+	}
+	defer clear(data)
+	blob, err := s.Seal(data, label)
+	if err != nil {
+		return fmt.Errorf("config: sealing the identity key: %w", err)
+	}
+	return ReplaceSealedIdentityFile(dataDir, blob)
+}

@@ -81,9 +81,23 @@ func (n *Node) closeEnclave() {
 // another build stops the node with a message that names both builds and
 // the way out.
 func (n *Node) loadIdentity() (*config.Identity, error) {
-	id, migrated, err := config.LoadSealedIdentity(n.cfg.DataDir, n.enclave, enclave.LabelIdentity)
+	label, err := identityLabel(n.cfg)
+	if err != nil {
+		return nil, err
+	}
+	id, migrated, err := config.LoadSealedIdentity(n.cfg.DataDir, n.enclave, label)
+	if isUnsealRefusal(err) && n.enclave.Simulated() {
+		// A sim data dir from before the roster binding: its identity is
+		// sealed under the bare label. Bind it to this config's roster once.
+		// Hardware backends have no such fallback (docs/enclave.md).
+		if id, err = n.rebindLegacyIdentity(label); err == nil {
+			return id, nil
+		}
+	}
 	var me *enclave.MeasurementError
 	switch {
+	case isUnsealRefusal(err):
+		return nil, errRosterChanged(n.cfg)
 	case errors.As(err, &me):
 		return nil, fmt.Errorf("node: refusing to start: the secrets in %s were sealed by another build of keymesh (measurement %s) and this binary's measurement is %s; "+
 			"the binary changed: run `keymesh enclave migrate-in` with this binary and `keymesh enclave migrate-out` with the old one (docs/enclave.md, \"Upgrades\")",
@@ -98,6 +112,23 @@ func (n *Node) loadIdentity() (*config.Identity, error) {
 		n.log.Info("identity key sealed to the enclave; plaintext key removed",
 			"file", config.SealedIdentityFile, "measurement", n.enclave.Measurement().String())
 	}
+	return id, nil
+}
+
+// rebindLegacyIdentity opens an identity sealed under the bare
+// enclave.LabelIdentity (sim data dirs from before the roster binding) and
+// reseals it under label. It returns the unseal error of the bound label's
+// attempt when the legacy label does not open it either.
+func (n *Node) rebindLegacyIdentity(label string) (*config.Identity, error) {
+	id, err := config.OpenIdentity(n.cfg.DataDir, n.enclave, enclave.LabelIdentity)
+	if err != nil {
+		return nil, fmt.Errorf("%w (nor under the pre-roster label)", enclave.ErrUnseal)
+	}
+	if err := config.ResealIdentity(n.cfg.DataDir, n.enclave, id, label); err != nil {
+		id.Destroy()
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	n.log.Info("identity key bound to the cluster roster of this config (sealed again under the roster label)", "file", config.SealedIdentityFile)
 	return id, nil
 }
 

@@ -55,14 +55,21 @@ type sealedLocation struct {
 // collectSealed lists every sealed secret of the data dir, in a fixed order
 // (identity, then each namespace by key), so that both builds of a
 // migration see the same list.
-func collectSealed(ctx context.Context, dataDir string, st store.Store) ([]sealedLocation, []enclave.Secret, error) {
+// The identity's label binds it to cfg's roster (identityLabel); the new
+// build reseals it under the same label.
+func collectSealed(ctx context.Context, cfg *config.Node, st store.Store) ([]sealedLocation, []enclave.Secret, error) {
+	dataDir := cfg.DataDir
+	idLabel, err := identityLabel(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
 	var locs []sealedLocation
 	var secrets []enclave.Secret
 	id, err := config.ReadSealedIdentityFile(dataDir)
 	switch {
 	case err == nil:
 		locs = append(locs, sealedLocation{identity: true})
-		secrets = append(secrets, enclave.Secret{Label: enclave.LabelIdentity, Sealed: id})
+		secrets = append(secrets, enclave.Secret{Label: idLabel, Sealed: id})
 	case errors.Is(err, fs.ErrNotExist):
 		// Never started: the identity is still the plaintext key from
 		// cluster init, which the new build will seal itself.
@@ -147,7 +154,7 @@ func MigrateOut(ctx context.Context, cfg *config.Node, request []byte, to enclav
 		return nil, 0, err
 	}
 	defer st.Close()
-	_, secrets, err := collectSealed(ctx, dataDir, st)
+	_, secrets, err := collectSealed(ctx, cfg, st)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -202,7 +209,7 @@ func (m *MigrationIn) Finish(ctx context.Context, bundle []byte, from enclave.Me
 		return 0, err
 	}
 	defer st.Close()
-	locs, old, err := collectSealed(ctx, m.dataDir, st)
+	locs, old, err := collectSealed(ctx, m.cfg, st)
 	if err != nil {
 		return 0, err
 	}

@@ -516,7 +516,7 @@ func TestMigrationCoversEverySealedSecret(t *testing.T) {
 		}
 		st.Put(ctx, wallet.ShareNamespace, addr, sealed)
 	}
-	_, before, err := collectSealed(ctx, dir, st)
+	_, before, err := collectSealed(ctx, s.cfgs[0], st)
 	st.Close()
 	if err != nil || len(before) != 5 {
 		t.Fatalf("%d secrets: %v", len(before), err)
@@ -538,7 +538,7 @@ func TestMigrationCoversEverySealedSecret(t *testing.T) {
 	}
 	in.Close()
 	st, _ = openStore(ctx, dir)
-	_, same, _ := collectSealed(ctx, dir, st)
+	_, same, _ := collectSealed(ctx, s.cfgs[0], st)
 	st.Close()
 	for i := range before {
 		if !bytes.Equal(same[i].Sealed, before[i].Sealed) {
@@ -560,7 +560,7 @@ func TestMigrationCoversEverySealedSecret(t *testing.T) {
 	}
 	st, _ = openStore(ctx, dir)
 	defer st.Close()
-	_, after, err := collectSealed(ctx, dir, st)
+	_, after, err := collectSealed(ctx, s.cfgs[0], st)
 	if err != nil || len(after) != 5 {
 		t.Fatal(err)
 	}

@@ -46,8 +46,15 @@ func ApproveRelease(cfg *config.Node, m enclave.Measurement, validity time.Durat
 
 // openIdentity unseals the identity key of cfg's data dir with b, read-only.
 func openIdentity(cfg *config.Node, b enclave.Backend) (*config.Identity, error) {
-	id, err := config.OpenIdentity(cfg.DataDir, b, enclave.LabelIdentity)
+	label, err := identityLabel(cfg)
+	if err != nil {
+		return nil, err
+	}
+	id, err := config.OpenIdentity(cfg.DataDir, b, label)
 	var me *enclave.MeasurementError
+	if isUnsealRefusal(err) {
+		return nil, errRosterChanged(cfg)
+	}
 	if errors.As(err, &me) {
 		return nil, fmt.Errorf("node: the identity key in %s is sealed by build %s and this binary is %s: run this command with the binary that runs the node",
 			cfg.DataDir, me.SealedTo, me.Running)

@@ -116,7 +116,7 @@ func TestMigrateOutNeedsRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, before, err := collectSealed(ctx, cfg.DataDir, st)
+	_, before, err := collectSealed(ctx, cfg, st)
 	st.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -148,7 +148,7 @@ func TestMigrateOutNeedsRelease(t *testing.T) {
 	defer bb.Close()
 	st, _ = openStore(ctx, cfg.DataDir)
 	defer st.Close()
-	_, after, _ := collectSealed(ctx, cfg.DataDir, st)
+	_, after, _ := collectSealed(ctx, cfg, st)
 	for i := range after {
 		if after[i].Label == enclave.LabelHPKE || after[i].Label == enclave.LabelRSA {
 			old, _ := bb.Unseal(before[i].Sealed, before[i].Label)
