@@ -3,9 +3,16 @@ package attest
 import (
 	"bytes"
 	"crypto/ecdh"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/binary"
+	"encoding/pem"
 	"errors"
+	"math/big"
 	"os"
 	"path/filepath"
 	"testing"
@@ -14,6 +21,8 @@ import (
 	sevabi "github.com/google/go-sev-guest/abi"
 	sevtest "github.com/google/go-sev-guest/testing"
 	sevtrust "github.com/google/go-sev-guest/verify/trust"
+	tdxabi "github.com/google/go-tdx-guest/abi"
+	tdxpb "github.com/google/go-tdx-guest/proto/tdx"
 
 	"github.com/keymesh/keymesh/internal/attest/nitro"
 	"github.com/keymesh/keymesh/internal/attest/nitro/nitrotest"
@@ -337,5 +346,213 @@ func TestSEVSNPEndToEnd(t *testing.T) {
 		func(q *enclave.Quote) { q.ReportData = ReportData(akb, doc.Fresh) })
 	if _, err := Verify(swapped, pol); !errors.Is(err, ErrKeysNotBound) {
 		t.Fatalf("swapped keys and report data: err %v, want ErrKeysNotBound", err)
+	}
+}
+
+// tdxCA is a generated chain shaped like Intel's (the CNs go-tdx-guest
+// requires): root, PCK Platform CA, and a PCK certificate carrying the
+// genuine PCK certificate's SGX extensions (FMSPC, TCB), all P-256.
+type tdxCA struct {
+	root, inter, pck *x509.Certificate
+	pckKey           *ecdsa.PrivateKey
+}
+
+func newTDXCA(t *testing.T, genuinePCK *x509.Certificate, notBefore time.Time) *tdxCA {
+	t.Helper()
+	key := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	rootKey, interKey, pckKey := key(), key(), key()
+	name := func(cn string) pkix.Name {
+		return pkix.Name{CommonName: cn, Organization: []string{"Intel Corporation"}, Locality: []string{"Santa Clara"}, Province: []string{"CA"}, Country: []string{"US"}}
+	}
+	mk := func(serial int64, cn string, ca bool, parent *x509.Certificate, pub *ecdsa.PublicKey, signer *ecdsa.PrivateKey, extra []pkix.Extension) *x509.Certificate {
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(serial), Subject: name(cn), NotBefore: notBefore, NotAfter: notBefore.Add(24 * time.Hour),
+			IsCA: ca, BasicConstraintsValid: true, SignatureAlgorithm: x509.ECDSAWithSHA256, ExtraExtensions: extra,
+		}
+		if ca {
+			tmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign
+		} else {
+			// The six extensions of a PCK certificate: these four, the
+			// authority key id, and the SGX extension.
+			tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+			tmpl.CRLDistributionPoints = genuinePCK.CRLDistributionPoints
+			tmpl.SubjectKeyId = bytes.Repeat([]byte{7}, 20)
+		}
+		if parent == nil {
+			parent = tmpl
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	var sgx []pkix.Extension
+	for _, e := range genuinePCK.Extensions {
+		if e.Id.String() == "1.2.840.113741.1.13.1" { // Intel SGX extensions (FMSPC, TCB, PPID…)
+			sgx = append(sgx, e)
+		}
+	}
+	if len(sgx) != 1 {
+		t.Fatal("genuine PCK certificate without its SGX extension")
+	}
+	root := mk(1, "Intel SGX Root CA", true, nil, &rootKey.PublicKey, rootKey, nil)
+	inter := mk(2, "Intel SGX PCK Platform CA", true, root, &interKey.PublicKey, rootKey, nil)
+	pck := mk(3, "Intel SGX PCK Certificate", false, inter, &pckKey.PublicKey, interKey, sgx)
+	return &tdxCA{root: root, inter: inter, pck: pck, pckKey: pckKey}
+}
+
+func (ca *tdxCA) roots() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(ca.root)
+	return p
+}
+
+// p256Sign returns r ‖ s (32 bytes each) over SHA-256(msg), as TDX quotes
+// carry ECDSA signatures.
+func p256Sign(t *testing.T, k *ecdsa.PrivateKey, msg []byte) []byte {
+	t.Helper()
+	d := sha256.Sum256(msg)
+	r, s, err := ecdsa.Sign(rand.Reader, k, d[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]byte, 64)
+	r.FillBytes(out[:32])
+	s.FillBytes(out[32:])
+	return out
+}
+
+// tdxDoc makes a TDX attestation the way a node in a TD makes one —
+// REPORTDATA = the report data binding keys and freshness — with the
+// genuine quote's header and TD body (so its MRTD and RTMRs) but a new
+// attestation key, QE report signature and PCK chain from ca: the quoting
+// enclave and PCK key are generated, not Intel's.
+func tdxDoc(t *testing.T, genuine []byte, ca *tdxCA, debug bool, at time.Time) (*Document, enclave.Measurement) {
+	t.Helper()
+	_, kb := hwKeys(t)
+	f := Freshness{Issued: at, Expires: at.Add(DefaultValidity)}
+	fb, _ := f.MarshalBinary()
+	rd := ReportData(kb, fb)
+	a, err := tdxabi.QuoteToProto(genuine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := a.(*tdxpb.QuoteV4)
+	body := q.GetTdQuoteBody()
+	body.ReportData = rd[:]
+	if debug {
+		body.TdAttributes[0] |= 1
+	}
+	ak, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	akBytes := make([]byte, 64)
+	ak.X.FillBytes(akBytes[:32])
+	ak.Y.FillBytes(akBytes[32:])
+	sd := q.GetSignedData()
+	sd.EcdsaAttestationKey = akBytes
+	qe := sd.GetCertificationData().GetQeReportCertificationData()
+	binding := sha256.Sum256(append(bytes.Clone(akBytes), qe.GetQeAuthData().GetData()...))
+	qe.QeReport.ReportData = append(binding[:], make([]byte, 32)...)
+	qeReport, err := tdxabi.EnclaveReportToAbiBytes(qe.GetQeReport())
+	if err != nil {
+		t.Fatal(err)
+	}
+	qe.QeReportSignature = p256Sign(t, ca.pckKey, qeReport)
+	var chain []byte
+	for _, c := range []*x509.Certificate{ca.pck, ca.inter, ca.root} {
+		chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	old := qe.GetPckCertificateChainData().GetSize()
+	qe.PckCertificateChainData.PckCertChain = chain
+	qe.PckCertificateChainData.Size = uint32(len(chain))
+	sd.CertificationData.Size += uint32(len(chain)) - old
+	q.SignedDataSize += uint32(len(chain)) - old
+	header, err := tdxabi.HeaderToAbiBytes(q.GetHeader())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bodyBytes, err := tdxabi.TdQuoteBodyToAbiBytes(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sd.Signature = p256Sign(t, ak, append(header, bodyBytes...))
+	ev, err := tdxabi.QuoteToAbiBytes(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := enclave.Measurement(tdx.MeasurementOf(body.GetMrTd(), body.GetRtmrs()))
+	qt := &enclave.Quote{Platform: enclave.PlatformTDX, Measurement: m, ReportData: rd, Evidence: ev}
+	qb, err := qt.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Document{Keys: kb, Fresh: fb, Quote: qb}, m
+}
+
+// TestTDXEndToEnd: a TDX quote binding the node's keys verifies under the
+// chain that certified its quoting enclave, and is refused under the pinned
+// Intel root (a self-made chain named like Intel's), with a debug TD, with
+// swapped keys, or after the chain expired.
+func TestTDXEndToEnd(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("tdx", "testdata", "go-tdx-guest-tdx_prod_quote_SPR_E4.dat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw = raw[:len(raw)-39] // the published file's unsigned trailer (tdx/testdata/README.md)
+	block, _ := pem.Decode(raw[bytes.Index(raw, []byte("-----BEGIN CERTIFICATE-----")):])
+	genuinePCK, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	ca := newTDXCA(t, genuinePCK, now.Add(-time.Hour))
+	doc, m := tdxDoc(t, raw, ca, false, now)
+	pol := Policy{Measurements: []enclave.Measurement{m}, TDXRoots: ca.roots(), MinKEM: envelope.KEMX25519, Now: now}
+	res, err := Verify(doc, pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Platform != enclave.PlatformTDX || res.Simulated || res.Measurement != m {
+		t.Fatalf("result %+v", res)
+	}
+
+	intel := pol
+	intel.TDXRoots = nil // the client's default: the pinned Intel root
+	if _, err := Verify(doc, intel); !errors.Is(err, ErrQuote) || !errors.Is(err, tdx.ErrVerify) {
+		t.Fatalf("self-made chain under Intel's root: err %v, want ErrQuote", err)
+	}
+
+	debug, dm := tdxDoc(t, raw, ca, true, now)
+	dbg := pol
+	dbg.Measurements = []enclave.Measurement{dm}
+	if _, err := Verify(debug, dbg); !errors.Is(err, ErrDebug) {
+		t.Fatalf("debug TD: err %v, want ErrDebug", err)
+	}
+
+	_, akb := hwKeys(t)
+	swapped := requote(t, &Document{Keys: akb, Fresh: doc.Fresh, Quote: doc.Quote},
+		func(q *enclave.Quote) { q.ReportData = ReportData(akb, doc.Fresh) })
+	if _, err := Verify(swapped, pol); !errors.Is(err, ErrKeysNotBound) {
+		t.Fatalf("swapped keys and report data: err %v, want ErrKeysNotBound", err)
+	}
+
+	late := pol
+	late.Now = now.Add(24 * time.Hour)
+	late.MaxAge = 48 * time.Hour
+	if _, err := Verify(doc, late); !errors.Is(err, ErrQuote) {
+		t.Fatalf("after the chain expired: err %v, want ErrQuote", err)
 	}
 }
