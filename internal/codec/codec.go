@@ -80,7 +80,12 @@ func (r *Reader) Bytes(n int, what string) []byte {
 // Magic reads len(magic) bytes that must be magic; what names the format
 // ("a quote") in the error.
 func (r *Reader) Magic(magic, what string) {
-	if m := r.Bytes(len(magic), what+" magic"); r.err == nil && string(m) != magic {
+	var m []byte
+	switch {
+	case r.err != nil:
+	case !r.s.ReadBytes(&m, len(magic)):
+		r.Fail("%s magic: truncated", what)
+	case string(m) != magic:
 		r.Fail("not %s (bad magic)", what)
 	}
 }
