@@ -481,15 +481,10 @@ func (s *Share) UnmarshalBinary(data []byte) error {
 		out.parties = append(out.parties, round.PartyID(r.U16("party id")))
 	}
 	public := r.Bytes(curve.PointLen, "public key")
-	shares := make([][]byte, n)
-	for i := range shares {
-		shares[i] = r.Bytes(curve.PointLen, "public share")
-	}
+	shares := r.Bytes(n*curve.PointLen, "public shares")
 	secret := r.Bytes(curve.ScalarLen, "secret share")
-	type setups struct{ alice, bob []byte }
-	pairwise := make(map[round.PartyID]setups, n)
 	for _, p := range out.parties {
-		if p == out.self || r.Err() != nil {
+		if p == out.self {
 			continue
 		}
 		if _, dup := out.peers[p]; dup {
@@ -498,7 +493,16 @@ func (s *Share) UnmarshalBinary(data []byte) error {
 		}
 		peer := &Peer{alice: new(rvole.AliceSetup), bob: new(rvole.BobSetup)}
 		copy(peer.seed[:], r.Bytes(SeedLen, "pairwise seed"))
-		pairwise[p] = setups{r.Var(maxSetupLen, "pairwise alice setup"), r.Var(maxSetupLen, "pairwise bob setup")}
+		alice, bob := r.Var(maxSetupLen, "pairwise alice setup"), r.Var(maxSetupLen, "pairwise bob setup")
+		if r.Err() != nil {
+			break
+		}
+		if err := peer.alice.UnmarshalBinary(alice); err != nil {
+			return fmt.Errorf("%w: pairwise state for %v: %w", ErrInvalidShare, p, err)
+		}
+		if err := peer.bob.UnmarshalBinary(bob); err != nil {
+			return fmt.Errorf("%w: pairwise state for %v: %w", ErrInvalidShare, p, err)
+		}
 		out.peers[p] = peer
 	}
 	nr := int(r.U8("refused count"))
@@ -523,8 +527,8 @@ func (s *Share) UnmarshalBinary(data []byte) error {
 		return fmt.Errorf("%w: public key: %w", ErrInvalidShare, err)
 	}
 	out.public = *pk
-	for i, b := range shares {
-		p, err := curve.DecodePoint(b)
+	for i := range n {
+		p, err := curve.DecodePoint(shares[i*curve.PointLen : (i+1)*curve.PointLen])
 		if err != nil {
 			return fmt.Errorf("%w: public share %d: %w", ErrInvalidShare, i, err)
 		}
@@ -536,17 +540,6 @@ func (s *Share) UnmarshalBinary(data []byte) error {
 	}
 	out.secret = *x
 	x.Zero()
-	for _, p := range out.parties {
-		if p == out.self {
-			continue
-		}
-		if err := out.peers[p].alice.UnmarshalBinary(pairwise[p].alice); err != nil {
-			return fmt.Errorf("%w: pairwise state for %v: %w", ErrInvalidShare, p, err)
-		}
-		if err := out.peers[p].bob.UnmarshalBinary(pairwise[p].bob); err != nil {
-			return fmt.Errorf("%w: pairwise state for %v: %w", ErrInvalidShare, p, err)
-		}
-	}
 	if err := out.check(); err != nil {
 		return err
 	}
