@@ -153,3 +153,16 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkVerify: verifying the genuine report (VCEK → ASK → ARK, RSA-PSS
+// 4096, and the report's ECDSA P-384 signature), as a client does once per
+// attestation.
+func BenchmarkVerify(b *testing.B) {
+	_, _, ev := genuine(b)
+	roots := sevsnp.Roots()
+	for b.Loop() {
+		if _, err := sevsnp.Verify(ev, roots, genuineTime); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
