@@ -86,13 +86,14 @@ const defaultURL = "http://127.0.0.1:7100"
 
 // creds are the client commands' connection and credential flags.
 type creds struct {
-	file    string
-	url     string
-	keyFile string
-	scope   string
-	account string
-	address string
-	timeout time.Duration
+	file     string
+	url      string
+	keyFiles []string // --key-file; one, except where a command takes several (scope update)
+	multiKey bool     // the command takes several --key-file (scope update)
+	scope    string
+	account  string
+	address  string
+	timeout  time.Duration
 	// Sealing (see sealFlags).
 	measurements   []string
 	platformKeys   []string
@@ -110,17 +111,21 @@ type creds struct {
 	loaded credsFile // the file's contents, after flags applied
 }
 
+// flags registers the connection and credentials flags: every command
+// that talks to a node takes these (the client commands, scope create and
+// update, account register), so each can seal its requests to the
+// node's attested enclave (--seal, --measurement) and pin it.
 func (c *creds) flags(fs *pflag.FlagSet, withAddress bool) {
 	fs.StringVar(&c.file, "creds", os.Getenv("KEYMESH_CREDS"), "credentials file (JSON: url, scope, account, developerKey or sessionKey+session, address); default $KEYMESH_CREDS")
 	fs.StringVar(&c.url, "url", "", "node API URL (default: the credentials file's, else $KEYMESH_URL, else "+defaultURL+")")
-	fs.StringVar(&c.keyFile, "key-file", "", "file holding a developer key (replaces the credentials file's developerKey)")
+	fs.StringArrayVar(&c.keyFiles, "key-file", nil, "file holding a developer key, from scope keygen (replaces the credentials file's developerKey)")
 	fs.StringVar(&c.scope, "scope", "", "scope id (default: the credentials file's)")
 	fs.StringVar(&c.account, "account", "", "account id within the scope (default: the credentials file's)")
 	if withAddress {
 		fs.StringVar(&c.address, "address", "", "wallet address to sign with (default: the credentials file's, else the account's first)")
 	}
 	fs.DurationVar(&c.timeout, "timeout", 2*time.Minute, "time limit for the command")
-	fs.StringSliceVar(&c.measurements, "measurement", nil, "seal requests to the node's enclave, accepting only this build measurement (hex; repeat for several)")
+	measurementFlag(fs, &c.measurements, "seal requests to the node's enclave, accepting only this build measurement")
 	fs.BoolVar(&c.seal, "seal", false, "seal requests; without --measurement, trust the node's measurement on first use (with a warning)")
 	fs.BoolVar(&c.allowSim, "allow-simulated", false, "accept the simulated enclave's quotes (development clusters; needs the cluster's --platform-key)")
 	fs.StringSliceVar(&c.platformKeys, "platform-key", nil, "the cluster's sim platform key (hex; `keymesh cluster init` prints it), the root simulated quotes are verified against (default: the credentials file's platformKeys)")
@@ -223,12 +228,18 @@ func (c *creds) load() error {
 	if c.loaded.URL == "" {
 		c.loaded.URL = defaultURL
 	}
-	if c.keyFile != "" {
-		b, err := os.ReadFile(c.keyFile)
+	switch len(c.keyFiles) {
+	case 0:
+	case 1:
+		b, err := os.ReadFile(c.keyFiles[0])
 		if err != nil {
 			return fmt.Errorf("developer key: %w", err)
 		}
 		c.loaded.DeveloperKey = strings.TrimSpace(string(b))
+	default:
+		if !c.multiKey {
+			return errors.New("--key-file: this command takes one developer key")
+		}
 	}
 	if s := c.loaded.Session; s != nil {
 		if c.loaded.Scope == "" {

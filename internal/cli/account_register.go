@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -11,9 +10,9 @@ import (
 // newAccountRegisterCmd is `keymesh account register --delegated`.
 func newAccountRegisterCmd() *cobra.Command {
 	var (
-		delegated                         bool
-		keyFile, url, scope, account, key string
-		timeout                           time.Duration
+		c         creds
+		delegated bool
+		key       string
 	)
 	cmd := &cobra.Command{
 		Use:   "register --delegated --key-file FILE --scope ID --account NAME",
@@ -39,18 +38,24 @@ so that no one can take a user's id first); --account ids starting with
 			if !delegated {
 				return errors.New("only --delegated registration runs from the command line; register a passkey on the node's /login page")
 			}
+			c.warn = cmd.ErrOrStderr()
+			keys, err := c.developerKeys()
+			if err != nil {
+				return err
+			}
+			if len(keys) != 1 {
+				return errors.New("--key-file: account register takes one developer key")
+			}
+			k := keys[0]
+			scope, account := c.loaded.Scope, c.loaded.Account
 			if scope == "" || account == "" {
 				return errors.New("--scope and --account are required")
 			}
-			k, err := readDevKey(keyFile)
+			cl, err := c.nodeClient()
 			if err != nil {
 				return err
 			}
-			cl, err := newClient(apiURL(url), 1)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			ctx, cancel := context.WithTimeout(cmd.Context(), c.timeout)
 			defer cancel()
 			res, err := cl.RegisterDelegated(ctx, k, scope, account, key)
 			if err != nil {
@@ -61,11 +66,7 @@ so that no one can take a user's id first); --account ids starting with
 	}
 	f := cmd.Flags()
 	f.BoolVar(&delegated, "delegated", false, "register with the developer's key (required: passkeys register in a browser)")
-	f.StringVar(&keyFile, "key-file", "", "developer key file (from scope keygen)")
-	f.StringVar(&url, "url", "", "node API URL (default $KEYMESH_URL, else "+defaultURL+")")
-	f.StringVar(&scope, "scope", "", "scope id")
-	f.StringVar(&account, "account", "", "the user identifier (account id)")
+	c.flags(f, false) // --scope, and --account: the user identifier
 	f.StringVar(&key, "user-key", "", "a public key the user approves operations with (optional)")
-	f.DurationVar(&timeout, "timeout", time.Minute, "time limit for the command")
 	return cmd
 }

@@ -190,7 +190,7 @@ a document from another node is refused.`,
 	f.BoolVar(&build, "build", false, "rebuild keymesh from --checkout and compare its measurement")
 	f.StringVar(&checkout, "checkout", ".", "source checkout to rebuild (with --build)")
 	f.StringVar(&pkg, "package", "./cmd/keymesh", "package to rebuild (with --build)")
-	f.StringArrayVar(&measurements, "measurement", nil, "expected measurement, 64 hex digits (repeatable)")
+	measurementFlag(f, &measurements, "expected measurement")
 	f.BoolVar(&allowSim, "allow-simulated", false, "accept quotes of the simulated enclave backend (verified against --platform-key)")
 	f.StringArrayVar(&platformKeys, "platform-key", nil, "the cluster's sim platform key, hex (keymesh cluster init prints it; repeatable)")
 	f.StringVar(&credsPath, "creds", os.Getenv("KEYMESH_CREDS"), "credentials file whose platformKeys are the sim platform keys (when --platform-key is not given); default $KEYMESH_CREDS")

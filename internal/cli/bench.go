@@ -218,7 +218,7 @@ func benchAccount(ctx context.Context, c *creds, conns int, log io.Writer) (*cli
 			haveFile = true
 		}
 	}
-	if haveFile || c.keyFile != "" {
+	if haveFile || len(c.keyFiles) > 0 {
 		return c.signer(ctx, conns)
 	}
 	url := c.url
@@ -250,7 +250,7 @@ func benchAccount(ctx context.Context, c *creds, conns int, log io.Writer) (*cli
 	}
 	c.loaded = *f
 	c.url, c.address = "", ""
-	c.file, c.keyFile = "", ""
+	c.file, c.keyFiles = "", nil
 	return c.signerLoaded(ctx, conns)
 }
 

@@ -251,8 +251,9 @@ func readApprovals(paths []string) ([]*attest.Approval, error) {
 
 func newEnclaveApproveReleaseCmd() *cobra.Command {
 	var (
-		cfgPath, measurement, outPath string
-		validity                      time.Duration
+		cfgPath, outPath string
+		measurements     []string
+		validity         time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "approve-release --config FILE --measurement NEW --out FILE",
@@ -274,7 +275,10 @@ times (docs/enclave.md).`,
 			if err != nil {
 				return err
 			}
-			m, err := enclave.ParseMeasurement(measurement)
+			if len(measurements) != 1 {
+				return errors.New("--measurement: give the one build to approve")
+			}
+			m, err := enclave.ParseMeasurement(measurements[0])
 			if err != nil {
 				return fmt.Errorf("--measurement: %w", err)
 			}
@@ -299,7 +303,7 @@ times (docs/enclave.md).`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfgPath, "config", "", "node config file")
-	f.StringVar(&measurement, "measurement", "", "measurement of the build to approve (hex)")
+	measurementFlag(f, &measurements, "measurement of the build to approve (exactly one)")
 	f.StringVar(&outPath, "out", "", "file to write the approval to")
 	f.DurationVar(&validity, "valid-for", attest.DefaultReleaseValidity, "how long the approval stays valid (at most 90 days)")
 	return cmd

@@ -82,15 +82,41 @@ func readDevKey(path string) (*client.Key, error) {
 	return k, nil
 }
 
-// apiURL is --url, else $KEYMESH_URL, else node 1 of keymesh dev.
-func apiURL(flag string) string {
-	if flag != "" {
-		return flag
+// developerKeys loads the connection and credentials flags and returns
+// the developer keys that sign: every --key-file, else the credentials
+// file's developerKey.
+func (c *creds) developerKeys() ([]*client.Key, error) {
+	files := c.keyFiles
+	c.keyFiles = nil // read here, not as the credentials' developerKey
+	if err := c.load(); err != nil {
+		return nil, err
 	}
-	if u := os.Getenv("KEYMESH_URL"); u != "" {
-		return u
+	var keys []*client.Key
+	for _, f := range files {
+		k, err := readDevKey(f)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
 	}
-	return defaultURL
+	if len(keys) == 0 && c.loaded.DeveloperKey != "" {
+		k, err := client.ParseKey(c.loaded.DeveloperKey)
+		if err != nil {
+			return nil, errors.New("credentials: developerKey is not a key written by keymesh")
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("--key-file is required (a developer key from `keymesh scope keygen`), or --creds with a developerKey")
+	}
+	return keys, nil
+}
+
+// nodeClient is a client of the node the flags name, sealing to its
+// attested enclave when they ask (--seal, --measurement, a credentials
+// file that pins a build).
+func (c *creds) nodeClient() (*client.Client, error) {
+	return newClient(c.loaded.URL, 1, c.clientOptions()...)
 }
 
 func printJSON(cmd *cobra.Command, v any) error {
@@ -104,11 +130,13 @@ func printJSON(cmd *cobra.Command, v any) error {
 
 func newScopeCreateCmd() *cobra.Command {
 	var (
-		keyFile, url, rpID, mode string
-		origins, devKeys         []string
-		ttl, timeout             time.Duration
-		allowRawDigest           bool
-		quorum                   int
+		c              creds
+		rpID, mode     string
+		origins        []string
+		devKeys        []string
+		ttl            time.Duration
+		allowRawDigest bool
+		quorum         int
 	)
 	cmd := &cobra.Command{
 		Use:   "create --key-file FILE --rp-id DOMAIN --origin URL",
@@ -132,10 +160,15 @@ developer keys (scope update); 0, the default, means a majority (1 of 1,
 transaction's or another app's message, which no one approving it can read.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			k, err := readDevKey(keyFile)
+			c.warn = cmd.ErrOrStderr()
+			keys, err := c.developerKeys()
 			if err != nil {
 				return err
 			}
+			if len(keys) != 1 {
+				return errors.New("--key-file: scope create takes one developer key")
+			}
+			k := keys[0]
 			if rpID == "" || len(origins) == 0 {
 				return errors.New("--rp-id and at least one --origin are required (the WebAuthn relying party)")
 			}
@@ -145,11 +178,11 @@ transaction's or another app's message, which no one approving it can read.`,
 			if len(devKeys) > 0 && !contains(devKeys, k.Public()) {
 				return errors.New("--developer-key: the list must include the signing key's public key")
 			}
-			cl, err := newClient(apiURL(url), 1)
+			cl, err := c.nodeClient()
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			ctx, cancel := context.WithTimeout(cmd.Context(), c.timeout)
 			defer cancel()
 			sc, err := cl.CreateScope(ctx, k, client.ScopeConfig{RPID: rpID, Origins: origins, Mode: mode, SessionTTL: ttl, DeveloperKeys: devKeys, AllowRawDigest: allowRawDigest, DeveloperQuorum: quorum})
 			if err != nil {
@@ -159,8 +192,7 @@ transaction's or another app's message, which no one approving it can read.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&keyFile, "key-file", "", "developer key file (from scope keygen) that signs the scope")
-	f.StringVar(&url, "url", "", "node API URL (default $KEYMESH_URL, else "+defaultURL+")")
+	c.flags(f, false)
 	f.StringVar(&rpID, "rp-id", "", "WebAuthn relying party id (a domain, e.g. app.example or localhost)")
 	f.StringSliceVar(&origins, "origin", nil, "WebAuthn origin allowed for passkeys (repeatable), e.g. https://app.example")
 	f.StringVar(&mode, "mode", "user", "account-control mode: user, developer or hybrid")
@@ -168,18 +200,19 @@ transaction's or another app's message, which no one approving it can read.`,
 	f.StringSliceVar(&devKeys, "developer-key", nil, "developer public keys of the scope (repeatable; default: the signing key's)")
 	f.BoolVar(&allowRawDigest, "allow-raw-digest", false, "let the scope's accounts sign raw digests (keymesh_signDigest)")
 	f.IntVar(&quorum, "developer-quorum", 0, "developer keys needed to change the developer keys (0: a majority)")
-	f.DurationVar(&timeout, "timeout", time.Minute, "time limit for the command")
 	return cmd
 }
 
 func newScopeUpdateCmd() *cobra.Command {
 	var (
-		keyFiles, origins, devKeys []string
-		url, scope, rpID, mode     string
-		ttl, timeout               time.Duration
-		allowRawDigest             bool
-		quorum                     int
+		c                creds
+		origins, devKeys []string
+		rpID, mode       string
+		ttl              time.Duration
+		allowRawDigest   bool
+		quorum           int
 	)
+	c.multiKey = true
 	cmd := &cobra.Command{
 		Use:   "update --key-file FILE [--key-file FILE…] --scope ID [changes]",
 		Short: "Change a scope's config, signed by its developer keys; print it as JSON",
@@ -194,25 +227,20 @@ on; existing accounts keep theirs. Changing --developer-key or
 --key-file), so that one stolen key cannot remove the others.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if len(keyFiles) == 0 {
-				return errors.New("--key-file is required (a developer key from `keymesh scope keygen`; repeat it for a quorum)")
-			}
-			if scope == "" {
-				return errors.New("--scope is required")
-			}
-			var keys []*client.Key
-			for _, f := range keyFiles {
-				k, err := readDevKey(f)
-				if err != nil {
-					return err
-				}
-				keys = append(keys, k)
-			}
-			cl, err := newClient(apiURL(url), 1)
+			c.warn = cmd.ErrOrStderr()
+			keys, err := c.developerKeys()
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			scope := c.loaded.Scope
+			if scope == "" {
+				return errors.New("--scope is required")
+			}
+			cl, err := c.nodeClient()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), c.timeout)
 			defer cancel()
 			cur, err := cl.GetScope(ctx, scope)
 			if err != nil {
@@ -258,9 +286,7 @@ on; existing accounts keep theirs. Changing --developer-key or
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVar(&keyFiles, "key-file", nil, "developer key file that signs the update (repeatable, for a quorum)")
-	f.StringVar(&url, "url", "", "node API URL (default $KEYMESH_URL, else "+defaultURL+")")
-	f.StringVar(&scope, "scope", "", "scope id")
+	c.flags(f, false) // --key-file repeats here: a quorum of developer keys
 	f.StringVar(&rpID, "rp-id", "", "new WebAuthn relying party id")
 	f.StringSliceVar(&origins, "origin", nil, "new WebAuthn origins (repeatable; replaces the list)")
 	f.StringVar(&mode, "mode", "", "new account-control mode for accounts registered from now on: user, developer or hybrid")
@@ -268,7 +294,6 @@ on; existing accounts keep theirs. Changing --developer-key or
 	f.StringSliceVar(&devKeys, "developer-key", nil, "new developer public keys (repeatable; replaces the list; takes a quorum)")
 	f.IntVar(&quorum, "developer-quorum", 0, "new developer-key quorum (0: a majority; takes a quorum)")
 	f.BoolVar(&allowRawDigest, "allow-raw-digest", false, "let the scope's accounts sign raw digests")
-	f.DurationVar(&timeout, "timeout", time.Minute, "time limit for the command")
 	return cmd
 }
 
