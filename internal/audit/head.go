@@ -146,11 +146,12 @@ const keepLatest = 8
 func headKey(node uint16, seq uint64) string { return fmt.Sprintf("%05d/%016x", node, seq) }
 
 // ErrHeadConflict is wrapped by Keep's error when a head contradicts one
-// the store holds from the same node: a lower seq than its latest, signed after it, or
-// another hash at a seq it holds. A lower seq signed before the latest
-// held head is a late message, not a contradiction: Keep ignores it. Such a head is evidence of a rewritten
-// or truncated chain; Keep does not store it (the heads it holds already
-// prove the node's earlier statement) and the caller logs it.
+// the store holds from the same node: another hash at a seq it holds, or a
+// lower seq than its latest, signed after it. Such a head is evidence of a
+// rewritten or truncated chain; Keep does not store it (the heads it holds
+// already prove the node's earlier statement) and the caller logs it. A
+// lower seq signed before the latest held head is a late message, not a
+// contradiction: Keep ignores it.
 var ErrHeadConflict = errors.New("audit: the head contradicts one this node holds")
 
 // Keep stores sh, a head whose signature the caller verified against its

@@ -153,3 +153,13 @@ func (l *Log) Since(ctx context.Context, t time.Time, fn func(e *Entry, hash [32
 		return fn(e, hashEncoding(val))
 	})
 }
+
+// Store layout, exported for tools and tests that read or (playing the
+// operator) edit the raw chain.
+const (
+	NSChain = nsChain
+	NSMeta  = nsMeta
+)
+
+// ChainKey is the key of entry seq in NSChain.
+func ChainKey(seq uint64) string { return chainKey(seq) }

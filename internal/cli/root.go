@@ -57,6 +57,7 @@ func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 		newAttestCmd(), newEnclaveCmd(),
 		newAccountCmd(), newSignCmd(), newBenchCmd(),
 		newScopeCmd(),
+		newAuditCmd(),
 	)
 	return root
 }

@@ -82,7 +82,8 @@ type Node struct {
 	api         *http.Server
 	apiLn       net.Listener
 	peerLn      net.Listener
-	auth        authHook // the auth service (auth.go), asked by the wallet before signing
+	auth        authHook  // the auth service (auth.go), asked by the wallet before signing
+	audit       auditHook // the audit log and its signed heads (audit.go)
 
 	replica *replica.Replica // record replication (replica.go)
 	wallet  *wallet.Service  // the wallet service (wallet.go)

@@ -29,7 +29,7 @@ func (n *Node) openReplica(svc *services) error {
 		Transport: n.tr,
 		Store:     n.store,
 		Config:    n.cfg,
-		Applier:   invalidAs{auth.Applier{}, auth.ErrInvalid},
+		Applier:   auditedApplier{invalidAs{auth.Applier{}, auth.ErrInvalid}, n.audit.log},
 		Logger:    n.log.With("component", "replica"),
 	})
 	if err != nil {

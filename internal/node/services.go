@@ -18,6 +18,9 @@ func (s *services) route(r httpapi.Route) { s.routes = append(s.routes, r) }
 // (replica.go, auth.go, wallet.go) and registers what it closes in
 // n.closers.
 func (n *Node) openServices(svc *services) error {
+	if err := n.openAudit(); err != nil { // first: the services append to it
+		return err
+	}
 	if err := n.openReplica(svc); err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ func (n *Node) openWallet(svc *services) error {
 		RunSession: n.RunSession,
 		Store:      n.store,
 		Logger:     n.log.With("component", "wallet"),
+		Audit:      n.auditEntry,
 	}
 	// The config's services section: the chains eth_signTransaction signs
 	// for and the attempt timeouts (the defaults when it is absent).

@@ -67,6 +67,10 @@ type Options struct {
 	// Nil allows it for no scope.
 	RawDigest func(ctx context.Context, scope string) bool
 
+	// Audit, if set, records every signing attempt and key generation
+	// (gateway and peer side) and every refused invitation (audit.go).
+	Audit Auditor
+
 	// ChainIDs, if not empty, are the only chain ids eth_signTransaction
 	// signs for.
 	ChainIDs []uint64
@@ -88,6 +92,7 @@ type Service struct {
 	chains []uint64
 	raw    func(ctx context.Context, scope string) bool
 	catch  func(ctx context.Context) error
+	audit  Auditor
 
 	signTimeout, keygenTimeout time.Duration
 
@@ -121,7 +126,7 @@ func New(opts Options) (*Service, error) {
 	s := &Service{
 		cfg: opts.Config, tr: opts.Transport, run: opts.RunSession, st: opts.Store,
 		sealer: opts.Sealer, auth: opts.Auth, log: opts.Logger, chains: slices.Clone(opts.ChainIDs), raw: opts.RawDigest,
-		catch:       opts.CatchUp,
+		catch:       opts.CatchUp, audit: opts.Audit,
 		signTimeout: opts.SignTimeout, keygenTimeout: opts.KeygenTimeout,
 		cache: map[common.Address]*wallet{},
 	}
