@@ -41,15 +41,20 @@ type Options struct {
 	Submit func(ctx context.Context, rec []byte) error
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Origins is the cluster's rule on scope origins (development when
+	// zero). The replica's auth Applier must have the same; SubmitRecord
+	// checks it first so that a client gets a clear error.
+	Origins OriginPolicy
 }
 
 // Service is a node's auth service: it accepts signed records through the
 // JSON-RPC methods (scopes, registration, authentication) and answers
 // Authorize. It is safe for concurrent use.
 type Service struct {
-	st     store.Store
-	submit func(ctx context.Context, rec []byte) error
-	now    func() time.Time
+	st      store.Store
+	submit  func(ctx context.Context, rec []byte) error
+	now     func() time.Time
+	origins OriginPolicy
 
 	challenges challengeTable // open ceremonies (challenge.go)
 
@@ -75,13 +80,13 @@ func New(opts Options) (*Service, error) {
 	if opts.Store == nil {
 		return nil, errors.New("auth: Options.Store is required")
 	}
-	s := &Service{st: opts.Store, submit: opts.Submit, now: opts.Now}
+	s := &Service{st: opts.Store, submit: opts.Submit, now: opts.Now, origins: opts.Origins}
 	if s.now == nil {
 		s.now = time.Now
 	}
 	if s.submit == nil {
 		s.submit = func(ctx context.Context, rec []byte) error {
-			err := s.st.Update(ctx, func(tx store.Ops) error { return Applier{}.Apply(ctx, tx, rec) })
+			err := s.st.Update(ctx, func(tx store.Ops) error { return Applier{Origins: s.origins}.Apply(ctx, tx, rec) })
 			if errors.Is(err, replica.ErrDuplicate) {
 				return nil // already applied: the replica also acknowledges it
 			}
@@ -111,6 +116,21 @@ func (s *Service) SubmitRecord(ctx context.Context, rec *record.Record) error {
 	// submit now (a removed developer key, a stale mode change).
 	if err := s.State().checkSubmission(ctx, rec); err != nil {
 		return err
+	}
+	switch rec.Kind {
+	case record.ScopeCreate, record.ScopeUpdate:
+		var cfg *record.ScopeConfig
+		switch b, _ := record.DecodeBody(rec.Kind, rec.Body); b := b.(type) {
+		case *record.ScopeCreateBody:
+			cfg = &b.Config
+		case *record.ScopeUpdateBody:
+			cfg = &b.Config
+		}
+		if cfg != nil {
+			if err := s.origins.check(cfg); err != nil {
+				return prefixed(rec.Kind, err)
+			}
+		}
 	}
 	return s.submit(ctx, rec.Marshal())
 }

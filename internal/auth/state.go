@@ -589,7 +589,11 @@ func (s State) verifyProof(ctx context.Context, cfg *record.ScopeConfig, scope, 
 }
 
 // Applier is the auth state machine: it implements replica.Applier.
-type Applier struct{}
+type Applier struct {
+	// Origins is the cluster's rule on scope origins (the zero value:
+	// development). Every node of a cluster must have the same.
+	Origins OriginPolicy
+}
 
 // Apply validates rec (a record.Record encoding) against the state read
 // through tx and writes its effect through tx. It checks the record's
@@ -612,7 +616,7 @@ type Applier struct{}
 // Apply does not look at the clock, so that a node catching up accepts
 // the same records as the others did; freshness is checked where records
 // are submitted.
-func (Applier) Apply(ctx context.Context, tx store.Ops, rec []byte) error {
+func (a Applier) Apply(ctx context.Context, tx store.Ops, rec []byte) error {
 	r, err := record.Unmarshal(rec)
 	if err != nil {
 		return deny(api.CodeAuthBadProof, "%v", err)
@@ -632,9 +636,13 @@ func (Applier) Apply(ctx context.Context, tx store.Ops, rec []byte) error {
 	var writes []kv
 	switch b := body.(type) {
 	case *record.ScopeCreateBody:
-		writes, err = st.scopeCreate(ctx, r, b)
+		if err = a.Origins.check(&b.Config); err == nil {
+			writes, err = st.scopeCreate(ctx, r, b)
+		}
 	case *record.ScopeUpdateBody:
-		writes, err = st.scopeUpdate(ctx, r, b)
+		if err = a.Origins.check(&b.Config); err == nil {
+			writes, err = st.scopeUpdate(ctx, r, b)
+		}
 	case *record.AccountRegisterBody:
 		writes, err = st.accountRegister(ctx, r, b)
 	case *record.CredentialAddBody:

@@ -84,6 +84,16 @@ type Node struct {
 	// Store chooses the node's database; nil means SQLite in DataDir (see
 	// StoreConfig).
 	Store *StoreConfig `json:"store,omitempty"`
+	// Production makes the cluster refuse scopes whose WebAuthn origins
+	// are on a node's host (NodeHosts; docs/auth.md, "Scope origins in
+	// production"). Cluster-wide: auth applies replicated scope records
+	// by it, so every node of a cluster must have the same Production and
+	// NodeHosts, or their states diverge.
+	Production bool `json:"production,omitempty"`
+	// NodeHosts are the hosts (names or IP addresses) at which the
+	// cluster's nodes are reached, the same list on every node. Required
+	// in production, where it must hold every peer's api_url host.
+	NodeHosts []string `json:"node_hosts,omitempty"`
 	// Services configures the node's services (chain ids, timeouts, the
 	// upstream chain RPC, outbound fetch rules; services.go); nil keeps
 	// the defaults.
@@ -237,6 +247,9 @@ func (n *Node) validate() error {
 	}
 	if err := n.Services.check(); err != nil {
 		return wrap("services: %v", err)
+	}
+	if err := n.checkProduction(); err != nil {
+		return wrap("%v", err)
 	}
 	seenID := map[uint16]bool{n.ID: true}
 	seenKey := map[string]uint16{}

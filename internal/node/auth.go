@@ -29,7 +29,7 @@ const nonceSweepInterval = 10 * time.Minute
 // succeeds once n−t+1 nodes stored it); without one they are applied to
 // this node's store only.
 func (n *Node) openAuth(svc *services) error {
-	opts := auth.Options{Store: n.store}
+	opts := auth.Options{Store: n.store, Origins: n.authOrigins()} // the same on every node of the cluster
 	n.wireAuthReplica(&opts)
 	s, err := auth.New(opts)
 	if err != nil {

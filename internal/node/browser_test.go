@@ -6,6 +6,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
@@ -20,6 +23,7 @@ import (
 	"github.com/keymesh/keymesh/api"
 	"github.com/keymesh/keymesh/client"
 	"github.com/keymesh/keymesh/internal/auth"
+	"github.com/keymesh/keymesh/internal/auth/web"
 	"github.com/keymesh/keymesh/internal/record"
 )
 
@@ -39,10 +43,14 @@ func findChromium() string {
 
 // TestPasskeyBrowser drives real headless Chromium, with a CDP virtual
 // WebAuthn authenticator (CTAP2, internal, resident keys, user
-// verification), through the node's /login page against a real 3-node
-// cluster: register a passkey, authenticate, obtain a session; then the
-// session key (inside the browser) approves an operation that the node
-// authorises.
+// verification), through the login bundle (package web) served by an app
+// from its own origin, against a real 3-node cluster: the page posts its
+// JSON-RPC calls to the node endpoint the bundle names (the app's /rpc,
+// which the app forwards to node 0); it registers a passkey,
+// authenticates, obtains a session; then the session key (inside the
+// browser) approves an operation that every node authorises. The scope
+// lists the app's origin only. The node's own development page (/login)
+// is checked to load under its CSP.
 func TestPasskeyBrowser(t *testing.T) {
 	bin := findChromium()
 	if bin == "" {
@@ -54,8 +62,31 @@ func TestPasskeyBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// WebAuthn needs a domain RP id: the page is loaded from localhost.
-	origin := "http://localhost:" + u.Port()
+	// The app: serves the bundle under its CSP, and forwards POST /rpc to
+	// node 0's JSON-RPC endpoint. WebAuthn needs a domain RP id: the page
+	// is loaded from localhost.
+	appMux := http.NewServeMux()
+	app := httptest.NewServer(appMux)
+	defer app.Close()
+	au, err := url.Parse(app.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := "http://localhost:" + au.Port()
+	bundle := t.TempDir()
+	if err := web.WriteBundle(bundle, origin+"/rpc"); err != nil {
+		t.Fatal(err)
+	}
+	files := http.FileServer(http.Dir(bundle))
+	appMux.Handle("GET /", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", web.CSP)
+		files.ServeHTTP(w, r)
+	}))
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	appMux.Handle("POST /rpc", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.URL.Path = "/"
+		proxy.ServeHTTP(w, r)
+	}))
 	dev, err := client.GenerateKey("p256")
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +115,19 @@ func TestPasskeyBrowser(t *testing.T) {
 	bctx, cancel := context.WithTimeout(bctx, 90*time.Second)
 	defer cancel()
 
-	page := fmt.Sprintf("%s/login?scope=%s", origin, sc.ID)
+	// The node's development page loads, styled, under its CSP.
+	bodyFont := chromedp.Evaluate[string](`getComputedStyle(document.body).fontFamily`)
+	if err := chromedp.Do(bctx,
+		chromedp.Navigate(fmt.Sprintf("http://localhost:%s/login?scope=%s", u.Port(), sc.ID)),
+		chromedp.WaitVisible(chromedp.ID("register")),
+	); err != nil {
+		t.Fatalf("browser: node's /login: %v", err)
+	}
+	if font, err := chromedp.Run(bctx, bodyFont); err != nil || !strings.Contains(font, "system-ui") {
+		t.Fatalf("node's /login: login.css not applied (font %q, %v)", font, err)
+	}
+
+	page := fmt.Sprintf("%s/index.html?scope=%s", origin, sc.ID)
 	if err := chromedp.Do(bctx,
 		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
 			_, err := cdp.Call(ctx, t, webauthn.Enable, webauthn.EnableParams{})
@@ -102,6 +145,9 @@ func TestPasskeyBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.ID("register")),
 	); err != nil {
 		t.Fatalf("browser: %v", err)
+	}
+	if font, err := chromedp.Run(bctx, bodyFont); err != nil || !strings.Contains(font, "system-ui") {
+		t.Fatalf("app's bundle: login.css not applied (font %q, %v)", font, err)
 	}
 
 	eval := func(expr string) string {

@@ -29,7 +29,7 @@ func (n *Node) openReplica(svc *services) error {
 		Transport: n.tr,
 		Store:     n.store,
 		Config:    n.cfg,
-		Applier:   auditedApplier{invalidAs{auth.Applier{}, auth.ErrInvalid}, n.audit.log},
+		Applier:   invalidAs{auth.Applier{Origins: n.authOrigins()}, auth.ErrInvalid},
 		Logger:    n.log.With("component", "replica"),
 	})
 	if err != nil {

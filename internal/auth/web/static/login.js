@@ -1,6 +1,18 @@
 // keymesh passkey page: WebAuthn registration and authentication against
-// the node's JSON-RPC API (same origin). See package internal/auth/web.
+// a node's JSON-RPC API. An app serves this bundle from its own origin
+// (the WebAuthn origin its scope lists) and names the node endpoint in
+// <meta name="keymesh-node">; empty means "/" of the page's origin (the
+// node's own /login page, for development). See package internal/auth/web.
 "use strict";
+
+// nodeEndpoint is the URL the page posts its JSON-RPC calls to. It comes
+// from the page's own markup only (never from the query string: a link
+// must not be able to send the user's ceremonies to another node).
+const nodeEndpoint = (() => {
+  const m = document.querySelector('meta[name="keymesh-node"]');
+  const v = m ? m.getAttribute("content").trim() : "";
+  return new URL(v || "/", location.href).href;
+})();
 
 const b64u = {
   encode(buf) {
@@ -19,7 +31,7 @@ const b64u = {
 
 let rpcID = 0;
 async function rpc(method, params) {
-  const resp = await fetch("/", {
+  const resp = await fetch(nodeEndpoint, {
     method: "POST",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ jsonrpc: "2.0", id: ++rpcID, method, params }),
