@@ -127,3 +127,33 @@ func FuzzReader(f *testing.F) {
 		}
 	})
 }
+
+// Reading allocates nothing: the Reader stays on the caller's stack (see
+// the comment on U8), and no error label is built on success.
+func TestReaderAllocatesNothing(t *testing.T) {
+	var w Writer
+	w.Fixed([]byte("KMXX"))
+	w.U8(1)
+	w.U16(2)
+	w.U32(3)
+	w.U64(4)
+	w.Var([]byte("five"))
+	b := append(w.Bytes(), 1, 'x', 0, 1, 'y')
+	allocs := testing.AllocsPerRun(100, func() {
+		r := NewReader(b, errTest)
+		r.Magic("KMXX", "a test")
+		r.U8("a")
+		r.U16("b")
+		r.U32("c")
+		r.U64("d")
+		r.Var(8, "e")
+		r.Var8("f")
+		r.Var16("g")
+		if r.Done() != nil {
+			panic("decode failed")
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per decode, want 0", allocs)
+	}
+}
