@@ -58,13 +58,7 @@ func (q *Quote) SignedBytes() []byte {
 // MarshalBinary encodes q canonically: magic, platform (1-byte length),
 // flags, measurement, report data, evidence (4-byte length).
 func (q *Quote) MarshalBinary() ([]byte, error) {
-	if q.Platform == "" || len(q.Platform) > maxPlatformLen {
-		return nil, fmt.Errorf("enclave: quote platform name length %d out of range", len(q.Platform))
-	}
-	if len(q.Evidence) > maxEvidenceLen {
-		return nil, fmt.Errorf("enclave: quote evidence is %d bytes, limit %d", len(q.Evidence), maxEvidenceLen)
-	}
-	return codec.AppendVar(q.SignedBytes(), q.Evidence), nil
+	return marshalTail("quote", q.Platform, q.SignedBytes(), "evidence", q.Evidence, maxEvidenceLen)
 }
 
 // UnmarshalBinary decodes a quote strictly: unknown flags, an empty or long

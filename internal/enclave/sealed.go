@@ -36,13 +36,7 @@ func (s *Sealed) Header() []byte {
 
 // MarshalBinary encodes s: header, then the payload with a 4-byte length.
 func (s *Sealed) MarshalBinary() ([]byte, error) {
-	if s.Platform == "" || len(s.Platform) > maxPlatformLen {
-		return nil, fmt.Errorf("enclave: sealed platform name length %d out of range", len(s.Platform))
-	}
-	if len(s.Payload) > maxSealedPayload {
-		return nil, fmt.Errorf("enclave: sealed payload is %d bytes, limit %d", len(s.Payload), maxSealedPayload)
-	}
-	return codec.AppendVar(s.Header(), s.Payload), nil
+	return marshalTail("sealed", s.Platform, s.Header(), "payload", s.Payload, maxSealedPayload)
 }
 
 // UnmarshalBinary decodes a sealed blob strictly.
