@@ -57,6 +57,7 @@ type Service struct {
 	origins OriginPolicy
 
 	challenges challengeTable // open ceremonies (challenge.go)
+	decoy      decoyKey       // answers for accounts without a passkey (decoy.go)
 
 	verified verifiedSessions // session records whose proof verified (authorize.go)
 }
@@ -444,7 +445,13 @@ func (s *Service) InitiateAuthentication(ctx context.Context, p api.InitiateAuth
 		}
 	}
 	if len(allow) == 0 {
-		return nil, api.Errorf(api.CodeAuthUnknown, "account %s in scope %s has no passkey", p.Account, p.Scope)
+		// No such account, or no live passkey: answered like one that
+		// has, so that the answer does not tell (decoy.go).
+		id, err := s.decoyCredentialID(ctx, p.Scope, p.Account)
+		if err != nil {
+			return nil, err
+		}
+		allow = []string{base64.RawURLEncoding.EncodeToString(id)}
 	}
 	ttl := cfg.SessionTTL
 	if p.TTL != 0 && p.TTL < ttl {
