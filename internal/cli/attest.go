@@ -1,12 +1,12 @@
 package cli
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -31,12 +31,9 @@ var errMismatch = errors.New("the node does not run the expected build")
 
 func newAttestVerifyCmd() *cobra.Command {
 	var (
-		url, checkout, pkg string
-		build, allowSim    bool
-		measurements       []string
-		platformKeys       []string
-		credsPath, minKEM  string
-		nodeIdentity       string
+		c             creds // the connection flags every node command takes
+		checkout, pkg string
+		build         bool
 	)
 	cmd := &cobra.Command{
 		Use:   "verify --url NODE [--build | --measurement HEX]",
@@ -64,9 +61,14 @@ config, which cluster init prints; or the credentials file's nodeIdentity),
 a document from another node is refused.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if url == "" {
-				return errors.New("--url is required")
+			c.warn = cmd.ErrOrStderr()
+			if c.url == "" && c.file == "" {
+				return errors.New("--url is required (or --creds naming the node)")
 			}
+			if err := c.load(); err != nil {
+				return err
+			}
+			url, measurements, allowSim, minKEM := c.loaded.URL, c.measurements, c.allowSim, c.minKEM
 			if build && len(measurements) > 0 {
 				return errors.New("--build and --measurement exclude each other")
 			}
@@ -77,7 +79,8 @@ a document from another node is refused.`,
 				}
 			}
 			out := cmd.OutOrStdout()
-			ctx := cmd.Context()
+			ctx, cancel := context.WithTimeout(cmd.Context(), c.timeout)
+			defer cancel()
 			p := attest.Policy{AllowSimulated: allowSim}
 			switch minKEM {
 			case "x-wing":
@@ -87,12 +90,8 @@ a document from another node is refused.`,
 			default:
 				return fmt.Errorf("--min-kem %q: want x-wing or x25519", minKEM)
 			}
-			keys := platformKeys
-			if len(keys) == 0 && credsPath != "" {
-				c := creds{file: credsPath}
-				if err := c.load(); err != nil {
-					return err
-				}
+			keys := c.platformKeys
+			if len(keys) == 0 {
 				keys = c.loaded.PlatformKeys
 			}
 			for _, h := range keys {
@@ -102,11 +101,8 @@ a document from another node is refused.`,
 				}
 				p.SimPlatformKeys = append(p.SimPlatformKeys, k)
 			}
-			if nodeIdentity == "" && credsPath != "" {
-				c := creds{file: credsPath}
-				if err := c.load(); err != nil {
-					return err
-				}
+			nodeIdentity := c.nodeIdentity
+			if nodeIdentity == "" {
 				nodeIdentity = c.loaded.NodeIdentity
 			}
 			if nodeIdentity != "" {
@@ -186,15 +182,13 @@ a document from another node is refused.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&url, "url", "", "node API base URL, e.g. http://127.0.0.1:7100")
 	f.BoolVar(&build, "build", false, "rebuild keymesh from --checkout and compare its measurement")
 	f.StringVar(&checkout, "checkout", ".", "source checkout to rebuild (with --build)")
 	f.StringVar(&pkg, "package", "./cmd/keymesh", "package to rebuild (with --build)")
-	measurementFlag(f, &measurements, "expected measurement")
-	f.BoolVar(&allowSim, "allow-simulated", false, "accept quotes of the simulated enclave backend (verified against --platform-key)")
-	f.StringArrayVar(&platformKeys, "platform-key", nil, "the cluster's sim platform key, hex (keymesh cluster init prints it; repeatable)")
-	f.StringVar(&credsPath, "creds", os.Getenv("KEYMESH_CREDS"), "credentials file whose platformKeys are the sim platform keys (when --platform-key is not given); default $KEYMESH_CREDS")
-	f.StringVar(&minKEM, "min-kem", "x-wing", "weakest KEM accepted for the node's request key: x-wing or x25519")
-	f.StringVar(&nodeIdentity, "node-identity", "", "the node's identity key (base64 as in the cluster config, or hex): refuse another node's attestation (default: the credentials file's nodeIdentity)")
+	// --url, --measurement (the expected builds), --allow-simulated,
+	// --platform-key, --creds (its platformKeys and nodeIdentity),
+	// --min-kem, --node-identity, --timeout; the account and sealing flags
+	// are accepted and unused.
+	c.flags(f, false)
 	return cmd
 }
