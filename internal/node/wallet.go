@@ -19,7 +19,6 @@ func (n *Node) openWallet(svc *services) error {
 		RunSession: n.RunSession,
 		Store:      n.store,
 		Logger:     n.log.With("component", "wallet"),
-		Audit:      n.auditEntry,
 	}
 	// The config's services section: the chains eth_signTransaction signs
 	// for and the attempt timeouts (the defaults when it is absent).
@@ -35,6 +34,8 @@ func (n *Node) openWallet(svc *services) error {
 		opts.Auth = a
 		// keymesh_signDigest only for scopes whose config allows it.
 		opts.RawDigest = a.AllowsRawDigest
+		// The scope's quotas, with the defaults for a config without any.
+		opts.Quota = a.Quota
 	}
 	if n.replica != nil {
 		opts.CatchUp = n.replica.CatchUp

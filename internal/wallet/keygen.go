@@ -16,7 +16,6 @@ import (
 	"github.com/ethereum/go-ethereum/common/hexutil"
 
 	"github.com/keymesh/keymesh/api"
-	"github.com/keymesh/keymesh/internal/audit"
 	"github.com/keymesh/keymesh/internal/auth"
 	"github.com/keymesh/keymesh/internal/httpapi"
 	"github.com/keymesh/keymesh/internal/mpc/dkls23"
@@ -73,6 +72,15 @@ func (s *Service) createRPC(ctx context.Context, params json.RawMessage) (any, e
 	}
 	var req [requestLen]byte
 	fresh(req[:])
+	// The claimed scope's quota and share of key generations here, before
+	// the approval is recorded (scheduler.peek).
+	claimed := p.Scope
+	if claimed == "" {
+		claimed = proofsScope(httpapi.Proofs(ctx), api.MethodCreateAccount, createOp("", "", req).Hash)
+	}
+	if err := s.peekSlot(ctx, claimed, workKeygen); err != nil {
+		return nil, err
+	}
 	pr, err := s.authorizeCreate(ctx, p.Scope, p.Account, req, httpapi.Proofs(ctx))
 	if err != nil {
 		return nil, clientError(err)
@@ -126,8 +134,39 @@ func (s *Service) accountsRPC(ctx context.Context, params json.RawMessage) (any,
 }
 
 // create runs a key generation among all n nodes as gateway and returns
-// once every node has stored its share.
+// once every node has stored its share. The scope's quotas apply first
+// (its wallet keys, and its key generations in flight here, within its
+// fair share: schedule.go); a try refused as busy, here or by a peer, is
+// tried again with the same request id after a wait, within the request's
+// deadline (busyRetry), so the approval is recorded for one request only.
 func (s *Service) create(ctx context.Context, owner auth.Principal, req [requestLen]byte, proofs string) (*api.CreateAccountResult, error) {
+	q, _ := s.quota(ctx, owner.Scope)
+	if err := s.checkKeys(ctx, owner.Scope, q.MaxKeys); err != nil {
+		return nil, err
+	}
+	retry := s.newBusyRetry(ctx, workKeygen)
+	for {
+		sl, berr := s.sched.acquire(owner.Scope, workKeygen, q.KeygensInFlight)
+		var res *api.CreateAccountResult
+		var err error
+		if berr != nil {
+			s.stats.BusyRefused.Add(1)
+			err = berr // over the scope's own quota: not busy, returned at once
+		} else {
+			res, err = s.createOnce(ctx, owner, req, proofs)
+			sl.release()
+		}
+		if err == nil || !isBusy(err) || ctx.Err() != nil {
+			return res, err
+		}
+		if err := retry.wait(ctx, err); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// createOnce is one try of create.
+func (s *Service) createOnce(ctx context.Context, owner auth.Principal, req [requestLen]byte, proofs string) (*api.CreateAccountResult, error) {
 	up, down := s.reachable()
 	if len(down) > 0 {
 		return nil, api.Errorf(api.CodeUnavailable, "%s needs all %d nodes; nodes down: %v", api.MethodCreateAccount, s.cfg.N(), down)
@@ -159,7 +198,10 @@ func (s *Service) create(ctx context.Context, owner auth.Principal, req [request
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil && ctx.Err() != nil && !isPeerFailure(err) {
-				return // we cancelled: our own error says why
+				// We cancelled (our own error says why) while the peer's
+				// session runs: it can stop now (abort.go).
+				s.abortPeers([]uint16{id}, inv.Nonce)
+				return
 			}
 			if err != nil {
 				var re *transport.RemoteError
@@ -189,7 +231,6 @@ func (s *Service) create(ctx context.Context, owner auth.Principal, req [request
 	if firstErr != nil {
 		err = firstErr
 	}
-	s.auditOp(ctx, audit.KindKeygen, createOp(owner.Scope, owner.Account, req), proofs, parties, err)
 	if err != nil {
 		s.log.Warn("key generation failed", "err", err)
 		var pr *peerRefusal
@@ -214,6 +255,7 @@ func (s *Service) create(ctx context.Context, owner auth.Principal, req [request
 			return nil, fmt.Errorf("wallet: node %d stored a key with another address", id)
 		}
 	}
+	s.keySaved(owner.Scope)
 	s.log.Info("account created", "address", addr.Hex(), "scope", owner.Scope, "account", owner.Account)
 	return &api.CreateAccountResult{
 		Address: addr.Hex(), PublicKey: hexutil.Encode(sh.PublicKeyBytes()),
@@ -230,10 +272,28 @@ func (s *Service) handleKeygen(ctx context.Context, from uint16, body []byte) ([
 	if err := inv.unmarshal(body); err != nil {
 		return nil, err
 	}
+	// The scope's share of this node's key generations, and its key quota,
+	// before anything is authorised: a busy refusal spends nothing of the
+	// approval, and the gateway tries again (schedule.go). The scope is
+	// the invitation's (the approvals' when it names none); authorizeCreate
+	// below refuses an invitation whose approvals speak for another.
+	scope := inv.Scope
+	if scope == "" {
+		scope = proofsScope(inv.Proofs, api.MethodCreateAccount, createOp("", "", inv.Request).Hash)
+	}
+	q, _ := s.quota(ctx, scope)
+	sl, berr := s.sched.acquire(scope, workKeygen, q.KeygensInFlight)
+	if berr != nil {
+		s.stats.BusyRefused.Add(1)
+		return nil, refusal(berr)
+	}
+	defer sl.release()
+	if err := s.checkKeys(ctx, scope, q.MaxKeys); err != nil {
+		return nil, refusal(err)
+	}
 	pr, err := s.authorizeCreate(ctx, inv.Scope, inv.Account, inv.Request, inv.Proofs)
 	if err != nil {
 		s.log.Warn("refused key generation: not authorised", "gateway", from, "err", err)
-		s.auditOp(ctx, audit.KindKeygenPeer, createOp(inv.Scope, inv.Account, inv.Request), inv.Proofs, nil, err)
 		return nil, refusal(err)
 	}
 	if _, err := s.st.Get(ctx, nsRequest, hex.EncodeToString(inv.Request[:])); err == nil {
@@ -251,6 +311,11 @@ func (s *Service) handleKeygen(ctx context.Context, from uint16, body []byte) ([
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.keygenTimeout)
 	defer cancel()
+	untrack, err := s.track(from, inv.Nonce, cancel)
+	if err != nil {
+		return nil, err
+	}
+	defer untrack()
 	res, err := s.run(ctx, keygen.ProtocolKeygen, sess)
 	if err != nil {
 		// Names the inviting gateway beside the node's own line for a
@@ -259,7 +324,6 @@ func (s *Service) handleKeygen(ctx context.Context, from uint16, body []byte) ([
 		return nil, fmt.Errorf("wallet: key generation: %w", err)
 	}
 	addr, err := s.save(ctx, inv.Request, pr.Scope, pr.Account, res.(*dkls23.Share))
-	s.auditOp(ctx, audit.KindKeygenPeer, createOp(pr.Scope, pr.Account, inv.Request), inv.Proofs, parties, err)
 	if errors.Is(err, errRequestUsed) {
 		return nil, refusal(api.Errorf(api.CodeRejected, "%s: this request already created a key", api.MethodCreateAccount))
 	}
@@ -267,6 +331,7 @@ func (s *Service) handleKeygen(ctx context.Context, from uint16, body []byte) ([
 		s.log.Error("store share", "err", err)
 		return nil, errors.New("wallet: cannot store the share")
 	}
+	s.keySaved(pr.Scope)
 	return addr.Bytes(), nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/keymesh/keymesh/internal/config"
 	"github.com/keymesh/keymesh/internal/httpapi"
 	"github.com/keymesh/keymesh/internal/mpc/round"
+	"github.com/keymesh/keymesh/internal/record"
 	"github.com/keymesh/keymesh/internal/store"
 	"github.com/keymesh/keymesh/internal/transport"
 )
@@ -67,16 +68,23 @@ type Options struct {
 	// Nil allows it for no scope.
 	RawDigest func(ctx context.Context, scope string) bool
 
-	// Audit, if set, records every signing attempt and key generation
-	// (gateway and peer side) and every refused invitation (audit.go).
-	Audit Auditor
-
 	// ChainIDs, if not empty, are the only chain ids eth_signTransaction
 	// signs for.
 	ChainIDs []uint64
 	// SignTimeout bounds one signing attempt (default 10 s); KeygenTimeout
 	// one key generation (default 60 s).
 	SignTimeout, KeygenTimeout time.Duration
+
+	// Limits bound the MPC sessions this node runs at once, shared fairly
+	// among scopes (schedule.go).
+	Limits Limits
+	// BusyWait bounds how long a gateway keeps retrying a request refused
+	// as busy when the request's context has no earlier deadline: signing
+	// (default 5 s) and key generation (default 20 s).
+	BusyWaitSign, BusyWaitKeygen time.Duration
+	// Quota returns a scope's quotas (auth.Service.Quota). Nil applies the
+	// defaults (auth.ResolveQuota) to every scope.
+	Quota func(ctx context.Context, scope string) (auth.Quota, bool)
 }
 
 // Service is one node's wallet service. Its methods are safe for
@@ -92,9 +100,15 @@ type Service struct {
 	chains []uint64
 	raw    func(ctx context.Context, scope string) bool
 	catch  func(ctx context.Context) error
-	audit  Auditor
 
 	signTimeout, keygenTimeout time.Duration
+
+	sched    *scheduler
+	rates    *signRates
+	quota    func(ctx context.Context, scope string) (auth.Quota, bool)
+	busyWait [numWork]time.Duration
+	keys     keyCounts
+	runs     runs
 
 	mu    sync.Mutex
 	cache map[common.Address]*wallet // decoded share records by address
@@ -115,6 +129,16 @@ type Stats struct {
 	// n ≤ 2t−1), ReserveNanos the wall time spent on them (reserve.go).
 	Reservations atomic.Uint64
 	ReserveNanos atomic.Uint64
+	// BusyRefused counts sessions this node's scheduler refused (as
+	// gateway or co-signer), BusyRetries the gateway's waits before trying
+	// a busy request again, RateLimited the requests refused for their
+	// scope's signature rate.
+	BusyRefused atomic.Uint64
+	BusyRetries atomic.Uint64
+	RateLimited atomic.Uint64
+	// Aborted counts sessions run on a peer's invitation that the peer
+	// abandoned (kindAbort) before they ended.
+	Aborted atomic.Uint64
 }
 
 // New builds the service and registers its peer handlers on the transport.
@@ -126,9 +150,20 @@ func New(opts Options) (*Service, error) {
 	s := &Service{
 		cfg: opts.Config, tr: opts.Transport, run: opts.RunSession, st: opts.Store,
 		sealer: opts.Sealer, auth: opts.Auth, log: opts.Logger, chains: slices.Clone(opts.ChainIDs), raw: opts.RawDigest,
-		catch:       opts.CatchUp, audit: opts.Audit,
+		catch:       opts.CatchUp,
 		signTimeout: opts.SignTimeout, keygenTimeout: opts.KeygenTimeout,
 		cache: map[common.Address]*wallet{},
+		sched: newScheduler(opts.Limits), rates: newSignRates(), quota: opts.Quota,
+		busyWait: [numWork]time.Duration{workSign: opts.BusyWaitSign, workKeygen: opts.BusyWaitKeygen},
+	}
+	if s.busyWait[workSign] <= 0 {
+		s.busyWait[workSign] = 5 * time.Second
+	}
+	if s.busyWait[workKeygen] <= 0 {
+		s.busyWait[workKeygen] = 20 * time.Second
+	}
+	if s.quota == nil {
+		s.quota = func(context.Context, string) (auth.Quota, bool) { return auth.ResolveQuota(record.ScopeQuota{}), false }
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -141,6 +176,7 @@ func New(opts Options) (*Service, error) {
 	}
 	s.tr.Handle(kindKeygen, s.handleKeygen)
 	s.tr.Handle(kindSign, s.handleSign)
+	s.tr.Handle(kindAbort, s.handleAbort)
 	return s, nil
 }
 

@@ -15,7 +15,6 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 
 	"github.com/keymesh/keymesh/api"
-	"github.com/keymesh/keymesh/internal/audit"
 	"github.com/keymesh/keymesh/internal/auth"
 	"github.com/keymesh/keymesh/internal/httpapi"
 	"github.com/keymesh/keymesh/internal/mpc/dkls23"
@@ -76,6 +75,12 @@ func (s *Service) signRPC(method string) httpapi.Handler {
 		t1 := time.Now()
 		op := auth.Operation{Method: p.Method, Hash: p.Hash(), Request: req}
 		op.Scope = proofsScope(proofs, op.Method, op.Hash) // the account: the one the proofs name
+		if err := s.peekRate(ctx, op.Scope); err != nil {
+			return nil, err // before the approval is recorded: it can be sent again
+		}
+		if err := s.peekSlot(ctx, op.Scope, workSign); err != nil {
+			return nil, err // the same
+		}
 		pr, err := s.authorizeOp(ctx, op, proofs)
 		s.stats.AuthNanos.Add(uint64(time.Since(t1)))
 		if err != nil {
@@ -89,6 +94,9 @@ func (s *Service) signRPC(method string) httpapi.Handler {
 		}
 		if p.Method == api.MethodSignDigest && (s.raw == nil || !s.raw(ctx, w.rec.Scope)) {
 			return nil, api.Errorf(api.CodeRejected, "%s is not enabled for scope %s: raw digests can be transactions; use personal_sign, eth_signTypedData_v4 or eth_signTransaction", p.Method, w.rec.Scope)
+		}
+		if err := s.takeRate(ctx, w.rec.Scope); err != nil {
+			return nil, err
 		}
 		sig, err := s.signAs(ctx, w, p, params, req, proofs)
 		if err != nil {
@@ -110,25 +118,48 @@ func errNotYours(method string, addr common.Address) error {
 // another set of signers if a signer was down or stalled during the first.
 // Each attempt has a fresh nonce, hence a fresh session id: a DKLs23 nonce is
 // never reused.
+//
+// A try refused as busy, by this node's scheduler or by a co-signer's
+// (schedule.go), is not an attempt: the gateway waits (busyRetry) and
+// tries again, with the same request id, so the approval's nonces are
+// recorded for this one request only, however many tries it takes; the
+// client gets api.CodeBusy when the request's deadline comes first.
 func (s *Service) signAs(ctx context.Context, w *wallet, p *Prepared, params json.RawMessage, req [requestLen]byte, proofs string) ([]byte, error) {
 	exclude := map[uint16]bool{}
 	rsv := s.newReservation(w, p, req, proofs) // the approval counts once cluster-wide (reserve.go)
+	retry := s.newBusyRetry(ctx, workSign)
 	var lastErr error
-	for attempt := range 2 {
+	for attempt := 0; attempt < 2; {
+		sl, berr := s.sched.acquire(w.rec.Scope, workSign, 0)
+		if berr != nil {
+			s.stats.BusyRefused.Add(1)
+			if err := retry.wait(ctx, berr); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		signers, perr := s.pickSigners(w, exclude)
 		if perr != nil {
+			sl.release()
 			if lastErr != nil {
 				return nil, api.Errorf(api.CodeUnavailable, "%s; then %s", errText(lastErr), perr.Message)
 			}
 			return nil, perr
 		}
 		if err := rsv.cover(ctx, signers); err != nil {
+			sl.release()
 			return nil, err
 		}
 		sig, err := s.signOnce(ctx, w, p, params, req, proofs, signers)
-		s.auditOp(ctx, audit.KindSign, signOp(w, p, req), proofs, signers, err)
+		sl.release()
 		if err == nil {
 			return sig, nil
+		}
+		if isBusy(err) && ctx.Err() == nil {
+			if err := retry.wait(ctx, err); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		peer, blamed := peerErr(err)
 		if !blamed || attempt == 1 || ctx.Err() != nil {
@@ -138,6 +169,7 @@ func (s *Service) signAs(ctx context.Context, w *wallet, p *Prepared, params jso
 		s.stats.Retries.Add(1)
 		exclude[peer] = true
 		lastErr = err
+		attempt++
 	}
 	return nil, s.signFailure(lastErr)
 }
@@ -198,8 +230,14 @@ func (e *peerRefusal) split() (int, string) {
 	switch {
 	case code <= -32010 && code >= -32099, // auth's codes (api/auth.go) and later services'
 		code == api.CodeUnauthorized, code == api.CodeUserRejected, code == api.CodeRejected,
-		code == api.CodeNotFound, code == api.CodeInvalidInput, code == api.CodeInvalidParams, code == api.CodeLimitExceeded:
+		code == api.CodeNotFound, code == api.CodeInvalidInput, code == api.CodeInvalidParams, code == api.CodeLimitExceeded,
+		code == api.CodeBusy:
 		return code, rest
+	}
+	if e.msg == "busy" {
+		// The peer's transport: this node already runs its share of
+		// handlers there (transport.maxConcurrentCalls). Retryable.
+		return api.CodeBusy, "too many calls from this node in progress"
 	}
 	return api.CodeRejected, e.msg
 }
@@ -247,8 +285,9 @@ func (s *Service) signOnce(ctx context.Context, w *wallet, p *Prepared, params j
 	ctx, cancel := context.WithTimeout(ctx, s.signTimeout)
 	defer cancel()
 	var (
-		mu      sync.Mutex
-		callErr error // the first co-signer failure
+		mu       sync.Mutex
+		callErr  error               // the first co-signer failure
+		answered = map[uint16]bool{} // co-signers whose session ended
 	)
 	for _, id := range signers {
 		if id == s.self() {
@@ -256,6 +295,11 @@ func (s *Service) signOnce(ctx context.Context, w *wallet, p *Prepared, params j
 		}
 		go func() {
 			_, err := s.tr.Call(ctx, uint16(id), kindSign, body)
+			if err == nil || isPeerFailure(err) {
+				mu.Lock()
+				answered[uint16(id)] = true
+				mu.Unlock()
+			}
 			if err == nil || ctx.Err() != nil && !isPeerFailure(err) {
 				return
 			}
@@ -275,9 +319,18 @@ func (s *Service) signOnce(ctx context.Context, w *wallet, p *Prepared, params j
 	res, err := s.run(ctx, sign.Protocol, sess)
 	s.stats.DKLs23Nanos.Add(uint64(time.Since(t0)))
 	if err != nil {
+		cancel()
 		mu.Lock()
 		pe := callErr
+		var running []uint16
+		for _, id := range signers {
+			if id != s.self() && !answered[uint16(id)] {
+				running = append(running, uint16(id))
+			}
+		}
 		mu.Unlock()
+		// Co-signers still in their session can stop now (abort.go).
+		s.abortPeers(running, inv.Nonce)
 		if c := sign.Cheaters(err); len(c) > 0 {
 			s.refuse(w, c)
 		} else if pe != nil {
@@ -354,9 +407,17 @@ func (s *Service) handleSign(ctx context.Context, from uint16, body []byte) ([]b
 	if len(inv.Signers) < w.rec.Threshold {
 		return nil, fmt.Errorf("wallet: %d signers for a threshold of %d", len(inv.Signers), w.rec.Threshold)
 	}
+	// The scope's share of this node's signing sessions, before anything
+	// is authorised: a busy refusal spends nothing of the approval, and
+	// the gateway tries again (schedule.go).
+	sl, berr := s.sched.acquire(w.rec.Scope, workSign, 0)
+	if berr != nil {
+		s.stats.BusyRefused.Add(1)
+		return nil, refusal(berr)
+	}
+	defer sl.release()
 	if err := s.authorize(ctx, w, p, inv.Request, inv.Proofs); err != nil {
 		s.log.Warn("refused to co-sign: not authorised", "gateway", from, "method", p.Method, "err", err)
-		s.auditOp(ctx, audit.KindCosign, signOp(w, p, inv.Request), inv.Proofs, inv.Signers, err)
 		return nil, refusal(err)
 	}
 	sess, err := sign.NewSession(w.share, inv.Signers, p.Digest[:], inv.Nonce[:], rand.Reader)
@@ -366,8 +427,12 @@ func (s *Service) handleSign(ctx context.Context, from uint16, body []byte) ([]b
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.signTimeout)
 	defer cancel()
+	untrack, err := s.track(from, inv.Nonce, cancel)
+	if err != nil {
+		return nil, err
+	}
+	defer untrack()
 	_, err = s.run(ctx, sign.Protocol, sess)
-	s.auditOp(ctx, audit.KindCosign, signOp(w, p, inv.Request), inv.Proofs, inv.Signers, err)
 	if err != nil {
 		if c := sign.Cheaters(err); len(c) > 0 {
 			s.refuse(w, c)
