@@ -185,6 +185,26 @@ func sealField(aead cipher.AEAD, iv, plaintext []byte) (string, error) {
 // openField opens base64(iv ‖ ciphertext ‖ tag). A value that is not strict
 // base64 or too short wraps ErrMalformed; one that does not authenticate is
 // ErrCiphertext.
+// openFields opens every field of body but MetaField. On error it clears
+// what it opened.
+func openFields(aead cipher.AEAD, body map[string]string) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(body)-1)
+	for name, v := range body {
+		if name == MetaField {
+			continue
+		}
+		pt, err := openField(aead, v)
+		if err != nil {
+			for _, o := range out {
+				clear(o)
+			}
+			return nil, fmt.Errorf("envelope: field %q: %w", name, err)
+		}
+		out[name] = pt
+	}
+	return out, nil
+}
+
 func openField(aead cipher.AEAD, s string) ([]byte, error) {
 	raw, err := b64.DecodeString(s)
 	if err != nil {
@@ -353,16 +373,9 @@ func (o *CompatOpener) Open(ctx context.Context, encryptedKey string, body map[s
 	if subtle.ConstantTimeCompare(digest, fieldDigest(body)) != 1 {
 		return nil, fmt.Errorf("%w: fields were added, removed, renamed or swapped", ErrCiphertext)
 	}
-	fields := make(map[string][]byte, len(body)-1)
-	for name, v := range body {
-		if name == MetaField {
-			continue
-		}
-		pt, err := openField(aead, v)
-		if err != nil {
-			return nil, fmt.Errorf("envelope: field %q: %w", name, err)
-		}
-		fields[name] = pt
+	fields, err := openFields(aead, body)
+	if err != nil {
+		return nil, err
 	}
 	seen, err := o.nonces.Seen(ctx, append([]byte("compat:"), out.Nonce[:]...), out.Time.Add(o.window+time.Millisecond))
 	if errors.Is(err, ErrBusy) {
@@ -427,16 +440,9 @@ func (p *CompatPending) OpenResponse(body map[string]string) (map[string][]byte,
 	if subtle.ConstantTimeCompare(meta, want) != 1 {
 		return nil, fmt.Errorf("%w: response is not for this request, or its fields changed", ErrCiphertext)
 	}
-	out := make(map[string][]byte, len(body)-1)
-	for name, v := range body {
-		if name == MetaField {
-			continue
-		}
-		pt, err := openField(aead, v)
-		if err != nil {
-			return nil, fmt.Errorf("envelope: field %q: %w", name, err)
-		}
-		out[name] = pt
+	out, err := openFields(aead, body)
+	if err != nil {
+		return nil, err
 	}
 	p.used = true
 	clear(p.key()[:])
