@@ -43,6 +43,14 @@ type Options struct {
 	Duration time.Duration
 	// Timeout, if set, bounds each request (its context's deadline).
 	Timeout time.Duration
+	// Rate, if set, starts requests at this many a second whether or not
+	// earlier ones have finished (an open loop, as independent users
+	// send), request i at i/Rate after the start; Concurrency then bounds
+	// the requests in flight, and a start that finds Concurrency in
+	// flight waits for one to finish (it counts late). Without Rate each
+	// of the Concurrency workers starts its next request when its last
+	// one ends (a closed loop).
+	Rate float64
 	// Classify names the kind of a failed request's error. Nil uses
 	// DefaultClassify.
 	Classify func(error) string
@@ -180,6 +188,8 @@ func Run(ctx context.Context, opts Options, fn Func) (*Result, error) {
 		return nil, errors.New("load: set exactly one of a number of requests and a duration")
 	case fn == nil:
 		return nil, errors.New("load: no workload")
+	case opts.Rate < 0:
+		return nil, errors.New("load: rate must not be negative")
 	}
 	now := opts.now
 	if now == nil {
@@ -229,7 +239,13 @@ func Run(ctx context.Context, opts Options, fn Func) (*Result, error) {
 
 	workers := make([]worker, opts.Concurrency)
 	var wg sync.WaitGroup
+	if opts.Rate > 0 {
+		runOpen(ctx, opts, fn, claim, start, now, classify, workers, &done, &failed)
+	}
 	for w := range workers {
+		if opts.Rate > 0 {
+			break
+		}
 		wg.Add(1)
 		go func(st *worker) {
 			defer wg.Done()
@@ -277,4 +293,58 @@ func Run(ctx context.Context, opts Options, fn Func) (*Result, error) {
 	}
 	res.Interrupted = stopped.Load()
 	return res, nil
+}
+
+// runOpen is Run's open loop (Options.Rate): one dispatcher starts request
+// i at start + i/Rate, each in its own goroutine, at most Concurrency in
+// flight; workers[k] is the tally of the k-th slot.
+func runOpen(ctx context.Context, opts Options, fn Func, claim func() (int, bool), start time.Time, now func() time.Time,
+	classify func(error) string, workers []worker, done, failed *atomic.Int64) {
+	slots := make(chan int, len(workers))
+	for k := range workers {
+		workers[k].errors = make(map[string]int)
+		slots <- k
+	}
+	var wg sync.WaitGroup
+	for {
+		i, ok := claim()
+		if !ok {
+			break
+		}
+		if d := start.Add(time.Duration(float64(i) / opts.Rate * float64(time.Second))).Sub(now()); d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+		}
+		var k int
+		select {
+		case k = <-slots:
+		case <-ctx.Done():
+			continue // claim sees ctx ended
+		}
+		wg.Go(func() {
+			defer func() { slots <- k }()
+			st := &workers[k]
+			rctx, cancel := ctx, context.CancelFunc(func() {})
+			if opts.Timeout > 0 {
+				rctx, cancel = context.WithTimeout(ctx, opts.Timeout)
+			}
+			t0 := now()
+			err := fn(rctx, i)
+			lat := now().Sub(t0)
+			cancel()
+			if err == nil {
+				st.ok++
+				st.hist.Record(lat)
+			} else {
+				st.errors[classify(err)]++
+				failed.Add(1)
+			}
+			done.Add(1)
+		})
+	}
+	wg.Wait()
 }
