@@ -94,6 +94,14 @@ type Node struct {
 	// cluster's nodes are reached, the same list on every node. Required
 	// in production, where it must hold every peer's api_url host.
 	NodeHosts []string `json:"node_hosts,omitempty"`
+	// MetricsListen is the host:port serving GET /metrics (Prometheus
+	// text); empty serves no metrics. Never the API port: metrics tell an
+	// outsider what the node does (keep it on loopback or an internal
+	// network).
+	MetricsListen string `json:"metrics_listen,omitempty"`
+	// APILimits are the API port's rate limits and connection caps
+	// (limits.go); nil keeps the defaults.
+	APILimits *APILimits `json:"api_limits,omitempty"`
 	// Services configures the node's services (chain ids, timeouts, the
 	// upstream chain RPC, outbound fetch rules; services.go); nil keeps
 	// the defaults.
@@ -244,6 +252,14 @@ func (n *Node) validate() error {
 	}
 	if err := n.Store.check(); err != nil {
 		return wrap("store: %v", err)
+	}
+	if n.MetricsListen != "" {
+		if err := checkListen(n.MetricsListen); err != nil {
+			return wrap("metrics_listen: %v", err)
+		}
+	}
+	if err := n.APILimits.check(); err != nil {
+		return wrap("api_limits: %v", err)
 	}
 	if err := n.Services.check(); err != nil {
 		return wrap("services: %v", err)

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
@@ -125,4 +126,15 @@ func (f peerCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(peerDesc, prometheus.GaugeValue, v, strconv.Itoa(int(p.ID)))
 	}
+}
+
+// NewMetricsServer returns the server of the node's metrics listener
+// (config metrics_listen): GET /metrics and nothing else, with NewServer's
+// timeouts. The metrics are not served on the public API port.
+func NewMetricsServer(m *Metrics, logger *slog.Logger) *http.Server {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	s := NewServer(mux, logger)
+	s.ConnContext = nil
+	return s
 }

@@ -122,6 +122,7 @@ func NewServer(h http.Handler, logger *slog.Logger) *http.Server {
 		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		ConnContext:       connContext, // for LimitListener's choice of victims
 	}
 }
 
@@ -155,6 +156,7 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer servingConn(r.Context())()
 	start := time.Now()
 	var b [8]byte
 	rand.Read(b[:])
