@@ -83,20 +83,20 @@ func (s *Service) Authorize(ctx context.Context, op Operation, proofs string) (P
 		return Principal{}, api.Errorf(api.CodeAuthWrongScope, "approval names no account")
 	}
 	st := s.State()
-	seq, cfg, err := st.Scope(ctx, op.Scope)
+	// The scope's config, the account's mode (the one it was registered
+	// under, not the scope's current one: a scope.update does not take
+	// accounts over) and its credentials and sessions, as of the scope's
+	// current epoch: remembered until the next record applied to the
+	// scope (cache.go).
+	d, err := s.derivedState(ctx, st, op.Scope, account)
 	if err != nil {
 		return Principal{}, apiError(err)
 	}
-	// The account's mode is the one it was registered under, not the
-	// scope's current one: a scope.update does not take accounts over.
-	mode, err := st.AccountMode(ctx, op.Scope, account, cfg)
-	if err != nil {
-		return Principal{}, apiError(err)
-	}
+	mode := d.mode
 	now := s.now()
 	var got party
 	for _, p := range mine {
-		who, err := s.verifyApproval(ctx, st, seq, cfg, account, p, now)
+		who, err := s.verifyApproval(ctx, st, d, account, p, now)
 		if err != nil {
 			return Principal{}, apiError(err)
 		}
@@ -124,7 +124,8 @@ func (s *Service) Authorize(ctx context.Context, op Operation, proofs string) (P
 	return Principal{Scope: op.Scope, Account: account}, nil
 }
 
-func (s *Service) verifyApproval(ctx context.Context, st State, seq uint64, cfg *record.ScopeConfig, account string, p *parsed, now time.Time) (party, error) {
+func (s *Service) verifyApproval(ctx context.Context, st State, d *derived, account string, p *parsed, now time.Time) (party, error) {
+	seq, cfg, lookup := d.seq, d.cfg, d.credential(st)
 	a := p.approval
 	exp := time.Unix(a.Expiry, 0)
 	if !now.Before(exp) {
@@ -144,12 +145,12 @@ func (s *Service) verifyApproval(ctx context.Context, st State, seq uint64, cfg 
 		}
 		return partyDeveloper, nil
 	case p.key != nil:
-		if _, err := st.verifyCredential(ctx, cfg, a.Scope, account, CredentialProof{Signer: p.key, Sig: p.sig}, msg); err != nil {
+		if _, err := st.verifyProof(ctx, cfg, a.Scope, account, CredentialProof{Signer: p.key, Sig: p.sig}, msg, lookup); err != nil {
 			return 0, err
 		}
 		return partyUser, nil
 	case p.passkey != nil:
-		if _, err := st.verifyCredential(ctx, cfg, a.Scope, account, CredentialProof{WebAuthn: p.passkey}, msg); err != nil {
+		if _, err := st.verifyProof(ctx, cfg, a.Scope, account, CredentialProof{WebAuthn: p.passkey}, msg, lookup); err != nil {
 			return 0, err
 		}
 		return partyUser, nil
@@ -166,11 +167,11 @@ func (s *Service) verifyApproval(ctx context.Context, st State, seq uint64, cfg 
 		// remembered (per scope config); the revocation check is not.
 		key := sessionKey(seq, p.session)
 		if credID, ok := s.verified.get(key); ok {
-			if _, err := st.credential(ctx, sb.Scope, sb.Account, credID); err != nil {
+			if _, err := lookup(ctx, sb.Scope, sb.Account, credID); err != nil {
 				return 0, err
 			}
 		} else {
-			c, err := st.credentialAuthority(ctx, p.session, cfg, sb.Scope, sb.Account)
+			c, err := st.credentialProof(ctx, p.session, cfg, sb.Scope, sb.Account, lookup)
 			if err != nil {
 				return 0, err
 			}
@@ -185,7 +186,7 @@ func (s *Service) verifyApproval(ctx context.Context, st State, seq uint64, cfg 
 		if time.Unix(sb.Issued, 0).Sub(now) > MaxClockSkew {
 			return 0, deny(api.CodeAuthBadProof, "session issued in the future")
 		}
-		if revoked, err := st.SessionRevoked(ctx, sb.Scope, sb.Account, sb.Key.ID()); err != nil {
+		if revoked, err := d.sessionRevoked(ctx, st, sb.Key.ID()); err != nil {
 			return 0, err
 		} else if revoked {
 			return 0, deny(api.CodeAuthRevoked, "session key was revoked")

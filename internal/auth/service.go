@@ -60,6 +60,7 @@ type Service struct {
 	decoy      decoyKey       // answers for accounts without a passkey (decoy.go)
 
 	verified verifiedSessions // session records whose proof verified (authorize.go)
+	accounts accountCache     // accounts' derived state per scope epoch (cache.go)
 }
 
 // challenge is an open registration or authentication: single-use,

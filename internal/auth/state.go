@@ -667,6 +667,14 @@ func (a Applier) Apply(ctx context.Context, tx store.Ops, rec []byte) error {
 		return err
 	}
 	writes = append(writes, kv{nsApplied, idKey, []byte{byte(r.Kind)}})
+	// The scope's epoch: what Authorize's cache is checked against.
+	if scope := recordScope(body); scope != "" {
+		w, err := st.epochWrite(ctx, scope)
+		if err != nil {
+			return err
+		}
+		writes = append(writes, w)
+	}
 	for _, w := range writes {
 		if err := tx.Put(ctx, w.ns, w.key, w.val); err != nil {
 			return fmt.Errorf("auth: store: %w", err)
