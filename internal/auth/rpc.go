@@ -2,51 +2,36 @@ package auth
 
 import (
 	"context"
-	"encoding/json"
 
 	"github.com/keymesh/keymesh/api"
 	"github.com/keymesh/keymesh/internal/httpapi"
 )
 
-func handler[P, R any](f func(context.Context, P) (R, error)) httpapi.Handler {
-	return func(ctx context.Context, params json.RawMessage) (any, error) {
-		var p P
-		if err := httpapi.DecodeParams(params, &p); err != nil {
-			return nil, err
-		}
-		return f(ctx, p)
-	}
-}
-
 // GetScopeParams are keymesh_getScope's params (api.GetScopeParams).
 type GetScopeParams = api.GetScopeParams
 
-// Register adds the auth method group to r: keymesh_createScope,
+// Methods returns the auth method group: keymesh_createScope,
 // keymesh_updateScope, keymesh_getScope, keymesh_initiateRegistration,
 // keymesh_completeRegistration, keymesh_initiateAuthentication,
 // keymesh_completeAuthentication, keymesh_delegatedRegistration (with
 // Passport's names, without the prefix, as aliases) and
 // keymesh_submitAuthRecord.
-func Register(r *httpapi.Registry, s *Service) {
-	for _, m := range []struct {
-		name, alias string
-		h           httpapi.Handler
-	}{
-		{api.MethodCreateScope, api.AliasCreateScope, handler(s.CreateScope)},
-		{api.MethodUpdateScope, api.AliasUpdateScope, handler(s.UpdateScope)},
-		{api.MethodGetScope, "", handler(func(ctx context.Context, p GetScopeParams) (*api.Scope, error) {
+func Methods(s *Service) []httpapi.Method {
+	alias := func(a string) []string { return []string{a} }
+	return []httpapi.Method{
+		{Name: api.MethodCreateScope, Aliases: alias(api.AliasCreateScope), Handler: httpapi.Handle(s.CreateScope)},
+		{Name: api.MethodUpdateScope, Aliases: alias(api.AliasUpdateScope), Handler: httpapi.Handle(s.UpdateScope)},
+		{Name: api.MethodGetScope, Handler: httpapi.Handle(func(ctx context.Context, p GetScopeParams) (*api.Scope, error) {
 			return s.GetScope(ctx, p.Scope)
 		})},
-		{api.MethodInitiateRegistration, api.AliasInitiateRegistration, handler(s.InitiateRegistration)},
-		{api.MethodCompleteRegistration, api.AliasCompleteRegistration, handler(s.CompleteRegistration)},
-		{api.MethodInitiateAuthentication, api.AliasInitiateAuthentication, handler(s.InitiateAuthentication)},
-		{api.MethodCompleteAuthentication, api.AliasCompleteAuthentication, handler(s.CompleteAuthentication)},
-		{api.MethodDelegatedRegistration, api.AliasDelegatedRegistration, handler(s.DelegatedRegistration)},
-		{api.MethodSubmitAuthRecord, "", handler(s.SubmitAuthRecord)},
-	} {
-		r.Register(m.name, m.h)
-		if m.alias != "" {
-			r.Alias(m.alias, m.name)
-		}
+		{Name: api.MethodInitiateRegistration, Aliases: alias(api.AliasInitiateRegistration), Handler: httpapi.Handle(s.InitiateRegistration)},
+		{Name: api.MethodCompleteRegistration, Aliases: alias(api.AliasCompleteRegistration), Handler: httpapi.Handle(s.CompleteRegistration)},
+		{Name: api.MethodInitiateAuthentication, Aliases: alias(api.AliasInitiateAuthentication), Handler: httpapi.Handle(s.InitiateAuthentication)},
+		{Name: api.MethodCompleteAuthentication, Aliases: alias(api.AliasCompleteAuthentication), Handler: httpapi.Handle(s.CompleteAuthentication)},
+		{Name: api.MethodDelegatedRegistration, Aliases: alias(api.AliasDelegatedRegistration), Handler: httpapi.Handle(s.DelegatedRegistration)},
+		{Name: api.MethodSubmitAuthRecord, Handler: httpapi.Handle(s.SubmitAuthRecord)},
 	}
 }
+
+// Register adds the auth method group (Methods) to r.
+func Register(r *httpapi.Registry, s *Service) { r.Add(Methods(s)...) }

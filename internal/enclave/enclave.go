@@ -169,6 +169,3 @@ const (
 
 // LabelShare is the seal label of the DKLs23 share record of a wallet.
 func LabelShare(wallet string) string { return "share/" + wallet }
-
-// LabelSession is the seal label of a session secret.
-func LabelSession(id string) string { return "session/" + id }

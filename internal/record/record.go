@@ -3,6 +3,7 @@ package record
 import (
 	"crypto/sha256"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -36,6 +37,36 @@ func (k Kind) String() string {
 		return s
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Kinds is a set of record kinds, each with its name: the kinds one
+// service owns (api/services.go: one byte each, one owner per kind). The
+// kinds above are auth's (AuthKinds), and Unmarshal decodes only those;
+// another service declares its own Kinds and decodes its records with
+// Kinds.Unmarshal, so that no record of a kind it does not own decodes as
+// one of its own. The node dispatches each record to the service that
+// owns its kind (PeekKind) and refuses the others.
+type Kinds map[Kind]string
+
+// AuthKinds returns the kinds above, which package auth owns, in order.
+func AuthKinds() []Kind {
+	return slices.Sorted(maps.Keys(kindNames))
+}
+
+// PeekKind returns the kind of an encoded record (its second byte) without
+// decoding the rest: for dispatching a record to the service that owns
+// its kind, which then decodes it strictly. An empty record, another
+// version and kind 0 are errors wrapping ErrMalformed.
+func PeekKind(b []byte) (Kind, error) {
+	switch {
+	case len(b) < 2:
+		return 0, fmt.Errorf("%w: %d bytes, not a record", ErrMalformed, len(b))
+	case b[0] != Version:
+		return 0, fmt.Errorf("%w: version %d, want %d", ErrMalformed, b[0], Version)
+	case b[1] == 0:
+		return 0, fmt.Errorf("%w: kind 0", ErrMalformed)
+	}
+	return Kind(b[1]), nil
 }
 
 // AuthKind says how a record is authorised.
@@ -140,16 +171,24 @@ func (r *Record) Marshal() []byte {
 	return w.Bytes()
 }
 
-// Unmarshal decodes a record strictly: unknown version, kind or auth
-// kind, oversized fields and trailing bytes are errors wrapping
-// ErrMalformed. The body itself is decoded by the kind's Decode function.
-func Unmarshal(b []byte) (*Record, error) {
+// Unmarshal decodes a record of one of auth's kinds (AuthKinds) strictly:
+// unknown version, kind or auth kind, oversized fields and trailing bytes
+// are errors wrapping ErrMalformed. The body itself is decoded by the
+// kind's Decode function.
+func Unmarshal(b []byte) (*Record, error) { return unmarshal(b, kindNames) }
+
+// Unmarshal decodes a record of one of the kinds in ks as the package
+// function Unmarshal does: a record of any other kind is an error wrapping
+// ErrMalformed. The body is the owning service's to decode.
+func (ks Kinds) Unmarshal(b []byte) (*Record, error) { return unmarshal(b, ks) }
+
+func unmarshal(b []byte, kinds Kinds) (*Record, error) {
 	rd := NewReader(b)
 	if v := rd.U8("version"); rd.Err() == nil && v != Version {
 		return nil, fmt.Errorf("%w: version %d, want %d", ErrMalformed, v, Version)
 	}
 	r := &Record{Kind: Kind(rd.U8("kind"))}
-	if _, ok := kindNames[r.Kind]; !ok && rd.Err() == nil {
+	if _, ok := kinds[r.Kind]; (!ok || r.Kind == 0) && rd.Err() == nil {
 		return nil, fmt.Errorf("%w: unknown kind %d", ErrMalformed, r.Kind)
 	}
 	r.Body = rd.Var(0, "body")

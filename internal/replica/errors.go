@@ -28,9 +28,6 @@ var ErrDuplicate = errors.New("replica: change already applied")
 // it for good.
 var ErrMissing = errors.New("replica: record depends on one not applied yet")
 
-// ErrNoApplier is returned while no Applier is set (see SetApplier).
-var ErrNoApplier = errors.New("replica: no applier set yet")
-
 // PeerFailure is one peer that did not store a record.
 type PeerFailure struct {
 	Peer uint16

@@ -132,9 +132,8 @@ type Options struct {
 	Transport Transport    // required
 	Store     store.Store  // required, migrated
 	Config    *config.Node // required: this node's id, threshold and peers
-	// Applier validates and applies records. It may be nil and set later
-	// with SetApplier (the node builds the replica before the services
-	// that apply records); until then records are refused.
+	// Applier validates and applies records (required). A node whose
+	// services own several record kinds passes one that dispatches by kind.
 	Applier Applier
 	Logger  *slog.Logger // nil discards
 
@@ -155,8 +154,7 @@ type Replica struct {
 	log   *slog.Logger
 	opts  Options
 
-	applierMu sync.RWMutex
-	applier   Applier
+	applier Applier
 
 	catchMu   map[uint16]*sync.Mutex // one catch-up per peer at a time
 	pendingMu sync.Mutex             // one retry of pending records at a time
@@ -187,8 +185,8 @@ func (r *Replica) spawn(f func()) bool {
 // New builds a replica and registers its handlers on the transport. Call
 // Run to start catch-up, and Close when done.
 func New(opts Options) (*Replica, error) {
-	if opts.Transport == nil || opts.Store == nil || opts.Config == nil {
-		return nil, errors.New("replica: Options.Transport, Store and Config are required")
+	if opts.Transport == nil || opts.Store == nil || opts.Config == nil || opts.Applier == nil {
+		return nil, errors.New("replica: Options.Transport, Store, Config and Applier are required")
 	}
 	cfg := opts.Config
 	if err := cfg.Validate(); err != nil {
@@ -223,20 +221,6 @@ func New(opts Options) (*Replica, error) {
 	return r, nil
 }
 
-// SetApplier sets the Applier (once; later calls replace it). Records that
-// arrive before it is set are refused and catch-up waits for it.
-func (r *Replica) SetApplier(a Applier) {
-	r.applierMu.Lock()
-	r.applier = a
-	r.applierMu.Unlock()
-}
-
-func (r *Replica) getApplier() Applier {
-	r.applierMu.RLock()
-	defer r.applierMu.RUnlock()
-	return r.applier
-}
-
 // Quorum returns n−t+1, the number of nodes (this one included) that must
 // store a record for Submit to succeed.
 func (r *Replica) Quorum() int { return r.need }
@@ -256,10 +240,7 @@ func (r *Replica) Close() {
 // extra, if not nil, runs in the same transaction (catch-up's cursor).
 // It reports whether rec was new.
 func (r *Replica) apply(ctx context.Context, rec []byte, extra func(tx store.Ops) error) (bool, error) {
-	a := r.getApplier()
-	if a == nil {
-		return false, ErrNoApplier
-	}
+	a := r.applier
 	id := RecordID(rec)
 	key := id.String()
 	var fresh bool
@@ -412,8 +393,6 @@ func (r *Replica) handlePush(ctx context.Context, from uint16, body []byte) ([]b
 	case errors.Is(err, ErrInvalid):
 		r.log.Warn("refused record from peer", "peer", from, "record", id.Short(), "err", err)
 		return nil, fmt.Errorf("replica: refused record %s: %w", id.Short(), err)
-	case errors.Is(err, ErrNoApplier):
-		return nil, err
 	default:
 		r.log.Error("storing record from peer", "peer", from, "record", id.Short(), "err", err)
 		return nil, errors.New("replica: internal error storing the record")
@@ -515,9 +494,6 @@ func (r *Replica) catchUpRound(ctx context.Context, peer uint16, batches int) (m
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if r.getApplier() == nil {
-		return false, fmt.Errorf("replica: catch-up from peer %d: %w", peer, ErrNoApplier)
-	}
 	after, err := r.cursor(ctx, peer)
 	if err != nil {
 		return false, fmt.Errorf("replica: catch-up from peer %d: %w", peer, err)

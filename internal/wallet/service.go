@@ -13,10 +13,8 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 
-	"github.com/keymesh/keymesh/api"
 	"github.com/keymesh/keymesh/internal/auth"
 	"github.com/keymesh/keymesh/internal/config"
-	"github.com/keymesh/keymesh/internal/httpapi"
 	"github.com/keymesh/keymesh/internal/mpc/round"
 	"github.com/keymesh/keymesh/internal/record"
 	"github.com/keymesh/keymesh/internal/store"
@@ -68,6 +66,10 @@ type Options struct {
 	// Nil allows it for no scope.
 	RawDigest func(ctx context.Context, scope string) bool
 
+	// Audit, if set, records every signing attempt and key generation
+	// (gateway and peer side) and every refused invitation (audit.go).
+	Audit Auditor
+
 	// ChainIDs, if not empty, are the only chain ids eth_signTransaction
 	// signs for.
 	ChainIDs []uint64
@@ -100,6 +102,7 @@ type Service struct {
 	chains []uint64
 	raw    func(ctx context.Context, scope string) bool
 	catch  func(ctx context.Context) error
+	audit  Auditor
 
 	signTimeout, keygenTimeout time.Duration
 
@@ -150,7 +153,7 @@ func New(opts Options) (*Service, error) {
 	s := &Service{
 		cfg: opts.Config, tr: opts.Transport, run: opts.RunSession, st: opts.Store,
 		sealer: opts.Sealer, auth: opts.Auth, log: opts.Logger, chains: slices.Clone(opts.ChainIDs), raw: opts.RawDigest,
-		catch:       opts.CatchUp,
+		catch: opts.CatchUp, audit: opts.Audit,
 		signTimeout: opts.SignTimeout, keygenTimeout: opts.KeygenTimeout,
 		cache: map[common.Address]*wallet{},
 		sched: newScheduler(opts.Limits), rates: newSignRates(), quota: opts.Quota,
@@ -219,43 +222,20 @@ func peerErr(err error) (uint16, bool) {
 }
 
 // authorizeOp authorises every wallet operation, as gateway and as
-// co-signer. It is auth's Authorize, asked once more after catching up with
-// the peers when auth does not know the operation's scope or account yet
-// (see Options.CatchUp).
-//
-// A sealed request is bound by its client to one scope (the envelope's
-// AAD, httpapi.SealedScope): an operation in another scope is refused with
-// api.CodeAuthWrongScope, before auth sees (and spends) its approvals when
-// the scope is known, and by the approvals' scope (who they speak for) when
-// it is not (keymesh_createAccount and eth_accounts without a scope).
+// co-signer: auth.AuthorizeSealed (a request sealed for another scope is
+// refused; auth is asked once more after catching up with the peers when
+// it does not know the operation's scope or account yet, see
+// Options.CatchUp).
 func (s *Service) authorizeOp(ctx context.Context, op auth.Operation, proofs string) (auth.Principal, error) {
-	sealed := httpapi.SealedScope(ctx)
-	if err := sealedScopeMatches(sealed, op.Method, op.Scope); err != nil {
-		return auth.Principal{}, err
-	}
-	pr, err := s.auth.Authorize(ctx, op, proofs)
-	var ae *api.Error
-	if err != nil && s.catch != nil && errors.As(err, &ae) && ae.Code == api.CodeAuthUnknown {
-		if cerr := s.catch(ctx); cerr != nil {
-			s.log.Debug("catch-up before retrying authorization", "err", cerr)
+	var catchUp func(context.Context) error
+	if s.catch != nil {
+		catchUp = func(ctx context.Context) error {
+			err := s.catch(ctx)
+			if err != nil {
+				s.log.Debug("catch-up before retrying authorization", "err", err)
+			}
+			return err
 		}
-		pr, err = s.auth.Authorize(ctx, op, proofs)
 	}
-	if err != nil {
-		return pr, err
-	}
-	if err := sealedScopeMatches(sealed, op.Method, pr.Scope); err != nil {
-		return auth.Principal{}, err
-	}
-	return pr, nil
-}
-
-// sealedScopeMatches refuses an operation in scope when the request was
-// sealed for another scope. An empty sealed scope (a plaintext request, or
-// a peer's invitation) or an unknown operation scope is no mismatch.
-func sealedScopeMatches(sealed, method, scope string) error {
-	if sealed == "" || scope == "" || sealed == scope {
-		return nil
-	}
-	return api.Errorf(api.CodeAuthWrongScope, "%s: the request was sealed for scope %s, not the operation's scope %s", method, sealed, scope)
+	return auth.AuthorizeSealed(ctx, s.auth, catchUp, op, proofs)
 }
