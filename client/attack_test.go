@@ -41,10 +41,11 @@ import (
 
 // realNode is a running production node (plaintext refused).
 type realNode struct {
-	n    *node.Node
-	url  string
-	root string // the cluster's sim platform key, hex
-	m    string // measurement, hex
+	n       *node.Node
+	url     string
+	root    string // the cluster's sim platform key, hex
+	metrics string // base URL of its metrics listener
+	m       string // measurement, hex
 }
 
 // startCluster creates a 2-node cluster (config.InitCluster, as `keymesh
@@ -62,7 +63,11 @@ func startCluster(t *testing.T, edit func(*config.Node), ids ...uint16) map[uint
 		if edit != nil {
 			edit(c)
 		}
-		n, err := node.New(node.Options{Config: c, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		mln, err := net.Listen("tcp", "127.0.0.1:0") // the metrics, off the API port
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := node.New(node.Options{Config: c, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), MetricsListener: mln})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -70,7 +75,7 @@ func startCluster(t *testing.T, edit func(*config.Node), ids ...uint16) map[uint
 		done := make(chan error, 1)
 		go func() { done <- n.Run(ctx) }()
 		t.Cleanup(func() { cancel(); <-done })
-		out[id] = &realNode{n: n, url: n.APIURL(), root: c.SimPlatformKey, m: n.Enclave().Measurement().String()}
+		out[id] = &realNode{n: n, url: n.APIURL(), metrics: n.MetricsURL(), root: c.SimPlatformKey, m: n.Enclave().Measurement().String()}
 	}
 	for _, rn := range out {
 		waitServing(t, rn.url)
@@ -246,7 +251,7 @@ func TestForgedAttestationRefused(t *testing.T) {
 	p := newProxy(t, rn.url)
 	doc := forgeDocument(t, rn.m)
 	p.attestation.Store(&doc)
-	before := executions(t, rn.url, api.MethodNodeInfo)
+	before := executions(t, rn.metrics, api.MethodNodeInfo)
 
 	pinned := client.Attestation{Measurements: []string{rn.m}, AllowSimulated: true, SimPlatformKeys: []string{rn.root}}
 	_, err := sealedTo(t, p.srv.URL, pinned).NodeInfo(context.Background())
@@ -261,7 +266,7 @@ func TestForgedAttestationRefused(t *testing.T) {
 	if !errors.Is(err, attest.ErrNoRoot) || !strings.Contains(err.Error(), "keymesh cluster init") {
 		t.Fatalf("no root: %v", err)
 	}
-	if n := executions(t, rn.url, api.MethodNodeInfo); n != before {
+	if n := executions(t, rn.metrics, api.MethodNodeInfo); n != before {
 		t.Fatalf("the node ran %d calls after refused attestations", n-before)
 	}
 	// A root from another cluster does not verify this one's quotes.
@@ -322,7 +327,7 @@ func TestForgedPlaintextErrors(t *testing.T) {
 			p.rewrite.Store(&rw)
 			defer p.rewrite.Store(nil)
 			method := "keymesh_createScope"
-			before := executions(t, rn.url, method)
+			before := executions(t, rn.metrics, method)
 			_, err := c.CreateScope(ctx, dev, cfg)
 			var ue *client.UnauthenticatedError
 			if !errors.As(err, &ue) || !errors.Is(err, client.ErrUnauthenticated) || ue.ClaimedCode != code || ue.HTTPStatus != http.StatusBadRequest {
@@ -335,7 +340,7 @@ func TestForgedPlaintextErrors(t *testing.T) {
 			if strings.Contains(err.Error(), "evil.example") || strings.Contains(err.Error(), "approve again") {
 				t.Fatalf("the forged text reached the user: %v", err)
 			}
-			if got := executions(t, rn.url, method) - before; got != 1 {
+			if got := executions(t, rn.metrics, method) - before; got != 1 {
 				t.Fatalf("one CreateScope call ran %d times at the node", got)
 			}
 		})
@@ -348,12 +353,12 @@ func TestForgedPlaintextErrors(t *testing.T) {
 		w.Write(forgedError(api.CodeSealedUnknownKey))
 	}
 	p.drop.Store(&drop)
-	before := executions(t, rn.url, api.MethodNodeInfo)
+	before := executions(t, rn.metrics, api.MethodNodeInfo)
 	if _, err := c.NodeInfo(ctx); !errors.Is(err, client.ErrUnauthenticated) {
 		t.Fatalf("dropped call: %v", err)
 	}
 	p.drop.Store(nil)
-	if got := executions(t, rn.url, api.MethodNodeInfo) - before; got != 0 {
+	if got := executions(t, rn.metrics, api.MethodNodeInfo) - before; got != 0 {
 		t.Fatalf("a dropped call ran %d times", got)
 	}
 	// The client keeps working once the attacker stops.

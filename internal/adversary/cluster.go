@@ -125,7 +125,7 @@ func listen(t testing.TB, addr string) net.Listener {
 func (c *Cluster) start(i int, apiLn, peerLn net.Listener) {
 	c.t.Helper()
 	logger := slog.New(slog.NewJSONHandler(c.logs[i], &slog.HandlerOptions{Level: slog.LevelDebug}))
-	n, err := node.New(node.Options{Config: c.cfgs[i], Logger: logger, APIListener: apiLn, PeerListener: peerLn,
+	n, err := node.New(node.Options{Config: c.cfgs[i], Logger: logger, APIListener: apiLn, PeerListener: peerLn, MetricsListener: listen(c.t, "127.0.0.1:0"),
 		Transport: c.opts, AllowPlaintext: true})
 	if err != nil {
 		c.t.Fatal(err)
@@ -238,7 +238,7 @@ func (c *Cluster) WaitReady() {
 // Metrics returns node id's /metrics page.
 func (c *Cluster) Metrics(id uint16) string {
 	c.t.Helper()
-	resp, err := http.Get(c.Node(id).APIURL() + "/metrics")
+	resp, err := http.Get(c.Node(id).MetricsURL() + "/metrics")
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -55,6 +55,9 @@ type Options struct {
 	// on Config.APIListen and Config.PeerListen (tests bind port 0 first).
 	// The node closes them.
 	APIListener, PeerListener net.Listener
+	// MetricsListener, if set, serves GET /metrics instead of a listener
+	// on Config.MetricsListen (limits.go).
+	MetricsListener net.Listener
 
 	// Transport overrides the transport's timing defaults (zero fields keep
 	// them); Self, Identity and Logger are always set by New.
@@ -82,6 +85,8 @@ type Node struct {
 	api         *http.Server
 	apiLn       net.Listener
 	peerLn      net.Listener
+	metricsLn   net.Listener // nil: no metrics served (limits.go)
+	metricsSrv  *http.Server
 	auth        authHook  // the auth service (auth.go), asked by the wallet before signing
 	audit       auditHook // the audit log and its signed heads (audit.go)
 
@@ -106,7 +111,7 @@ type Node struct {
 // creates it): a node that made itself a new one would not be trusted by
 // its peers, so New refuses to start instead.
 func New(opts Options) (*Node, error) {
-	n := &Node{cfg: opts.Config, apiLn: opts.APIListener, peerLn: opts.PeerListener}
+	n := &Node{cfg: opts.Config, apiLn: opts.APIListener, peerLn: opts.PeerListener, metricsLn: opts.MetricsListener}
 	if err := n.open(opts); err != nil {
 		n.closeAll()
 		return nil, err
@@ -155,6 +160,12 @@ func (n *Node) open(opts Options) (err error) {
 			return fmt.Errorf("node: peer listener: %w", err)
 		}
 	}
+	if n.metricsLn == nil && cfg.MetricsListen != "" {
+		if n.metricsLn, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
+			return fmt.Errorf("node: metrics listener: %w", err)
+		}
+	}
+	n.apiLn = httpapi.LimitListener(n.apiLn, apiConnLimits(cfg.APILimits))
 
 	topts := opts.Transport
 	topts.Self, topts.Identity, topts.Logger = cfg, ident, n.log.With("component", "transport")
@@ -180,6 +191,9 @@ func (n *Node) open(opts Options) (err error) {
 		Ready:    func(context.Context) api.ReadyStatus { return n.Ready() },
 		Routes:   svc.routes,
 		Sealing:  sealing,
+
+		RateLimits:     apiRateLimits(cfg.APILimits),
+		TrustedProxies: cfg.APILimits.Proxies(),
 	})
 	n.api = httpapi.NewServer(h, n.log.With("component", "http"))
 	return nil
@@ -222,6 +236,7 @@ func (n *Node) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 2)
+	n.serveMetrics()
 	go func() {
 		err := n.api.Serve(n.apiLn)
 		if errors.Is(err, http.ErrServerClosed) {
@@ -251,6 +266,9 @@ func (n *Node) Run(ctx context.Context) error {
 	if err := n.api.Shutdown(sctx); err != nil {
 		n.api.Close()
 		n.log.Warn("API shutdown", "err", err)
+	}
+	if n.metricsSrv != nil {
+		n.metricsSrv.Close()
 	}
 	n.closeAll()
 	first = drainExits(errc, pending, first)
@@ -299,6 +317,9 @@ func (n *Node) closeAll() {
 	}
 	if n.peerLn != nil {
 		n.peerLn.Close()
+	}
+	if n.metricsLn != nil {
+		n.metricsLn.Close()
 	}
 	if n.store != nil {
 		n.store.Close()

@@ -105,7 +105,7 @@ func (tc *testCluster) start(i int, apiLn, peerLn net.Listener) {
 	if i == 0 {
 		logger = slog.New(slog.NewJSONHandler(&tc.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	n, err := New(Options{Config: tc.cfgs[i], Logger: logger, APIListener: apiLn, PeerListener: peerLn, Transport: fastLinks, AllowPlaintext: true})
+	n, err := New(Options{Config: tc.cfgs[i], Logger: logger, APIListener: apiLn, PeerListener: peerLn, MetricsListener: listen(tc.t, "127.0.0.1:0"), Transport: fastLinks, AllowPlaintext: true})
 	if err != nil {
 		tc.t.Fatal(err)
 	}
@@ -264,7 +264,7 @@ func TestCluster(t *testing.T) {
 	})
 
 	t.Run("metrics", func(t *testing.T) {
-		body := get(t, tc.nodes[0].APIURL()+"/metrics")
+		body := get(t, tc.nodes[0].MetricsURL()+"/metrics")
 		for _, want := range []string{
 			`keymesh_rpc_requests_total{code="0",method="keymesh_nodeInfo"}`,
 			`keymesh_rpc_requests_total{code="-32601",method="unknown"}`,
@@ -305,7 +305,7 @@ func TestCluster(t *testing.T) {
 		}
 		return nil
 	})
-	if body := get(t, tc.nodes[0].APIURL()+"/metrics"); !strings.Contains(body, `keymesh_peer_reachable{peer="3"} 0`) {
+	if body := get(t, tc.nodes[0].MetricsURL()+"/metrics"); !strings.Contains(body, `keymesh_peer_reachable{peer="3"} 0`) {
 		t.Error("metrics do not show peer 3 down")
 	}
 

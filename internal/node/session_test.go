@@ -101,7 +101,7 @@ func TestSessionRecord(t *testing.T) {
 	repeat("after a restart")
 
 	// The refusal is counted as a failed session.
-	if body := get(t, tc.nodes[0].APIURL()+"/metrics"); !strings.Contains(body, `keymesh_mpc_sessions_total{protocol="commit-reveal",result="error"} 1`) {
+	if body := get(t, tc.nodes[0].MetricsURL()+"/metrics"); !strings.Contains(body, `keymesh_mpc_sessions_total{protocol="commit-reveal",result="error"} 1`) {
 		t.Errorf("/metrics does not count the refused session")
 	}
 }

@@ -178,7 +178,7 @@ func TestWallet(t *testing.T) {
 
 	// The signatures are counted in the gateways' metrics.
 	{
-		resp, err := http.Get(tc.nodes[0].APIURL() + "/metrics")
+		resp, err := http.Get(tc.nodes[0].MetricsURL() + "/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}
