@@ -25,7 +25,9 @@ type RateLimitData struct {
 	// admitted if nothing else is sent meanwhile (at least 1).
 	RetryAfterMs int64 `json:"retryAfterMs"`
 	// Limit names the bucket that refused: "client" or "scope", with
-	// "ceremony-" in front for the ceremony methods' stricter ones.
+	// "ceremony-" in front for the ceremony methods' stricter ones, or
+	// "sealed-client" for an address over its share of the node's replay
+	// cache of sealed requests.
 	Limit string `json:"limit"`
 }
 

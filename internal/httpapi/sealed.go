@@ -237,12 +237,16 @@ func (h *handler) serveSealed(w http.ResponseWriter, r *http.Request, body []byt
 
 // busyRefusal is the answer to a request that opened but whose source is
 // over its share of the nonce store (envelope.ErrBusy): 429 with
-// api.CodeLimitExceeded, sealed like any answer to a request that opened,
-// so the client knows authentically that the call did not run.
+// api.CodeRateLimited (limit "sealed-client"; retry once the source's
+// nonces expire, at most the replay window and the clock skew allowed),
+// sealed like any answer to a request that opened, so the client knows
+// authentically that the call did not run. (Before issue 16 a full nonce
+// store was an internal error, -32603.)
 func busyRefusal(h *handler, ctx context.Context, mode envelope.Mode) (int, any) {
 	h.Logger.InfoContext(ctx, "sealed request refused: source over its share of the nonce store",
 		"request_id", RequestID(ctx), "mode", mode.String(), "source", envelope.Source(ctx))
-	e := api.Errorf(api.CodeLimitExceeded, "too many sealed requests from your address within the replay window; retry later")
+	e := api.RateLimited("sealed-client", envelope.DefaultWindow+envelope.MaxSkew)
+	e.Message = "too many sealed requests from your address within the replay window; " + e.Message
 	h.count(ctx, "sealed", e.Code, 0)
 	return http.StatusTooManyRequests, errorResponse(nil, e)
 }

@@ -687,7 +687,8 @@ func fromAddr(t *testing.T, ip string) *http.Client {
 // TestSealedFloodFromOneAddress: an attacker at one address sends valid
 // sealed requests (anyone can seal to the node's public key) to a node
 // with a small nonce store. Once over its share it is answered 429 with
-// api.CodeLimitExceeded, sealed (not an internal error), and its calls do
+// api.CodeRateLimited and a retry hint, sealed (not an internal error, as
+// a full nonce store was before issue 16), and its calls do
 // not run; a legitimate sealed request from another address succeeds, in
 // both modes.
 func TestSealedFloodFromOneAddress(t *testing.T) {
@@ -715,7 +716,8 @@ func TestSealedFloodFromOneAddress(t *testing.T) {
 		}
 		st, rpc := openReply(t, p, data) // sealed: the client can trust it
 		var r api.Response
-		if err := json.Unmarshal(rpc, &r); err != nil || r.Error == nil || r.Error.Code != api.CodeLimitExceeded ||
+		if err := json.Unmarshal(rpc, &r); err != nil || r.Error == nil || r.Error.Code != api.CodeRateLimited ||
+			!strings.Contains(string(r.Error.Data), `"limit":"sealed-client"`) ||
 			st != http.StatusTooManyRequests || resp.StatusCode != st {
 			t.Fatalf("flood request %d: HTTP %d, sealed %d %s", i, resp.StatusCode, st, rpc)
 		}
