@@ -295,3 +295,38 @@ func TestRateLimitBoundedMemory(t *testing.T) {
 		t.Fatalf("%d scope buckets kept, MaxTracked 64", n)
 	}
 }
+
+// FuzzClientAddr: X-Forwarded-For and params are the client's bytes.
+// clientAddr returns the TCP peer, or an address the header holds, and
+// only when the peer is a trusted proxy; paramsScope never panics and
+// returns only a string "scope" member.
+func FuzzClientAddr(f *testing.F) {
+	f.Add("127.0.0.6:1", "192.0.2.1, 127.0.0.6", `{"scope":"a"}`)
+	f.Add("[::1]:5", "2001:db8::1,,garbage", `{"scope":1}`)
+	trusted := []netip.Prefix{netip.MustParsePrefix("127.0.0.6/32"), netip.MustParsePrefix("::1/128")}
+	f.Fuzz(func(t *testing.T, remote, xff, params string) {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.RemoteAddr = remote
+		r.Header.Set("X-Forwarded-For", xff)
+		got := clientAddr(r, trusted)
+		if got != remote {
+			host, _, err := net.SplitHostPort(remote)
+			if err != nil {
+				host = remote
+			}
+			ip, err := netip.ParseAddr(host)
+			if err != nil || !(trusted[0].Contains(ip.Unmap()) || trusted[1].Contains(ip.Unmap())) {
+				t.Fatalf("untrusted peer %q charged to %q", remote, got)
+			}
+			if _, err := netip.ParseAddr(got); err != nil || !strings.Contains(xff, got) {
+				t.Fatalf("%q from header %q", got, xff)
+			}
+		}
+		if s := paramsScope(json.RawMessage(params)); s != "" {
+			var p map[string]any
+			if json.Unmarshal([]byte(params), &p) != nil {
+				t.Fatalf("scope %q from invalid params %q", s, params)
+			}
+		}
+	})
+}
