@@ -61,7 +61,16 @@ func (r *Reader) Done() error {
 // Len returns the number of bytes not read yet.
 func (r *Reader) Len() int { return len(r.s) }
 
+// truncated and tooLong are kept out of line so that the reads calling them
+// stay small enough to inline: a decode is a run of inlined cryptobyte reads.
+//
+//go:noinline
 func (r *Reader) truncated(what string) { r.Fail("%s: truncated", what) }
+
+//go:noinline
+func (r *Reader) tooLong(what string, n uint32, max int) {
+	r.Fail("%s: %d bytes, at most %d allowed", what, n, max)
+}
 
 // Bytes reads exactly n bytes; the result aliases the input. It returns
 // nil after an error.
@@ -143,15 +152,20 @@ func (r *Reader) Var16(what string) []byte { return r.Bytes(int(r.U16(what)), wh
 // bytes; the result aliases the input. A longer length is an error before
 // anything is read or allocated.
 func (r *Reader) Var(max int, what string) []byte {
-	n := r.U32(what)
-	if r.err != nil {
-		return nil
+	var n uint32
+	var v []byte
+	switch {
+	case r.err != nil:
+	case !r.s.ReadUint32(&n):
+		r.truncated(what)
+	case uint64(n) > uint64(max):
+		r.tooLong(what, n, max)
+	case !r.s.ReadBytes(&v, int(n)):
+		r.truncated(what)
+	default:
+		return v[:n:n]
 	}
-	if uint64(n) > uint64(max) {
-		r.Fail("%s: %d bytes, at most %d allowed", what, n, max)
-		return nil
-	}
-	return r.Bytes(int(n), what)
+	return nil
 }
 
 // Writer appends an encoding that Reader reads. The zero value is ready to
