@@ -27,6 +27,9 @@ type Options struct {
 	// SessionTimeout 60 s (a loaded machine runs keygen under -race slowly;
 	// no test here waits for a timeout).
 	Transport transport.Options
+	// Demo also runs the demo services (node.Options.Demo: the counter of
+	// docs/services.md) on every node.
+	Demo bool
 }
 
 // Cluster is an n-node cluster of real nodes in this process, each with
@@ -36,6 +39,7 @@ type Cluster struct {
 	dir  string
 	cfgs []*config.Node
 	opts transport.Options
+	demo bool
 
 	mu      sync.Mutex
 	nodes   []*node.Node
@@ -97,7 +101,7 @@ func NewCluster(t testing.TB, o Options) *Cluster {
 	if cfgs, err = node.LoadCluster(dir); err != nil {
 		t.Fatal(err)
 	}
-	c := &Cluster{t: t, dir: dir, cfgs: cfgs, opts: topts,
+	c := &Cluster{t: t, dir: dir, cfgs: cfgs, opts: topts, demo: o.Demo,
 		nodes: make([]*node.Node, len(cfgs)), clients: make([]*client.Client, len(cfgs)),
 		stops: make([]func(), len(cfgs)), logs: make([]*syncBuffer, len(cfgs)), evil: map[uint16]*Evil{}}
 	for i := range cfgs {
@@ -126,7 +130,7 @@ func (c *Cluster) start(i int, apiLn, peerLn net.Listener) {
 	c.t.Helper()
 	logger := slog.New(slog.NewJSONHandler(c.logs[i], &slog.HandlerOptions{Level: slog.LevelDebug}))
 	n, err := node.New(node.Options{Config: c.cfgs[i], Logger: logger, APIListener: apiLn, PeerListener: peerLn, MetricsListener: listen(c.t, "127.0.0.1:0"),
-		Transport: c.opts, AllowPlaintext: true})
+		Transport: c.opts, AllowPlaintext: true, Demo: c.demo})
 	if err != nil {
 		c.t.Fatal(err)
 	}

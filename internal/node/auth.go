@@ -2,11 +2,15 @@ package node
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/keymesh/keymesh/internal/auth"
 	"github.com/keymesh/keymesh/internal/auth/web"
 	"github.com/keymesh/keymesh/internal/httpapi"
+	"github.com/keymesh/keymesh/internal/record"
+	"github.com/keymesh/keymesh/internal/replica"
+	"github.com/keymesh/keymesh/internal/transport"
 )
 
 // authHook holds the node's auth service (nil until openAuth).
@@ -19,28 +23,59 @@ func (n *Node) Auth() *auth.Service { return n.auth.svc }
 // nonceSweepInterval is how often expired approval nonces are forgotten.
 const nonceSweepInterval = 10 * time.Minute
 
-// openAuth wires the auth service into the node: its JSON-RPC methods
-// (scopes, passkey registration and authentication, delegated
-// registration, record submission; Passport's names as aliases), the
-// /login page, the peer handler of nonce reservations (auth.KindReserve),
-// and the periodic sweep of expired approval nonces.
-//
-// Records are stored through the replica when the node has one (a write
-// succeeds once n−t+1 nodes stored it); without one they are applied to
-// this node's store only.
-func (n *Node) openAuth(svc *services) error {
-	opts := auth.Options{Store: n.store, Origins: n.authOrigins()} // the same on every node of the cluster
-	n.wireAuthReplica(&opts)
-	s, err := auth.New(opts)
+// openAuth builds the auth service and puts it on the seam (authService).
+// Its records are stored through the replica (a write succeeds once n−t+1
+// nodes stored it).
+func (n *Node) openAuth() (Service, error) {
+	origins := n.authOrigins() // the same on every node of the cluster
+	s, err := auth.New(auth.Options{Store: n.store, Submit: n.replica.Submit, Origins: origins})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	n.auth.svc = s
-	auth.Register(svc.reg, s)
-	n.tr.Handle(auth.KindReserve, s.ReserveHandler(n.authCatchUp())) // gateways reserve approval nonces here
-	svc.route(httpapi.Route{Pattern: "GET /login", Handler: web.Handler()})
-	svc.route(httpapi.Route{Pattern: "GET /login/", Handler: web.Handler()})
+	return &authService{s: s, origins: origins, catchUp: n.replica.CatchUp, log: n.log.With("component", "auth")}, nil
+}
 
+// authService is auth on the node's seam: its JSON-RPC methods (scopes,
+// passkey registration and authentication, delegated registration, record
+// submission; Passport's names as aliases), the /login page, its record
+// kinds (record.AuthKinds, applied by auth.Applier), the peer handler of
+// nonce reservations (auth.KindReserve), and the periodic sweep of expired
+// approval nonces.
+type authService struct {
+	s       *auth.Service
+	origins auth.OriginPolicy // the Applier's (auth.Applier.Origins)
+	catchUp func(context.Context) error
+	log     *slog.Logger
+	stop    func()
+}
+
+func (a *authService) Name() string { return "auth" }
+
+func (a *authService) RecordKinds() map[record.Kind]replica.Applier {
+	m := map[record.Kind]replica.Applier{}
+	for _, k := range record.AuthKinds() {
+		m[k] = auth.Applier{Origins: a.origins}
+	}
+	return m
+}
+
+func (a *authService) Methods() []httpapi.Method { return auth.Methods(a.s) }
+
+func (a *authService) PeerRPCs() map[string]transport.Handler {
+	// Gateways reserve approval nonces here.
+	return map[string]transport.Handler{auth.KindReserve: a.s.ReserveHandler(a.catchUp)}
+}
+
+func (a *authService) Routes() []httpapi.Route {
+	return []httpapi.Route{
+		{Pattern: "GET /login", Handler: web.Handler()},
+		{Pattern: "GET /login/", Handler: web.Handler()},
+	}
+}
+
+// Start starts the sweep of expired approval nonces.
+func (a *authService) Start(context.Context) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -52,28 +87,18 @@ func (n *Node) openAuth(svc *services) error {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if err := s.SweepNonces(ctx); err != nil && ctx.Err() == nil {
-					n.log.Warn("auth: sweeping approval nonces", "err", err)
+				if err := a.s.SweepNonces(ctx); err != nil && ctx.Err() == nil {
+					a.log.Warn("auth: sweeping approval nonces", "err", err)
 				}
 			}
 		}
 	}()
-	n.closers = append(n.closers, func() { cancel(); <-done })
+	a.stop = func() { cancel(); <-done }
 	return nil
 }
 
-// authCatchUp is the replica's CatchUp, or nil without a replica.
-func (n *Node) authCatchUp() func(context.Context) error {
-	if n.replica == nil {
-		return nil
-	}
-	return n.replica.CatchUp
-}
-
-// wireAuthReplica makes auth store its records through the replica
-// (openReplica runs first and makes auth.Applier its Applier).
-func (n *Node) wireAuthReplica(opts *auth.Options) {
-	if n.replica != nil {
-		opts.Submit = n.replica.Submit
+func (a *authService) Stop() {
+	if a.stop != nil {
+		a.stop()
 	}
 }

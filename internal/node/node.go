@@ -67,6 +67,11 @@ type Options struct {
 	// Config.AllowPlaintext does: for development clusters and tests.
 	// Otherwise only requests sealed to the node's attested keys are served.
 	AllowPlaintext bool
+
+	// Demo also runs the demo services of serviceList (services.go): the
+	// counter of docs/services.md. For tests; a production node leaves it
+	// off, and keymesh's commands have no flag for it.
+	Demo bool
 }
 
 // Node is one running keymesh node.
@@ -175,7 +180,7 @@ func (n *Node) open(opts Options) (err error) {
 
 	n.metrics = httpapi.NewMetrics(n.peerInfo)
 	registerTransportMetrics(n.metrics.Registry(), n.tr)
-	svc := &services{reg: httpapi.NewRegistry()}
+	svc := newServices(opts.Demo)
 	httpapi.RegisterNode(svc.reg, n.NodeInfo)
 	sealing, err := n.openEnclaveAPI(ctx, svc, opts.AllowPlaintext || cfg.AllowPlaintext)
 	if err != nil {

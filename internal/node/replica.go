@@ -2,12 +2,9 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
-	"github.com/keymesh/keymesh/internal/auth"
 	"github.com/keymesh/keymesh/internal/replica"
-	"github.com/keymesh/keymesh/internal/store"
 )
 
 // Replica returns the node's record replication (package replica): Submit
@@ -16,50 +13,44 @@ import (
 func (n *Node) Replica() *replica.Replica { return n.replica }
 
 // openReplica wires record replication into the node: it builds the
-// Replica on the node's transport, store and config, registers its peer
-// handlers (replica.push, replica.pull), and starts catch-up from every
-// peer (on start, periodically, and whenever a peer link comes back),
-// which runs until the node shuts down.
+// Replica on the node's transport, store and config, and registers its
+// peer handlers (replica.push, replica.pull). The Applier is svc.kinds,
+// which hands each record to the service that owns its kind (seam.go), in
+// the audit log's transaction (auditedApplier).
 //
-// The records replicated today are auth's (scopes, accounts, credentials,
-// sessions), so auth's state machine is the Applier; a service added later
-// with records of its own would put a dispatching Applier here.
-func (n *Node) openReplica(svc *services) error {
+// start starts catch-up from every peer (at once, periodically, and
+// whenever a peer link comes back), which runs until the node shuts down:
+// openServices calls it once every service has claimed its record kinds.
+func (n *Node) openReplica(svc *services) (start func(), err error) {
 	r, err := replica.New(replica.Options{
 		Transport: n.tr,
 		Store:     n.store,
 		Config:    n.cfg,
-		Applier:   invalidAs{auth.Applier{Origins: n.authOrigins()}, auth.ErrInvalid},
+		Applier:   auditedApplier{svc.kinds, n.audit.log},
 		Logger:    n.log.With("component", "replica"),
 	})
 	if err != nil {
-		return fmt.Errorf("node: %w", err)
+		return nil, fmt.Errorf("node: %w", err)
 	}
 	n.replica = r
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := r.Run(ctx); err != nil {
-			n.log.Error("replica stopped", "err", err)
-		}
-	}()
-	n.closers = append(n.closers, func() { cancel(); <-done; r.Close() })
-	return nil
-}
-
-// invalidAs makes an Applier whose validation errors wrap its own sentinel
-// (invalid) also wrap replica.ErrInvalid, which is what the replica looks
-// for to refuse a record on push and skip it in catch-up.
-type invalidAs struct {
-	a       replica.Applier
-	invalid error
-}
-
-func (x invalidAs) Apply(ctx context.Context, tx store.Ops, rec []byte) error {
-	err := x.a.Apply(ctx, tx, rec)
-	if err != nil && errors.Is(err, x.invalid) && !errors.Is(err, replica.ErrInvalid) {
-		return fmt.Errorf("%w: %w", replica.ErrInvalid, err)
+	started := false
+	start = func() {
+		started = true
+		go func() {
+			defer close(done)
+			if err := r.Run(ctx); err != nil {
+				n.log.Error("replica stopped", "err", err)
+			}
+		}()
 	}
-	return err
+	n.closers = append(n.closers, func() {
+		cancel()
+		if started {
+			<-done
+		}
+		r.Close()
+	})
+	return start, nil
 }

@@ -1,31 +1,63 @@
 package node
 
-import "github.com/keymesh/keymesh/internal/httpapi"
+import (
+	"context"
+	"fmt"
 
-// services collects what the node's services add to the API while New
-// wires them: JSON-RPC methods and extra HTTP routes.
-type services struct {
-	reg    *httpapi.Registry
-	routes []httpapi.Route
+	"github.com/keymesh/keymesh/internal/counter"
+)
+
+// serviceList is the node's services, in the order they open: a service
+// may use one above it (the wallet asks auth before acting). Adding a
+// service is its own package and one line here (docs/services.md); an
+// entry marked demo opens only on a node started with Options.Demo.
+var serviceList = []serviceEntry{
+	{open: (*Node).openAuth},   // scopes, accounts, credentials, sessions; approvals (auth.go)
+	{open: (*Node).openWallet}, // threshold wallets, authorised by auth (wallet.go)
+	{open: func(n *Node) (Service, error) { return counter.New(n) }, demo: true}, // the demo counter (docs/services.md)
 }
 
-// route adds an extra HTTP route (see httpapi.Route).
-func (s *services) route(r httpapi.Route) { s.routes = append(s.routes, r) }
+// serviceEntry is one line of serviceList: how to open the service, and
+// whether it is a demo.
+type serviceEntry struct {
+	open func(*Node) (Service, error)
+	demo bool
+}
 
-// openServices wires the node's services in dependency order: records
-// replication, then auth (which stores its records through replication),
-// then wallets (which ask auth before signing). Each lives in its own file
-// (replica.go, auth.go, wallet.go) and registers what it closes in
-// n.closers.
+// openServices wires the node's services: the audit log and records
+// replication first (the services append to the one and store records
+// through the other), then each service of serviceList, registered on
+// the seam (services.add), then started. Replication starts catching up
+// only once every service has claimed its record kinds.
 func (n *Node) openServices(svc *services) error {
 	if err := n.openAudit(); err != nil { // first: the services append to it
 		return err
 	}
-	if err := n.openReplica(svc); err != nil {
+	startReplica, err := n.openReplica(svc)
+	if err != nil {
 		return err
 	}
-	if err := n.openAuth(svc); err != nil {
-		return err
+	for _, e := range serviceList {
+		if e.demo && !svc.demo {
+			continue
+		}
+		s, err := e.open(n)
+		if err != nil {
+			return err
+		}
+		if err := svc.add(s, n.tr); err != nil {
+			return err
+		}
 	}
-	return n.openWallet(svc)
+	svc.kinds.open()
+	ctx, cancel := context.WithTimeout(context.Background(), serviceStartTimeout)
+	defer cancel()
+	for _, s := range svc.opened {
+		if err := s.Start(ctx); err != nil {
+			return fmt.Errorf("node: starting service %s: %w", s.Name(), err)
+		}
+		n.closers = append(n.closers, s.Stop)
+	}
+	startReplica()
+	return nil
 }

@@ -1,24 +1,33 @@
 package node
 
 import (
+	"context"
+
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/keymesh/keymesh/internal/httpapi"
+	"github.com/keymesh/keymesh/internal/record"
+	"github.com/keymesh/keymesh/internal/replica"
+	"github.com/keymesh/keymesh/internal/transport"
 	"github.com/keymesh/keymesh/internal/wallet"
 )
 
-// openWallet wires the wallet service into the node: its JSON-RPC methods
-// (keymesh_createAccount, eth_requestAccounts, eth_accounts, personal_sign,
-// eth_signTypedData_v4, eth_signTransaction, keymesh_signDigest, for the
-// scopes whose config allows raw digests) and its peer handlers. Shares are sealed by the node's enclave backend; every
-// operation is authorised by the node's own auth service (openAuth runs
-// first).
-func (n *Node) openWallet(svc *services) error {
+// openWallet builds the wallet service and puts it on the seam
+// (walletService): its JSON-RPC methods (keymesh_createAccount,
+// eth_requestAccounts, eth_accounts, personal_sign, eth_signTypedData_v4,
+// eth_signTransaction, keymesh_signDigest, for the scopes whose config
+// allows raw digests) and its peer handlers. Shares are sealed by the
+// node's enclave backend; every operation is authorised by the node's own
+// auth service (openAuth runs first).
+func (n *Node) openWallet() (Service, error) {
+	peer := newPeerRecorder(n.tr) // wallet.New registers its peer handlers: kept for the seam
 	opts := wallet.Options{
 		Config:     n.cfg,
-		Transport:  n.tr,
+		Transport:  peer,
 		RunSession: n.RunSession,
 		Store:      n.store,
 		Logger:     n.log.With("component", "wallet"),
+		Audit:      n.auditEntry,
 	}
 	// The config's services section: the chains eth_signTransaction signs
 	// for and the attempt timeouts (the defaults when it is absent).
@@ -42,13 +51,29 @@ func (n *Node) openWallet(svc *services) error {
 	}
 	w, err := wallet.New(opts)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	n.wallet = w
-	w.Register(svc.reg)
+	methods := httpapi.NewRegistry()
+	w.Register(methods)
 	registerWalletMetrics(n.metrics.Registry(), w)
-	return nil
+	return &walletService{methods: methods.List(), peer: peer.handlers}, nil
 }
+
+// walletService is the wallet on the node's seam. It owns no record kinds
+// (key shares are each node's own, created by key generation sessions);
+// it has no background work.
+type walletService struct {
+	methods []httpapi.Method
+	peer    map[string]transport.Handler
+}
+
+func (*walletService) Name() string                                 { return "wallet" }
+func (*walletService) RecordKinds() map[record.Kind]replica.Applier { return nil }
+func (w *walletService) Methods() []httpapi.Method                  { return w.methods }
+func (w *walletService) PeerRPCs() map[string]transport.Handler     { return w.peer }
+func (*walletService) Start(context.Context) error                  { return nil }
+func (*walletService) Stop()                                        {}
 
 // registerWalletMetrics exposes the wallet's running totals (wallet.Stats)
 // as Prometheus counters, read at scrape time: signatures made as gateway,
