@@ -29,6 +29,7 @@ func newBenchCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 	}
 	cmd.AddCommand(newBenchSignCmd())
+	cmd.AddCommand(newBenchFloodCmd()) // benchflood.go
 	return cmd
 }
 
@@ -40,6 +41,7 @@ func newBenchSignCmd() *cobra.Command {
 		duration    time.Duration
 		reqTimeout  time.Duration
 		progress    string
+		metricsURLs string
 		msgSize     int
 	)
 	cmd := &cobra.Command{
@@ -160,6 +162,12 @@ every 5 s otherwise).
 			if len(nodes) == 0 { // the URL came from the credentials
 				nodes = []string{c.loaded.URL}
 			}
+			if metricsURLs != "" { // the nodes' metrics listeners (not on the API port)
+				nodes = nil
+				for _, u := range strings.Split(metricsURLs, ",") {
+					nodes = append(nodes, strings.TrimSuffix(strings.TrimSpace(u), "/metrics"))
+				}
+			}
 			cpu0 := serverCPU(cmd.Context(), nodes)
 			self0 := selfCPU()
 			res, err := load.Run(cmd.Context(), opts, func(ctx context.Context, i int) error {
@@ -193,6 +201,7 @@ every 5 s otherwise).
 	fl.DurationVar(&reqTimeout, "request-timeout", 30*time.Second, "time limit for each request")
 	fl.StringVar(&progress, "progress", "auto", "progress on stderr: auto (bar on a terminal, lines otherwise), tty, lines or none")
 	fl.IntVar(&msgSize, "message-size", 32, "bytes in each signed message")
+	fl.StringVar(&metricsURLs, "metrics-url", "", "the nodes' metrics URLs (their metrics_listen; keymesh dev prints them), comma-separated, read for the node CPU line")
 	return cmd
 }
 

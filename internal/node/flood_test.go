@@ -85,7 +85,7 @@ func TestFloodOneScope(t *testing.T) {
 		aErrs[kind]++
 		aMu.Unlock()
 	}
-	for w := range 16 {
+	for w := range 32 {
 		wg.Go(func() {
 			for i := 0; ; i++ {
 				select {
@@ -102,7 +102,7 @@ func TestFloodOneScope(t *testing.T) {
 			}
 		})
 	}
-	for w := range 4 {
+	for w := range 6 {
 		wg.Go(func() {
 			for i := 0; ; i++ {
 				select {

@@ -146,7 +146,11 @@ func (s *Service) create(ctx context.Context, owner auth.Principal, req [request
 	}
 	retry := s.newBusyRetry(ctx, workKeygen)
 	for {
-		sl, berr := s.sched.acquire(owner.Scope, workKeygen, q.KeygensInFlight)
+		acquire := s.sched.acquire
+		if retry.tries > 0 {
+			acquire = s.sched.reacquire
+		}
+		sl, berr := acquire(owner.Scope, workKeygen, q.KeygensInFlight)
 		var res *api.CreateAccountResult
 		var err error
 		if berr != nil {

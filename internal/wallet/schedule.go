@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"sync"
@@ -62,7 +63,7 @@ type Limits struct {
 	// about 100 ms of CPU on each node.
 	Keygens int
 	// Signs bounds the signing sessions this node takes part in at once
-	// (default: eight per core, at least 16). A signature costs about 3 ms
+	// (default: four per core, at least 8). A signature costs about 3 ms
 	// of CPU on each signer; more sessions at once than the cores can
 	// run only slow every one of them down, the quiet scope's too (a flood
 	// on 2 cores with 32 slots made a quiet scope's p50 4 s).
@@ -91,6 +92,17 @@ type scheduler struct {
 type scopeLoad struct {
 	held   [numWork]int
 	wanted [numWork]time.Time // when it was last refused
+	// strikes counts its refusals, halving every strikeHalfLife: a scope
+	// refused often is over its share by its own demand, not by a burst.
+	strikes [numWork]float64
+}
+
+// strikeHalfLife is how fast a scope's refusals are forgotten.
+const strikeHalfLife = 500 * time.Millisecond
+
+// strikesAt returns l's strikes for w decayed to now.
+func (l *scopeLoad) strikesAt(w work, now time.Time) float64 {
+	return l.strikes[w] * math.Exp2(-float64(now.Sub(l.wanted[w]))/float64(strikeHalfLife))
 }
 
 func newScheduler(l Limits) *scheduler {
@@ -98,7 +110,7 @@ func newScheduler(l Limits) *scheduler {
 		l.Keygens = max(2, runtime.GOMAXPROCS(0))
 	}
 	if l.Signs <= 0 {
-		l.Signs = max(16, 8*runtime.GOMAXPROCS(0))
+		l.Signs = max(8, 4*runtime.GOMAXPROCS(0))
 	}
 	return &scheduler{
 		limit:  [numWork]int{workKeygen: l.Keygens, workSign: l.Signs},
@@ -130,7 +142,7 @@ func (s *scheduler) acquire(scope string, w work, scopeMax int) (*slot, *api.Err
 		me = &scopeLoad{}
 		s.scopes[scope] = me
 	}
-	if err := s.decide(scope, me, w, scopeMax, now, true); err != nil {
+	if err := s.decide(scope, me, w, scopeMax, now, true, true); err != nil {
 		return nil, err
 	}
 	me.held[w]++
@@ -151,13 +163,33 @@ func (s *scheduler) peek(scope string, w work, scopeMax int) *api.Error {
 	if me == nil {
 		me = &scopeLoad{}
 	}
-	return s.decide(scope, me, w, scopeMax, s.now(), false)
+	return s.decide(scope, me, w, scopeMax, s.now(), false, false)
+}
+
+// reacquire is acquire for a request's retry: a refusal counts as the
+// scope's demand but not as a new strike (one per request).
+func (s *scheduler) reacquire(scope string, w work, scopeMax int) (*slot, *api.Error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	me := s.scopes[scope]
+	if me == nil {
+		me = &scopeLoad{}
+		s.scopes[scope] = me
+	}
+	if err := s.decide(scope, me, w, scopeMax, now, true, false); err != nil {
+		return nil, err
+	}
+	me.held[w]++
+	s.total[w]++
+	return &slot{s: s, scope: scope, w: w, start: now}, nil
 }
 
 // decide applies the scheduling rule to scope (load me) asking for a
 // session of kind w; with mark, a refusal counts as the scope's demand and
-// idle scopes are forgotten. s.mu must be held.
-func (s *scheduler) decide(scope string, me *scopeLoad, w work, scopeMax int, now time.Time, mark bool) *api.Error {
+// idle scopes are forgotten; with strike, a refusal is a strike too (see
+// peek). s.mu must be held.
+func (s *scheduler) decide(scope string, me *scopeLoad, w work, scopeMax int, now time.Time, mark, strike bool) *api.Error {
 	limit := s.limit[w]
 	others := 0
 	for id, l := range s.scopes {
@@ -182,16 +214,28 @@ func (s *scheduler) decide(scope string, me *scopeLoad, w work, scopeMax int, no
 		// "busy" (which the gateway waits out) but its budget.
 		return api.RateLimited("scope-"+w.String()+"-in-flight", s.avg[w])
 	}
-	// peek (!mark) refuses only a scope over its own share: when the node
-	// is merely full, an authorised request goes on to acquire, which
-	// counts its scope's demand (peek must not: the scope it sees is only
-	// claimed) and waits its turn.
-	if mark && s.total[w] >= limit || me.held[w] >= share {
+	// peek (!mark) refuses only a scope over its own share by its own
+	// persistent demand (its requests refused at least share times lately,
+	// each request counted once, however often it retries): when the
+	// node is merely full, or a modest scope's burst touches its share, an
+	// authorised request goes on to acquire, which counts its scope's
+	// demand (peek must not: the scope it sees is only claimed) and waits
+	// its turn.
+	over := me.held[w] >= share
+	if !mark && over && me.strikesAt(w, now) < float64(share) {
+		over = false
+	}
+	if mark && s.total[w] >= limit || over {
 		if mark {
+			if strike {
+				me.strikes[w] = me.strikesAt(w, now) + 1
+			} else {
+				me.strikes[w] = me.strikesAt(w, now)
+			}
 			me.wanted[w] = now
 		}
 		why := fmt.Sprintf("scope %s has %d of its share of %d %s sessions running on this node", scope, me.held[w], share, w)
-		if s.total[w] >= limit {
+		if me.held[w] < share {
 			why = fmt.Sprintf("all %d %s slots of this node are in use", limit, w)
 		}
 		return api.Busy(w.String(), s.avg[w], "busy: "+why+"; try again shortly")

@@ -1,6 +1,7 @@
 package wallet
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -172,5 +173,57 @@ func TestSignRates(t *testing.T) {
 	r.prune(clk.now())
 	if len(r.m) != 0 {
 		t.Fatalf("%d idle buckets kept", len(r.m))
+	}
+}
+
+// TestSchedulerPeek: peek (before authorization, for the scope a request
+// only claims) refuses a scope whose own requests keep being refused, lets
+// a scope whose burst merely touches its share go on to wait its turn, and
+// changes nothing: a flood of requests claiming a scope neither takes its
+// slots nor counts as its demand.
+func TestSchedulerPeek(t *testing.T) {
+	clk := newFakeClock()
+	s := newScheduler(Limits{Signs: 8, Keygens: 2})
+	s.now = clk.now
+	var quiet []*slot
+	for range 6 {
+		sl, err := s.acquire("quiet", workSign, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		quiet = append(quiet, sl)
+	}
+	// At its share, refused once: a burst, not a flood.
+	if _, err := s.acquire("quiet", workSign, 0); err == nil {
+		t.Fatal("over the share")
+	}
+	if err := s.peek("quiet", workSign, 0); err != nil {
+		t.Fatalf("peek refused a scope refused once: %v", err)
+	}
+	// Its requests refused again and again (each once): peek refuses it,
+	// busy with a hint.
+	for range 6 {
+		s.acquire("quiet", workSign, 0)
+	}
+	busyCode(t, s.peek("quiet", workSign, 0))
+	// Retries of one request are no new strikes.
+	clk.add(10 * strikeHalfLife)
+	for range 50 {
+		s.reacquire("quiet", workSign, 0)
+	}
+	if err := s.peek("quiet", workSign, 0); err != nil {
+		t.Fatalf("a request's retries counted as strikes: %v", err)
+	}
+	// Peeking for other scopes takes nothing and is no demand: quiet keeps
+	// the share of a scope alone.
+	for i := range 1000 {
+		s.peek(fmt.Sprintf("claimed-%d", i), workSign, 0)
+	}
+	clk.add(demandWindow + time.Millisecond)
+	if s.inUse(workSign) != 6 || len(s.scopes) != 1 {
+		t.Fatalf("peek changed the scheduler: %d in use, %d scopes", s.inUse(workSign), len(s.scopes))
+	}
+	for _, sl := range quiet {
+		sl.release()
 	}
 }

@@ -130,7 +130,11 @@ func (s *Service) signAs(ctx context.Context, w *wallet, p *Prepared, params jso
 	retry := s.newBusyRetry(ctx, workSign)
 	var lastErr error
 	for attempt := 0; attempt < 2; {
-		sl, berr := s.sched.acquire(w.rec.Scope, workSign, 0)
+		acquire := s.sched.acquire
+		if retry.tries > 0 {
+			acquire = s.sched.reacquire
+		}
+		sl, berr := acquire(w.rec.Scope, workSign, 0)
 		if berr != nil {
 			s.stats.BusyRefused.Add(1)
 			if err := retry.wait(ctx, berr); err != nil {
