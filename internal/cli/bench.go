@@ -63,7 +63,8 @@ saves them there so that the next run reuses them.
 --url may list several nodes (comma-separated) to spread the clients over
 several nodes, each one then the gateway for its share of the requests.
 After the run it also prints the CPU time the node processes behind --url
-spent (process_cpu_seconds_total from their /metrics; the nodes of keymesh
+spent (process_cpu_seconds_total from their /metrics, at --metrics-url:
+their metrics listeners, which keymesh dev prints; the nodes of keymesh
 dev share one process) and its own, per signature: on one machine, their
 sum tells how many signatures per second the cores can give.
 A progress bar is drawn on stderr (redrawn in place on a terminal, a line

@@ -308,7 +308,13 @@ func TestWalletEndToEnd(t *testing.T) {
 		if raceEnabled {
 			n = 16
 		}
-		out := mustRun(t, "bench", "sign", "--creds", creds, "--requests", fmt.Sprint(n), "--concurrency", "8", "--progress", "none")
+		// The metrics are on node 1's metrics listener, as keymesh dev
+		// printed it, not on its API port.
+		metrics := regexp.MustCompile(`(?m)^node 1: .*metrics (http://127\.0\.0\.1:\d+/metrics)\)$`).FindStringSubmatch(text)
+		if metrics == nil {
+			t.Fatalf("keymesh dev did not print node 1's metrics URL:\n%s", text)
+		}
+		out := mustRun(t, "bench", "sign", "--creds", creds, "--requests", fmt.Sprint(n), "--concurrency", "8", "--progress", "none", "--metrics-url", metrics[1])
 		if !regexp.MustCompile(`(?m)^node CPU     [0-9.]+ s in 1 node process\(es\) behind --url \([0-9.]+ ms per signature\)$`).MatchString(out) ||
 			!regexp.MustCompile(`(?m)^client CPU   [0-9.]+ s \([0-9.]+ ms per signature\)$`).MatchString(out) {
 			t.Fatalf("no CPU lines:\n%s", out)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"strings"
 	"time"
@@ -65,7 +66,18 @@ func runDev(ctx context.Context, cmd *cobra.Command, dir string, basePort int, l
 	base := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 	var nodes []*node.Node
 	for _, c := range cfgs {
-		n, err := node.New(node.Options{Config: c, Logger: base, AllowPlaintext: true})
+		// The metrics are never on the API port: each dev node serves them
+		// on a loopback port of its own, printed below (bench --metrics-url).
+		var mln net.Listener
+		if c.MetricsListen == "" {
+			if mln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+				for _, m := range nodes {
+					m.Close()
+				}
+				return err
+			}
+		}
+		n, err := node.New(node.Options{Config: c, Logger: base, AllowPlaintext: true, MetricsListener: mln})
 		if err != nil {
 			for _, m := range nodes {
 				m.Close()
@@ -87,7 +99,7 @@ func runDev(ctx context.Context, cmd *cobra.Command, dir string, basePort int, l
 		return err
 	}
 	for i, n := range nodes {
-		fmt.Fprintf(out, "node %d: %s (peer %s, data %s)\n", n.ID(), n.APIURL(), cfgs[i].PeerListen, cfgs[i].DataDir)
+		fmt.Fprintf(out, "node %d: %s (peer %s, data %s, metrics %s/metrics)\n", n.ID(), n.APIURL(), cfgs[i].PeerListen, cfgs[i].DataDir, n.MetricsURL())
 	}
 	e := nodes[0].Enclave()
 	fmt.Fprintf(out, "keymesh dev: enclave %s (simulated: %v), measurement %s; plaintext requests accepted (dev), sealed ones too (GET /attestation)\n",
