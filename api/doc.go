@@ -30,7 +30,8 @@
 //
 // Beside it: GET /healthz (200 while the process runs), GET /readyz (200
 // when at least threshold nodes, this one included, are reachable; 503
-// otherwise; the body is a ReadyStatus) and GET /metrics (Prometheus text).
+// otherwise; the body is a ReadyStatus). The Prometheus metrics are not on
+// this port: a node serves them on its metrics listener, if configured.
 //
 // # Errors
 //
@@ -41,7 +42,9 @@
 // Ethereum libraries (viem, ethers) map them to their own error classes.
 // An internal error (-32603) always carries the fixed message "internal
 // error"; the cause goes to the node's log under the request id returned
-// in the X-Request-Id response header.
+// in the X-Request-Id response header. A request refused by a rate limit
+// gets CodeRateLimited (-32060) with a retry-after hint (RateLimitData), and
+// HTTP 429 when the whole body was refused.
 //
 // # API maturity
 //
