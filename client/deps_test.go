@@ -29,6 +29,7 @@ var sdkAllowed = []string{
 	module + "/api",
 	module + "/client",
 	module + "/internal/attest",      // verifies a node's attestation (no I/O)
+	module + "/internal/codec",       // length-prefixed binary readers (cryptobyte) of the formats below
 	module + "/internal/enclave",     // quote, measurement and key types attest verifies
 	module + "/internal/enclave/sim", // the sim platform's quote verification
 	module + "/internal/envelope",    // seals requests, opens answers
