@@ -43,8 +43,10 @@ import (
 // the config seq their account's mode comes from, or none; account.mode
 // records are signed by user keys or by developer keys; credential.adds
 // and registrations are signed by developer keys that updates may remove.
-// Not generated: passkey proofs (their attestations are not
-// deterministic), and user keys that are also developer keys.
+// Credentials added and registered include the base config's developer
+// keys. Not generated: passkey proofs (their attestations are not
+// deterministic), and keys that only an update makes developer keys as
+// user credentials (still open, docs/auth.md).
 func TestConvergence(t *testing.T) {
 	// A modest default (25 sets, 4 orders: seconds, under 20 s with
 	// -race); -rapid.checks and KEYMESH_CONVERGE_ORDERS make it longer.
@@ -76,6 +78,13 @@ func TestConvergence(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
 	accounts := []string{"a", "b"}
+	// Credentials added or registered: user keys, and the base config's
+	// developer keys, which are refused as a user's whatever updates
+	// (which may remove them) arrived first. Not developer key 2, which
+	// only updates add: a record signed by a key that is both a user's
+	// credential and a later config's developer key is read as the one or
+	// the other depending on arrival order (docs/auth.md, still open).
+	credKeys := append(slices.Clone(users), devs[0], devs[1])
 
 	rapid.Check(t, func(rt *rapid.T) {
 		mode := rapid.SampledFrom([]record.Mode{record.ModeUser, record.ModeDeveloper, record.ModeHybrid}).Draw(rt, "mode")
@@ -123,7 +132,7 @@ func TestConvergence(t *testing.T) {
 			switch rapid.IntRange(0, 6).Draw(rt, "kind") {
 			case 0: // credential.add by a user key or any developer key (one a scope.update may remove)
 				signer := userOrDev("add signer", 0, 1, 2)
-				cred := record.KeyCredential(rapid.SampledFrom(users).Draw(rt, "added").Public())
+				cred := record.KeyCredential(rapid.SampledFrom(credKeys).Draw(rt, "added").Public())
 				b := &record.CredentialAddBody{Scope: scope, Account: acct, Credential: cred}
 				b.Nonce[0] = rapid.Byte().Draw(rt, "add nonce")
 				add(record.Sign(record.CredentialAdd, b.Marshal(), signer))
@@ -158,7 +167,7 @@ func TestConvergence(t *testing.T) {
 				}
 				add(record.SignQuorum(record.ScopeUpdate, b.Marshal(), signers...))
 			case 5: // another registration of the account id, by any developer key (one a scope.update may remove): the lowest record id wins
-				cred := record.KeyCredential(rapid.SampledFrom(users).Draw(rt, "registered").Public())
+				cred := record.KeyCredential(rapid.SampledFrom(credKeys).Draw(rt, "registered").Public())
 				b := &record.AccountRegisterBody{Scope: scope, Account: acct, Time: 1, Credential: &cred, ConfigSeq: configSeq()}
 				b.Nonce[0], b.Nonce[1] = 1, rapid.Byte().Draw(rt, "registration nonce")
 				add(record.Sign(record.AccountRegister, b.Marshal(), devs[rapid.IntRange(0, 2).Draw(rt, "registrar")]))
@@ -190,7 +199,7 @@ func TestConvergence(t *testing.T) {
 				rt.Fatal(err)
 			}
 			applyAll(rt, st, p)
-			d := stateDigest(rt, st, scope, accounts, users, sessions)
+			d := stateDigest(rt, st, scope, accounts, credKeys, sessions)
 			st.Close()
 			os.Remove(filepath.Join(dir, fmt.Sprintf("c%d.db", i)))
 			if i == 0 {

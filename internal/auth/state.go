@@ -1215,7 +1215,14 @@ func (s State) credentialWrites(ctx context.Context, cfg *record.ScopeConfig, sc
 	if cred.Kind == record.CredKey {
 		if k, err := cred.Key(); err != nil {
 			return nil, deny(api.CodeAuthBadProof, "credential key: %v", err)
-		} else if cfg.HasDevKey(k) {
+		} else if base, err := s.baseConfig(ctx, scope, cfg); err != nil {
+			return nil, err
+		} else if base.HasDevKey(k) {
+			// Checked against the scope's base config, which no record
+			// changes, so that applying it does not depend on whether a
+			// scope.update arrived first. Keys of later configs are
+			// refused at submission (checkSubmission), and a current
+			// developer key never proves as a user's (verifyProof).
 			return nil, deny(api.CodeAuthBadProof, "a developer key of the scope cannot be a user's credential")
 		}
 	}
@@ -1236,6 +1243,20 @@ func (s State) credentialWrites(ctx context.Context, cfg *record.ScopeConfig, sc
 		}
 	}
 	return []kv{{nsCred, k, cred.Marshal()}, {nsCredOrigin, k, origin}}, nil
+}
+
+// baseConfig returns the config the scope's update chain starts from (its
+// creation config), or cur for a scope an older build stored without one.
+func (s State) baseConfig(ctx context.Context, scope string, cur *record.ScopeConfig) (*record.ScopeConfig, error) {
+	base, ok, err := get(ctx, s.ops, nsScopeBase, scope)
+	if err != nil || !ok || len(base) < 8 {
+		return cur, err
+	}
+	c, err := record.DecodeScopeConfig(base[8:])
+	if err != nil {
+		return nil, fmt.Errorf("auth: store: corrupt scope base: %w", err)
+	}
+	return &c, nil
 }
 
 // originLess reports whether origin a ranks before b: by kind

@@ -32,6 +32,22 @@ func (s State) checkSubmission(ctx context.Context, rec *record.Record) error {
 	if err != nil {
 		return nil
 	}
+	// A developer key of the current config is never a user's credential
+	// (Apply checks the base config, which no record changes).
+	var cred *record.Credential
+	switch b := body.(type) {
+	case *record.AccountRegisterBody:
+		cred = b.Credential
+	case *record.CredentialAddBody:
+		cred = &b.Credential
+	}
+	if cred != nil && cred.Kind == record.CredKey {
+		if k, err := cred.Key(); err == nil {
+			if _, cfg, err := s.Scope(ctx, recordScope(body)); err == nil && cfg.HasDevKey(k) {
+				return deny(api.CodeAuthBadProof, "%s: a developer key of the scope cannot be a user's credential", rec.Kind)
+			}
+		}
+	}
 	switch b := body.(type) {
 	case *record.AccountRegisterBody:
 		if rec.Auth.Kind != record.AuthSignature && rec.Auth.Kind != record.AuthSignatures {
