@@ -16,6 +16,7 @@ import (
 	"github.com/ethereum/go-ethereum/common/hexutil"
 
 	"github.com/keymesh/keymesh/api"
+	"github.com/keymesh/keymesh/internal/audit"
 	"github.com/keymesh/keymesh/internal/auth"
 	"github.com/keymesh/keymesh/internal/httpapi"
 	"github.com/keymesh/keymesh/internal/mpc/dkls23"
@@ -235,6 +236,7 @@ func (s *Service) createOnce(ctx context.Context, owner auth.Principal, req [req
 	if firstErr != nil {
 		err = firstErr
 	}
+	s.auditOp(ctx, audit.KindKeygen, createOp(owner.Scope, owner.Account, req), proofs, parties, err)
 	if err != nil {
 		s.log.Warn("key generation failed", "err", err)
 		var pr *peerRefusal
@@ -298,6 +300,7 @@ func (s *Service) handleKeygen(ctx context.Context, from uint16, body []byte) ([
 	pr, err := s.authorizeCreate(ctx, inv.Scope, inv.Account, inv.Request, inv.Proofs)
 	if err != nil {
 		s.log.Warn("refused key generation: not authorised", "gateway", from, "err", err)
+		s.auditOp(ctx, audit.KindKeygenPeer, createOp(inv.Scope, inv.Account, inv.Request), inv.Proofs, nil, err)
 		return nil, refusal(err)
 	}
 	if _, err := s.st.Get(ctx, nsRequest, hex.EncodeToString(inv.Request[:])); err == nil {
@@ -328,6 +331,7 @@ func (s *Service) handleKeygen(ctx context.Context, from uint16, body []byte) ([
 		return nil, fmt.Errorf("wallet: key generation: %w", err)
 	}
 	addr, err := s.save(ctx, inv.Request, pr.Scope, pr.Account, res.(*dkls23.Share))
+	s.auditOp(ctx, audit.KindKeygenPeer, createOp(pr.Scope, pr.Account, inv.Request), inv.Proofs, parties, err)
 	if errors.Is(err, errRequestUsed) {
 		return nil, refusal(api.Errorf(api.CodeRejected, "%s: this request already created a key", api.MethodCreateAccount))
 	}

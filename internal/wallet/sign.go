@@ -15,6 +15,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 
 	"github.com/keymesh/keymesh/api"
+	"github.com/keymesh/keymesh/internal/audit"
 	"github.com/keymesh/keymesh/internal/auth"
 	"github.com/keymesh/keymesh/internal/httpapi"
 	"github.com/keymesh/keymesh/internal/mpc/dkls23"
@@ -155,6 +156,7 @@ func (s *Service) signAs(ctx context.Context, w *wallet, p *Prepared, params jso
 			return nil, err
 		}
 		sig, err := s.signOnce(ctx, w, p, params, req, proofs, signers)
+		s.auditOp(ctx, audit.KindSign, signOp(w, p, req), proofs, signers, err)
 		sl.release()
 		if err == nil {
 			return sig, nil
@@ -422,6 +424,7 @@ func (s *Service) handleSign(ctx context.Context, from uint16, body []byte) ([]b
 	defer sl.release()
 	if err := s.authorize(ctx, w, p, inv.Request, inv.Proofs); err != nil {
 		s.log.Warn("refused to co-sign: not authorised", "gateway", from, "method", p.Method, "err", err)
+		s.auditOp(ctx, audit.KindCosign, signOp(w, p, inv.Request), inv.Proofs, inv.Signers, err)
 		return nil, refusal(err)
 	}
 	sess, err := sign.NewSession(w.share, inv.Signers, p.Digest[:], inv.Nonce[:], rand.Reader)
@@ -437,6 +440,7 @@ func (s *Service) handleSign(ctx context.Context, from uint16, body []byte) ([]b
 	}
 	defer untrack()
 	_, err = s.run(ctx, sign.Protocol, sess)
+	s.auditOp(ctx, audit.KindCosign, signOp(w, p, inv.Request), inv.Proofs, inv.Signers, err)
 	if err != nil {
 		if c := sign.Cheaters(err); len(c) > 0 {
 			s.refuse(w, c)
