@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"errors"
 
 	"github.com/keymesh/keymesh/api"
 	"github.com/keymesh/keymesh/internal/record"
@@ -19,6 +20,8 @@ import (
 //   - a delegated registration, or a developer's credential.add, must be
 //     signed by developer keys of the scope's current config, and the
 //     add is for an account in developer mode;
+//   - a session.create must be proven by a live credential of the
+//     account (Apply takes any credential ever registered to it);
 //   - an account.mode must move the account to the scope's current mode,
 //     from another mode, with a seq above the account's last change, and
 //     be signed as the account's current mode requires: developer keys of
@@ -49,6 +52,24 @@ func (s State) checkSubmission(ctx context.Context, rec *record.Record) error {
 		}
 	}
 	switch b := body.(type) {
+	case *record.SessionCreateBody:
+		// Apply stores a session.create proven by any credential ever
+		// registered to the account (the session is dead while its maker
+		// is), so that it applies the same before and after a revocation.
+		// A client asking now with a revoked (or otherwise dead)
+		// credential gets no session at all: keymesh_completeAuthentication
+		// refuses it and stores nothing.
+		_, cfg, err := s.Scope(ctx, b.Scope)
+		if err != nil {
+			return nil
+		}
+		if _, err := s.credentialAuthority(ctx, rec, cfg, b.Scope, b.Account); err != nil {
+			var d *Denial
+			if errors.As(err, &d) && d.Code == api.CodeAuthUnknown {
+				return nil // not this node's to judge yet: Apply decides
+			}
+			return prefixed(rec.Kind, err)
+		}
 	case *record.AccountRegisterBody:
 		if rec.Auth.Kind != record.AuthSignature && rec.Auth.Kind != record.AuthSignatures {
 			return nil
