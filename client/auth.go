@@ -183,14 +183,20 @@ func (c *Client) GetScope(ctx context.Context, scope string) (*api.Scope, error)
 // dev: the canonical payload holds the scope, the user identifier, a
 // fresh nonce and the current time, so it cannot be replayed. userKey, if
 // not empty, is a public key the user can approve operations with.
-func DelegatedRegistrationRecord(dev *Key, scope, account, userKey string) (api.SignedRecord, error) {
-	return delegatedRecord(dev, scope, account, userKey, nil)
+//
+// configSeq is the seq of the scope config the registration is made under
+// (api.Scope.Seq, as GetScope or the developer's own records have it): the
+// account takes that config's mode on every node, whatever order the
+// registration and scope updates arrive in, so a mode change that
+// overtakes the registration does not change the account's mode
+// (docs/auth.md, "An account keeps the mode it was registered under").
+func DelegatedRegistrationRecord(dev *Key, scope string, configSeq uint64, account, userKey string) (api.SignedRecord, error) {
+	return delegatedRecord(dev, scope, account, userKey, &configSeq)
 }
 
-// delegatedRecord is DelegatedRegistrationRecord naming the scope config
-// seq the registration is made under, if configSeq is set: the account's
-// mode is then that config's on every node, whatever order the
-// registration and scope updates arrive in (docs/auth.md).
+// delegatedRecord builds a delegated registration naming the scope config
+// seq it is made under, if configSeq is set (nil: none, which nodes read
+// as the scope's base config).
 func delegatedRecord(dev *Key, scope, account, userKey string, configSeq *uint64) (api.SignedRecord, error) {
 	b := &record.AccountRegisterBody{Scope: scope, Account: account, Time: time.Now().Unix(), ConfigSeq: configSeq}
 	rand.Read(b.Nonce[:])

@@ -91,7 +91,7 @@ func TestDeveloperOwnedAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The Passport alias reaches the same method; the account exists now.
-	p, _ := client.DelegatedRegistrationRecord(dev, sc.ID, "user-1", "")
+	p, _ := client.DelegatedRegistrationRecord(dev, sc.ID, sc.Seq, "user-1", "")
 	err = c.Call(ctx, "delegatedRegistration", p, nil)
 	if apiCode(err) != api.CodeAuthConflict {
 		t.Fatalf("second registration of user-1: %v", err)
