@@ -45,16 +45,20 @@ type Options struct {
 	// zero). The replica's auth Applier must have the same; SubmitRecord
 	// checks it first so that a client gets a clear error.
 	Origins OriginPolicy
+	// Admission is the cluster's rule on who may create scopes (open when
+	// zero); like Origins, the replica's auth Applier must have the same.
+	Admission AdmissionPolicy
 }
 
 // Service is a node's auth service: it accepts signed records through the
 // JSON-RPC methods (scopes, registration, authentication) and answers
 // Authorize. It is safe for concurrent use.
 type Service struct {
-	st      store.Store
-	submit  func(ctx context.Context, rec []byte) error
-	now     func() time.Time
-	origins OriginPolicy
+	st        store.Store
+	submit    func(ctx context.Context, rec []byte) error
+	now       func() time.Time
+	origins   OriginPolicy
+	admission AdmissionPolicy
 
 	challenges challengeTable // open ceremonies (challenge.go)
 	decoy      decoyKey       // answers for accounts without a passkey (decoy.go)
@@ -82,13 +86,15 @@ func New(opts Options) (*Service, error) {
 	if opts.Store == nil {
 		return nil, errors.New("auth: Options.Store is required")
 	}
-	s := &Service{st: opts.Store, submit: opts.Submit, now: opts.Now, origins: opts.Origins}
+	s := &Service{st: opts.Store, submit: opts.Submit, now: opts.Now, origins: opts.Origins, admission: opts.Admission}
 	if s.now == nil {
 		s.now = time.Now
 	}
 	if s.submit == nil {
 		s.submit = func(ctx context.Context, rec []byte) error {
-			err := s.st.Update(ctx, func(tx store.Ops) error { return Applier{Origins: s.origins}.Apply(ctx, tx, rec) })
+			err := s.st.Update(ctx, func(tx store.Ops) error {
+				return Applier{Origins: s.origins, Admission: s.admission}.Apply(ctx, tx, rec)
+			})
 			if errors.Is(err, replica.ErrDuplicate) {
 				return nil // already applied: the replica also acknowledges it
 			}
@@ -118,6 +124,9 @@ func (s *Service) SubmitRecord(ctx context.Context, rec *record.Record) error {
 	// submit now (a removed developer key, a stale mode change).
 	if err := s.State().checkSubmission(ctx, rec); err != nil {
 		return err
+	}
+	if err := s.admission.checkCreate(rec); err != nil {
+		return prefixed(rec.Kind, err)
 	}
 	switch rec.Kind {
 	case record.ScopeCreate, record.ScopeUpdate:

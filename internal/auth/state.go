@@ -593,6 +593,9 @@ type Applier struct {
 	// Origins is the cluster's rule on scope origins (the zero value:
 	// development). Every node of a cluster must have the same.
 	Origins OriginPolicy
+	// Admission is the cluster's rule on who may create scopes (the zero
+	// value: open). Every node of a cluster must have the same.
+	Admission AdmissionPolicy
 }
 
 // Apply validates rec (a record.Record encoding) against the state read
@@ -637,6 +640,9 @@ func (a Applier) Apply(ctx context.Context, tx store.Ops, rec []byte) error {
 	switch b := body.(type) {
 	case *record.ScopeCreateBody:
 		if err = a.Origins.check(&b.Config); err == nil {
+			err = a.Admission.checkCreate(r)
+		}
+		if err == nil {
 			writes, err = st.scopeCreate(ctx, r, b)
 		}
 	case *record.ScopeUpdateBody:

@@ -23,8 +23,9 @@ func newClusterCmd() *cobra.Command {
 
 func newClusterInitCmd() *cobra.Command {
 	var (
-		opts  config.InitOptions
-		hosts []string
+		opts    config.InitOptions
+		hosts   []string
+		approve []string // developer keys admitted to create scopes
 	)
 	cmd := &cobra.Command{
 		Use:   "init --nodes N --threshold T --out DIR",
@@ -62,6 +63,9 @@ host per node they are not (they are on other machines).`,
 				}
 				opts.Host = hosts[0]
 				opts.SkipPortCheck = true
+			}
+			if len(approve) > 0 {
+				opts.Admission = &config.Admission{Policy: config.AdmissionApproved, DeveloperKeys: approve}
 			}
 			nodes, err := config.InitCluster(opts)
 			if err != nil {
@@ -103,6 +107,7 @@ host per node they are not (they are on other machines).`,
 	f.StringArrayVar(&hosts, "host", nil, "host every node runs on, or one per node in id order (default 127.0.0.1)")
 	f.IntVar(&opts.BasePort, "base-port", config.DefaultBasePort, "first port")
 	f.StringVar(&opts.ClusterID, "cluster-id", "", "cluster id (default: random km-…)")
+	f.StringArrayVar(&approve, "approve-developer-key", nil, "admit only scopes created by these developer keys (p256:… or ed25519:…, repeatable; written to every node's admission; default: anyone may create scopes)")
 	f.BoolVar(&opts.Force, "force", false, "allow a non-empty --out (keeps existing identity keys, rewrites configs)")
 	return cmd
 }

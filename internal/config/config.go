@@ -94,6 +94,10 @@ type Node struct {
 	// cluster's nodes are reached, the same list on every node. Required
 	// in production, where it must hold every peer's api_url host.
 	NodeHosts []string `json:"node_hosts,omitempty"`
+	// Admission is who may create scopes (admission.go): nil or "open"
+	// lets anyone, "approved" only the listed developer keys.
+	// Cluster-wide like Production: the same on every node.
+	Admission *Admission `json:"admission,omitempty"`
 	// MetricsListen is the host:port serving GET /metrics (Prometheus
 	// text); empty serves no metrics. Never the API port: metrics tell an
 	// outsider what the node does (keep it on loopback or an internal
@@ -266,6 +270,9 @@ func (n *Node) validate() error {
 	}
 	if err := n.checkProduction(); err != nil {
 		return wrap("%v", err)
+	}
+	if err := n.Admission.check(); err != nil {
+		return wrap("admission: %v", err)
 	}
 	seenID := map[uint16]bool{n.ID: true}
 	seenKey := map[string]uint16{}

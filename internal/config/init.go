@@ -32,6 +32,9 @@ type InitOptions struct {
 	// SkipPortCheck skips the check that every port is free, for callers
 	// that will bind the ports themselves right away (tests).
 	SkipPortCheck bool
+	// Admission is the cluster's scope admission policy, written the same
+	// into every node's config; nil is open.
+	Admission *Admission
 }
 
 // DefaultBasePort is the first port InitCluster assigns.
@@ -129,6 +132,7 @@ func InitCluster(opts InitOptions) ([]*Node, error) {
 			PeerListen:     net.JoinHostPort(opts.Host, strconv.Itoa(peer)),
 			DataDir:        dir,
 			SimPlatformKey: root,
+			Admission:      opts.Admission,
 		}
 		peers[i] = Peer{
 			ID:          id,

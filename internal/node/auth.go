@@ -27,13 +27,14 @@ const nonceSweepInterval = 10 * time.Minute
 // Its records are stored through the replica (a write succeeds once n−t+1
 // nodes stored it).
 func (n *Node) openAuth() (Service, error) {
-	origins := n.authOrigins() // the same on every node of the cluster
-	s, err := auth.New(auth.Options{Store: n.store, Submit: n.replica.Submit, Origins: origins})
+	origins := n.authOrigins()     // the same on every node of the cluster
+	admission := n.authAdmission() // likewise
+	s, err := auth.New(auth.Options{Store: n.store, Submit: n.replica.Submit, Origins: origins, Admission: admission})
 	if err != nil {
 		return nil, err
 	}
 	n.auth.svc = s
-	return &authService{s: s, origins: origins, catchUp: n.replica.CatchUp, log: n.log.With("component", "auth")}, nil
+	return &authService{s: s, origins: origins, admission: admission, catchUp: n.replica.CatchUp, log: n.log.With("component", "auth")}, nil
 }
 
 // authService is auth on the node's seam: its JSON-RPC methods (scopes,
@@ -45,9 +46,11 @@ func (n *Node) openAuth() (Service, error) {
 type authService struct {
 	s       *auth.Service
 	origins auth.OriginPolicy // the Applier's (auth.Applier.Origins)
-	catchUp func(context.Context) error
-	log     *slog.Logger
-	stop    func()
+	// admission is the Applier's auth.Applier.Admission.
+	admission auth.AdmissionPolicy
+	catchUp   func(context.Context) error
+	log       *slog.Logger
+	stop      func()
 }
 
 func (a *authService) Name() string { return "auth" }
@@ -55,7 +58,7 @@ func (a *authService) Name() string { return "auth" }
 func (a *authService) RecordKinds() map[record.Kind]replica.Applier {
 	m := map[record.Kind]replica.Applier{}
 	for _, k := range record.AuthKinds() {
-		m[k] = auth.Applier{Origins: a.origins}
+		m[k] = auth.Applier{Origins: a.origins, Admission: a.admission}
 	}
 	return m
 }
