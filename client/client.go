@@ -75,6 +75,7 @@ type Client struct {
 	hc     *http.Client
 	nextID atomic.Uint64
 	seal   *sealer // nil: plaintext
+	retry  RetryPolicy
 }
 
 // Option configures New.
@@ -96,7 +97,7 @@ func New(rawURL string, opts ...Option) (*Client, error) {
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return nil, fmt.Errorf("client: bad URL %q: want http(s)://host[:port][/path]", rawURL)
 	}
-	c := &Client{url: strings.TrimSuffix(u.String(), "/"), hc: &http.Client{Timeout: 60 * time.Second}}
+	c := &Client{url: strings.TrimSuffix(u.String(), "/"), hc: &http.Client{Timeout: 60 * time.Second}, retry: DefaultRetry}
 	for _, o := range opts {
 		o(c)
 	}
@@ -105,8 +106,15 @@ func New(rawURL string, opts ...Option) (*Client, error) {
 
 // Call invokes method with params (any value that marshals to a JSON object
 // or array, or nil for none) and decodes the result into result (a pointer,
-// or nil to discard it). An error from the node wraps an *api.Error.
+// or nil to discard it). An error from the node wraps an *api.Error. A call
+// refused as busy or rate-limited is sent again after the node's hint
+// (retry.go, WithRetry).
 func (c *Client) Call(ctx context.Context, method string, params, result any) error {
+	return c.callRetrying(ctx, method, params, result)
+}
+
+// callOnce is one attempt of Call.
+func (c *Client) callOnce(ctx context.Context, method string, params, result any) error {
 	req := api.Request{JSONRPC: api.Version, Method: method}
 	id := c.nextID.Add(1)
 	req.ID = json.RawMessage(fmt.Sprint(id))
