@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -46,8 +47,8 @@ func TestBenchCountsNodeProcesses(t *testing.T) {
 	if got := serverCPU(ctx, []string{metrics("", 1).URL, metrics("", 2).URL}); len(got) != 1 {
 		t.Errorf("old nodes with one start time: %v", got)
 	}
-	// A real node's metrics carry the instance.
-	m := httptest.NewServer(httpapi.NewHandler(httpapi.Options{Metrics: httpapi.NewMetrics(nil)}))
+	// A real node's metrics (its metrics listener's server) carry the instance.
+	m := httptest.NewServer(httpapi.NewMetricsServer(httpapi.NewMetrics(nil), slog.New(slog.DiscardHandler)).Handler)
 	t.Cleanup(m.Close)
 	got := serverCPU(ctx, []string{m.URL})
 	for k := range got {

@@ -197,6 +197,10 @@ transaction, sender = the address) before it is printed.
 			// Decoded as a node decodes it (one object, no unknown
 			// member, nothing after it).
 			req, err := client.DecodeTxRequest(b)
+			var ae *api.Error
+			if errors.As(err, &ae) { // the node's own words, without the JSON-RPC wrapping: nothing was sent
+				return fmt.Errorf("%s: not a transaction request: %s", file, ae.Message)
+			}
 			if err != nil {
 				return fmt.Errorf("%s: not a transaction request: %w", file, err)
 			}
