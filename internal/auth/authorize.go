@@ -118,6 +118,11 @@ func (s *Service) Authorize(ctx context.Context, op Operation, proofs string) (P
 		}
 		return Principal{}, api.Errorf(api.CodeAuthIncomplete, "account mode %s also needs %s approval", mode, missing)
 	}
+	// An account beyond its scope's quota (accountquota.go) is refused
+	// alike on every node.
+	if err := st.withinAccountQuota(ctx, op.Scope, account, ResolveQuota(d.cfg.Quota).MaxAccounts); err != nil {
+		return Principal{}, apiError(err)
+	}
 	if err := s.useNonces(ctx, op, mine); err != nil {
 		return Principal{}, err
 	}

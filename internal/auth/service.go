@@ -128,6 +128,9 @@ func (s *Service) SubmitRecord(ctx context.Context, rec *record.Record) error {
 	if err := s.admission.checkCreate(rec); err != nil {
 		return prefixed(rec.Kind, err)
 	}
+	if err := s.State().checkAccountQuota(ctx, rec); err != nil {
+		return prefixed(rec.Kind, err)
+	}
 	switch rec.Kind {
 	case record.ScopeCreate, record.ScopeUpdate:
 		var cfg *record.ScopeConfig

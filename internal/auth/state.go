@@ -1082,9 +1082,16 @@ func (s State) accountRegister(ctx context.Context, r *record.Record, b *record.
 	// holder, or the developer, made two): each is stored, and the one
 	// with the lowest record id is the account's whatever order they
 	// arrive in; the others' credentials are stored dead (Live).
-	if v, ok, err := get(ctx, s.ops, nsAccount, acctKey(b.Scope, b.Account)); err != nil {
+	v, had, err := get(ctx, s.ops, nsAccount, acctKey(b.Scope, b.Account))
+	if err != nil {
 		return nil, err
-	} else if !ok {
+	}
+	// The scope's account count and order (accountquota.go).
+	qw, err := s.accountCountWrites(ctx, b.Scope, b.Account, rid, !had)
+	if err != nil {
+		return nil, err
+	}
+	if !had {
 		ws = append(ws, kv{nsAccount, acctKey(b.Scope, b.Account), acct})
 	} else {
 		win, err := s.winningRegistration(ctx, b.Scope, b.Account)
@@ -1100,6 +1107,7 @@ func (s State) accountRegister(ctx context.Context, r *record.Record, b *record.
 			ws = append(ws, kv{nsAccount, acctKey(b.Scope, b.Account), append(bytes.Clone(acct), v[10:]...)})
 		}
 	}
+	ws = append(ws, qw...)
 	if cred.ID != nil {
 		cw, err := s.credentialWrites(ctx, cfg, b.Scope, b.Account, cred, originRoot, rid, nil)
 		if err != nil {
