@@ -244,6 +244,16 @@ func (s State) accountModeChain(ctx context.Context, scope, account string, m re
 				continue
 			}
 		case modeByCredential:
+			if dev, err := s.everDevKeyID(ctx, scope, e.Value[2:]); err != nil {
+				return 0, 0, err
+			} else if dev {
+				// Signed by a key that is or was a developer key: the
+				// developer's, whenever its update arrived (devrole.go).
+				if m != record.ModeDeveloper {
+					continue
+				}
+				break
+			}
 			if m == record.ModeDeveloper {
 				continue
 			}
@@ -396,6 +406,11 @@ func (s State) live(ctx context.Context, scope, account string, id []byte, known
 		m, err := s.AccountMode(ctx, scope, account, cfg)
 		return err == nil && m == record.ModeDeveloper, err
 	}
+	// A key that is or was a developer key is never a user's credential
+	// (devrole.go).
+	if dev, err := s.everDevKeyID(ctx, scope, id); err != nil || dev {
+		return false, err
+	}
 	seen := map[string]bool{}
 	for {
 		k := subKey(scope, account, id)
@@ -457,6 +472,13 @@ func (s State) live(ctx context.Context, scope, account string, id []byte, known
 		if len(o) < 33 {
 			return false, fmt.Errorf("auth: store: corrupt credential origin")
 		}
+		if dev, err := s.everDevKeyID(ctx, scope, o[33:]); err != nil {
+			return false, err
+		} else if dev {
+			// Added by a key that is or was a developer key: a
+			// developer's add (devrole.go).
+			return inDeveloperMode(o[33:])
+		}
 		id = o[33:]
 	}
 }
@@ -496,6 +518,11 @@ func (s State) registered(ctx context.Context, scope, account string, id []byte)
 // not live).
 func (s State) credential(ctx context.Context, scope, account string, id []byte) (*record.Credential, error) {
 	k := subKey(scope, account, id)
+	if dev, err := s.everDevKeyID(ctx, scope, id); err != nil {
+		return nil, err
+	} else if dev {
+		return nil, deny(api.CodeAuthBadProof, "a developer key of the scope is not a user's credential")
+	}
 	if _, ok, err := get(ctx, s.ops, nsCred, k); err != nil {
 		return nil, err
 	} else if ok {
@@ -551,7 +578,14 @@ func (s State) verifyProof(ctx context.Context, cfg *record.ScopeConfig, scope, 
 	lookup func(ctx context.Context, scope, account string, id []byte) (*record.Credential, error)) (*record.Credential, error) {
 	switch {
 	case p.Signer != nil:
-		if cfg.HasDevKey(*p.Signer) {
+		// The base config's keys (no record changes it, so that Apply
+		// reads the same in any order); keys of later configs are never
+		// live credentials (Live, devrole.go).
+		base, err := s.baseConfig(ctx, scope, cfg)
+		if err != nil {
+			return nil, err
+		}
+		if base.HasDevKey(*p.Signer) {
 			// Never the user's, even if an older build stored it as a
 			// credential (credentialWrites refuses it now).
 			return nil, deny(api.CodeAuthBadProof, "a developer key of the scope is not a user's credential")
@@ -1359,9 +1393,7 @@ func (s State) credentialProof(ctx context.Context, r *record.Record, cfg *recor
 	var p CredentialProof
 	switch r.Auth.Kind {
 	case record.AuthSignature:
-		if cfg.HasDevKey(r.Auth.Signer) {
-			return nil, deny(api.CodeAuthBadProof, "must be proven by one of the account's credentials")
-		}
+		// verifyProof refuses the base config's developer keys.
 		p = CredentialProof{Signer: &r.Auth.Signer, Sig: r.Auth.Sig}
 	case record.AuthPasskeyGet:
 		p = CredentialProof{WebAuthn: r.Auth.WebAuthn}
@@ -1391,6 +1423,17 @@ func (s State) credentialAdd(ctx context.Context, r *record.Record, b *record.Cr
 	// A credential adding one need only be registered to the account, not
 	// live: what it adds is live only while it is (Live), so applying the
 	// add does not depend on whether its revocation arrived first.
+	if k, err := s.ambiguousSigner(ctx, r, cfg, b.Scope); err != nil {
+		return nil, err
+	} else if k != nil {
+		// One plain key, not a base developer key: stored as an add by
+		// that key whatever its role, which Live reads (devrole.go).
+		id, err := s.keySignerProof(ctx, r, cfg, b.Scope, b.Account)
+		if err != nil {
+			return nil, err
+		}
+		return s.credentialWrites(ctx, cfg, b.Scope, b.Account, b.Credential, originCredential, r.ID(), id)
+	}
 	if dev, err := s.isDevSigned(ctx, r, cfg, b.Scope, true); err != nil {
 		return nil, err
 	} else if dev {
@@ -1452,7 +1495,18 @@ func (s State) accountMode(ctx context.Context, r *record.Record, b *record.Acco
 		return nil, &Denial{Code: api.CodeAuthBadProof, Missing: true, Msg: fmt.Sprintf("scope %s is in %s mode: an account moves only to its scope's mode", b.Scope, cfg.Mode)}
 	}
 	val := []byte{byte(b.Mode), modeByDeveloper}
-	if dev, err := s.isDevSigned(ctx, r, cfg, b.Scope, true); err != nil {
+	if k, err := s.ambiguousSigner(ctx, r, cfg, b.Scope); err != nil {
+		return nil, err
+	} else if k != nil {
+		// One plain key, not a base developer key: stored as proven by
+		// that key whatever its role, which accountModeChain reads
+		// (devrole.go).
+		id, err := s.keySignerProof(ctx, r, cfg, b.Scope, b.Account)
+		if err != nil {
+			return nil, err
+		}
+		val = append([]byte{byte(b.Mode), modeByCredential}, id...)
+	} else if dev, err := s.isDevSigned(ctx, r, cfg, b.Scope, true); err != nil {
 		return nil, err
 	} else if dev {
 		if err := s.devAuthority(ctx, r, cfg, b.Scope, true); err != nil {

@@ -35,8 +35,9 @@ func (s State) checkSubmission(ctx context.Context, rec *record.Record) error {
 	if err != nil {
 		return nil
 	}
-	// A developer key of the current config is never a user's credential
-	// (Apply checks the base config, which no record changes).
+	// A key that is or was a developer key of the scope is never a user's
+	// credential: refused here, and dead if stored (Live, devrole.go;
+	// Apply refuses the base config's, which no record changes).
 	var cred *record.Credential
 	switch b := body.(type) {
 	case *record.AccountRegisterBody:
@@ -46,7 +47,7 @@ func (s State) checkSubmission(ctx context.Context, rec *record.Record) error {
 	}
 	if cred != nil && cred.Kind == record.CredKey {
 		if k, err := cred.Key(); err == nil {
-			if _, cfg, err := s.Scope(ctx, recordScope(body)); err == nil && cfg.HasDevKey(k) {
+			if dev, err := s.everDevKey(ctx, recordScope(body), k); err == nil && dev {
 				return deny(api.CodeAuthBadProof, "%s: a developer key of the scope cannot be a user's credential", rec.Kind)
 			}
 		}
