@@ -58,6 +58,7 @@ func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 		newAccountCmd(), newSignCmd(), newBenchCmd(),
 		newScopeCmd(),
 		newAuditCmd(),
+		newLoginBundleCmd(),
 	)
 	return root
 }
