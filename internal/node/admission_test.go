@@ -156,3 +156,33 @@ func TestAdmissionApprovedCluster(t *testing.T) {
 		}
 	}
 }
+
+// TestAdmissionOpenCluster: with the open policy written by cluster init
+// (the default's explicit form), any key creates a scope, replicated to
+// every node.
+func TestAdmissionOpenCluster(t *testing.T) {
+	ctx := context.Background()
+	tc := newAdmissionCluster(t, &config.Admission{Policy: config.AdmissionOpen}, nil)
+	dev, err := client.GenerateKey("ed25519")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := tc.clients[1].CreateScope(ctx, dev, client.ScopeConfig{RPID: "localhost", Origins: []string{authOrigin}, Mode: "user", SessionTTL: time.Hour})
+	if err != nil {
+		t.Fatalf("open cluster: %v", err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		n := 0
+		for _, nd := range tc.nodes {
+			if _, _, err := nd.Auth().State().Scope(ctx, sc.ID); err == nil {
+				n++
+			}
+		}
+		if n == len(tc.nodes) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the scope reached %d of %d nodes", n, len(tc.nodes))
+		}
+	}
+}
