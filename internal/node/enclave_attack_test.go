@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,7 +97,7 @@ func postRaw(t *testing.T, hc *http.Client, url string, env []byte) (int, []byte
 // TestSealedFloodNode (finding 5): an attacker at one address floods a
 // node that has a small nonce store with valid sealed requests (anyone can
 // seal to the node's public key). It gets sealed 429 refusals once over its
-// share, never an internal error, and a legitimate client at another
+// share (api.CodeRateLimited with a retry hint), never an internal error, and a legitimate client at another
 // address keeps working through the flood; a replay of its request is still
 // refused.
 func TestSealedFloodNode(t *testing.T) {
@@ -135,7 +136,8 @@ func TestSealedFloodNode(t *testing.T) {
 		reply, _ := httpapi.DecodeSealedReply(plain)
 		var r api.Response
 		json.Unmarshal(reply.RPC, &r)
-		if st != http.StatusTooManyRequests || reply.Status != st || r.Error == nil || r.Error.Code != api.CodeLimitExceeded {
+		if st != http.StatusTooManyRequests || reply.Status != st || r.Error == nil || r.Error.Code != api.CodeRateLimited ||
+			!strings.Contains(string(r.Error.Data), `"retryAfterMs"`) {
 			t.Fatalf("flood request %d: HTTP %d, sealed %d %s", i, st, reply.Status, reply.RPC)
 		}
 		busy++
