@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/keymesh/keymesh/api"
 	"github.com/keymesh/keymesh/internal/record"
@@ -117,4 +119,44 @@ func (s State) checkAccountQuota(ctx context.Context, rec *record.Record) error 
 		return deny(api.CodeLimitExceeded, "scope %s holds its quota of %d accounts", b.Scope, max)
 	}
 	return nil
+}
+
+// quotaMemo remembers withinAccountQuota's answer per account for the
+// scope's epoch, as derivedState does the rest of an account's state:
+// every registration bumps the epoch in the transaction that changes the
+// count, so Authorize reads the count once per epoch, not per call.
+type quotaMemo struct {
+	mu sync.Mutex
+	m  map[string]quotaAnswer
+}
+
+type quotaAnswer struct {
+	epoch uint64
+	err   error
+}
+
+// withinAccountQuota is State.withinAccountQuota for d's account,
+// remembered for d's epoch.
+func (s *Service) withinAccountQuota(ctx context.Context, st State, d *derived) error {
+	key := d.scope + "/" + d.account
+	s.quota.mu.Lock()
+	a, ok := s.quota.m[key]
+	s.quota.mu.Unlock()
+	if ok && a.epoch == d.epoch {
+		return a.err
+	}
+	err := st.withinAccountQuota(ctx, d.scope, d.account, ResolveQuota(d.cfg.Quota).MaxAccounts)
+	var den *Denial
+	if err != nil && !errors.As(err, &den) {
+		return err // a store error is not remembered
+	}
+	s.quota.mu.Lock()
+	if s.quota.m == nil || len(s.quota.m) >= maxCachedAccounts {
+		s.quota.m = make(map[string]quotaAnswer)
+	}
+	if old, ok := s.quota.m[key]; !ok || old.epoch <= d.epoch {
+		s.quota.m[key] = quotaAnswer{epoch: d.epoch, err: err}
+	}
+	s.quota.mu.Unlock()
+	return err
 }

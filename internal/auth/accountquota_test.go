@@ -107,6 +107,18 @@ func TestMaxAccounts(t *testing.T) {
 		}
 	}
 
+	// An account within the quota until a registration with a lower id
+	// arrives: the remembered answer (quotaMemo) follows the new epoch.
+	s3, st3 := node()
+	apply(st3, byID[1])
+	apply(st3, byID[2])
+	last, _ := record.DecodeAccountRegister(byID[2].Body)
+	if err := authorize(s3, last.Account, 7); err != nil {
+		t.Fatalf("%s within the quota before the third registration: %v", last.Account, err)
+	}
+	apply(st3, byID[0])
+	wantCode(t, authorize(s3, last.Account, 8), api.CodeLimitExceeded, "an account pushed out by a lower registration id")
+
 	// The default quota: no limit a test reaches.
 	if q := ResolveQuota(record.ScopeQuota{}); q.MaxAccounts != DefaultMaxAccounts {
 		t.Fatalf("default MaxAccounts %d", q.MaxAccounts)

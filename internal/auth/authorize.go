@@ -120,7 +120,7 @@ func (s *Service) Authorize(ctx context.Context, op Operation, proofs string) (P
 	}
 	// An account beyond its scope's quota (accountquota.go) is refused
 	// alike on every node.
-	if err := st.withinAccountQuota(ctx, op.Scope, account, ResolveQuota(d.cfg.Quota).MaxAccounts); err != nil {
+	if err := s.withinAccountQuota(ctx, st, d); err != nil {
 		return Principal{}, apiError(err)
 	}
 	if err := s.useNonces(ctx, op, mine); err != nil {

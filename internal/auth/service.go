@@ -65,6 +65,7 @@ type Service struct {
 
 	verified verifiedSessions // session records whose proof verified (authorize.go)
 	accounts accountCache     // accounts' derived state per scope epoch (cache.go)
+	quota    quotaMemo        // accounts' quota answers per scope epoch (accountquota.go)
 }
 
 // challenge is an open registration or authentication: single-use,
