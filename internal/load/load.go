@@ -174,6 +174,28 @@ type worker struct {
 	errors map[string]int
 }
 
+// do runs request i (within timeout, if positive) and tallies it; done
+// and failed count every worker's requests.
+func (st *worker) do(ctx context.Context, timeout time.Duration, fn Func, i int, now func() time.Time,
+	classify func(error) string, done, failed *atomic.Int64) {
+	rctx, cancel := ctx, context.CancelFunc(func() {})
+	if timeout > 0 {
+		rctx, cancel = context.WithTimeout(ctx, timeout)
+	}
+	t0 := now()
+	err := fn(rctx, i)
+	lat := now().Sub(t0)
+	cancel()
+	if err == nil {
+		st.ok++
+		st.hist.Record(lat)
+	} else {
+		st.errors[classify(err)]++
+		failed.Add(1)
+	}
+	done.Add(1)
+}
+
 // Run drives fn as opts say and returns what it measured. It returns an
 // error only for invalid options; failed requests are in the Result. When
 // ctx ends, Run stops starting requests, cancels those in flight, and
@@ -255,22 +277,7 @@ func Run(ctx context.Context, opts Options, fn Func) (*Result, error) {
 				if !ok {
 					return
 				}
-				rctx, cancel := ctx, context.CancelFunc(func() {})
-				if opts.Timeout > 0 {
-					rctx, cancel = context.WithTimeout(ctx, opts.Timeout)
-				}
-				t0 := now()
-				err := fn(rctx, i)
-				lat := now().Sub(t0)
-				cancel()
-				if err == nil {
-					st.ok++
-					st.hist.Record(lat)
-				} else {
-					st.errors[classify(err)]++
-					failed.Add(1)
-				}
-				done.Add(1)
+				st.do(ctx, opts.Timeout, fn, i, now, classify, &done, &failed)
 			}
 		}(&workers[w])
 	}
@@ -328,22 +335,7 @@ func runOpen(ctx context.Context, opts Options, fn Func, claim func() (int, bool
 		wg.Go(func() {
 			defer func() { slots <- k }()
 			st := &workers[k]
-			rctx, cancel := ctx, context.CancelFunc(func() {})
-			if opts.Timeout > 0 {
-				rctx, cancel = context.WithTimeout(ctx, opts.Timeout)
-			}
-			t0 := now()
-			err := fn(rctx, i)
-			lat := now().Sub(t0)
-			cancel()
-			if err == nil {
-				st.ok++
-				st.hist.Record(lat)
-			} else {
-				st.errors[classify(err)]++
-				failed.Add(1)
-			}
-			done.Add(1)
+			st.do(ctx, opts.Timeout, fn, i, now, classify, done, failed)
 		})
 	}
 	wg.Wait()
