@@ -113,13 +113,10 @@ func (s *Service) ReserveHandler(catchUp func(context.Context) error) func(ctx c
 		if err != nil {
 			return nil, err
 		}
-		_, err = s.Authorize(ctx, op, proofs)
+		// A peer's call carries no sealed scope: AuthorizeSealed is
+		// Authorize with its catch-up retry here.
+		_, err = AuthorizeSealed(ctx, s, catchUp, op, proofs)
 		var ae *api.Error
-		if err != nil && catchUp != nil && errors.As(err, &ae) && ae.Code == api.CodeAuthUnknown {
-			if catchUp(ctx) == nil {
-				_, err = s.Authorize(ctx, op, proofs)
-			}
-		}
 		if err == nil {
 			return nil, nil
 		}
