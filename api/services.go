@@ -22,7 +22,10 @@ import (
 //   - Peer RPC kinds (the transport's Call and Handle): "<service>/<name>/v<N>"
 //     (auth/reserve/v1, wallet/sign/v1, counter/get/v1), CheckPeerKind. A
 //     change of a body's format is a new version, served beside the old
-//     one while a cluster upgrades.
+//     one while a cluster upgrades. The replication layer's kinds
+//     (replica.push, replica.pull) are the node's own, not a service's, and
+//     predate the convention; renaming them is a wire change left for the
+//     next upgrade that breaks the peer protocol anyway.
 //   - Store namespaces: "<service>/<name>" (wallet/share, counter/value).
 //     Auth's older namespaces are spelt "auth.<name>" and stay so: renaming
 //     stored data takes a migration, for no gain.
