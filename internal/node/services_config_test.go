@@ -22,6 +22,7 @@ func TestServicesChainIDs(t *testing.T) {
 		tc.cfgs[i].Services = &config.Services{ChainIDs: []uint64{5}}
 		tc.restart(i)
 	}
+	waitAllReachable(t, tc) // key generation needs all three, redialled after the restarts
 	ctx := context.Background()
 	_, users := newWalletScope(t, tc.clients, "alice")
 	alice := users[0]
