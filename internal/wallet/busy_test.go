@@ -50,6 +50,14 @@ func (o *onceAuth) Authorize(ctx context.Context, op auth.Operation, proofs stri
 // noisy neighbour in the same scope would; release gives them back.
 func holdSlots(t *testing.T, c *cluster, i int, scope string, w work, scopeMax int) (release func()) {
 	t.Helper()
+	// A session that just ended (a co-signer's handler returns after the
+	// gateway has its signature) may still hold its slot for a moment:
+	// start from an idle node, or the hold would be partial.
+	for deadline := time.Now().Add(5 * time.Second); c.nodes[i].svc.sched.inUse(w) > 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("node %d: %d %s slots still in use", i+1, c.nodes[i].svc.sched.inUse(w), w)
+		}
+	}
 	var held []*slot
 	for {
 		sl, err := c.nodes[i].svc.sched.acquire(scope, w, scopeMax)
