@@ -20,8 +20,9 @@ import (
 //   - a delegated registration, or a developer's credential.add, must be
 //     signed by developer keys of the scope's current config, and the
 //     add is for an account in developer mode;
-//   - a session.create must be proven by a live credential of the
-//     account (Apply takes any credential ever registered to it);
+//   - a session.create, and a user's credential.add, must be proven by a
+//     live credential of the account (Apply takes any credential ever
+//     registered to it);
 //   - an account.mode must move the account to the scope's current mode,
 //     from another mode, with a seq above the account's last change, and
 //     be signed as the account's current mode requires: developer keys of
@@ -87,7 +88,21 @@ func (s State) checkSubmission(ctx context.Context, rec *record.Record) error {
 		if err != nil {
 			return nil
 		}
-		if dev, err := s.isDevSigned(ctx, rec, cfg, b.Scope, true); err != nil || !dev {
+		dev, err := s.isDevSigned(ctx, rec, cfg, b.Scope, true)
+		if err != nil {
+			return nil
+		}
+		if !dev {
+			// A user's add: as for session.create, Apply takes a proof by
+			// any credential ever registered (the add is dead while its
+			// maker is); a client asking now with a revoked one is refused.
+			if _, err := s.credentialAuthority(ctx, rec, cfg, b.Scope, b.Account); err != nil {
+				var d *Denial
+				if errors.As(err, &d) && d.Code == api.CodeAuthUnknown {
+					return nil // not this node's to judge yet: Apply decides
+				}
+				return prefixed(rec.Kind, err)
+			}
 			return nil
 		}
 		if m, err := s.AccountMode(ctx, b.Scope, b.Account, cfg); err == nil && m != record.ModeDeveloper {
