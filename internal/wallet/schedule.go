@@ -134,6 +134,11 @@ type slot struct {
 // CodeBusy error, or a CodeRateLimited one when the scope holds scopeMax
 // (if positive: its own in-flight quota for w).
 func (s *scheduler) acquire(scope string, w work, scopeMax int) (*slot, *api.Error) {
+	return s.take(scope, w, scopeMax, true)
+}
+
+// take is acquire and reacquire: with strike, a refusal is a strike too.
+func (s *scheduler) take(scope string, w work, scopeMax int, strike bool) (*slot, *api.Error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
@@ -142,7 +147,7 @@ func (s *scheduler) acquire(scope string, w work, scopeMax int) (*slot, *api.Err
 		me = &scopeLoad{}
 		s.scopes[scope] = me
 	}
-	if err := s.decide(scope, me, w, scopeMax, now, true, true); err != nil {
+	if err := s.decide(scope, me, w, scopeMax, now, true, strike); err != nil {
 		return nil, err
 	}
 	me.held[w]++
@@ -169,20 +174,7 @@ func (s *scheduler) peek(scope string, w work, scopeMax int) *api.Error {
 // reacquire is acquire for a request's retry: a refusal counts as the
 // scope's demand but not as a new strike (one per request).
 func (s *scheduler) reacquire(scope string, w work, scopeMax int) (*slot, *api.Error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.now()
-	me := s.scopes[scope]
-	if me == nil {
-		me = &scopeLoad{}
-		s.scopes[scope] = me
-	}
-	if err := s.decide(scope, me, w, scopeMax, now, true, false); err != nil {
-		return nil, err
-	}
-	me.held[w]++
-	s.total[w]++
-	return &slot{s: s, scope: scope, w: w, start: now}, nil
+	return s.take(scope, w, scopeMax, false)
 }
 
 // decide applies the scheduling rule to scope (load me) asking for a
