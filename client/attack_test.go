@@ -7,6 +7,8 @@ package client_test
 // metrics.
 
 import (
+	"github.com/keymesh/keymesh/internal/porttest"
+
 	"bufio"
 	"bytes"
 	"context"
@@ -53,7 +55,7 @@ type realNode struct {
 // change their configs first.
 func startCluster(t *testing.T, edit func(*config.Node), ids ...uint16) map[uint16]*realNode {
 	t.Helper()
-	cfgs, err := config.InitCluster(config.InitOptions{Nodes: 2, Threshold: 2, Out: t.TempDir(), BasePort: freeBase(t)})
+	cfgs, err := config.InitCluster(config.InitOptions{Nodes: 2, Threshold: 2, Out: t.TempDir(), BasePort: porttest.Block(t, 4)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,32 +96,6 @@ func waitServing(t *testing.T, u string) {
 		}
 	}
 	t.Fatalf("node %s does not serve its attestation", u)
-}
-
-func freeBase(t *testing.T) int {
-	t.Helper()
-	for range 50 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		base := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		ok := base+4 <= 65535
-		for p := base; p < base+4 && ok; p++ {
-			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-			if err != nil {
-				ok = false
-				break
-			}
-			l.Close()
-		}
-		if ok {
-			return base
-		}
-	}
-	t.Fatal("no free port range")
-	return 0
 }
 
 // executions returns how many times the node ran method (any result),

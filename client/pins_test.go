@@ -1,6 +1,8 @@
 package client_test
 
 import (
+	"github.com/keymesh/keymesh/internal/porttest"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -46,7 +48,7 @@ func (m *memPins) StorePin(url string, p client.Pin) error {
 // release authorisation by t−1 nodes, or for another cluster, does not
 // help; one by t nodes makes the client accept the build and store it.
 func TestPinStoreAndRelease(t *testing.T) {
-	cfgs, err := config.InitCluster(config.InitOptions{Nodes: 2, Threshold: 2, Out: t.TempDir(), BasePort: freeBase(t)})
+	cfgs, err := config.InitCluster(config.InitOptions{Nodes: 2, Threshold: 2, Out: t.TempDir(), BasePort: porttest.Block(t, 4)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"net"
 	"os"
 	"strconv"
@@ -10,6 +9,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/keymesh/keymesh/internal/cli"
+	"github.com/keymesh/keymesh/internal/porttest"
 )
 
 func TestMain(m *testing.M) {
@@ -32,8 +32,9 @@ func TestScript(t *testing.T) {
 				}
 				n, err := strconv.Atoi(args[1])
 				ts.Check(err)
-				base, err := freePorts(n)
+				base, release, err := porttest.Reserve(n)
 				ts.Check(err)
+				ts.Defer(release)
 				ts.Setenv(args[0], strconv.Itoa(base))
 			},
 			"occupy": func(ts *testscript.TestScript, neg bool, args []string) {
@@ -47,34 +48,4 @@ func TestScript(t *testing.T) {
 			},
 		},
 	})
-}
-
-// freePorts finds n consecutive free ports on 127.0.0.1, starting from a
-// kernel-chosen ephemeral port. Another process may take one before it is
-// used; the range is random enough that this is rare.
-func freePorts(n int) (int, error) {
-	for range 50 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		base := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		if base+n > 65535 {
-			continue
-		}
-		ok := true
-		for p := base; p < base+n && ok; p++ {
-			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-			if err != nil {
-				ok = false
-				break
-			}
-			l.Close()
-		}
-		if ok {
-			return base, nil
-		}
-	}
-	return 0, fmt.Errorf("no %d consecutive free ports", n)
 }

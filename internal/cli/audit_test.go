@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"github.com/keymesh/keymesh/internal/porttest"
+
 	"context"
 	"io"
 	"log/slog"
@@ -24,7 +26,7 @@ import (
 func auditCluster(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	cfgs, err := config.InitCluster(config.InitOptions{Nodes: 3, Threshold: 2, Out: filepath.Join(dir, "c"), BasePort: freeBase(t)})
+	cfgs, err := config.InitCluster(config.InitOptions{Nodes: 3, Threshold: 2, Out: filepath.Join(dir, "c"), BasePort: porttest.Block(t, 6)})
 	if err != nil {
 		t.Fatal(err)
 	}

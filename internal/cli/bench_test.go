@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"github.com/keymesh/keymesh/internal/porttest"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -62,7 +64,7 @@ const permitJSON = `{
 // keymesh bench sign. Every signature is checked with go-ethereum.
 func TestWalletEndToEnd(t *testing.T) {
 	dir := t.TempDir()
-	text, _, stop := devRun(t, "--dir", filepath.Join(dir, "cluster"), "--base-port", fmt.Sprint(freeBase(t)))
+	text, _, stop := devRun(t, "--dir", filepath.Join(dir, "cluster"), "--base-port", fmt.Sprint(porttest.Block(t, 6)))
 	defer stop()
 	urls := map[string]string{}
 	for _, m := range nodeLine.FindAllStringSubmatch(text, -1) {
@@ -324,7 +326,7 @@ func TestWalletEndToEnd(t *testing.T) {
 		}
 		// A gateway that is down: its share of the requests fail, counted by
 		// kind; the others succeed.
-		dead := fmt.Sprintf("http://127.0.0.1:%d", freeBase(t))
+		dead := fmt.Sprintf("http://127.0.0.1:%d", porttest.Block(t, 6))
 		out = mustRun(t, "bench", "sign", "--creds", creds, "--url", url+","+dead, "--requests", "8", "--concurrency", "2", "--progress", "none")
 		if !strings.Contains(out, "requests     8 (4 ok, 4 failed)") || !strings.Contains(out, "4 × network: connection refused") {
 			t.Fatalf("bench with a dead gateway:\n%s", out)

@@ -1,10 +1,11 @@
 package cli
 
 import (
+	"github.com/keymesh/keymesh/internal/porttest"
+
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -30,33 +31,6 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-// freeBase finds 6 consecutive free ports on 127.0.0.1.
-func freeBase(t *testing.T) int {
-	t.Helper()
-	for range 50 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		base := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		ok := base+6 <= 65535
-		for p := base; p < base+6 && ok; p++ {
-			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-			if err != nil {
-				ok = false
-				break
-			}
-			l.Close()
-		}
-		if ok {
-			return base
-		}
-	}
-	t.Fatal("no free port range")
-	return 0
 }
 
 var readyLine = regexp.MustCompile(`(?m)^keymesh dev: 3 nodes ready \(threshold 2\) — try: curl -s -H 'Content-Type: application/json' (127\.0\.0\.1:\d+) -d '\{"jsonrpc":"2\.0","id":1,"method":"keymesh_nodeInfo"\}'$`)
@@ -126,7 +100,7 @@ func devRun(t *testing.T, args ...string) (string, map[string]string, func() (in
 // cleanly when cancelled.
 func TestDev(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "dev")
-	base := fmt.Sprint(freeBase(t))
+	base := fmt.Sprint(porttest.Block(t, 6))
 
 	text, keys1, stop := devRun(t, "--dir", dir, "--base-port", base)
 	if !strings.Contains(text, "keymesh dev: created cluster km-") {

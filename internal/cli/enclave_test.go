@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"github.com/keymesh/keymesh/internal/porttest"
+
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -39,7 +41,7 @@ func runCLI(t *testing.T, args ...string) (int, string, string) {
 // node (which measures this test binary) says match for its measurement and
 // mismatch, naming both values, for another.
 func TestAttestVerifyMeasurement(t *testing.T) {
-	base := freeBase(t)
+	base := porttest.Block(t, 6)
 	cfgs, err := config.InitCluster(config.InitOptions{Nodes: 2, Threshold: 2, Out: t.TempDir(), BasePort: base})
 	if err != nil {
 		t.Fatal(err)
@@ -228,7 +230,7 @@ func TestEnclaveUpgrade(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	base := freeBase(t)
+	base := porttest.Block(t, 6)
 	run := func(exe string, args ...string) (string, error) {
 		cmd := exec.CommandContext(ctx, exe, args...)
 		out, err := cmd.CombinedOutput()

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"github.com/keymesh/keymesh/internal/porttest"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -26,7 +28,7 @@ import (
 // does, and the new build becomes the pin. The same holds with a
 // known-nodes file.
 func TestPinsPersist(t *testing.T) {
-	base := freeBase(t)
+	base := porttest.Block(t, 6)
 	dir := t.TempDir()
 	cfgs, err := config.InitCluster(config.InitOptions{Nodes: 2, Threshold: 2, Out: dir, BasePort: base})
 	if err != nil {
@@ -155,7 +157,7 @@ func TestPinsPersist(t *testing.T) {
 // another one.
 func TestDevSetupSealPins(t *testing.T) {
 	dir := t.TempDir()
-	text, _, stop := devRun(t, "--dir", filepath.Join(dir, "cluster"), "--base-port", fmt.Sprint(freeBase(t)))
+	text, _, stop := devRun(t, "--dir", filepath.Join(dir, "cluster"), "--base-port", fmt.Sprint(porttest.Block(t, 6)))
 	defer stop()
 	url := nodeLine.FindStringSubmatch(text)[2]
 	creds := filepath.Join(dir, "creds.json")

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"github.com/keymesh/keymesh/internal/porttest"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,7 +20,7 @@ import (
 // against it, then checks the result through the SDK on another node.
 func TestScopeCommands(t *testing.T) {
 	dir := t.TempDir()
-	text, _, stop := devRun(t, "--dir", filepath.Join(dir, "cluster"), "--base-port", fmt.Sprint(freeBase(t)))
+	text, _, stop := devRun(t, "--dir", filepath.Join(dir, "cluster"), "--base-port", fmt.Sprint(porttest.Block(t, 6)))
 	defer stop()
 	urls := map[string]string{}
 	for _, m := range nodeLine.FindAllStringSubmatch(text, -1) {

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"github.com/keymesh/keymesh/internal/porttest"
+
 	"context"
 	"encoding/json"
 	"io"
@@ -22,7 +24,7 @@ import (
 // another build, the client refuses the node.
 func TestScopeAndRegisterSealed(t *testing.T) {
 	dir := t.TempDir()
-	cfgs, err := config.InitCluster(config.InitOptions{Nodes: 2, Threshold: 2, Out: dir, BasePort: freeBase(t)})
+	cfgs, err := config.InitCluster(config.InitOptions{Nodes: 2, Threshold: 2, Out: dir, BasePort: porttest.Block(t, 6)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,13 +1,14 @@
 package config
 
 import (
+	"github.com/keymesh/keymesh/internal/porttest"
+
 	"bytes"
 	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io/fs"
-	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -151,27 +152,9 @@ func TestLoadResolvesDataDir(t *testing.T) {
 	}
 }
 
-// freeBase finds a base port with 2n free consecutive ports.
-func freeBase(t *testing.T, n int) int {
-	t.Helper()
-	for range 50 {
-		base := 20000 + 2*rand.IntN(15000)
-		ok := true
-		for i := 1; i <= n && ok; i++ {
-			api, peer := Ports(base, i)
-			ok = portFree("127.0.0.1", api) == nil && portFree("127.0.0.1", peer) == nil
-		}
-		if ok {
-			return base
-		}
-	}
-	t.Fatal("no free port range")
-	return 0
-}
-
 func TestInitWriteLoad(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "cluster")
-	base := freeBase(t, 3)
+	base := porttest.Block(t, 6)
 	nodes, err := InitCluster(InitOptions{Nodes: 3, Threshold: 2, Out: out, BasePort: base})
 	if err != nil {
 		t.Fatal(err)
@@ -238,26 +221,22 @@ func TestInitWriteLoad(t *testing.T) {
 }
 
 func TestInitRefusesBusyPort(t *testing.T) {
-	// Another test process may hold one of the other ports by chance (its
-	// error then names that port): try again on fresh ports a few times.
-	var err error
-	for range 5 {
-		ln, lerr := net.Listen("tcp", "127.0.0.1:0")
-		if lerr != nil {
-			t.Fatal(lerr)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		// Node 2's peer port is base+3.
-		_, err = InitCluster(InitOptions{Nodes: 2, Threshold: 2, Out: t.TempDir(), BasePort: port - 3})
-		ln.Close()
-		if err != nil && strings.Contains(err.Error(), "port "+strconv.Itoa(port)+" ") {
-			return
-		}
-		if err == nil || !strings.Contains(err.Error(), "is not available") {
-			break
-		}
+	base := porttest.Block(t, 4)
+	// Node 2's peer port is base+3.
+	busy := base + 3
+	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(busy))
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("a busy port: error %v does not name it", err)
+	defer ln.Close()
+	out := filepath.Join(t.TempDir(), "c")
+	_, err = InitCluster(InitOptions{Nodes: 2, Threshold: 2, Out: out, BasePort: base})
+	if err == nil || !strings.Contains(err.Error(), "port "+strconv.Itoa(busy)+" ") {
+		t.Fatalf("a busy port: error %v does not name port %d", err, busy)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Errorf("a refused init still created %s", out)
+	}
 }
 
 func TestInitRejectsOptions(t *testing.T) {
