@@ -59,6 +59,9 @@ type Options struct {
 	// rightmost that is not itself a trusted proxy). Empty: the client
 	// address is the TCP peer's, and the header is ignored.
 	TrustedProxies []netip.Prefix
+	// CORS, if set, lets the origins of a scope read the answers to its
+	// passkey ceremonies and GET /attestation (cors.go); nil: no CORS.
+	CORS *CORS
 }
 
 // Route is one extra HTTP route served by NewHandler's handler.
@@ -162,13 +165,18 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rand.Read(b[:])
 	id := hex.EncodeToString(b[:])
 	w.Header().Set("X-Request-Id", id)
-	sw := &statusWriter{ResponseWriter: w}
 	var methods []string
+	cw, preflight := h.cors(w, r, &methods)
+	sw := &statusWriter{ResponseWriter: cw}
 	ctx := context.WithValue(r.Context(), ctxKey{}, id)
 	ctx = context.WithValue(ctx, methodsKey{}, &methods)
 	ctx = withProofs(ctx, r.Header.Get(ProofsHeader))
 	ctx = envelope.WithSource(ctx, SourceOf(clientAddr(r, h.TrustedProxies)))
-	h.mux.ServeHTTP(sw, r.WithContext(ctx))
+	if preflight {
+		h.CORS.servePreflight(sw, r)
+	} else {
+		h.mux.ServeHTTP(sw, r.WithContext(ctx))
+	}
 	if sw.status == 0 {
 		sw.status = http.StatusOK
 	}

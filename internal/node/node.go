@@ -199,6 +199,15 @@ func (n *Node) open(opts Options) (err error) {
 
 		RateLimits:     apiRateLimits(cfg.APILimits),
 		TrustedProxies: cfg.APILimits.Proxies(),
+		// The login bundle an app serves from a scope's origin calls the
+		// passkey ceremonies directly (httpapi.CORS).
+		CORS: &httpapi.CORS{Origins: func(ctx context.Context, scope string) ([]string, error) {
+			_, cfg, err := n.Auth().State().Scope(ctx, scope)
+			if err != nil {
+				return nil, err
+			}
+			return cfg.Origins, nil
+		}},
 	})
 	n.api = httpapi.NewServer(h, n.log.With("component", "http"))
 	return nil
