@@ -27,6 +27,13 @@
 //
 // The node's own identity key is not in the file; it lives in
 // <data_dir>/identity.key and is handled by LoadOrCreateIdentity.
+//
+// Some fields are cluster-wide policy that every node must hold alike, or
+// the nodes' states diverge: cluster_id, threshold, the node ids,
+// production, node_hosts and admission. Node.PolicyDigest hashes them
+// (policy.go says which fields and why, and the encoding); the peer
+// transport refuses a peer whose digest differs, and `keymesh cluster
+// digest` prints it for operators to compare.
 package config
 
 import (
