@@ -214,6 +214,10 @@ type link struct {
 	failedAt time.Time
 
 	lastSeen atomic.Int64 // unix nanoseconds
+
+	// policy is set while the peer's policy digest differs from ours
+	// (checkPolicy), on a connection either way.
+	policy atomic.Pointer[PolicyMismatchError]
 }
 
 func (l *link) current() *peerConn {
@@ -228,6 +232,9 @@ func (l *link) status() PeerStatus {
 	s := PeerStatus{ID: l.id, Addr: l.addr, Reachable: l.pc != nil}
 	if l.lastErr != nil {
 		s.LastError = l.lastErr.Error()
+	}
+	if e := l.policy.Load(); e != nil {
+		s.PolicyMismatch, s.LastError = true, e.Error()
 	}
 	if ns := l.lastSeen.Load(); ns != 0 {
 		s.LastSeen = time.Unix(0, ns)
@@ -300,6 +307,10 @@ func (l *link) dial(ctx context.Context) (*peerConn, error) {
 	if tc.ConnectionState().NegotiatedProtocol != alpn {
 		c.Close()
 		return nil, fmt.Errorf("peer did not negotiate %q", alpn)
+	}
+	if err := l.t.checkPolicy(l.id, tc.ConnectionState()); err != nil {
+		c.Close()
+		return nil, err
 	}
 	var nb [8]byte
 	rand.Read(nb[:])

@@ -250,7 +250,7 @@ func netListen(addr string) (net.Listener, error) { return net.Listen("tcp", add
 // without the transport's link machinery, for sending hand-made frames.
 func rawLink(t *testing.T, as, to *testNode) *peerConn {
 	t.Helper()
-	cert, err := selfSignedCert(as.ident)
+	cert, err := selfSignedCert(as.ident, &as.tr.policy)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net/url"
 	"time"
 
 	"github.com/keymesh/keymesh/internal/config"
@@ -23,7 +24,14 @@ const alpn = "keymesh-peer/1"
 // identity key. Nothing in it but the key matters: peers pin the key
 // (RFC 8446 §4.4.2–4.4.3: the CertificateVerify message proves possession
 // of the private key of the leaf certificate's public key).
-func selfSignedCert(id *config.Identity) (tls.Certificate, error) {
+//
+// The certificate also carries the node's cluster policy digest
+// (config.PolicyDigest) as a URI subject alternative name,
+// "keymesh-policy:<hex>" (RFC 5280 §4.2.1.6): signed by the identity key
+// it is bound to the key the peer pins, and both sides read the other's
+// in the handshake, with no frame of its own (policy.go). A nil policy
+// leaves it out, as builds before the digest did (tests play those).
+func selfSignedCert(id *config.Identity, policy *config.PolicyDigest) (tls.Certificate, error) {
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("transport: %w", err)
@@ -37,6 +45,9 @@ func selfSignedCert(id *config.Identity) (tls.Certificate, error) {
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		BasicConstraintsValid: true,
+	}
+	if policy != nil {
+		tmpl.URIs = []*url.URL{{Scheme: policyURIScheme, Opaque: policy.String()}}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, id.PublicKey(), id)
 	if err != nil {

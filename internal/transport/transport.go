@@ -14,6 +14,13 @@
 // comes from the key, never from what the peer says: a round message whose
 // From differs from the link's peer id is dropped.
 //
+// # Cluster policy
+//
+// Each node's certificate also carries its cluster policy digest
+// (config.PolicyDigest), and each side of a link compares the peer's with
+// its own right after the handshake: a peer whose policy differs is
+// refused both ways and reported as a policy mismatch (policy.go).
+//
 // # Links
 //
 // Each node dials every peer once and keeps that connection (its outbound
@@ -89,6 +96,12 @@ type Options struct {
 	PingTimeout time.Duration
 	PendingTTL  time.Duration // how long messages for an unknown session are kept; default 10s
 	PendingMax  int           // how many such messages are kept at most per peer; default 1024
+
+	// PolicyDigest is the cluster policy digest this node presents to its
+	// peers and requires of them (policy.go); nil means Self's
+	// (config.Node.PolicyDigest), which is what a node uses. Tests set it
+	// to play a node whose operator lies about its policy.
+	PolicyDigest *config.PolicyDigest
 }
 
 // Handler answers one peer RPC. from is the authenticated peer id. The
@@ -107,6 +120,7 @@ type Transport struct {
 	server *tls.Config
 	links  map[uint16]*link
 	byKey  map[string]uint16
+	policy config.PolicyDigest // presented and required (policy.go)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -176,12 +190,18 @@ func New(opts Options) (*Transport, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	cert, err := selfSignedCert(opts.Identity)
+	policy := opts.Self.PolicyDigest()
+	if opts.PolicyDigest != nil {
+		policy = *opts.PolicyDigest
+	}
+	cert, err := selfSignedCert(opts.Identity, &policy)
 	if err != nil {
 		return nil, err
 	}
+	log.Info("cluster policy", "policy_digest", policy.String(), "covers", config.PolicyFields)
 	t := &Transport{
 		self:      opts.Self.ID,
+		policy:    policy,
 		opts:      opts,
 		log:       log,
 		cert:      cert,
@@ -313,6 +333,14 @@ func (t *Transport) accept(h *handshake) {
 			peer = t.byKey[string(pub)]
 		}
 	}
+	if err == nil && peer != 0 {
+		if perr := t.checkPolicy(peer, tc.ConnectionState()); perr != nil {
+			// Logged by checkPolicy, once per peer and digest.
+			t.stats.connsRejected.Add(1)
+			tc.Close()
+			return
+		}
+	}
 	if err != nil || peer == 0 {
 		t.stats.connsRejected.Add(1)
 		t.warnAbuse("peer connection refused", "remote", c.RemoteAddr().String(), "err", err)
@@ -377,6 +405,10 @@ type PeerStatus struct {
 	Reachable bool      // our link to it is up and answered a ping within PingTimeout
 	LastSeen  time.Time // last frame received from it on any connection; zero if never
 	LastError string    // last dial or link error, empty if none since the link came up
+	// PolicyMismatch: the peer's cluster policy digest differs from this
+	// node's (or it presented none), so its links are refused both ways;
+	// LastError then says "cluster policy mismatch" and gives both digests.
+	PolicyMismatch bool
 }
 
 // Peers reports every configured peer, sorted by id. It takes no lock that

@@ -258,7 +258,9 @@ func TestUnknownKeyRefused(t *testing.T) {
 	// A fourth key, not in node 1's config, configured to reach node 1.
 	rogueID, _ := config.GenerateIdentity()
 	cfgs := makeConfigs([]*config.Identity{nodes[0].ident, rogueID}, []string{nodes[0].ln.Addr().String(), "127.0.0.1:9"})
-	rogue := startNode(t, cfgs[1], rogueID, listen(t), nil)
+	// It presents node 1's policy digest, so that only its key is wrong.
+	policy := nodes[0].tr.PolicyDigest()
+	rogue := startNode(t, cfgs[1], rogueID, listen(t), func(o *Options) { o.PolicyDigest = &policy })
 	_, err := rogue.tr.Call(context.Background(), 1, "echo", []byte("hi"))
 	var pd *PeerDownError
 	if !errors.As(err, &pd) || pd.Peer != 1 || !strings.Contains(err.Error(), "bad certificate") {
