@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"context"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 )
@@ -24,11 +25,22 @@ import (
 // prober of /healthz from another address always gets in; from the same
 // address too, unless all of that address's connections are mid-request.
 // Half-sent headers are cut anyway after ReadHeaderTimeout.
+//
+// Before any cap, a new connection is charged to its source's connection
+// rate (connrate.go): one over it is reset at once and closes nobody, so a
+// client that dials again as soon as it is closed cannot turn the caps'
+// evictions into a connection flood.
 
 // ConnLimits configure LimitListener; zero fields take the defaults.
 type ConnLimits struct {
 	Max       int // all connections; DefaultMaxConns if 0
 	PerClient int // connections of one client address; DefaultMaxConnsPerClient if 0
+	// Rate bounds the new connections a second from one client address
+	// (connrate.go); DefaultConnRate if zero, none if PerSecond < 0.
+	Rate Rate
+	// Exempt are sources never charged to Rate: the trusted reverse
+	// proxies, whose address every client behind them shares.
+	Exempt []netip.Prefix
 }
 
 // Defaults of ConnLimits: well under the usual file descriptor limits
@@ -49,7 +61,15 @@ func LimitListener(ln net.Listener, limits ConnLimits) *LimitedListener {
 	if limits.PerClient <= 0 {
 		limits.PerClient = DefaultMaxConnsPerClient
 	}
-	return &LimitedListener{Listener: ln, limits: limits, byAddr: map[string]*list.List{}}
+	if limits.Rate == (Rate{}) {
+		limits.Rate = DefaultConnRate
+	}
+	l := &LimitedListener{Listener: ln, limits: limits, byAddr: map[string]*list.List{}}
+	if limits.Rate.PerSecond > 0 {
+		l.rate = newConnRate(limits.Rate, limits.Exempt, 0)
+		l.raw = newRawAccepter(ln, l.rate, func() { l.rateRefused.Add(1) })
+	}
+	return l
 }
 
 // LimitedListener is a net.Listener with connection caps (LimitListener).
@@ -60,8 +80,10 @@ type LimitedListener struct {
 	mu     sync.Mutex
 	all    list.List             // of *limitedConn, oldest first
 	byAddr map[string]*list.List // of *limitedConn, oldest first
+	rate   *connRate             // nil: no connection rate
+	raw    *rawAccepter          // nil: accept through Listener
 
-	evicted, refused atomic.Int64
+	evicted, refused, rateRefused atomic.Int64
 }
 
 // limitedConn is a connection LimitedListener accepted.
@@ -80,9 +102,20 @@ type limitedConn struct {
 // the package doc says.
 func (l *LimitedListener) Accept() (net.Conn, error) {
 	for {
-		c, err := l.Listener.Accept()
+		var c net.Conn
+		var err error
+		if l.raw != nil {
+			c, err = l.raw.accept() // charged to the rate already
+		} else {
+			c, err = l.Listener.Accept()
+		}
 		if err != nil {
 			return nil, err
+		}
+		if src, ok := sourceAddr(c.RemoteAddr()); l.raw == nil && ok && !l.rate.allow(src) {
+			l.rateRefused.Add(1)
+			reset(c)
+			continue
 		}
 		lc := &limitedConn{Conn: c, l: l, addr: SourceOf(c.RemoteAddr().String())}
 		victims, ok := l.admit(lc)
@@ -161,9 +194,12 @@ func (l *LimitedListener) Open() int {
 }
 
 // Evicted and Refused count the connections closed to make room and the
-// new connections closed at once.
-func (l *LimitedListener) Evicted() int64 { return l.evicted.Load() }
-func (l *LimitedListener) Refused() int64 { return l.refused.Load() }
+// new connections closed at once because every connection of their group
+// was serving; RateRefused counts those reset for their source's
+// connection rate.
+func (l *LimitedListener) Evicted() int64     { return l.evicted.Load() }
+func (l *LimitedListener) Refused() int64     { return l.refused.Load() }
+func (l *LimitedListener) RateRefused() int64 { return l.rateRefused.Load() }
 
 func (c *limitedConn) Close() error {
 	c.once.Do(func() {
@@ -195,4 +231,13 @@ func servingConn(ctx context.Context) func() {
 	}
 	lc.serving.Add(1)
 	return func() { lc.serving.Add(-1) }
+}
+
+// Close closes the listener: a blocked Accept returns net.ErrClosed.
+func (l *LimitedListener) Close() error {
+	err := l.Listener.Close()
+	if l.raw != nil {
+		l.raw.close()
+	}
+	return err
 }

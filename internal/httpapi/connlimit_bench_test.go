@@ -80,7 +80,8 @@ func slowConnHelper(spec string) {
 // connection each, from 127.0.0.1) while helper processes hold
 // KEYMESH_SLOWCONNS slow connections (default 20,000) from other loopback
 // addresses, 9,000 per address and process, against a server from
-// NewServer on a LimitListener with the default caps; KEYMESH_NOCAP=1
+// NewServer on a LimitListener with the default caps and connection rate
+// (on Linux, connections over the rate are tarpitted); KEYMESH_NOCAP=1
 // serves on the bare listener instead (the node before issue 16), and
 // KEYMESH_SLOWCONN_REDIAL=1 makes the helpers dial again a second after
 // the server closed a connection. Failed

@@ -45,7 +45,8 @@ func apiConnLimits(l *config.APILimits) httpapi.ConnLimits {
 	if l == nil {
 		return httpapi.ConnLimits{}
 	}
-	return httpapi.ConnLimits{Max: l.MaxConns, PerClient: l.MaxConnsPerClient}
+	// Trusted proxies are not charged the per-source connection rate.
+	return httpapi.ConnLimits{Max: l.MaxConns, PerClient: l.MaxConnsPerClient, Exempt: l.Proxies()}
 }
 
 // serveMetrics serves the metrics on n.metricsLn, if any, until it is
