@@ -25,6 +25,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 )
 
@@ -76,16 +77,56 @@ func Handler() http.Handler {
 	})
 }
 
-// Bundle returns the bundle's files with index.html naming endpoint, the
-// node JSON-RPC URL the page posts to: an absolute http or https URL,
-// or "" for "/" of the page's own origin (an app that forwards that path
-// to a node).
+// Options say what the bundle talks to.
+type Options struct {
+	// Node is the node JSON-RPC URL the page posts to: an absolute http
+	// or https URL, or "" for "/" of the page's own origin (an app that
+	// forwards that path to a node). The page fetches the node's
+	// attestation at "attestation" relative to it.
+	Node string
+	// SimRoots are the sim platform keys (64 hex digits each; `keymesh
+	// cluster init` writes the cluster's to sim-platform-key) that must
+	// sign the node's quote. With one, the page seals every call to the
+	// node's attested key (production nodes accept nothing else); without,
+	// it posts plain JSON-RPC (development nodes only). The page verifies
+	// no hardware quote: it refuses a node on Nitro, SEV-SNP or TDX.
+	SimRoots []string
+	// Measurements are the node builds (64 hex digits each) the node may
+	// run; empty: any build signed by a root.
+	Measurements []string
+}
+
+var hex64 = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+
+// Bundle returns the bundle's files with index.html naming endpoint
+// (Options.Node), unsealed.
 func Bundle(endpoint string) (map[string][]byte, error) {
+	return BundleWith(Options{Node: endpoint})
+}
+
+// BundleWith returns the bundle's files with index.html carrying o.
+func BundleWith(o Options) (map[string][]byte, error) {
+	endpoint := o.Node
 	if endpoint != "" {
 		u, err := url.Parse(endpoint)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.Fragment != "" {
 			return nil, fmt.Errorf("web: node endpoint %q: want an absolute http(s) URL", endpoint)
 		}
+	}
+	for _, list := range [][]string{o.SimRoots, o.Measurements} {
+		for _, h := range list {
+			if !hex64.MatchString(h) {
+				return nil, fmt.Errorf("web: %q: want 64 hex digits", h)
+			}
+		}
+	}
+	if len(o.Measurements) > 0 && len(o.SimRoots) == 0 {
+		return nil, fmt.Errorf("web: measurements pinned but no platform key: the page would not seal")
+	}
+	metas := map[string]string{
+		nodeMeta: endpoint,
+		`<meta name="keymesh-sim-root" content="">`:    strings.ToLower(strings.Join(o.SimRoots, " ")),
+		`<meta name="keymesh-measurement" content="">`: strings.ToLower(strings.Join(o.Measurements, " ")),
 	}
 	out := map[string][]byte{}
 	for _, name := range BundleFiles {
@@ -95,10 +136,12 @@ func Bundle(endpoint string) (map[string][]byte, error) {
 		}
 		if name == "index.html" {
 			s := string(b)
-			if strings.Count(s, nodeMeta) != 1 {
-				return nil, fmt.Errorf("web: index.html has no single %s", nodeMeta)
+			for empty, v := range metas {
+				if strings.Count(s, empty) != 1 {
+					return nil, fmt.Errorf("web: index.html has no single %s", empty)
+				}
+				s = strings.Replace(s, empty, strings.Replace(empty, `content=""`, `content="`+html.EscapeString(v)+`"`, 1), 1)
 			}
-			s = strings.Replace(s, nodeMeta, `<meta name="keymesh-node" content="`+html.EscapeString(endpoint)+`">`, 1)
 			b = []byte(s)
 		}
 		out[name] = b
@@ -106,10 +149,27 @@ func Bundle(endpoint string) (map[string][]byte, error) {
 	return out, nil
 }
 
+// CSPFor is the Content-Security-Policy an app serves the bundle for
+// node (Options.Node) with: CSP, with connect-src naming the node's
+// origin too when it is another one than the page's.
+func CSPFor(node string) string {
+	u, err := url.Parse(node)
+	if node == "" || err != nil || u.Host == "" {
+		return CSP
+	}
+	origin := u.Scheme + "://" + u.Host
+	return strings.Replace(CSP, "connect-src 'self'", "connect-src 'self' "+origin, 1)
+}
+
 // WriteBundle writes Bundle(endpoint) into dir (created if missing), for
 // an app to serve from its own origin.
 func WriteBundle(dir, endpoint string) error {
-	fsys, err := Bundle(endpoint)
+	return WriteBundleWith(dir, Options{Node: endpoint})
+}
+
+// WriteBundleWith writes BundleWith(o) into dir (created if missing).
+func WriteBundleWith(dir string, o Options) error {
+	fsys, err := BundleWith(o)
 	if err != nil {
 		return err
 	}

@@ -124,3 +124,40 @@ func TestBundle(t *testing.T) {
 		t.Fatalf("empty endpoint: %v", err)
 	}
 }
+
+// TestBundleWith: the pins land in their meta elements (lower case), a
+// malformed one or a measurement without a key is refused, and CSPFor
+// adds only the node's origin to connect-src.
+func TestBundleWith(t *testing.T) {
+	root, meas := strings.Repeat("AB", 32), strings.Repeat("cd", 32)
+	b, err := BundleWith(Options{Node: "https://node.example:7100/", SimRoots: []string{root}, Measurements: []string{meas, meas}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := string(b["index.html"])
+	for _, want := range []string{
+		`<meta name="keymesh-node" content="https://node.example:7100/">`,
+		`<meta name="keymesh-sim-root" content="` + strings.ToLower(root) + `">`,
+		`<meta name="keymesh-measurement" content="` + meas + " " + meas + `">`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Fatalf("index.html lacks %s", want)
+		}
+	}
+	for _, bad := range []Options{
+		{SimRoots: []string{"ab"}},
+		{SimRoots: []string{root + `"><script>`}},
+		{SimRoots: []string{root}, Measurements: []string{"zz"}},
+		{Measurements: []string{meas}},
+	} {
+		if _, err := BundleWith(bad); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+	if got := CSPFor("https://node.example:7100/rpc?x=1"); got != strings.Replace(CSP, "connect-src 'self'", "connect-src 'self' https://node.example:7100", 1) {
+		t.Errorf("CSPFor: %s", got)
+	}
+	if CSPFor("") != CSP {
+		t.Error("CSPFor(\"\") is not CSP")
+	}
+}
