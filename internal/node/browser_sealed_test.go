@@ -1,13 +1,18 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -339,5 +344,117 @@ func TestCeremonyFromAnotherScopesOrigin(t *testing.T) {
 	t.Logf("refused: %v", err)
 	if err := register(originB); err != nil {
 		t.Fatalf("the same ceremony on B's own origin: %v", err)
+	}
+}
+
+// TestPasskeyBrowserMaliciousGateway: the page talks to node 0 through a
+// gateway that tampers with what it relays. The page refuses an
+// attestation whose keys were changed (the quote does not cover them) and
+// one made for another challenge (a replay), and sends no call after
+// either; and it refuses a sealed answer changed in transit.
+func TestPasskeyBrowserMaliciousGateway(t *testing.T) {
+	bin := findChromium()
+	if bin == "" {
+		t.Skip("no Chromium found: run scripts/setup-browser (apt-get install -y chromium) or set KEYMESH_CHROMIUM")
+	}
+	nodes := newSealedCluster(t)
+	ctx := context.Background()
+	target, err := url.Parse(nodes[0].APIURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A document the gateway kept from earlier, made for another challenge.
+	old, err := client.FetchAttestationFor(ctx, nil, nodes[0].APIURL(), []byte("0123456789abcdef0123"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		mode  string
+		posts int
+	)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.ModifyResponse = func(resp *http.Response) error {
+		mu.Lock()
+		m := mode
+		if resp.Request.Method == http.MethodPost || resp.Request.Method == http.MethodOptions {
+			posts++
+		}
+		mu.Unlock()
+		if resp.StatusCode != http.StatusOK || (m == "answer") != (resp.Request.Method == http.MethodPost) {
+			return nil
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		switch m {
+		case "keys": // the gateway swaps a byte of the attested keys
+			var doc api.AttestationDocument
+			if err := json.Unmarshal(body, &doc); err != nil {
+				return err
+			}
+			doc.Keys[len(doc.Keys)-1] ^= 1
+			body, _ = json.Marshal(doc)
+		case "replay":
+			body, _ = json.Marshal(old)
+		case "answer": // a sealed field changed in transit
+			var fields map[string]string
+			if err := json.Unmarshal(body, &fields); err != nil {
+				return err
+			}
+			r := []byte(fields["rpc"])
+			r[len(r)/2] ^= 'A' ^ 'B'
+			fields["rpc"] = string(r)
+			body, _ = json.Marshal(fields)
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		resp.ContentLength = int64(len(body))
+		resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+		return nil
+	}
+	port := porttest.Block(t, 1)
+	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := &http.Server{Handler: proxy}
+	go gw.Serve(ln)
+	t.Cleanup(func() { gw.Close() })
+	gwURL := "http://127.0.0.1:" + strconv.Itoa(port) + "/"
+
+	origin := serveBundle(t, web.Options{Node: gwURL, SimRoots: []string{simRoot(nodes[0])}})
+	c := sealedClient(t, nodes[0].APIURL(), client.Attestation{TrustOnFirstUse: true, AllowSimulated: true, SimPlatformKeys: []string{simRoot(nodes[0])}})
+	dev, _ := client.GenerateKey("p256")
+	sc, err := c.CreateScope(ctx, dev, client.ScopeConfig{RPID: "localhost", Origins: []string{origin}, Mode: "user", SessionTTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := fmt.Sprintf("%s/index.html?scope=%s", origin, sc.ID)
+	p := newBrowserPage(t, bin, page)
+	for _, k := range []struct{ mode, want string }{
+		{"keys", "the quote does not cover its keys"},
+		{"replay", "not made for this page's challenge"},
+		{"answer", "keymesh_initiateRegistration"},
+	} {
+		mu.Lock()
+		mode, posts = k.mode, 0
+		mu.Unlock()
+		// A fresh page: no attestation kept from the previous case.
+		if err := chromedp.Do(p.ctx, chromedp.Navigate(page), chromedp.WaitVisible(chromedp.ID("register"))); err != nil {
+			t.Fatal(err)
+		}
+		st, text := p.click("register")
+		if st != "error" || !strings.Contains(text, k.want) {
+			t.Fatalf("%s: the page says %s: %q (want an error naming %q)", k.mode, st, text, k.want)
+		}
+		mu.Lock()
+		n := posts
+		mu.Unlock()
+		if k.mode != "answer" && n != 0 {
+			t.Fatalf("%s: the page sent %d requests to the gateway after refusing the attestation", k.mode, n)
+		}
+		t.Logf("%s: %s", k.mode, text)
 	}
 }
