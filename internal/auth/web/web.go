@@ -8,9 +8,15 @@
 // P-256, not extractable). No build step: the files are served as written.
 //
 // In production an app serves these files from its own origin, the
-// WebAuthn origin its scope lists (WriteBundle, or copy static/ and set
-// <meta name="keymesh-node">), so that no node operator serves the page
-// the user's passkey signs for (docs/auth.md). A node serves the same
+// WebAuthn origin its scope lists (WriteBundleWith, or copy static/ and
+// set <meta name="keymesh-node">), so that no node operator serves the
+// page the user's passkey signs for (docs/auth.md). The page calls the
+// node directly (the node grants CORS to the scope's origins for the
+// ceremonies, httpapi.CORS); given the cluster's sim platform key
+// (Options.SimRoots) it verifies the node's attestation in the browser
+// and seals every call in envelope's compatibility format, as
+// production (sealed-only) nodes require. It verifies no hardware
+// attestation (Nitro, SEV-SNP, TDX): it refuses such nodes. A node serves the same
 // page at /login (Handler) for development only: a scope must list the
 // node's origin for it to work, which production clusters refuse
 // (auth.OriginPolicy).
