@@ -17,7 +17,7 @@ func newClusterCmd() *cobra.Command {
 		Use:   "cluster",
 		Short: "Create and inspect cluster configurations",
 	}
-	cmd.AddCommand(newClusterInitCmd())
+	cmd.AddCommand(newClusterInitCmd(), newClusterDigestCmd())
 	return cmd
 }
 
@@ -96,6 +96,7 @@ host per node they are not (they are on other machines).`,
 				filepath.Join(opts.Out, attest.SimPlatformKeyFile), nodes[0].SimPlatformKey)
 			fmt.Fprintf(out, "clients: --platform-key %s (or \"platformKeys\" in a credentials file)\n", nodes[0].SimPlatformKey)
 			fmt.Fprintf(out, "cluster roster (for clients to check release approvals of a new build: --cluster): %s\n", filepath.Join(opts.Out, config.RosterFile))
+			fmt.Fprintf(out, "cluster policy digest (every node must show the same: keymesh cluster digest): %s\n", nodes[0].PolicyDigest())
 			fmt.Fprintf(out, "start each node with: keymesh node --config %s\n", filepath.Join(opts.Out, "node-<id>.json"))
 			return nil
 		},
