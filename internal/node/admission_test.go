@@ -21,7 +21,11 @@ import (
 // newAdmissionCluster is newShapeCluster (3 nodes, threshold 2) with
 // admission written into every node's config by InitCluster, as
 // `keymesh cluster init` does; edit changes a node's config after that
-// (a malicious operator's node).
+// (a malicious operator's node). Every node presents the policy digest of
+// the config InitCluster wrote, so that a node whose policy edit changed
+// is not refused by the transport (policy_test.go tests that) and the
+// test reaches the honest nodes' own record checks: a malicious operator
+// lies about its policy.
 func newAdmissionCluster(t *testing.T, adm *config.Admission, edit func(*config.Node)) *testCluster {
 	t.Helper()
 	dir := t.TempDir()
@@ -47,13 +51,15 @@ func newAdmissionCluster(t *testing.T, adm *config.Admission, edit func(*config.
 	if cfgs, err = LoadCluster(dir); err != nil {
 		t.Fatal(err)
 	}
+	written := cfgs[0].PolicyDigest()
 	if edit != nil {
 		for _, c := range cfgs {
 			edit(c)
 		}
 	}
 	tc := &testCluster{t: t, dir: dir, cfgs: cfgs,
-		nodes: make([]*Node, len(cfgs)), clients: make([]*client.Client, len(cfgs)), stops: make([]func(), len(cfgs))}
+		nodes: make([]*Node, len(cfgs)), clients: make([]*client.Client, len(cfgs)), stops: make([]func(), len(cfgs)),
+		transport: func(_ int, o *transport.Options) { o.PolicyDigest = &written }}
 	for i := range cfgs {
 		tc.start(i, apiLns[i], peerLns[i])
 	}

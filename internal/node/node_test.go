@@ -38,6 +38,9 @@ type testCluster struct {
 	nodes   []*Node
 	clients []*client.Client
 	stops   []func()
+	// transport, if set, changes node i's transport options (fastLinks)
+	// before it starts.
+	transport func(i int, o *transport.Options)
 }
 
 func newTestCluster(t *testing.T) *testCluster {
@@ -105,7 +108,11 @@ func (tc *testCluster) start(i int, apiLn, peerLn net.Listener) {
 	if i == 0 {
 		logger = slog.New(slog.NewJSONHandler(&tc.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	n, err := New(Options{Config: tc.cfgs[i], Logger: logger, APIListener: apiLn, PeerListener: peerLn, MetricsListener: listen(tc.t, "127.0.0.1:0"), Transport: fastLinks, AllowPlaintext: true})
+	topts := fastLinks
+	if tc.transport != nil {
+		tc.transport(i, &topts)
+	}
+	n, err := New(Options{Config: tc.cfgs[i], Logger: logger, APIListener: apiLn, PeerListener: peerLn, MetricsListener: listen(tc.t, "127.0.0.1:0"), Transport: topts, AllowPlaintext: true})
 	if err != nil {
 		tc.t.Fatal(err)
 	}
