@@ -123,8 +123,10 @@ func (s State) checkAccountQuota(ctx context.Context, rec *record.Record) error 
 
 // quotaMemo remembers withinAccountQuota's answer per account for the
 // scope's epoch, as derivedState does the rest of an account's state:
-// every registration bumps the epoch in the transaction that changes the
-// count, so Authorize reads the count once per epoch, not per call.
+// every registration that can change an answer (one in a scope at or
+// over its quota, cache.go) bumps the scope's epoch in the transaction
+// that changes the count, so Authorize reads the count once per epoch,
+// not per call.
 type quotaMemo struct {
 	mu sync.Mutex
 	m  map[string]quotaAnswer

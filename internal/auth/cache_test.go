@@ -124,3 +124,94 @@ func TestCacheModeChangeImmediate(t *testing.T) {
 		t.Fatalf("developer after alice consented: %v", err)
 	}
 }
+
+// TestCachePerAccount: a record for one account evicts that account's
+// cached state only (cache.go): after bob's logout and a credential.add
+// for bob, alice's next Authorize is served from her cached entry, while
+// a revocation of alice's credential pushed by a peer is seen by her
+// very next Authorize; a scope.update evicts every account of the scope.
+func TestCachePerAccount(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	scope, dev := e.scope(record.ModeUser, record.Ed25519)
+	keys := map[string]*record.PrivateKey{}
+	for _, name := range []string{"alice", "bob"} {
+		keys[name] = key(t, record.Ed25519)
+		cred := record.KeyCredential(keys[name].Public())
+		r, _ := record.Sign(record.AccountRegister, (&record.AccountRegisterBody{Scope: scope, Account: name, Time: e.clock.now().Unix(), Credential: &cred}).Marshal(), dev)
+		if err := e.svc.SubmitRecord(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := byte(0)
+	authorize := func(name string) error {
+		n++
+		o := op(scope, name, n)
+		_, err := e.svc.Authorize(ctx, o, header(keyProof(t, keys[name], scope, name, o, e)))
+		return err
+	}
+	entry := func(name string) *derived {
+		e.svc.accounts.mu.Lock()
+		defer e.svc.accounts.mu.Unlock()
+		return e.svc.accounts.m[scope+"/"+name]
+	}
+	push := func(r *record.Record) {
+		t.Helper()
+		if err := e.st.Update(ctx, func(tx store.Ops) error { return Applier{}.Apply(ctx, tx, r.Marshal()) }); err != nil {
+			t.Fatalf("pushed %s: %v", r.Kind, err)
+		}
+	}
+	for _, name := range []string{"alice", "bob"} {
+		if err := authorize(name); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	alice, bob := entry("alice"), entry("bob")
+	if alice == nil || bob == nil {
+		t.Fatal("Authorize cached nothing")
+	}
+
+	// Records for bob: a session key logging out, a key bob adds.
+	sk := key(t, record.Ed25519)
+	push(must(record.Sign(record.SessionRevoke, (&record.SessionRevokeBody{Scope: scope, Account: "bob", Session: sk.Public().ID()}).Marshal(), sk)))
+	add := &record.CredentialAddBody{Scope: scope, Account: "bob", Credential: record.KeyCredential(key(t, record.Ed25519).Public())}
+	if err := e.svc.SubmitRecord(ctx, must(record.Sign(record.CredentialAdd, add.Marshal(), keys["bob"]))); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"alice", "bob"} {
+		if err := authorize(name); err != nil {
+			t.Fatalf("%s after bob's records: %v", name, err)
+		}
+	}
+	if entry("alice") != alice {
+		t.Fatal("a record for bob evicted alice's cached state")
+	}
+	if entry("bob") == bob {
+		t.Fatal("bob's cached state outlived a record for bob")
+	}
+
+	// alice's credential revoked by a peer's push: refused at once.
+	id := keys["alice"].Public().ID()
+	push(must(record.Sign(record.CredentialRevoke, (&record.CredentialRevokeBody{Scope: scope, Account: "alice", CredentialID: id[:]}).Marshal(), dev)))
+	wantCode(t, authorize("alice"), api.CodeAuthRevoked, "alice's credential revoked after a cached Authorize")
+	bob = entry("bob")
+	if err := authorize("bob"); err != nil {
+		t.Fatalf("bob after alice's revocation: %v", err)
+	}
+	if entry("bob") != bob {
+		t.Fatal("alice's revocation evicted bob's cached state")
+	}
+
+	// A scope.update evicts every account of the scope.
+	cfg := e.config(scope)
+	cfg.SessionTTL = 60
+	if err := e.updateScope(scope, 1, cfg, dev); err != nil {
+		t.Fatal(err)
+	}
+	if err := authorize("bob"); err != nil {
+		t.Fatalf("bob after the update: %v", err)
+	}
+	if d := entry("bob"); d == bob || d.cfg.SessionTTL != 60 {
+		t.Fatal("bob's cached state outlived a scope.update")
+	}
+}

@@ -93,7 +93,7 @@ func (s State) keySignerProof(ctx context.Context, r *record.Record, cfg *record
 		}
 		return id[:], nil
 	}
-	c, err := s.credentialProof(ctx, r, cfg, scope, account, s.registered)
+	c, err := s.appliedProof(ctx, r, cfg, scope, account)
 	if err != nil {
 		return nil, err
 	}

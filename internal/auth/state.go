@@ -140,7 +140,7 @@ func (s State) Scope(ctx context.Context, scope string) (uint64, *record.ScopeCo
 //     above the current step's that is valid against the current mode.
 //
 // An account stored by a build that did not keep registrations has the
-// mode it stored (or cfg's, the scope's current config, if none).
+// mode it stored, or, if none, the scope's base config's (registeredMode).
 func (s State) AccountMode(ctx context.Context, scope, account string, cfg *record.ScopeConfig) (record.Mode, error) {
 	m, _, err := s.accountModeSeq(ctx, scope, account, cfg)
 	return m, err
@@ -203,7 +203,21 @@ func (s State) registeredMode(ctx context.Context, scope, account string, v []by
 		}
 		return m, 0, nil
 	}
-	return cfg.Mode, 0, nil
+	// Stored before accounts recorded their mode: the mode of the scope's
+	// base config, which no record changes (the scope's current config
+	// for a scope stored without one: its first update stores that as its
+	// base). Builds before this one pinned such an account, at the first
+	// update that changed the scope's mode on each node, to the mode
+	// before that update, which is always the base config's (every
+	// earlier update left the mode as it was); they wrote it into the
+	// account, read above. So the mode is the same in every order
+	// (TestLegacyAccountModeOrders), without rewriting every account of
+	// the scope in the transaction of a mode change.
+	base, err := s.baseConfig(ctx, scope, cfg)
+	if err != nil {
+		return 0, 0, err
+	}
+	return base.Mode, 0, nil
 }
 
 // Proof kinds of a stored account.mode (nsAccountModeRec's second byte).
@@ -573,9 +587,18 @@ func (s State) verifyCredential(ctx context.Context, cfg *record.ScopeConfig, sc
 
 // verifyProof checks p over msg against the credential that lookup
 // returns (State.credential: live ones; State.registered: any ever
-// registered to the account).
+// registered to the account), a passkey assertion for cfg's relying
+// party and origins.
 func (s State) verifyProof(ctx context.Context, cfg *record.ScopeConfig, scope, account string, p CredentialProof, msg []byte,
 	lookup func(ctx context.Context, scope, account string, id []byte) (*record.Credential, error)) (*record.Credential, error) {
+	return s.checkProof(ctx, cfg, scope, account, p, msg, lookup, false)
+}
+
+// checkProof is verifyProof; with anyConfig (Apply), a passkey assertion
+// is checked for the relying party and origins of any config the scope
+// has or had (passkeyConfig), not cfg's only.
+func (s State) checkProof(ctx context.Context, cfg *record.ScopeConfig, scope, account string, p CredentialProof, msg []byte,
+	lookup func(ctx context.Context, scope, account string, id []byte) (*record.Credential, error), anyConfig bool) (*record.Credential, error) {
 	switch {
 	case p.Signer != nil:
 		// The base config's keys (no record changes it, so that Apply
@@ -613,6 +636,11 @@ func (s State) verifyProof(ctx context.Context, cfg *record.ScopeConfig, scope, 
 		}
 		if c.Kind != record.CredPasskey {
 			return nil, deny(api.CodeAuthBadProof, "credential is not a passkey")
+		}
+		if anyConfig {
+			if cfg, err = s.assertionConfig(ctx, scope, cfg, par); err != nil {
+				return nil, err
+			}
 		}
 		if err := verifyAssertion(cfg, par, c.PublicKey, challengeOf(msg)); err != nil {
 			return nil, deny(api.CodeAuthBadProof, "%v", err)
@@ -707,14 +735,13 @@ func (a Applier) Apply(ctx context.Context, tx store.Ops, rec []byte) error {
 		return err
 	}
 	writes = append(writes, kv{nsApplied, idKey, []byte{byte(r.Kind)}})
-	// The scope's epoch: what Authorize's cache is checked against.
-	if scope := recordScope(body); scope != "" {
-		w, err := st.epochWrite(ctx, scope)
-		if err != nil {
-			return err
-		}
-		writes = append(writes, w)
+	// The account's or the scope's epoch: what Authorize's cache is
+	// checked against (cache.go).
+	ew, err := st.epochWrites(ctx, body)
+	if err != nil {
+		return err
 	}
+	writes = append(writes, ew...)
 	for _, w := range writes {
 		if err := tx.Put(ctx, w.ns, w.key, w.val); err != nil {
 			return fmt.Errorf("auth: store: %w", err)
@@ -888,22 +915,11 @@ func (s State) scopeUpdate(ctx context.Context, r *record.Record, b *record.Scop
 		}
 		return nil, &Denial{Code: api.CodeAuthConflict, Missing: true, Msg: fmt.Sprintf("scope %s is at sequence %d; update %d is stale", b.Scope, prevSeq, b.Seq)}
 	}
+	// Accounts stored before accounts recorded their mode keep the base
+	// config's (registeredMode).
 	ws = append(ws,
 		kv{nsScopeUpdate, fmt.Sprintf("%s/%016x/%x", b.Scope, b.Seq, id[:]), r.Marshal()},
 		kv{nsScope, b.Scope, scopeValue(seq, cfg)})
-	if cfg.Mode != prev.Mode {
-		// Accounts stored before accounts recorded their mode have the
-		// scope's current mode (AccountMode): pin it before it changes.
-		es, err := s.ops.List(ctx, nsAccount, b.Scope+"/", 0)
-		if err != nil {
-			return nil, fmt.Errorf("auth: store: %w", err)
-		}
-		for _, e := range es {
-			if len(e.Value) == 9 {
-				ws = append(ws, kv{nsAccount, e.Key, append(bytes.Clone(e.Value), byte(prev.Mode))})
-			}
-		}
-	}
 	return ws, nil
 }
 
@@ -1095,7 +1111,13 @@ func (s State) accountRegister(ctx context.Context, r *record.Record, b *record.
 			// Missing: an update to user or hybrid mode may arrive.
 			return nil, &Denial{Code: api.CodeAuthBadProof, Missing: true, Msg: fmt.Sprintf("scope %s is in developer mode: its accounts are registered by the developer", b.Scope)}
 		}
-		if cred, err = passkeyRegistration(cfg, r, b); err != nil {
+		// For the relying party and origins of any config the scope has
+		// or had (passkeyorigin.go).
+		acfg, err := s.attestationConfig(ctx, b.Scope, cfg, r.Auth.WebAuthn)
+		if err != nil {
+			return nil, err
+		}
+		if cred, err = passkeyRegistration(acfg, r, b); err != nil {
 			return nil, err
 		}
 		how = regPasskey
@@ -1372,11 +1394,11 @@ func (s State) accountAuthority(ctx context.Context, r *record.Record, cfg *reco
 		}
 		return s.devAuthority(ctx, r, cfg, scope, ever)
 	}
-	lookup := s.credential
 	if ever {
-		lookup = s.registered
+		_, err := s.appliedProof(ctx, r, cfg, scope, account)
+		return err
 	}
-	_, err := s.credentialProof(ctx, r, cfg, scope, account, lookup)
+	_, err := s.credentialProof(ctx, r, cfg, scope, account, s.credential)
 	return err
 }
 
@@ -1387,9 +1409,24 @@ func (s State) credentialAuthority(ctx context.Context, r *record.Record, cfg *r
 }
 
 // credentialProof checks that r is proven by the credential of the
-// account that lookup returns, and returns it.
+// account that lookup returns, a passkey's for cfg's relying party and
+// origins, and returns it.
 func (s State) credentialProof(ctx context.Context, r *record.Record, cfg *record.ScopeConfig, scope, account string,
 	lookup func(ctx context.Context, scope, account string, id []byte) (*record.Credential, error)) (*record.Credential, error) {
+	return s.recordProof(ctx, r, cfg, scope, account, lookup, false)
+}
+
+// appliedProof is what Apply checks a record proven by a credential of
+// the account with: any credential ever registered to it (State.registered),
+// a passkey's for the relying party and origins of any config the scope
+// has or had (passkeyConfig), so that whether the record applies does not
+// depend on the order revocations and scope.updates arrive in.
+func (s State) appliedProof(ctx context.Context, r *record.Record, cfg *record.ScopeConfig, scope, account string) (*record.Credential, error) {
+	return s.recordProof(ctx, r, cfg, scope, account, s.registered, true)
+}
+
+func (s State) recordProof(ctx context.Context, r *record.Record, cfg *record.ScopeConfig, scope, account string,
+	lookup func(ctx context.Context, scope, account string, id []byte) (*record.Credential, error), anyConfig bool) (*record.Credential, error) {
 	var p CredentialProof
 	switch r.Auth.Kind {
 	case record.AuthSignature:
@@ -1400,7 +1437,7 @@ func (s State) credentialProof(ctx context.Context, r *record.Record, cfg *recor
 	default:
 		return nil, deny(api.CodeAuthBadProof, "must be proven by a credential of the account")
 	}
-	return s.verifyProof(ctx, cfg, scope, account, p, record.SigningMessage(r.Kind, r.Body), lookup)
+	return s.checkProof(ctx, cfg, scope, account, p, record.SigningMessage(r.Kind, r.Body), lookup, anyConfig)
 }
 
 func (s State) credentialAdd(ctx context.Context, r *record.Record, b *record.CredentialAddBody) ([]kv, error) {
@@ -1449,7 +1486,7 @@ func (s State) credentialAdd(ctx context.Context, r *record.Record, b *record.Cr
 		}
 		return s.credentialWrites(ctx, cfg, b.Scope, b.Account, b.Credential, originDeveloper, r.ID(), signerIDs(r))
 	}
-	adder, err := s.credentialProof(ctx, r, cfg, b.Scope, b.Account, s.registered)
+	adder, err := s.appliedProof(ctx, r, cfg, b.Scope, b.Account)
 	if err != nil {
 		return nil, err
 	}
@@ -1513,7 +1550,7 @@ func (s State) accountMode(ctx context.Context, r *record.Record, b *record.Acco
 			return nil, err
 		}
 	} else {
-		c, err := s.credentialProof(ctx, r, cfg, b.Scope, b.Account, s.registered)
+		c, err := s.appliedProof(ctx, r, cfg, b.Scope, b.Account)
 		if err != nil {
 			return nil, err
 		}
@@ -1581,7 +1618,7 @@ func (s State) sessionCreate(ctx context.Context, r *record.Record, b *record.Se
 	// and the session is not revoked (Authorize checks both), so
 	// applying it does not depend on the order revocations arrive in. A
 	// revoked session's record is stored too, and stays revoked.
-	if _, err := s.credentialProof(ctx, r, cfg, b.Scope, b.Account, s.registered); err != nil {
+	if _, err := s.appliedProof(ctx, r, cfg, b.Scope, b.Account); err != nil {
 		return nil, err
 	}
 	sid := b.Key.ID()

@@ -22,7 +22,9 @@ import (
 //     add is for an account in developer mode;
 //   - a session.create, and a user's credential.add, must be proven by a
 //     live credential of the account (Apply takes any credential ever
-//     registered to it);
+//     registered to it), a passkey on one of the scope's current origins;
+//   - a passkey registration must be made on one of the scope's current
+//     origins (Apply takes any origin the scope had: passkeyorigin.go);
 //   - an account.mode must move the account to the scope's current mode,
 //     from another mode, with a seq above the account's last change, and
 //     be signed as the account's current mode requires: developer keys of
@@ -73,11 +75,20 @@ func (s State) checkSubmission(ctx context.Context, rec *record.Record) error {
 			return prefixed(rec.Kind, err)
 		}
 	case *record.AccountRegisterBody:
-		if rec.Auth.Kind != record.AuthSignature && rec.Auth.Kind != record.AuthSignatures {
-			return nil
-		}
 		_, cfg, err := s.Scope(ctx, b.Scope)
 		if err != nil {
+			return nil
+		}
+		if rec.Auth.Kind == record.AuthPasskeyCreate || rec.Auth.Kind == record.AuthPasskeyCreateKeyed {
+			// Apply takes an attestation made on an origin of any config
+			// the scope had (passkeyorigin.go); a client gets one made on
+			// an origin the scope no longer has refused.
+			if c, err := s.attestationConfig(ctx, b.Scope, cfg, rec.Auth.WebAuthn); err == nil && c != cfg {
+				return deny(api.CodeAuthBadProof, "%s: the passkey was created on an origin (or for a relying party) scope %s no longer has", rec.Kind, b.Scope)
+			}
+			return nil
+		}
+		if rec.Auth.Kind != record.AuthSignature && rec.Auth.Kind != record.AuthSignatures {
 			return nil
 		}
 		if err := devSigned(rec, cfg); err != nil {
