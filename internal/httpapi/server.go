@@ -332,8 +332,10 @@ func (h *handler) serveRPC(w http.ResponseWriter, r *http.Request) {
 // fetch may POST text/plain, application/x-www-form-urlencoded or
 // multipart/form-data to any origin without asking it first, but
 // application/json (or any other type) needs a CORS preflight, which the
-// node never grants. So a page on another origin cannot, for example,
-// run keymesh_initiateRegistration from its visitors' browsers.
+// node grants only to a scope's own origins, and then lets them read only
+// the answers of the passkey ceremonies (cors.go). So a page on another
+// origin cannot, for example, run keymesh_initiateRegistration from its
+// visitors' browsers.
 func checkContentType(h http.Header, sealing bool) *api.Error {
 	want := "application/json"
 	if sealing && envelope.DetectMode(h) == envelope.ModeHPKE {
