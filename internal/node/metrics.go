@@ -25,4 +25,15 @@ func registerTransportMetrics(reg prometheus.Registerer, tr *transport.Transport
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help},
 			func() float64 { return float64(c.get(tr.Stats())) }))
 	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "keymesh_peer_policy_mismatch",
+		Help: "Peers refused now because their cluster policy digest differs from this node's (docs/operations.md, \"Cluster policy\")."},
+		func() float64 {
+			n := 0
+			for _, p := range tr.Peers() {
+				if p.PolicyMismatch {
+					n++
+				}
+			}
+			return float64(n)
+		}))
 }

@@ -5,7 +5,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -180,6 +182,9 @@ func TestPolicyMismatch(t *testing.T) {
 		if !strings.Contains(tc.logs.String(), `"peer_policy_digest":"`+bad.String()+`","policy_digest":"`+good.String()+`"`) {
 			t.Fatalf("%s: node 1's log does not name both digests", v.name)
 		}
+		if m := metric(t, tc.nodes[0], "keymesh_peer_policy_mismatch"); m != "1" {
+			t.Fatalf("%s: node 1's keymesh_peer_policy_mismatch is %q, want 1", v.name, m)
+		}
 
 		// Node 3 cannot push a record to them, even a valid one: its
 		// write through its own API finds no quorum.
@@ -220,6 +225,9 @@ func TestPolicyMismatch(t *testing.T) {
 		for _, n := range tc.nodes {
 			wantReady(t, n, 200)
 		}
+		if m := metric(t, tc.nodes[0], "keymesh_peer_policy_mismatch"); m != "0" {
+			t.Fatalf("%s fixed: node 1's keymesh_peer_policy_mismatch is %q, want 0", v.name, m)
+		}
 		eventually(t, v.name+": node 3's scope caught up", func() error {
 			for i := range 2 {
 				tc.nodes[i].Replica().CatchUp(ctx)
@@ -230,4 +238,24 @@ func TestPolicyMismatch(t *testing.T) {
 			return nil
 		})
 	}
+}
+
+// metric returns the value of an unlabelled metric on n's metrics listener.
+func metric(t *testing.T, n *Node, name string) string {
+	t.Helper()
+	resp, err := http.Get(n.MetricsURL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return v
+		}
+	}
+	return ""
 }
