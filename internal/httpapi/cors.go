@@ -96,6 +96,20 @@ func (c *CORS) servePreflight(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// servePreflight answers a preflight, charged to the client address's
+// rate limit (each costs a scope lookup): over it, a 429 without CORS
+// headers.
+func (h *handler) servePreflight(w http.ResponseWriter, r *http.Request) {
+	if h.limiter != nil {
+		if e := h.limiter.admit(ClientSource(r.Context()), "", ""); e != nil {
+			w.Header().Add("Vary", "Origin")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+	}
+	h.CORS.servePreflight(w, r)
+}
+
 // corsHeadersAllowed says whether every header named in an
 // Access-Control-Request-Headers value is one of CORSAllowHeaders.
 func corsHeadersAllowed(v string) bool {

@@ -210,3 +210,33 @@ func TestCORSOff(t *testing.T) {
 		}
 	}
 }
+
+// TestCORSPreflightRateLimited: preflights are charged to the client
+// address's bucket (each costs a scope lookup): over it, a 429 without
+// CORS headers, and the store is not asked.
+func TestCORSPreflightRateLimited(t *testing.T) {
+	var lookups atomic.Int64
+	h := NewHandler(Options{
+		RateLimits: &RateLimits{Client: Rate{PerSecond: 0.001, Burst: 2}},
+		CORS: &CORS{Origins: func(context.Context, string) ([]string, error) {
+			lookups.Add(1)
+			return []string{originA}, nil
+		}},
+	})
+	for i, want := range []int{204, 204, 429, 429} {
+		r := httptest.NewRequest("OPTIONS", "/?scope=a", nil)
+		r.Header.Set("Origin", originA)
+		r.Header.Set("Access-Control-Request-Method", "POST")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != want {
+			t.Fatalf("preflight %d: %d, want %d", i, w.Code, want)
+		}
+		if got := w.Result().Header.Get("Access-Control-Allow-Origin"); (got != "") != (want == 204) {
+			t.Fatalf("preflight %d: Access-Control-Allow-Origin %q", i, got)
+		}
+	}
+	if n := lookups.Load(); n != 2 {
+		t.Fatalf("%d scope lookups, want 2", n)
+	}
+}

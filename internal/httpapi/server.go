@@ -173,7 +173,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx = withProofs(ctx, r.Header.Get(ProofsHeader))
 	ctx = envelope.WithSource(ctx, SourceOf(clientAddr(r, h.TrustedProxies)))
 	if preflight {
-		h.CORS.servePreflight(sw, r)
+		h.servePreflight(sw, r.WithContext(ctx))
 	} else {
 		h.mux.ServeHTTP(sw, r.WithContext(ctx))
 	}
