@@ -320,3 +320,23 @@ func FuzzPolicyDigest(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParsePolicyDigest: a peer's certificate carries the digest as text;
+// ParsePolicyDigest takes exactly String's form and nothing else.
+func FuzzParsePolicyDigest(f *testing.F) {
+	f.Add(policyNode().PolicyDigest().String())
+	f.Add("")
+	f.Add(strings.Repeat("A", 64))
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParsePolicyDigest(s)
+		if err != nil {
+			if d != (PolicyDigest{}) || !strings.HasPrefix(err.Error(), "config: ") {
+				t.Fatalf("error %v with digest %s", err, d)
+			}
+			return
+		}
+		if d.String() != s {
+			t.Fatalf("%q parsed to %s", s, d)
+		}
+	})
+}
