@@ -76,6 +76,23 @@ type Scope struct {
 	// keys or of this quorum (the effective value: a majority unless the
 	// config names one).
 	DevQuorum int `json:"developerQuorum"`
+	// Quota is what the scope may use of the cluster, as its config sets
+	// it (zero fields: the nodes' defaults).
+	Quota ScopeQuota `json:"quota"`
+}
+
+// ScopeQuota is a scope's quotas as its config sets them (issue 16). A
+// zero field means the nodes' default: 2 key generations in flight, 50
+// signatures a second per gateway, 100,000 accounts, 100,000 wallet keys.
+// Each node applies them to its own work, so a scope using every gateway
+// of an n-node cluster signs up to n × SignaturesPerSecond; nodes clamp
+// SignaturesPerSecond to 1000. A request over a quota gets
+// CodeRateLimited (rates) or CodeLimitExceeded (counts).
+type ScopeQuota struct {
+	KeygensInFlight     uint32 `json:"keygensInFlight,omitempty"`     // key generations of the scope at once, per node
+	SignaturesPerSecond uint32 `json:"signaturesPerSecond,omitempty"` // signatures per second, per node as gateway
+	MaxAccounts         uint32 `json:"maxAccounts,omitempty"`         // accounts in the scope
+	MaxKeys             uint32 `json:"maxKeys,omitempty"`             // wallet keys in the scope
 }
 
 // GetScopeParams are keymesh_getScope's params.

@@ -81,6 +81,10 @@ type ScopeConfig struct {
 	// (SignDigest, keymesh_signDigest). Leave it off unless the app needs
 	// it: a raw digest may be a transaction's or another app's message.
 	AllowRawDigest bool
+	// Quota limits what the scope may use of the cluster: key generations
+	// in flight, signatures per second per gateway, accounts and wallet
+	// keys (api.ScopeQuota). Zero fields take the nodes' defaults.
+	Quota api.ScopeQuota
 }
 
 func (c ScopeConfig) record(signer *Key) (record.ScopeConfig, error) {
@@ -91,7 +95,8 @@ func (c ScopeConfig) record(signer *Key) (record.ScopeConfig, error) {
 	if c.DeveloperQuorum < 0 || c.DeveloperQuorum > record.MaxDevKeys {
 		return record.ScopeConfig{}, fmt.Errorf("developer quorum %d: want 0 (a majority) to %d", c.DeveloperQuorum, record.MaxDevKeys)
 	}
-	out := record.ScopeConfig{RPID: c.RPID, Origins: c.Origins, Mode: m, SessionTTL: uint32(c.SessionTTL / time.Second), AllowRawDigest: c.AllowRawDigest, DevQuorum: uint8(c.DeveloperQuorum)}
+	out := record.ScopeConfig{RPID: c.RPID, Origins: c.Origins, Mode: m, SessionTTL: uint32(c.SessionTTL / time.Second), AllowRawDigest: c.AllowRawDigest, DevQuorum: uint8(c.DeveloperQuorum),
+		Quota: record.ScopeQuota{KeygensInFlight: c.Quota.KeygensInFlight, SignsPerSecond: c.Quota.SignaturesPerSecond, MaxAccounts: c.Quota.MaxAccounts, MaxKeys: c.Quota.MaxKeys}}
 	keys := c.DeveloperKeys
 	if len(keys) == 0 {
 		keys = []string{signer.Public()}

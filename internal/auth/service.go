@@ -188,7 +188,8 @@ func decodeRecordParam(s string) (*record.Record, error) {
 }
 
 func scopeInfo(id string, seq uint64, c *record.ScopeConfig) *api.Scope {
-	out := &api.Scope{ID: id, Seq: seq, RPID: c.RPID, Origins: c.Origins, Mode: c.Mode.String(), SessionTTL: c.SessionTTL, AllowRawDigest: c.AllowRawDigest, DevQuorum: c.Quorum()}
+	out := &api.Scope{ID: id, Seq: seq, RPID: c.RPID, Origins: c.Origins, Mode: c.Mode.String(), SessionTTL: c.SessionTTL, AllowRawDigest: c.AllowRawDigest, DevQuorum: c.Quorum(),
+		Quota: api.ScopeQuota{KeygensInFlight: c.Quota.KeygensInFlight, SignaturesPerSecond: c.Quota.SignsPerSecond, MaxAccounts: c.Quota.MaxAccounts, MaxKeys: c.Quota.MaxKeys}}
 	for _, k := range c.DevKeys {
 		out.DevKeys = append(out.DevKeys, k.String())
 	}

@@ -542,8 +542,15 @@ func printAccount(w interface{ Write([]byte) (int, error) }, res *api.CreateAcco
 
 // devAccount makes everything a client needs on a development cluster:
 // a new developer key, a developer-mode scope signed by it, the account
-// registered in it (delegated registration), and a wallet key for it.
+// registered in it (delegated registration), and a wallet key for it. The
+// scope has the nodes' default quotas.
 func devAccount(ctx context.Context, url, account, rpID string, opts ...client.Option) (*credsFile, *api.CreateAccountResult, error) {
+	return devAccountQuota(ctx, url, account, rpID, api.ScopeQuota{}, opts...)
+}
+
+// devAccountQuota is devAccount with the scope's quota (zero fields: the
+// nodes' defaults).
+func devAccountQuota(ctx context.Context, url, account, rpID string, quota api.ScopeQuota, opts ...client.Option) (*credsFile, *api.CreateAccountResult, error) {
 	cl, err := newClient(url, 1, opts...)
 	if err != nil {
 		return nil, nil, err
@@ -557,6 +564,7 @@ func devAccount(ctx context.Context, url, account, rpID string, opts ...client.O
 		Origins:    []string{"http://" + rpID},
 		Mode:       "developer",
 		SessionTTL: 24 * time.Hour,
+		Quota:      quota,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("creating a scope: %w", err)

@@ -19,8 +19,13 @@ import (
 
 	"github.com/keymesh/keymesh/api"
 	"github.com/keymesh/keymesh/client"
+	"github.com/keymesh/keymesh/internal/auth"
 	"github.com/keymesh/keymesh/internal/load"
 )
+
+// benchSignRate is the signature quota of the scope bench sign creates:
+// auth.MaxSignsPerSecond, the most a node lets any scope have.
+const benchSignRate = auth.MaxSignsPerSecond
 
 func newBenchCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -245,13 +250,15 @@ func benchAccount(ctx context.Context, c *creds, conns int, log io.Writer) (*cli
 		account = "bench-" + hex.EncodeToString(b[:])
 	}
 	t0 := time.Now()
-	f, res, err := devAccount(ctx, url, account, "localhost", c.clientOptions()...)
+	// The bench measures the cluster, not the default quota (50 signatures a
+	// second per gateway): its scope asks for the most a node allows.
+	f, res, err := devAccountQuota(ctx, url, account, "localhost", api.ScopeQuota{SignaturesPerSecond: benchSignRate}, c.clientOptions()...)
 	if err != nil {
 		return nil, fmt.Errorf("setting up a wallet to sign with: %w", err)
 	}
 	f.Measurements = c.measurements
-	fmt.Fprintf(log, "created scope %s, account %s, wallet %s (threshold %d of %d) in %s\n",
-		f.Scope, f.Account, f.Address, res.Threshold, res.N, time.Since(t0).Round(time.Millisecond))
+	fmt.Fprintf(log, "created scope %s (quota %d signatures/s per gateway), account %s, wallet %s (threshold %d of %d) in %s\n",
+		f.Scope, benchSignRate, f.Account, f.Address, res.Threshold, res.N, time.Since(t0).Round(time.Millisecond))
 	if c.file != "" {
 		if err := writeCreds(c.file, f, false); err != nil {
 			return nil, err

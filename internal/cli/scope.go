@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
+	"github.com/keymesh/keymesh/api"
 	"github.com/keymesh/keymesh/client"
 	"github.com/keymesh/keymesh/internal/record"
 )
@@ -137,6 +139,7 @@ func newScopeCreateCmd() *cobra.Command {
 		ttl            time.Duration
 		allowRawDigest bool
 		quorum         int
+		quota          quotaFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "create --key-file FILE --rp-id DOMAIN --origin URL",
@@ -157,7 +160,11 @@ developer keys (scope update); 0, the default, means a majority (1 of 1,
 
 --allow-raw-digest lets the scope's accounts sign raw 32-byte digests
 (keymesh_signDigest). It is off by default: a raw digest may be a
-transaction's or another app's message, which no one approving it can read.`,
+transaction's or another app's message, which no one approving it can read.
+
+Quotas (0: the nodes' default): --max-keygens-in-flight (2) key generations
+at once per node, --max-signatures-per-second (50) per node as gateway (at
+most 1000), --max-accounts (100,000), --max-keys (100,000) wallet keys.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c.warn = cmd.ErrOrStderr()
@@ -184,7 +191,7 @@ transaction's or another app's message, which no one approving it can read.`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), c.timeout)
 			defer cancel()
-			sc, err := cl.CreateScope(ctx, k, client.ScopeConfig{RPID: rpID, Origins: origins, Mode: mode, SessionTTL: ttl, DeveloperKeys: devKeys, AllowRawDigest: allowRawDigest, DeveloperQuorum: quorum})
+			sc, err := cl.CreateScope(ctx, k, client.ScopeConfig{RPID: rpID, Origins: origins, Mode: mode, SessionTTL: ttl, DeveloperKeys: devKeys, AllowRawDigest: allowRawDigest, DeveloperQuorum: quorum, Quota: quota.q})
 			if err != nil {
 				return err
 			}
@@ -200,6 +207,7 @@ transaction's or another app's message, which no one approving it can read.`,
 	f.StringSliceVar(&devKeys, "developer-key", nil, "developer public keys of the scope (repeatable; default: the signing key's)")
 	f.BoolVar(&allowRawDigest, "allow-raw-digest", false, "let the scope's accounts sign raw digests (keymesh_signDigest)")
 	f.IntVar(&quorum, "developer-quorum", 0, "developer keys needed to change the developer keys (0: a majority)")
+	quota.flags(f)
 	return cmd
 }
 
@@ -211,6 +219,7 @@ func newScopeUpdateCmd() *cobra.Command {
 		ttl              time.Duration
 		allowRawDigest   bool
 		quorum           int
+		quota            quotaFlags
 	)
 	c.multiKey = true
 	cmd := &cobra.Command{
@@ -224,7 +233,10 @@ One developer key changes the relying party, origins, mode, session lifetime
 and --allow-raw-digest. A new mode applies to accounts registered from then
 on; existing accounts keep theirs. Changing --developer-key or
 --developer-quorum takes the current quorum of developer keys (repeat
---key-file), so that one stolen key cannot remove the others.`,
+--key-file), so that one stolen key cannot remove the others.
+
+The quota flags (see scope create) replace the quotas they name; 0 sets the
+nodes' default.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c.warn = cmd.ErrOrStderr()
@@ -247,7 +259,7 @@ on; existing accounts keep theirs. Changing --developer-key or
 				return err
 			}
 			cfg := client.ScopeConfig{RPID: cur.RPID, Origins: cur.Origins, Mode: cur.Mode, SessionTTL: time.Duration(cur.SessionTTL) * time.Second,
-				DeveloperKeys: cur.DevKeys, AllowRawDigest: cur.AllowRawDigest}
+				DeveloperKeys: cur.DevKeys, AllowRawDigest: cur.AllowRawDigest, Quota: quota.update(cmd.Flags(), cur.Quota)}
 			fl := cmd.Flags()
 			if fl.Changed("rp-id") {
 				cfg.RPID = rpID
@@ -294,6 +306,7 @@ on; existing accounts keep theirs. Changing --developer-key or
 	f.StringSliceVar(&devKeys, "developer-key", nil, "new developer public keys (repeatable; replaces the list; takes a quorum)")
 	f.IntVar(&quorum, "developer-quorum", 0, "new developer-key quorum (0: a majority; takes a quorum)")
 	f.BoolVar(&allowRawDigest, "allow-raw-digest", false, "let the scope's accounts sign raw digests")
+	quota.flags(f)
 	return cmd
 }
 
@@ -304,4 +317,30 @@ func contains(xs []string, x string) bool {
 		}
 	}
 	return false
+}
+
+// quotaFlags are the scope quota flags of scope create and update.
+type quotaFlags struct{ q api.ScopeQuota }
+
+func (qf *quotaFlags) flags(f *pflag.FlagSet) {
+	f.Uint32Var(&qf.q.KeygensInFlight, "max-keygens-in-flight", 0, "key generations of the scope at once, per node (0: default 2)")
+	f.Uint32Var(&qf.q.SignaturesPerSecond, "max-signatures-per-second", 0, "signatures per second, per node as gateway (0: default 50; at most 1000)")
+	f.Uint32Var(&qf.q.MaxAccounts, "max-accounts", 0, "accounts in the scope (0: default 100,000)")
+	f.Uint32Var(&qf.q.MaxKeys, "max-keys", 0, "wallet keys in the scope (0: default 100,000)")
+}
+
+// update returns cur with the quotas whose flags were given replaced.
+func (qf *quotaFlags) update(f *pflag.FlagSet, cur api.ScopeQuota) api.ScopeQuota {
+	for name, dst := range map[string]*uint32{
+		"max-keygens-in-flight":     &cur.KeygensInFlight,
+		"max-signatures-per-second": &cur.SignaturesPerSecond,
+		"max-accounts":              &cur.MaxAccounts,
+		"max-keys":                  &cur.MaxKeys,
+	} {
+		if f.Changed(name) {
+			v, _ := f.GetUint32(name)
+			*dst = v
+		}
+	}
+	return cur
 }

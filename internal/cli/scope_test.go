@@ -89,6 +89,24 @@ func TestScopeCommands(t *testing.T) {
 		t.Fatalf("quorum update %q: %v", out, err)
 	}
 
+	// Quotas: set at create, kept by an update that does not name them,
+	// replaced one by one by one that does.
+	out = mustRun(t, "scope", "create", "--key-file", keyFile, "--url", url, "--rp-id", "localhost", "--origin", "http://localhost:7100", "--max-signatures-per-second", "7", "--max-accounts", "30")
+	var q api.Scope
+	if err := json.Unmarshal([]byte(out), &q); err != nil || q.Quota != (api.ScopeQuota{SignaturesPerSecond: 7, MaxAccounts: 30}) {
+		t.Fatalf("scope create with quotas printed %q: %v", out, err)
+	}
+	out = mustRun(t, "scope", "update", "--key-file", keyFile, "--url", url, "--scope", q.ID, "--session-ttl", "2h")
+	q = api.Scope{ID: q.ID}
+	if err := json.Unmarshal([]byte(out), &q); err != nil || q.Quota != (api.ScopeQuota{SignaturesPerSecond: 7, MaxAccounts: 30}) || q.SessionTTL != 7200 {
+		t.Fatalf("an update naming no quota changed them: %q: %v", out, err)
+	}
+	out = mustRun(t, "scope", "update", "--key-file", keyFile, "--url", url, "--scope", q.ID, "--max-keys", "9", "--max-accounts", "0")
+	q = api.Scope{}
+	if err := json.Unmarshal([]byte(out), &q); err != nil || q.Quota != (api.ScopeQuota{SignaturesPerSecond: 7, MaxKeys: 9}) {
+		t.Fatalf("quota update printed %q: %v", out, err)
+	}
+
 	// The gateway (node 1) has them; so does the SDK's view through it.
 	c, err := client.New(url)
 	if err != nil {

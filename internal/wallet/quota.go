@@ -22,20 +22,6 @@ func rateLimited(scope string, after time.Duration) error {
 	return api.RateLimited("scope-signatures", after)
 }
 
-// peekRate refuses a signing request whose claimed scope (from its
-// approvals, not yet verified) has no token left, taking none.
-func (s *Service) peekRate(ctx context.Context, scope string) error {
-	if scope == "" {
-		return nil
-	}
-	q, _ := s.quota(ctx, scope)
-	if d := s.rates.peek(scope, q.SignsPerSecond, q.SignBurst); d > 0 {
-		s.stats.RateLimited.Add(1)
-		return rateLimited(scope, d)
-	}
-	return nil
-}
-
 // peekSlot refuses a request whose claimed scope is over its quota or
 // share of this node's sessions of kind w, before authorization (see
 // scheduler.peek).
@@ -55,15 +41,43 @@ func (s *Service) peekSlot(ctx context.Context, scope string, w work) error {
 	return nil
 }
 
-// takeRate takes an authorised signing request's token from its scope's
-// bucket.
-func (s *Service) takeRate(ctx context.Context, scope string) error {
-	q, _ := s.quota(ctx, scope)
+// takeRate takes a token from the bucket of the scope a signing request
+// claims (from its approvals, not yet verified) before the approval is
+// authorised and its nonces recorded, so that a request refused for its
+// rate has spent nothing and can be sent again (the SDK retries it after
+// retryAfterMs). The caller gives the token back with refund when the
+// request is refused before any signing starts: requests with forged
+// approvals claiming a scope hold its tokens only while they are verified.
+// A scope this node does not know takes no token (and creates no bucket):
+// its requests fail authorisation.
+func (s *Service) takeRate(ctx context.Context, scope string) (refund func(), err error) {
+	q, known := s.quota(ctx, scope)
+	if scope == "" || !known {
+		return func() {}, nil
+	}
 	if d, ok := s.rates.take(scope, q.SignsPerSecond, q.SignBurst); !ok {
 		s.stats.RateLimited.Add(1)
-		return rateLimited(scope, d)
+		return nil, rateLimited(scope, d)
 	}
-	return nil
+	return func() { s.rates.refund(scope, q.SignBurst) }, nil
+}
+
+// takeCosignRate is a co-signer's own bound on a scope's signatures: each
+// of the key's n holders signs at most SignsPerSecond as gateway, so an
+// honest cluster never asks one co-signer for more than n times that. A
+// malicious gateway that ignores its own quota gets no more: the
+// co-signer takes a token from its own bucket for the scope (rate and
+// burst n times the gateway's) before it authorises, and gives it back
+// when the request is refused.
+func (s *Service) takeCosignRate(ctx context.Context, w *wallet) (refund func(), err error) {
+	q, _ := s.quota(ctx, w.rec.Scope)
+	n := len(w.rec.Parties)
+	rate, burst := float64(n)*q.SignsPerSecond, n*q.SignBurst
+	if d, ok := s.cosignRates.take(w.rec.Scope, rate, burst); !ok {
+		s.stats.RateLimited.Add(1)
+		return nil, rateLimited(w.rec.Scope, d)
+	}
+	return func() { s.cosignRates.refund(w.rec.Scope, burst) }, nil
 }
 
 // keyCounts counts the wallet keys of each scope stored on this node: read

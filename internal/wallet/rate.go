@@ -63,18 +63,6 @@ func (r *signRates) prune(now time.Time) {
 	}
 }
 
-// peek returns how long until scope's bucket holds a token (0: now),
-// taking none.
-func (r *signRates) peek(scope string, rate float64, burst int) time.Duration {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	b := r.refill(scope, rate, burst, false)
-	if b == nil || b.tokens >= 1 {
-		return 0
-	}
-	return time.Duration((1 - b.tokens) / rate * float64(time.Second))
-}
-
 // take takes a token from scope's bucket; if there is none it takes
 // nothing and returns how long until there is one.
 func (r *signRates) take(scope string, rate float64, burst int) (time.Duration, bool) {
@@ -86,4 +74,13 @@ func (r *signRates) take(scope string, rate float64, burst int) (time.Duration, 
 		return 0, true
 	}
 	return time.Duration((1 - b.tokens) / rate * float64(time.Second)), false
+}
+
+// refund gives back a token taken from scope's bucket, up to its burst.
+func (r *signRates) refund(scope string, burst int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if b := r.m[scope]; b != nil {
+		b.tokens = min(float64(burst), b.tokens+1)
+	}
 }

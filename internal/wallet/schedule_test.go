@@ -140,15 +140,13 @@ func TestSchedulerRefusedScopeContends(t *testing.T) {
 	_ = b
 }
 
-// TestSignRates: the bucket holds a burst, refills at the rate, peek takes
-// nothing, and a scope's bucket is its own.
+// TestSignRates: the bucket holds a burst, refills at the rate, a refund
+// gives a token back (never beyond the burst), and a scope's bucket is its
+// own.
 func TestSignRates(t *testing.T) {
 	clk := newFakeClock()
 	r := newSignRates()
 	r.now = clk.now
-	if d := r.peek("a", 2, 2); d != 0 {
-		t.Fatalf("peek on a new bucket: %v", d)
-	}
 	for i := range 2 {
 		if _, ok := r.take("a", 2, 2); !ok {
 			t.Fatalf("take %d of a burst of 2 refused", i)
@@ -157,13 +155,17 @@ func TestSignRates(t *testing.T) {
 	if d, ok := r.take("a", 2, 2); ok || d != 500*time.Millisecond {
 		t.Fatalf("an empty bucket: ok %v, retry after %v (want 500ms)", ok, d)
 	}
-	for range 10 {
-		if d := r.peek("a", 2, 2); d != 500*time.Millisecond {
-			t.Fatalf("peek: %v", d)
-		}
+	r.refund("a", 2)
+	if _, ok := r.take("a", 2, 2); !ok {
+		t.Fatal("a refunded token cannot be taken")
 	}
 	if _, ok := r.take("b", 2, 2); !ok {
 		t.Fatal("another scope's bucket was drained by this one")
+	}
+	r.refund("b", 2)
+	r.refund("b", 2)
+	if r.m["b"].tokens != 2 {
+		t.Fatalf("refunds filled a bucket beyond its burst: %v tokens", r.m["b"].tokens)
 	}
 	clk.add(500 * time.Millisecond)
 	if _, ok := r.take("a", 2, 2); !ok {

@@ -106,12 +106,19 @@ type Service struct {
 
 	signTimeout, keygenTimeout time.Duration
 
-	sched    *scheduler
-	rates    *signRates
-	quota    func(ctx context.Context, scope string) (auth.Quota, bool)
-	busyWait [numWork]time.Duration
-	keys     keyCounts
-	runs     runs
+	sched *scheduler
+	rates *signRates // the scope's signatures as gateway
+	// cosignRates bounds the scope's signatures as co-signer
+	// (takeCosignRate).
+	cosignRates *signRates
+	quota       func(ctx context.Context, scope string) (auth.Quota, bool)
+	// claimedScope reads the scope a signing request's approvals name,
+	// before they are verified (proofsScope; the wallet's own tests, whose
+	// stand-in approvals have another format, replace it).
+	claimedScope func(proofs, method string, hash [32]byte) string
+	busyWait     [numWork]time.Duration
+	keys         keyCounts
+	runs         runs
 
 	mu    sync.Mutex
 	cache map[common.Address]*wallet // decoded share records by address
@@ -156,7 +163,7 @@ func New(opts Options) (*Service, error) {
 		catch: opts.CatchUp, audit: opts.Audit,
 		signTimeout: opts.SignTimeout, keygenTimeout: opts.KeygenTimeout,
 		cache: map[common.Address]*wallet{},
-		sched: newScheduler(opts.Limits), rates: newSignRates(), quota: opts.Quota,
+		sched: newScheduler(opts.Limits), rates: newSignRates(), cosignRates: newSignRates(), quota: opts.Quota, claimedScope: proofsScope,
 		busyWait: [numWork]time.Duration{workSign: opts.BusyWaitSign, workKeygen: opts.BusyWaitKeygen},
 	}
 	if s.busyWait[workSign] <= 0 {

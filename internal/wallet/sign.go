@@ -75,29 +75,28 @@ func (s *Service) signRPC(method string) httpapi.Handler {
 		proofs := httpapi.Proofs(ctx)
 		t1 := time.Now()
 		op := auth.Operation{Method: p.Method, Hash: p.Hash(), Request: req}
-		op.Scope = proofsScope(proofs, op.Method, op.Hash) // the account: the one the proofs name
-		if err := s.peekRate(ctx, op.Scope); err != nil {
+		op.Scope = s.claimedScope(proofs, op.Method, op.Hash) // the account: the one the proofs name
+		if err := s.peekSlot(ctx, op.Scope, workSign); err != nil {
 			return nil, err // before the approval is recorded: it can be sent again
 		}
-		if err := s.peekSlot(ctx, op.Scope, workSign); err != nil {
+		refund, err := s.takeRate(ctx, op.Scope)
+		if err != nil {
 			return nil, err // the same
 		}
-		pr, err := s.authorizeOp(ctx, op, proofs)
+		w, err := s.authorizeSign(ctx, method, op, proofs, p)
 		s.stats.AuthNanos.Add(uint64(time.Since(t1)))
 		if err != nil {
-			return nil, clientError(err)
-		}
-		w, err := s.load(ctx, p.Address)
-		if errors.Is(err, errNoAccount) || err == nil && (w.rec.Scope != pr.Scope || w.rec.Account != pr.Account) {
-			return nil, errNotYours(method, p.Address)
-		} else if err != nil {
+			refund()
 			return nil, err
 		}
-		if p.Method == api.MethodSignDigest && (s.raw == nil || !s.raw(ctx, w.rec.Scope)) {
-			return nil, api.Errorf(api.CodeRejected, "%s is not enabled for scope %s: raw digests can be transactions; use personal_sign, eth_signTypedData_v4 or eth_signTransaction", p.Method, w.rec.Scope)
-		}
-		if err := s.takeRate(ctx, w.rec.Scope); err != nil {
-			return nil, err
+		if w.rec.Scope != op.Scope {
+			// The approvals did not name the approving scope up front
+			// (proofs of an odd shape): its token is taken now, after the
+			// approval was recorded.
+			refund()
+			if _, err := s.takeRate(ctx, w.rec.Scope); err != nil {
+				return nil, err
+			}
 		}
 		sig, err := s.signAs(ctx, w, p, params, req, proofs)
 		if err != nil {
@@ -106,6 +105,25 @@ func (s *Service) signRPC(method string) httpapi.Handler {
 		s.stats.Signs.Add(1)
 		return p.result(sig)
 	}
+}
+
+// authorizeSign authorises op and returns the wallet at p.Address that
+// the approving account holds.
+func (s *Service) authorizeSign(ctx context.Context, method string, op auth.Operation, proofs string, p *Prepared) (*wallet, error) {
+	pr, err := s.authorizeOp(ctx, op, proofs)
+	if err != nil {
+		return nil, clientError(err)
+	}
+	w, err := s.load(ctx, p.Address)
+	if errors.Is(err, errNoAccount) || err == nil && (w.rec.Scope != pr.Scope || w.rec.Account != pr.Account) {
+		return nil, errNotYours(method, p.Address)
+	} else if err != nil {
+		return nil, err
+	}
+	if p.Method == api.MethodSignDigest && (s.raw == nil || !s.raw(ctx, w.rec.Scope)) {
+		return nil, api.Errorf(api.CodeRejected, "%s is not enabled for scope %s: raw digests can be transactions; use personal_sign, eth_signTypedData_v4 or eth_signTransaction", p.Method, w.rec.Scope)
+	}
+	return w, nil
 }
 
 // errNotYours is signRPC's answer when the approving account does not hold
@@ -422,7 +440,13 @@ func (s *Service) handleSign(ctx context.Context, from uint16, body []byte) ([]b
 		return nil, refusal(berr)
 	}
 	defer sl.release()
+	refund, rerr := s.takeCosignRate(ctx, w)
+	if rerr != nil {
+		s.log.Warn("refused to co-sign: the scope is over its signature rate", "gateway", from, "scope", w.rec.Scope)
+		return nil, refusal(rerr)
+	}
 	if err := s.authorize(ctx, w, p, inv.Request, inv.Proofs); err != nil {
+		refund()
 		s.log.Warn("refused to co-sign: not authorised", "gateway", from, "method", p.Method, "err", err)
 		s.auditOp(ctx, audit.KindCosign, signOp(w, p, inv.Request), inv.Proofs, inv.Signers, err)
 		return nil, refusal(err)
