@@ -245,6 +245,7 @@ async function sealedCall(url, method, scope, body) {
   });
   const out = await resp.json();
   if (!(META_FIELD in out)) {
+    attestation = null; // attest again next time (the node's keys may have changed)
     const e = out.error || {};
     throw new Error(`${method}: the node refused the sealed request (code ${e.code}; unauthenticated answer)`);
   }
