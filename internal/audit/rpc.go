@@ -125,11 +125,7 @@ func (p *Publisher) Run(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		seq, _, err := p.o.Log.Head(ctx)
-		p.mu.Lock()
-		due := err == nil && seq > p.sent
-		p.mu.Unlock()
-		if !due {
+		if !p.due(ctx) {
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, interval)
@@ -138,4 +134,28 @@ func (p *Publisher) Run(ctx context.Context, interval time.Duration) {
 		}
 		cancel()
 	}
+}
+
+// due reports whether the chain grew since every peer last acknowledged a
+// head.
+func (p *Publisher) due(ctx context.Context) bool {
+	seq, _, err := p.o.Log.Head(ctx)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return err == nil && seq > p.sent
+}
+
+// Final signs and sends the head once more at a clean shutdown, when the
+// chain grew since the last head every peer acknowledged, so that the
+// entries of the node's last minute are covered by a head its peers hold
+// too (without it, they are only as good as the node's word until it
+// runs again). It returns the head sent (nil if none was due) and the
+// peers' errors; peers that are down at that moment miss it, and get the
+// next head after the restart. Call it after Run has returned and before
+// the transport closes.
+func (p *Publisher) Final(ctx context.Context) (*SignedHead, error) {
+	if !p.due(ctx) {
+		return nil, nil
+	}
+	return p.Publish(ctx)
 }

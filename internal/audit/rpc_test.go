@@ -88,3 +88,38 @@ func TestHeadHandlerRefusesMaliciousPeers(t *testing.T) {
 		}
 	})
 }
+
+// TestFinalHeadCoversLastEntries: at shutdown, Final signs and sends a
+// head only when the chain grew since the last head every peer
+// acknowledged, and then the peer holds a head covering the last entry.
+func TestFinalHeadCoversLastEntries(t *testing.T) {
+	ctx := context.Background()
+	pub1, id1, _ := ed25519.GenerateKey(rand.Reader)
+	backends(t, func(t *testing.T, open func() store.Store) {
+		recv := NewPublisher(PublisherOptions{Heads: NewHeadStore(open()), Cluster: "c1", Self: 2,
+			Peers: map[uint16]ed25519.PublicKey{1: pub1}})
+		st1 := open()
+		l1 := chain(t, st1, 4)
+		sender := NewPublisher(PublisherOptions{Log: l1, Cluster: "c1", Self: 1, Identity: id1,
+			Peers:  map[uint16]ed25519.PublicKey{2: nil},
+			Caller: peerCaller{from: 1, handlers: map[uint16]func(context.Context, uint16, []byte) ([]byte, error){2: recv.Handler()}}})
+		if _, err := sender.Publish(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if sh, err := sender.Final(ctx); sh != nil || err != nil {
+			t.Fatalf("nothing new, yet Final sent %v %v", sh, err)
+		}
+		l1.Append(ctx, sample(4))
+		l1.Append(ctx, sample(5))
+		if sh, err := sender.Final(ctx); err != nil || sh == nil || sh.Seq != 6 {
+			t.Fatalf("final: %v %v", sh, err)
+		}
+		held, _ := recv.o.Heads.Heads(ctx, 1)
+		if len(held) != 2 || held[1].Seq != 6 {
+			t.Fatalf("peer holds %v", held)
+		}
+		if rep, err := Verify(ctx, st1, 1, pub1, held); err != nil || !rep.OK() || rep.Matched != 6 {
+			t.Fatalf("%+v %v", rep, err)
+		}
+	})
+}

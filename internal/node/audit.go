@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/keymesh/keymesh/internal/audit"
+	"github.com/keymesh/keymesh/internal/httpapi"
 	"github.com/keymesh/keymesh/internal/replica"
 	"github.com/keymesh/keymesh/internal/store"
 )
@@ -15,11 +16,15 @@ import (
 // sends it to its peers, when the chain grew (package audit).
 const auditHeadInterval = time.Minute
 
+// auditFinalTimeout bounds sending the head signed at shutdown.
+const auditFinalTimeout = 3 * time.Second
+
 // auditHook holds the node's audit log (package audit) and the publisher
 // of its signed heads (nil until openAudit).
 type auditHook struct {
-	log *audit.Log
-	pub *audit.Publisher
+	log   *audit.Log
+	pub   *audit.Publisher
+	route httpapi.Route // the heads this node holds, on the API (audit.HeadsHandler)
 }
 
 // AuditLog returns the node's audit log.
@@ -51,10 +56,23 @@ func (n *Node) openAudit() error {
 		Caller: n.tr, Logger: n.log.With("component", "audit"),
 	})
 	n.tr.Handle(audit.KindHead, n.audit.pub.Handler())
+	n.audit.route = httpapi.Route{Pattern: audit.HeadsPattern, Handler: audit.HeadsHandler(n.cfg.ID, audit.NewHeadStore(n.store), peers)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); n.audit.pub.Run(ctx, auditHeadInterval) }()
-	n.closers = append(n.closers, func() { cancel(); <-done })
+	// Run's closers run last to first: this one after the services
+	// stopped (their last entries are in) and before the transport closes.
+	n.closers = append(n.closers, func() {
+		cancel()
+		<-done
+		fctx, fcancel := context.WithTimeout(context.Background(), auditFinalTimeout)
+		defer fcancel()
+		if sh, err := n.audit.pub.Final(fctx); err != nil {
+			n.log.Warn("audit: the head signed at shutdown did not reach every peer", "err", err)
+		} else if sh != nil {
+			n.log.Info("audit: head signed at shutdown", "seq", sh.Seq)
+		}
+	})
 	return nil
 }
 

@@ -194,7 +194,7 @@ func (n *Node) open(opts Options) (err error) {
 		Logger:   n.log.With("component", "api"),
 		Metrics:  n.metrics,
 		Ready:    func(context.Context) api.ReadyStatus { return n.Ready() },
-		Routes:   svc.routes,
+		Routes:   append(svc.routes, n.audit.route),
 		Sealing:  sealing,
 
 		RateLimits:     apiRateLimits(cfg.APILimits),
