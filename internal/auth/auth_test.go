@@ -294,6 +294,25 @@ func TestDenials(t *testing.T) {
 		o.Request[1] = 1
 		_, err := e.svc.Authorize(ctx, o, h)
 		wantCode(t, err, api.CodeAuthReplay, "same approval, new request")
+
+		// Releasing for the new request (which recorded nothing) changes
+		// nothing; releasing for the request that recorded the nonce
+		// frees the approval for another request, once.
+		if err := e.svc.ReleaseNonces(ctx, o, h); err != nil {
+			t.Fatal(err)
+		}
+		_, err = e.svc.Authorize(ctx, o, h)
+		wantCode(t, err, api.CodeAuthReplay, "released for a request that did not hold it")
+		first := o
+		first.Request[1] = 0
+		if err := e.svc.ReleaseNonces(ctx, first, h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.svc.Authorize(ctx, o, h); err != nil {
+			t.Fatalf("the approval after its request released it: %v", err)
+		}
+		_, err = e.svc.Authorize(ctx, first, h)
+		wantCode(t, err, api.CodeAuthReplay, "the released request again, after another used the approval")
 	})
 	t.Run("signature over another payload", func(t *testing.T) {
 		o := op(scope, e.acct("alice"), 6)

@@ -121,10 +121,11 @@ func TestBusyCosignerRetried(t *testing.T) {
 	}
 
 	// Full for good: CodeBusy with a hint, after the gateway's wait.
-	defer holdSlots(t, c, 1, "s", workSign, 0)()
-	defer holdSlots(t, c, 2, "s", workSign, 0)()
-	params = []any{hexutil.Encode([]byte("never signed")), addr.Hex()}
-	err = c.call(0, approveParams(t, u, api.MethodPersonalSign, params), api.MethodPersonalSign, params, nil)
+	rel2 = holdSlots(t, c, 1, "s", workSign, 0)
+	rel3 = holdSlots(t, c, 2, "s", workSign, 0)
+	params = []any{hexutil.Encode([]byte("signed on the second call")), addr.Hex()}
+	proofs = approveParams(t, u, api.MethodPersonalSign, params)
+	err = c.call(0, proofs, api.MethodPersonalSign, params, nil)
 	var ae *api.Error
 	if !errors.As(err, &ae) || ae.Code != api.CodeBusy {
 		t.Fatalf("co-signers full: want CodeBusy, got %v", err)
@@ -138,6 +139,29 @@ func TestBusyCosignerRetried(t *testing.T) {
 	if _, err := personalSign(c, 0, v, t, []byte("quiet scope"), addrV); err != nil {
 		t.Fatalf("another scope while this one is busy: %v", err)
 	}
+	// No co-signer got past its busy check: the gateway gave the approval
+	// back, and the same call sent again (as the SDK does) is signed.
+	if c.nodes[0].svc.stats.Released.Load() != 1 {
+		t.Fatalf("released %d approvals, want 1", c.nodes[0].svc.stats.Released.Load())
+	}
+	rel2()
+	rel3()
+	if err := c.call(0, proofs, api.MethodPersonalSign, params, &sigHex); err != nil {
+		t.Fatalf("the same call after a busy refusal: %v", err)
+	}
+	if err := c.call(0, proofs, api.MethodPersonalSign, params, &sigHex); apiCode(err) != api.CodeAuthReplay {
+		t.Fatalf("the call a third time, after it was signed: %v, want a replay refusal", err)
+	}
+}
+
+// ReleaseNonces is auth.Service.ReleaseNonces for onceAuth.
+func (o *onceAuth) ReleaseNonces(_ context.Context, op auth.Operation, proofs string) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if r, ok := o.requests[proofs]; ok && r == op.Request {
+		delete(o.requests, proofs)
+	}
+	return nil
 }
 
 // TestBusyKeygenRetried: a key generation whose peer is full for the scope

@@ -21,6 +21,13 @@ import (
 	"github.com/keymesh/keymesh/internal/transport"
 )
 
+// Releaser is implemented by an Authorizer that can forget the nonces it
+// recorded for an operation (auth.Service.ReleaseNonces): the gateway
+// gives a busy request's approval back when no other node can hold it.
+type Releaser interface {
+	ReleaseNonces(ctx context.Context, op auth.Operation, proofs string) error
+}
+
 // Authorizer is what the wallet asks before acting: auth.Service.Authorize.
 // It returns who the proofs speak for, or an *api.Error saying why not.
 type Authorizer interface {
@@ -146,6 +153,9 @@ type Stats struct {
 	BusyRefused atomic.Uint64
 	BusyRetries atomic.Uint64
 	RateLimited atomic.Uint64
+	// Released counts busy requests whose approval the gateway gave back
+	// (signAs).
+	Released atomic.Uint64
 	// Aborted counts sessions run on a peer's invitation that the peer
 	// abandoned (kindAbort) before they ended.
 	Aborted atomic.Uint64

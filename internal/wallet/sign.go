@@ -142,11 +142,22 @@ func errNotYours(method string, addr common.Address) error {
 // (schedule.go), is not an attempt: the gateway waits (busyRetry) and
 // tries again, with the same request id, so the approval's nonces are
 // recorded for this one request only, however many tries it takes; the
-// client gets api.CodeBusy when the request's deadline comes first.
+// client gets api.CodeBusy when the request's deadline comes first. If
+// by then no other node can have recorded the approval (no reservation
+// was made and no co-signer got past its busy check), the gateway
+// forgets it too (Releaser), so that the client's retry of the same
+// request is not refused as a replay.
 func (s *Service) signAs(ctx context.Context, w *wallet, p *Prepared, params json.RawMessage, req [requestLen]byte, proofs string) ([]byte, error) {
 	exclude := map[uint16]bool{}
 	rsv := s.newReservation(w, p, req, proofs) // the approval counts once cluster-wide (reserve.go)
 	retry := s.newBusyRetry(ctx, workSign)
+	othersMayHold := false // another node may have recorded the approval
+	giveUp := func(err error) error {
+		if _, busy := api.BusyRetryAfter(err); busy && !othersMayHold && len(rsv.done) == 0 {
+			s.releaseApproval(rsv.op, proofs)
+		}
+		return err
+	}
 	var lastErr error
 	for attempt := 0; attempt < 2; {
 		acquire := s.sched.acquire
@@ -157,7 +168,7 @@ func (s *Service) signAs(ctx context.Context, w *wallet, p *Prepared, params jso
 		if berr != nil {
 			s.stats.BusyRefused.Add(1)
 			if err := retry.wait(ctx, berr); err != nil {
-				return nil, err
+				return nil, giveUp(err)
 			}
 			continue
 		}
@@ -179,9 +190,14 @@ func (s *Service) signAs(ctx context.Context, w *wallet, p *Prepared, params jso
 		if err == nil {
 			return sig, nil
 		}
+		if !isBusy(err) || len(signers) > 2 {
+			// A co-signer got past its busy check, or (with several
+			// co-signers) one may have while another refused.
+			othersMayHold = true
+		}
 		if isBusy(err) && ctx.Err() == nil {
 			if err := retry.wait(ctx, err); err != nil {
-				return nil, err
+				return nil, giveUp(err)
 			}
 			continue
 		}
@@ -196,6 +212,23 @@ func (s *Service) signAs(ctx context.Context, w *wallet, p *Prepared, params jso
 		attempt++
 	}
 	return nil, s.signFailure(lastErr)
+}
+
+// releaseApproval has the authorizer forget the nonces this node recorded
+// for op (see signAs). On failure the approval stays spent: the client
+// approves again.
+func (s *Service) releaseApproval(op auth.Operation, proofs string) {
+	r, ok := s.auth.(Releaser)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.ReleaseNonces(ctx, op, proofs); err != nil {
+		s.log.Warn("could not give a busy request's approval back", "err", err)
+		return
+	}
+	s.stats.Released.Add(1)
 }
 
 func errText(err error) string {
