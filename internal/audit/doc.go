@@ -86,9 +86,11 @@
 //
 // Entries appended after the last head a peer received are only as good as
 // the node's own word until the next head leaves (heads go out every
-// Options.Interval and on demand). A node that never sends heads is
-// noticed by its absence (Verify reports no heads). The heads do not prove
-// that every event was logged: a node that skips appending is not caught
-// by the chain, only by comparison with its peers' logs of the same
-// operations (the co-signers log every signature they join).
+// minute, on demand, and at a clean shutdown: Publisher.Final). A node
+// that never sends heads is noticed by its absence (Verify reports no
+// heads). Peers serve the heads they hold over HTTP (remote.go), so a
+// verifier needs no access to their stores. The heads do not prove that
+// every event was logged: a node that skips appending is not caught by the
+// chain, only by comparison with its peers' logs of the same sessions
+// (CrossCheck: the members of a session each log it under one request id).
 package audit
