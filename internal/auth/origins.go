@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -41,10 +42,26 @@ func (p OriginPolicy) check(cfg *record.ScopeConfig) error {
 		if err != nil {
 			continue // record.ScopeConfig's own checks judge the form
 		}
-		h := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
-		if slices.ContainsFunc(p.NodeHosts, func(n string) bool { return strings.EqualFold(strings.TrimSuffix(n, "."), h) }) {
+		h := u.Hostname()
+		if slices.ContainsFunc(p.NodeHosts, func(n string) bool { return sameHost(n, h) }) {
 			return deny(api.CodeAuthBadProof, "origin %s is on a node's host (%s): production scopes list their app's own origins, which serve the login bundle; node origins are for development clusters only", o, h)
 		}
 	}
 	return nil
+}
+
+// sameHost reports whether two host names or IP addresses name the same
+// host: names without case or a final dot, addresses by value (a node host
+// written "[::1]" or "0:0::1" is the origin http://[::1]:8080's host).
+func sameHost(a, b string) bool {
+	a, b = canonicalHost(a), canonicalHost(b)
+	if x, err := netip.ParseAddr(a); err == nil {
+		y, err := netip.ParseAddr(b)
+		return err == nil && x.Unmap() == y.Unmap()
+	}
+	return a == b
+}
+
+func canonicalHost(h string) string {
+	return strings.ToLower(strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"), "."))
 }

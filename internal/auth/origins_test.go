@@ -90,3 +90,28 @@ func TestProductionRefusesNodeOrigins(t *testing.T) {
 		t.Fatalf("scope after the refused update: %d %v %v", seq, got, err)
 	}
 }
+
+// TestSameHost: node hosts match origins' hosts however they are written
+// (before, a node host "[::1]" never matched http://[::1]:8080, so a
+// production cluster accepted a scope origin on that node).
+func TestSameHost(t *testing.T) {
+	for _, c := range []struct {
+		nodeHost, origin string
+		same             bool
+	}{
+		{"[::1]", "http://[::1]:8080", true},
+		{"::1", "http://[::1]:8080", true},
+		{"0:0:0:0:0:0:0:1", "https://[::1]", true},
+		{"::ffff:127.0.0.1", "http://127.0.0.1:7100", true},
+		{"Node1.Example.", "https://node1.example:443", true},
+		{"127.0.0.1", "http://127.0.0.2", false},
+		{"node1.example", "https://node1.example.evil", false},
+		{"::1", "http://[::2]", false},
+	} {
+		p := OriginPolicy{Production: true, NodeHosts: []string{c.nodeHost}}
+		err := p.check(&record.ScopeConfig{Origins: []string{c.origin}})
+		if (err != nil) != c.same {
+			t.Errorf("node host %q, origin %s: refused %v, want %v", c.nodeHost, c.origin, err != nil, c.same)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -140,8 +141,15 @@ func (n *Node) PolicyDigest() PolicyDigest { return n.Policy().Digest() }
 
 // canonicalHost is a node host as auth compares it (internal/auth,
 // OriginPolicy): case-insensitive, a final dot ignored.
+// canonicalHost is a node host as the auth package compares it: a name
+// without case or a final dot, an IP address in its canonical form
+// (without brackets; "0:0::1" is "::1").
 func canonicalHost(h string) string {
-	return strings.ToLower(strings.TrimSuffix(h, "."))
+	h = strings.ToLower(strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"), "."))
+	if a, err := netip.ParseAddr(h); err == nil {
+		return a.Unmap().String()
+	}
+	return h
 }
 
 func compareKeys(a, b record.PublicKey) int {
