@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -64,7 +65,8 @@ func newRawAccepter(ln net.Listener, rate *connRate, refused func()) *rawAccepte
 		f.Close()
 		return nil
 	}
-	return &rawAccepter{ln: tl, f: f, rc: rc, rate: rate, pit: newTarpit(tarpitSize(), TarpitHold), refused: refused}
+	processTarpit.once.Do(func() { processTarpit.free.Store(int64(tarpitSize())) })
+	return &rawAccepter{ln: tl, f: f, rc: rc, rate: rate, pit: newTarpit(tarpitSize(), TarpitHold, &processTarpit.free), refused: refused}
 }
 
 // close closes the duplicate descriptor (a blocked accept returns
@@ -160,9 +162,10 @@ func sockaddrSource(sa syscall.Sockaddr) (netip.Addr, bool) {
 // reconnecting clients, and the bare listener that held them for its
 // 5 s header timeout a quarter of that; BENCHMARKS.md). A held connection
 // costs the node one descriptor and the kernel's socket: no goroutine, no
-// buffer, no poller registration, four bytes here. The pool is sized from
-// the descriptor limit left over by the connection cap (tarpitSize), so it
-// cannot starve the node's own descriptors. An honest client over its rate
+// buffer, no poller registration, twelve bytes here. The pools of a process
+// share a budget sized from the descriptor limit left over by the
+// connection cap (tarpitSize), so they cannot starve the node's own
+// descriptors, also when one process serves several nodes. An honest client over its rate
 // waits up to TarpitHold and is then reset, as a slow client is cut at
 // ReadHeaderTimeout.
 
@@ -182,18 +185,28 @@ func tarpitSize() int {
 	return int(max(0, min(n, 1<<16)))
 }
 
-// tarpit is a FIFO ring of held descriptors. Safe for concurrent use.
+// processTarpit is the descriptors every tarpit of the process may hold
+// together (tarpitSize): one process may serve several nodes (keymesh dev,
+// tests), and their pools share one descriptor limit.
+var processTarpit struct {
+	once sync.Once
+	free atomic.Int64
+}
+
+// tarpit is a FIFO ring of held descriptors, each taken from a budget
+// shared with other tarpits. Safe for concurrent use.
 type tarpit struct {
 	mu      sync.Mutex
 	holdFor time.Duration
+	budget  *atomic.Int64
 	fd      []int32
 	at      []int64 // when each was held, Unix ns
 	head    int
 	n       int
 }
 
-func newTarpit(size int, hold time.Duration) *tarpit {
-	return &tarpit{holdFor: hold, fd: make([]int32, size), at: make([]int64, size)}
+func newTarpit(size int, hold time.Duration, budget *atomic.Int64) *tarpit {
+	return &tarpit{holdFor: hold, budget: budget, fd: make([]int32, size), at: make([]int64, size)}
 }
 
 // hold keeps fd, resetting expired ones and, if the pool is full, the
@@ -205,7 +218,17 @@ func (t *tarpit) hold(fd int, now time.Time) {
 	for t.n > 0 && (t.n == len(t.fd) || ns-t.at[t.head] > int64(t.holdFor)) {
 		t.pop()
 	}
+	if t.budget.Add(-1) < 0 { // the process's budget is spent: make room in our own ring
+		t.budget.Add(1)
+		if t.n == 0 {
+			resetFD(fd)
+			return
+		}
+		t.pop()
+		t.budget.Add(-1)
+	}
 	if len(t.fd) == 0 {
+		t.budget.Add(1)
 		resetFD(fd)
 		return
 	}
@@ -217,6 +240,7 @@ func (t *tarpit) hold(fd int, now time.Time) {
 // pop resets the oldest held descriptor; t.mu must be held.
 func (t *tarpit) pop() {
 	resetFD(int(t.fd[t.head]))
+	t.budget.Add(1)
 	t.head = (t.head + 1) % len(t.fd)
 	t.n--
 }

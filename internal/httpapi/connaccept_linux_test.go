@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -25,7 +26,9 @@ func TestTarpitHoldsAndResets(t *testing.T) {
 		n, err := syscall.Read(p.peer, make([]byte, 1))
 		return n == 0 && err == nil
 	}
-	pit := newTarpit(2, time.Second)
+	var budget atomic.Int64
+	budget.Store(100)
+	pit := newTarpit(2, time.Second, &budget)
 	now := time.Unix(1000, 0)
 	a, b, c := newPair(), newPair(), newPair()
 	pit.hold(a.held, now)
@@ -43,12 +46,30 @@ func TestTarpitHoldsAndResets(t *testing.T) {
 		t.Fatalf("expiry: b closed %v, c %v, d %v, held %d", closed(b), closed(c), closed(d), pit.held())
 	}
 	pit.release()
-	if !closed(c) || !closed(d) || pit.held() != 0 {
-		t.Fatal("release left connections held")
+	if !closed(c) || !closed(d) || pit.held() != 0 || budget.Load() != 100 {
+		t.Fatalf("release left connections held, budget %d", budget.Load())
 	}
 	e := newPair()
-	newTarpit(0, time.Second).hold(e.held, now)
-	if !closed(e) {
+	newTarpit(0, time.Second, &budget).hold(e.held, now)
+	if !closed(e) || budget.Load() != 100 {
 		t.Fatal("an empty pool held a connection")
+	}
+	// Two pools sharing a budget of 1: the second holds nothing while
+	// the first holds one; a pool past the budget gives up its own oldest.
+	budget.Store(1)
+	p1, p2 := newTarpit(4, time.Second, &budget), newTarpit(4, time.Second, &budget)
+	f, g, h := newPair(), newPair(), newPair()
+	p1.hold(f.held, now)
+	p2.hold(g.held, now)
+	if closed(f) || !closed(g) || budget.Load() != 0 {
+		t.Fatal("a pool held past the shared budget")
+	}
+	p1.hold(h.held, now)
+	if !closed(f) || closed(h) || p1.held() != 1 {
+		t.Fatal("a pool at the budget did not give up its oldest")
+	}
+	p1.release()
+	if budget.Load() != 1 {
+		t.Fatalf("budget %d after release", budget.Load())
 	}
 }
