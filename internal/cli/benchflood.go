@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -33,6 +34,9 @@ func newBenchFloodCmd() *cobra.Command {
 		noisyKeygens   int
 		quietSource    string
 		requestTimeout time.Duration
+		slowConns      int
+		slowRedial     time.Duration
+		slowSources    string
 	)
 	cmd := &cobra.Command{
 		Use:   "flood",
@@ -56,7 +60,18 @@ address (e.g. 127.0.0.2), so that the per-address rate limit, which both
 would share from one host, does not decide the result.
 
   keymesh dev &
-  keymesh bench flood --url http://127.0.0.1:7100,http://127.0.0.1:7102,http://127.0.0.1:7104 --quiet-source 127.0.0.2`,
+  keymesh bench flood --url http://127.0.0.1:7100,http://127.0.0.1:7102,http://127.0.0.1:7104 --quiet-source 127.0.0.2
+
+With --slow-conns N it floods the first --url's port with N slow
+connections instead (each sends half a request header, then nothing; from
+--slow-sources in turn) and probes GET /healthz over a new connection --rate
+times a second, alone for --quiet-for and then under the flood for
+--flood-for. --slow-redial D dials a connection again D after the node
+closed it: the reconnecting slowloris. The tool's own descriptors bound N
+(ulimit -n); run several processes for more.
+
+  keymesh bench flood --url http://127.0.0.1:7100 --slow-conns 15000 --slow-redial 1s \
+    --slow-sources 127.0.6.1,127.0.6.2 --quiet-source 127.0.0.2`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var list []string
@@ -77,6 +92,10 @@ would share from one host, does not decide the result.
 			}
 			out := cmd.OutOrStdout()
 			ctx := cmd.Context()
+			if slowConns > 0 {
+				return slowFlood(ctx, out, list[0], slowFloodOptions{conns: slowConns, redial: slowRedial, sources: slowSources,
+					probeSource: quietSource, rate: rate, alone: quietFor, flood: floodFor, timeout: requestTimeout})
+			}
 			setup, cancel := context.WithTimeout(ctx, 2*time.Minute)
 			defer cancel()
 			var dialer *net.Dialer
@@ -164,6 +183,9 @@ would share from one host, does not decide the result.
 	fl.IntVar(&noisyKeygens, "noisy-keygens", 8, "the noisy scope's key generation clients, each sending back to back")
 	fl.StringVar(&quietSource, "quiet-source", "", "local IP address for the quiet scope's connections (e.g. 127.0.0.2)")
 	fl.DurationVar(&requestTimeout, "request-timeout", 30*time.Second, "time limit for each request")
+	fl.IntVar(&slowConns, "slow-conns", 0, "flood the first --url's port with this many slow connections and probe /healthz instead of the scope flood")
+	fl.DurationVar(&slowRedial, "slow-redial", 0, "dial a slow connection again this long after the node closed it (0: hold each once)")
+	fl.StringVar(&slowSources, "slow-sources", "", "local IP addresses for the slow connections, comma-separated, used in turn")
 	return cmd
 }
 
@@ -211,4 +233,95 @@ func writeFlood(w io.Writer, name string, r *load.Result) {
 	for _, k := range r.ErrorKinds() {
 		fmt.Fprintf(w, "%13s %5d × %s\n", "", r.Errors[k], k)
 	}
+}
+
+// slowFloodOptions configure slowFlood.
+type slowFloodOptions struct {
+	conns        int
+	redial       time.Duration
+	sources      string
+	probeSource  string
+	rate         float64
+	alone, flood time.Duration
+	timeout      time.Duration
+}
+
+// slowFlood is `keymesh bench flood --slow-conns`: /healthz probed alone,
+// then under a flood of slow connections to the node at base.
+func slowFlood(ctx context.Context, out io.Writer, base string, o slowFloodOptions) error {
+	u, err := url.Parse(base)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("--url %q: not a node URL", base)
+	}
+	addr := u.Host
+	if u.Port() == "" {
+		port := "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+		addr = net.JoinHostPort(u.Hostname(), port)
+	}
+	var srcs []string
+	for _, s := range strings.Split(o.sources, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			srcs = append(srcs, s)
+		}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DisableKeepAlives = true // a new connection per probe, as a new client
+	if o.probeSource != "" {
+		ip := net.ParseIP(o.probeSource)
+		if ip == nil {
+			return fmt.Errorf("--quiet-source %q: not an IP address", o.probeSource)
+		}
+		tr.DialContext = (&net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}}).DialContext
+	}
+	hc := &http.Client{Transport: tr}
+	probe := func(d time.Duration) (*load.Result, error) {
+		return load.Run(ctx, load.Options{Concurrency: 256, Duration: d, Rate: o.rate, Timeout: o.timeout},
+			func(ctx context.Context, _ int) error {
+				req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/healthz", nil)
+				if err != nil {
+					return err
+				}
+				resp, err := hc.Do(req)
+				if err != nil {
+					return err
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					return fmt.Errorf("HTTP %d", resp.StatusCode)
+				}
+				return nil
+			})
+	}
+	from := "the default address"
+	if len(srcs) > 0 {
+		from = strings.Join(srcs, ",")
+	}
+	fmt.Fprintf(out, "keymesh bench flood: /healthz of %s probed %.0f/s; %d slow connections from %s, redial %s\n",
+		base, o.rate, o.conns, from, o.redial)
+	alone, err := probe(o.alone)
+	if err != nil {
+		return err
+	}
+	slow, err := load.HoldSlow(ctx, load.SlowOptions{Addr: addr, Conns: o.conns, Sources: srcs, Redial: o.redial})
+	if err != nil {
+		if slow != nil {
+			slow.Stop()
+		}
+		return err
+	}
+	fmt.Fprintf(out, "slow connections: %d dialled, %d open, %d dials failed\n", slow.Dialled(), slow.Open(), slow.Failed())
+	flooded, err := probe(o.flood)
+	dialled, open, failed := slow.Dialled(), slow.Open(), slow.Failed()
+	slow.Stop()
+	if err != nil {
+		return err
+	}
+	writeFlood(out, "healthz alone", alone)
+	writeFlood(out, "healthz flood", flooded)
+	fmt.Fprintf(out, "slow connections at the end: %d dialled in all, %d open, %d dials failed\n", dialled, open, failed)
+	return nil
 }
