@@ -28,6 +28,10 @@ type PeerInfo struct {
 	Reachable bool      `json:"reachable"`
 	LastSeen  time.Time `json:"lastSeen,omitzero"`
 	LastError string    `json:"lastError,omitempty"`
+	// PolicyMismatch: this node refuses the peer because its cluster
+	// policy (production, node_hosts, admission, shape) differs; LastError
+	// names both digests (keymesh cluster digest compares config files).
+	PolicyMismatch bool `json:"policyMismatch,omitempty"`
 }
 
 // ReadyStatus is the JSON body of GET /readyz.

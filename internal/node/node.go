@@ -387,7 +387,7 @@ func (n *Node) peerInfo() []api.PeerInfo {
 	ps := n.tr.Peers()
 	out := make([]api.PeerInfo, len(ps))
 	for i, p := range ps {
-		out[i] = api.PeerInfo{ID: p.ID, Reachable: p.Reachable, LastSeen: p.LastSeen, LastError: p.LastError}
+		out[i] = api.PeerInfo{ID: p.ID, Reachable: p.Reachable, LastSeen: p.LastSeen, LastError: p.LastError, PolicyMismatch: p.PolicyMismatch}
 		if cp, ok := n.cfg.Peer(p.ID); ok {
 			out[i].APIURL = cp.APIURL
 		}
