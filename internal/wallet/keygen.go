@@ -159,6 +159,9 @@ func (s *Service) create(ctx context.Context, owner auth.Principal, req [request
 			err = berr // over the scope's own quota: not busy, returned at once
 		} else {
 			res, err = s.createOnce(ctx, owner, req, proofs)
+			if isBusy(err) {
+				sl.refund() // a peer refused: the key generation did not run
+			}
 			sl.release()
 		}
 		if err == nil || !isBusy(err) || ctx.Err() != nil {

@@ -27,6 +27,10 @@ import (
 //   - A scope's own in-flight quota (auth.Quota.KeygensInFlight) caps it
 //     further; over it, the refusal is api.CodeRateLimited (the scope's
 //     budget, which waiting does not change), not busy.
+//   - Slots count sessions, not CPU: while other scopes are active, a
+//     scope whose recent CPU use (its sessions weighed by their measured
+//     cost, a key generation about twenty signatures) reaches its share of
+//     the cores is refused busy too (schedule_cpu.go).
 //
 // A refused session is "busy" (api.CodeBusy), never an authorisation
 // error, with a retry-after hint: about how long one session of that kind
@@ -86,6 +90,7 @@ type scheduler struct {
 	scopes map[string]*scopeLoad
 	avg    [numWork]time.Duration // moving average of session durations
 	now    func() time.Time
+	cpu    *cpuMeter // the scopes' CPU use (schedule_cpu.go)
 }
 
 // scopeLoad is one scope's use of the node.
@@ -117,6 +122,7 @@ func newScheduler(l Limits) *scheduler {
 		scopes: map[string]*scopeLoad{},
 		avg:    [numWork]time.Duration{workKeygen: time.Second, workSign: 100 * time.Millisecond},
 		now:    time.Now,
+		cpu:    newCPUMeter(float64(runtime.GOMAXPROCS(0))),
 	}
 }
 
@@ -128,6 +134,7 @@ type slot struct {
 	w     work
 	start time.Time
 	once  sync.Once
+	free  bool // refunded: its release charges no CPU (s.mu)
 }
 
 // acquire admits a session of kind w for scope, or refuses it with a
@@ -217,7 +224,7 @@ func (s *scheduler) decide(scope string, me *scopeLoad, w work, scopeMax int, no
 	if !mark && over && me.strikesAt(w, now) < float64(share) {
 		over = false
 	}
-	if mark && s.total[w] >= limit || over {
+	refused := func() {
 		if mark {
 			if strike {
 				me.strikes[w] = me.strikesAt(w, now) + 1
@@ -226,11 +233,19 @@ func (s *scheduler) decide(scope string, me *scopeLoad, w work, scopeMax int, no
 			}
 			me.wanted[w] = now
 		}
+	}
+	if mark && s.total[w] >= limit || over {
+		refused()
 		why := fmt.Sprintf("scope %s has %d of its share of %d %s sessions running on this node", scope, me.held[w], share, w)
 		if me.held[w] < share {
 			why = fmt.Sprintf("all %d %s slots of this node are in use", limit, w)
 		}
 		return api.Busy(w.String(), s.avg[w], "busy: "+why+"; try again shortly")
+	}
+	// Its share of the CPU while other scopes are active (schedule_cpu.go).
+	if after, why, over := s.cpu.check(scope, w, mark); over {
+		refused()
+		return api.Busy(w.String(), after, "busy: "+why+"; try again shortly")
 	}
 	return nil
 }
@@ -253,6 +268,9 @@ func (sl *slot) release() {
 		d := s.now().Sub(sl.start)
 		s.avg[sl.w] += (d - s.avg[sl.w]) / 8
 		s.total[sl.w]--
+		if !sl.free {
+			s.cpu.charge(sl.scope, sl.w)
+		}
 		if l := s.scopes[sl.scope]; l != nil {
 			l.held[sl.w]--
 			if l.idle(s.now()) {
