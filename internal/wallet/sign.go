@@ -186,6 +186,9 @@ func (s *Service) signAs(ctx context.Context, w *wallet, p *Prepared, params jso
 		}
 		sig, err := s.signOnce(ctx, w, p, params, req, proofs, signers)
 		s.auditOp(ctx, audit.KindSign, signOp(w, p, req), proofs, signers, err)
+		if isBusy(err) {
+			sl.refund() // a co-signer refused: no session ran, no CPU to charge
+		}
 		sl.release()
 		if err == nil {
 			return sig, nil
