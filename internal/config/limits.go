@@ -17,6 +17,7 @@ import (
 //	  "ceremony_client_per_second": 5, "ceremony_client_burst": 20,
 //	  "ceremony_scope_per_second": 50, "ceremony_scope_burst": 200,
 //	  "max_conns": 4096, "max_conns_per_client": 256,
+//	  "conn_per_second": 256, "conn_burst": 1024,
 //	  "trusted_proxies": ["10.0.0.5/32"]
 //	}
 //
@@ -25,17 +26,22 @@ import (
 // trusted_proxies so that the address it appends to X-Forwarded-For is
 // used instead (otherwise all its clients share one address's limits).
 type APILimits struct {
-	ClientPerSecond         float64  `json:"client_per_second,omitempty"`
-	ClientBurst             int      `json:"client_burst,omitempty"`
-	ScopePerSecond          float64  `json:"scope_per_second,omitempty"`
-	ScopeBurst              int      `json:"scope_burst,omitempty"`
-	CeremonyClientPerSecond float64  `json:"ceremony_client_per_second,omitempty"`
-	CeremonyClientBurst     int      `json:"ceremony_client_burst,omitempty"`
-	CeremonyScopePerSecond  float64  `json:"ceremony_scope_per_second,omitempty"`
-	CeremonyScopeBurst      int      `json:"ceremony_scope_burst,omitempty"`
-	MaxConns                int      `json:"max_conns,omitempty"`
-	MaxConnsPerClient       int      `json:"max_conns_per_client,omitempty"`
-	TrustedProxies          []string `json:"trusted_proxies,omitempty"`
+	ClientPerSecond         float64 `json:"client_per_second,omitempty"`
+	ClientBurst             int     `json:"client_burst,omitempty"`
+	ScopePerSecond          float64 `json:"scope_per_second,omitempty"`
+	ScopeBurst              int     `json:"scope_burst,omitempty"`
+	CeremonyClientPerSecond float64 `json:"ceremony_client_per_second,omitempty"`
+	CeremonyClientBurst     int     `json:"ceremony_client_burst,omitempty"`
+	CeremonyScopePerSecond  float64 `json:"ceremony_scope_per_second,omitempty"`
+	CeremonyScopeBurst      int     `json:"ceremony_scope_burst,omitempty"`
+	MaxConns                int     `json:"max_conns,omitempty"`
+	MaxConnsPerClient       int     `json:"max_conns_per_client,omitempty"`
+	// ConnPerSecond and ConnBurst bound the new connections a second from
+	// one client address (default 256, burst 1,024; -1: none): a
+	// reconnecting slowloris is held there, before any cap.
+	ConnPerSecond  float64  `json:"conn_per_second,omitempty"`
+	ConnBurst      int      `json:"conn_burst,omitempty"`
+	TrustedProxies []string `json:"trusted_proxies,omitempty"`
 }
 
 // Proxies parses TrustedProxies (validated by Load): CIDR prefixes, or
@@ -78,6 +84,7 @@ func (l *APILimits) check() error {
 		{"scope", l.ScopePerSecond, l.ScopeBurst},
 		{"ceremony_client", l.CeremonyClientPerSecond, l.CeremonyClientBurst},
 		{"ceremony_scope", l.CeremonyScopePerSecond, l.CeremonyScopeBurst},
+		{"conn", l.ConnPerSecond, l.ConnBurst},
 	} {
 		if math.IsNaN(r.rate) || (r.rate < 0 && r.rate != -1) || r.rate > 1e9 {
 			return fmt.Errorf("%s_per_second %v: want a positive rate, 0 for the default or -1 for none", r.name, r.rate)

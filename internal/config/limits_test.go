@@ -37,6 +37,8 @@ func TestAPILimits(t *testing.T) {
 		{func(n *Node) { n.APILimits = &APILimits{ScopePerSecond: -2} }, "scope_per_second"},
 		{func(n *Node) { n.APILimits = &APILimits{ClientBurst: -1} }, "client_burst"},
 		{func(n *Node) { n.APILimits = &APILimits{MaxConns: -1} }, "max_conns"},
+		{func(n *Node) { n.APILimits = &APILimits{ConnPerSecond: -3} }, "conn_per_second"},
+		{func(n *Node) { n.APILimits = &APILimits{ConnBurst: -1} }, "conn_burst"},
 		{func(n *Node) { n.APILimits = &APILimits{MaxConns: 10, MaxConnsPerClient: 11} }, "max_conns_per_client"},
 		{func(n *Node) { n.APILimits = &APILimits{TrustedProxies: []string{"proxy.example"}} }, "trusted_proxies[0]"},
 	} {

@@ -46,7 +46,20 @@ func apiConnLimits(l *config.APILimits) httpapi.ConnLimits {
 		return httpapi.ConnLimits{}
 	}
 	// Trusted proxies are not charged the per-source connection rate.
-	return httpapi.ConnLimits{Max: l.MaxConns, PerClient: l.MaxConnsPerClient, Exempt: l.Proxies()}
+	cl := httpapi.ConnLimits{Max: l.MaxConns, PerClient: l.MaxConnsPerClient, Exempt: l.Proxies()}
+	switch {
+	case l.ConnPerSecond < 0:
+		cl.Rate = httpapi.Rate{PerSecond: -1}
+	case l.ConnPerSecond > 0 || l.ConnBurst > 0:
+		cl.Rate = httpapi.DefaultConnRate
+		if l.ConnPerSecond > 0 {
+			cl.Rate.PerSecond = l.ConnPerSecond
+		}
+		if l.ConnBurst > 0 {
+			cl.Rate.Burst = l.ConnBurst
+		}
+	}
+	return cl
 }
 
 // serveMetrics serves the metrics on n.metricsLn, if any, until it is
