@@ -310,7 +310,7 @@ func (t *Transport) runSession(ctx context.Context, s *round.Session) (any, erro
 			return nil, err
 		}
 	}
-	out, err := s.Start()
+	out, err := step(ctx, s.Start)
 	if err != nil {
 		return nil, err
 	}
@@ -333,7 +333,7 @@ func (t *Transport) runSession(ctx context.Context, s *round.Session) (any, erro
 		}
 		msgs, down := r.take()
 		for _, m := range msgs {
-			out, err := s.Handle(m)
+			out, err := step(ctx, func() ([]*round.Message, error) { return s.Handle(m) })
 			if errors.Is(err, round.ErrDropped) {
 				t.stats.dropped.Add(1)
 				continue

@@ -225,7 +225,7 @@ func (s *Service) createOnce(ctx context.Context, owner auth.Principal, req [req
 			peerAddrs[id] = out
 		})
 	}
-	res, err := s.run(ctx, keygen.ProtocolKeygen, sess)
+	res, err := s.run(s.gated(ctx, owner.Scope), keygen.ProtocolKeygen, sess)
 	var addr common.Address
 	var sh *dkls23.Share
 	if err == nil {
@@ -326,7 +326,7 @@ func (s *Service) handleKeygen(ctx context.Context, from uint16, body []byte) ([
 		return nil, err
 	}
 	defer untrack()
-	res, err := s.run(ctx, keygen.ProtocolKeygen, sess)
+	res, err := s.run(s.gated(ctx, pr.Scope), keygen.ProtocolKeygen, sess)
 	if err != nil {
 		// Names the inviting gateway beside the node's own line for a
 		// refused repeat of a session id (node.ErrSessionRepeated).

@@ -209,6 +209,17 @@ func (m *cpuMeter) check(scope string, w work, mark bool) (after time.Duration, 
 	return max(after, 10*time.Millisecond), why, true
 }
 
+// useOf returns scope's recent CPU use in cores (0 for a scope never
+// charged).
+func (m *cpuMeter) useOf(scope string) float64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if u := m.scopes[scope]; u != nil {
+		return u.use(m.now())
+	}
+	return 0
+}
+
 // charge adds a session of kind w to scope's use.
 func (m *cpuMeter) charge(scope string, w work) {
 	m.mu.Lock()

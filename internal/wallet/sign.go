@@ -376,7 +376,7 @@ func (s *Service) signOnce(ctx context.Context, w *wallet, p *Prepared, params j
 		}()
 	}
 	t0 := time.Now()
-	res, err := s.run(ctx, sign.Protocol, sess)
+	res, err := s.run(s.gated(ctx, w.rec.Scope), sign.Protocol, sess)
 	s.stats.DKLs23Nanos.Add(uint64(time.Since(t0)))
 	if err != nil {
 		cancel()
@@ -499,7 +499,7 @@ func (s *Service) handleSign(ctx context.Context, from uint16, body []byte) ([]b
 		return nil, err
 	}
 	defer untrack()
-	_, err = s.run(ctx, sign.Protocol, sess)
+	_, err = s.run(s.gated(ctx, w.rec.Scope), sign.Protocol, sess)
 	s.auditOp(ctx, audit.KindCosign, signOp(w, p, inv.Request), inv.Proofs, inv.Signers, err)
 	if err != nil {
 		if c := sign.Cheaters(err); len(c) > 0 {
