@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -28,29 +27,8 @@ import (
 // lies about its policy.
 func newAdmissionCluster(t *testing.T, adm *config.Admission, edit func(*config.Node)) *testCluster {
 	t.Helper()
-	dir := t.TempDir()
-	cfgs, err := config.InitCluster(config.InitOptions{Nodes: 3, Threshold: 2, Out: dir, BasePort: 1, SkipPortCheck: true, Admission: adm})
-	if err != nil {
-		t.Fatal(err)
-	}
-	apiLns, peerLns := make([]net.Listener, len(cfgs)), make([]net.Listener, len(cfgs))
-	for i := range cfgs {
-		apiLns[i], peerLns[i] = listen(t, "127.0.0.1:0"), listen(t, "127.0.0.1:0")
-	}
-	for i, c := range cfgs {
-		c.APIListen, c.PeerListen = apiLns[i].Addr().String(), peerLns[i].Addr().String()
-		for j := range c.Peers {
-			p := &c.Peers[j]
-			p.PeerAddr = peerLns[p.ID-1].Addr().String()
-			p.APIURL = "http://" + apiLns[p.ID-1].Addr().String()
-		}
-	}
-	if err := config.WriteCluster(dir, cfgs); err != nil {
-		t.Fatal(err)
-	}
-	if cfgs, err = LoadCluster(dir); err != nil {
-		t.Fatal(err)
-	}
+	dir, cfgs, apiLns, peerLns := initListening(t, config.InitOptions{Nodes: 3, Threshold: 2, Admission: adm})
+	cfgs = writeAndLoad(t, dir, cfgs)
 	written := cfgs[0].PolicyDigest()
 	if edit != nil {
 		for _, c := range cfgs {
@@ -60,14 +38,7 @@ func newAdmissionCluster(t *testing.T, adm *config.Admission, edit func(*config.
 	tc := &testCluster{t: t, dir: dir, cfgs: cfgs,
 		nodes: make([]*Node, len(cfgs)), clients: make([]*client.Client, len(cfgs)), stops: make([]func(), len(cfgs)),
 		transport: func(_ int, o *transport.Options) { o.PolicyDigest = &written }}
-	for i := range cfgs {
-		tc.start(i, apiLns[i], peerLns[i])
-	}
-	t.Cleanup(func() {
-		for i := range tc.stops {
-			tc.stop(i)
-		}
-	})
+	tc.startAll(apiLns, peerLns)
 	return tc
 }
 

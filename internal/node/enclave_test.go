@@ -11,7 +11,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -591,23 +590,7 @@ func TestMigrationCoversEverySealedSecret(t *testing.T) {
 // only sealed requests, and returns the nodes (stopped at cleanup).
 func newSealedCluster(t *testing.T) []*Node {
 	t.Helper()
-	dir := t.TempDir()
-	cfgs, err := config.InitCluster(config.InitOptions{Nodes: DevNodes, Threshold: DevThreshold, Out: dir, BasePort: 1, SkipPortCheck: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	apiLns, peerLns := make([]net.Listener, len(cfgs)), make([]net.Listener, len(cfgs))
-	for i := range cfgs {
-		apiLns[i], peerLns[i] = listen(t, "127.0.0.1:0"), listen(t, "127.0.0.1:0")
-	}
-	for i, c := range cfgs {
-		c.APIListen, c.PeerListen = apiLns[i].Addr().String(), peerLns[i].Addr().String()
-		for j := range c.Peers {
-			p := &c.Peers[j]
-			p.PeerAddr = peerLns[p.ID-1].Addr().String()
-			p.APIURL = "http://" + apiLns[p.ID-1].Addr().String()
-		}
-	}
+	_, cfgs, apiLns, peerLns := initListening(t, config.InitOptions{Nodes: DevNodes, Threshold: DevThreshold})
 	nodes := make([]*Node, len(cfgs))
 	for i, c := range cfgs {
 		n, err := New(Options{Config: c, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),

@@ -52,15 +52,26 @@ func newTestCluster(t *testing.T) *testCluster {
 // threshold.
 func newShapeCluster(t *testing.T, nodes, threshold int) *testCluster {
 	t.Helper()
-	dir := t.TempDir()
-	cfgs, err := config.InitCluster(config.InitOptions{
-		Nodes: nodes, Threshold: threshold, Out: dir, BasePort: 1, SkipPortCheck: true,
-	})
+	dir, cfgs, apiLns, peerLns := initListening(t, config.InitOptions{Nodes: nodes, Threshold: threshold})
+	cfgs = writeAndLoad(t, dir, cfgs)
+	tc := &testCluster{t: t, dir: dir, cfgs: cfgs,
+		nodes: make([]*Node, len(cfgs)), clients: make([]*client.Client, len(cfgs)), stops: make([]func(), len(cfgs))}
+	tc.startAll(apiLns, peerLns)
+	return tc
+}
+
+// initListening runs config.InitCluster(opts) in a temporary directory
+// and points every config at fresh loopback listeners, returned in id
+// order (one API and one peer listener per node).
+func initListening(t *testing.T, opts config.InitOptions) (dir string, cfgs []*config.Node, apiLns, peerLns []net.Listener) {
+	t.Helper()
+	dir = t.TempDir()
+	opts.Out, opts.BasePort, opts.SkipPortCheck = dir, 1, true
+	cfgs, err := config.InitCluster(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Take ephemeral ports, then point every config at them.
-	apiLns, peerLns := make([]net.Listener, len(cfgs)), make([]net.Listener, len(cfgs))
+	apiLns, peerLns = make([]net.Listener, len(cfgs)), make([]net.Listener, len(cfgs))
 	for i := range cfgs {
 		apiLns[i], peerLns[i] = listen(t, "127.0.0.1:0"), listen(t, "127.0.0.1:0")
 	}
@@ -72,25 +83,34 @@ func newShapeCluster(t *testing.T, nodes, threshold int) *testCluster {
 			p.APIURL = "http://" + apiLns[p.ID-1].Addr().String()
 		}
 	}
+	return dir, cfgs, apiLns, peerLns
+}
+
+// writeAndLoad writes cfgs to dir and loads them back: the nodes run from
+// the files, as keymesh dev does.
+func writeAndLoad(t *testing.T, dir string, cfgs []*config.Node) []*config.Node {
+	t.Helper()
 	if err := config.WriteCluster(dir, cfgs); err != nil {
 		t.Fatal(err)
 	}
-	// Run from the files, as keymesh dev does.
-	cfgs, err = LoadCluster(dir)
+	cfgs, err := LoadCluster(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc := &testCluster{t: t, dir: dir, cfgs: cfgs,
-		nodes: make([]*Node, len(cfgs)), clients: make([]*client.Client, len(cfgs)), stops: make([]func(), len(cfgs))}
-	for i := range cfgs {
+	return cfgs
+}
+
+// startAll starts every node of tc on its listeners and stops them at the
+// end of the test.
+func (tc *testCluster) startAll(apiLns, peerLns []net.Listener) {
+	for i := range tc.cfgs {
 		tc.start(i, apiLns[i], peerLns[i])
 	}
-	t.Cleanup(func() {
+	tc.t.Cleanup(func() {
 		for i := range tc.stops {
 			tc.stop(i)
 		}
 	})
-	return tc
 }
 
 func listen(t *testing.T, addr string) net.Listener {

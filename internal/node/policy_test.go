@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -29,41 +28,15 @@ import (
 // policy digest.
 func newPolicyCluster(t *testing.T, dev *client.Key) *testCluster {
 	t.Helper()
-	dir := t.TempDir()
 	adm := &config.Admission{Policy: config.AdmissionApproved, DeveloperKeys: []string{dev.Public()}}
-	cfgs, err := config.InitCluster(config.InitOptions{Nodes: 3, Threshold: 2, Out: dir, BasePort: 1, SkipPortCheck: true, Admission: adm})
-	if err != nil {
-		t.Fatal(err)
-	}
-	apiLns, peerLns := make([]net.Listener, len(cfgs)), make([]net.Listener, len(cfgs))
-	for i := range cfgs {
-		apiLns[i], peerLns[i] = listen(t, "127.0.0.1:0"), listen(t, "127.0.0.1:0")
-	}
-	for i, c := range cfgs {
-		c.APIListen, c.PeerListen = apiLns[i].Addr().String(), peerLns[i].Addr().String()
+	dir, cfgs, apiLns, peerLns := initListening(t, config.InitOptions{Nodes: 3, Threshold: 2, Admission: adm})
+	for _, c := range cfgs {
 		c.Production, c.NodeHosts = true, []string{"127.0.0.1"}
-		for j := range c.Peers {
-			p := &c.Peers[j]
-			p.PeerAddr = peerLns[p.ID-1].Addr().String()
-			p.APIURL = "http://" + apiLns[p.ID-1].Addr().String()
-		}
 	}
-	if err := config.WriteCluster(dir, cfgs); err != nil {
-		t.Fatal(err)
-	}
-	if cfgs, err = LoadCluster(dir); err != nil {
-		t.Fatal(err)
-	}
+	cfgs = writeAndLoad(t, dir, cfgs)
 	tc := &testCluster{t: t, dir: dir, cfgs: cfgs,
 		nodes: make([]*Node, len(cfgs)), clients: make([]*client.Client, len(cfgs)), stops: make([]func(), len(cfgs))}
-	for i := range cfgs {
-		tc.start(i, apiLns[i], peerLns[i])
-	}
-	t.Cleanup(func() {
-		for i := range tc.stops {
-			tc.stop(i)
-		}
-	})
+	tc.startAll(apiLns, peerLns)
 	return tc
 }
 
