@@ -19,9 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 
 	"github.com/keymesh/keymesh/api"
@@ -108,18 +106,7 @@ func newBrowserPage(t *testing.T, bin, page string) *browserPage {
 		t.Fatalf("browser: %v", err)
 	}
 	if err := chromedp.Do(bctx,
-		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-			_, err := cdp.Call(ctx, t, webauthn.Enable, webauthn.EnableParams{})
-			return err
-		}),
-		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-			_, err := cdp.Call(ctx, t, webauthn.AddVirtualAuthenticator, webauthn.AddVirtualAuthenticatorParams{Options: &webauthn.VirtualAuthenticatorOptions{
-				Protocol: webauthn.AuthenticatorProtocolCtap2, Transport: webauthn.AuthenticatorTransportInternal,
-				HasResidentKey: true, HasUserVerification: true, IsUserVerified: true,
-				AutomaticPresenceSimulation: true,
-			}})
-			return err
-		}),
+		virtualAuthenticator,
 		chromedp.Navigate(page),
 		chromedp.WaitVisible(chromedp.ID("register")),
 	); err != nil {

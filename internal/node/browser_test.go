@@ -129,18 +129,7 @@ func TestPasskeyBrowser(t *testing.T) {
 
 	page := fmt.Sprintf("%s/index.html?scope=%s", origin, sc.ID)
 	if err := chromedp.Do(bctx,
-		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-			_, err := cdp.Call(ctx, t, webauthn.Enable, webauthn.EnableParams{})
-			return err
-		}),
-		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-			_, err := cdp.Call(ctx, t, webauthn.AddVirtualAuthenticator, webauthn.AddVirtualAuthenticatorParams{Options: &webauthn.VirtualAuthenticatorOptions{
-				Protocol: webauthn.AuthenticatorProtocolCtap2, Transport: webauthn.AuthenticatorTransportInternal,
-				HasResidentKey: true, HasUserVerification: true, IsUserVerified: true,
-				AutomaticPresenceSimulation: true,
-			}})
-			return err
-		}),
+		virtualAuthenticator,
 		chromedp.Navigate(page),
 		chromedp.WaitVisible(chromedp.ID("register")),
 	); err != nil {
@@ -230,3 +219,18 @@ func TestPasskeyBrowser(t *testing.T) {
 		t.Fatalf("assertion for another operation: %v", err)
 	}
 }
+
+// virtualAuthenticator gives the page's browser a platform passkey
+// authenticator (CDP WebAuthn domain) that verifies the user and is
+// always present: the real WebAuthn code paths, without a person.
+var virtualAuthenticator = chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+	if _, err := cdp.Call(ctx, t, webauthn.Enable, webauthn.EnableParams{}); err != nil {
+		return err
+	}
+	_, err := cdp.Call(ctx, t, webauthn.AddVirtualAuthenticator, webauthn.AddVirtualAuthenticatorParams{Options: &webauthn.VirtualAuthenticatorOptions{
+		Protocol: webauthn.AuthenticatorProtocolCtap2, Transport: webauthn.AuthenticatorTransportInternal,
+		HasResidentKey: true, HasUserVerification: true, IsUserVerified: true,
+		AutomaticPresenceSimulation: true,
+	}})
+	return err
+})
