@@ -169,8 +169,9 @@ func (u *cpuUse) use(now time.Time) float64 {
 // signature does not: a scope flooding with both gets its signatures
 // first, and its key generations when its signatures leave room. That is
 // on purpose: a key generation's rounds hold a core for tens of
-// milliseconds at a time, and every one admitted shows in the other
-// scopes' tail latency (BENCHMARKS.md).
+// milliseconds at a time, and every one admitted showed in the other
+// scopes' tail latency (BENCHMARKS.md) until the compute gate kept a core
+// for the other scopes (gate.go).
 func (m *cpuMeter) check(scope string, w work, mark bool) (after time.Duration, why string, over bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
