@@ -11,6 +11,7 @@
 //     (Invite.Text, for a QR code). Both sides derive from s, with HKDF
 //     (RFC 5869) under distinct labels: the mailbox id the relay routes by
 //     (one-way: the relay cannot get s from it), a MAC key and an HPKE PSK.
+//
 //   - Handshake, two messages, each party with a fresh X25519 key pair for
 //     this channel:
 //
@@ -22,6 +23,7 @@
 //     PAKE is needed. The relay never sees s; a mailbox id or a token alone
 //     opens nothing. An invite accepts one hello and is then spent: a hello
 //     replayed later finds no invite.
+//
 //   - Messages: each is one HPKE single-shot encryption (RFC 9180) in
 //     AuthPSK mode (§5.1.4) from the sender's static channel key to the
 //     receiver's, suite DHKEM(X25519, HKDF-SHA256), HKDF-SHA256,
@@ -32,6 +34,7 @@
 //     number, so a message opens only in its channel, in its direction and
 //     at its place: the receiver takes sequence numbers strictly in order
 //     and says which one is missing.
+//
 //   - Key rotation (Channel.Rotate): a message of its own type, sealed
 //     under the current keys, announces the sender's new public key; its
 //     later messages come from the new key.

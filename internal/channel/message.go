@@ -192,4 +192,3 @@ func openAuthPSK(skR kem.PrivateKey, pkS kem.PublicKey, psk, pskID, info, aad, e
 	}
 	return opener.Open(ct, aad)
 }
-
