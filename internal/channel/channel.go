@@ -61,7 +61,7 @@ const (
 	headerLen   = 2 + seqLen
 
 	// MaxPlaintext bounds one message's plaintext.
-	MaxPlaintext = 1 << 20
+	MaxPlaintext = 512 << 10
 	// maxUnacked bounds the rotations a party may make before the peer
 	// answers under its newest key: the older keys are kept until then.
 	maxUnacked = 4
