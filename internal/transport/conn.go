@@ -20,7 +20,8 @@ const writeTimeout = 10 * time.Second
 
 // fastFailWindow: for this long after a dial failed or a link broke, a
 // session or call that needs the peer fails at once instead of redialling
-// (the link's own loop keeps redialling with backoff).
+// (the link's own loop keeps redialling with backoff), unless a frame from
+// the peer arrived since.
 const fastFailWindow = 500 * time.Millisecond
 
 const (
@@ -252,7 +253,11 @@ func (l *link) get(ctx context.Context) (*peerConn, error) {
 	if pc != nil {
 		return pc, nil
 	}
-	if lastErr != nil && time.Since(failedAt) < fastFailWindow {
+	// Fail fast after a failure, unless the peer has spoken since (on a
+	// connection it dialled, e.g. a restarted gateway inviting this node
+	// to a session): then it is up, and waiting out the window would
+	// refuse its own invitation.
+	if lastErr != nil && time.Since(failedAt) < fastFailWindow && l.lastSeen.Load() < failedAt.UnixNano() {
 		return nil, &PeerDownError{Peer: l.id, Err: lastErr}
 	}
 	return l.connect(ctx)

@@ -414,3 +414,57 @@ func TestNewRejects(t *testing.T) {
 		t.Fatal("invalid config accepted")
 	}
 }
+
+// TestPeerBackIsNotFailedFast: after a dial to a peer failed, a frame from
+// that peer (back up: restarted, it calls this node) shows it is up, so a
+// call or session to it within the fast-fail window dials instead of
+// failing. Before, a co-signer refused the session its restarted gateway
+// had just invited it to ("peer 1 is down": node TestAuditLog without
+// -race).
+func TestPeerBackIsNotFailedFast(t *testing.T) {
+	echo := func(_ context.Context, _ uint16, body []byte) ([]byte, error) { return body, nil }
+	nodes := newCluster(t, 2, nil)
+	for _, nd := range nodes {
+		nd.tr.Handle("echo", echo)
+	}
+	waitReachable(t, nodes, 1, 2)
+	ctx := context.Background()
+	addr := nodes[1].ln.Addr().String()
+	for try := 0; ; try++ {
+		nodes[1].close()
+		<-nodes[1].done
+		// Node 1 finds node 2 down.
+		var pd *PeerDownError
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			if _, err := nodes[0].tr.Call(ctx, 2, "echo", nil); errors.As(err, &pd) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("node 1 never saw node 2 down")
+			}
+		}
+		failed := time.Now()
+		// Node 2 comes back at its address and calls node 1.
+		ln, err := netListen(addr)
+		if err != nil {
+			t.Fatalf("node 2's port was taken meanwhile: %v", err)
+		}
+		nodes[1] = startNode(t, nodes[1].cfg, nodes[1].ident, ln, nil)
+		nodes[1].tr.Handle("echo", echo)
+		if _, err := nodes[1].tr.Call(ctx, 1, "echo", []byte("back")); err != nil {
+			t.Fatal(err)
+		}
+		// Node 1 calls node 2 at once, within the window of its failure.
+		_, err = nodes[0].tr.Call(ctx, 2, "echo", []byte("hello"))
+		within := time.Since(failed) < fastFailWindow
+		if err != nil && within {
+			t.Fatalf("a call to a peer that just called us failed fast: %v", err)
+		}
+		if err == nil && within {
+			return
+		}
+		if try == 4 {
+			t.Fatalf("5 tries never stayed within the %v window (machine too slow?): %v", fastFailWindow, err)
+		}
+	}
+}
