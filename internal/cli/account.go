@@ -107,6 +107,9 @@ type creds struct {
 	clusterFile string
 	noPins      bool // account create --dev-setup: the file is written at the end
 	release     *client.ReleaseTrust
+	// extra options for every client the command makes (bench sign: a
+	// patient retry policy).
+	extra []client.Option
 
 	loaded credsFile // the file's contents, after flags applied
 }
@@ -146,6 +149,11 @@ func (c *creds) clientOptions() []client.Option { return c.clientOptionsFor(c.lo
 // is that of the credentials' node: a client of another node (bench sign
 // --url A,B) pins the identity it first verifies instead.
 func (c *creds) clientOptionsFor(url string) []client.Option {
+	return append(c.sealOptionsFor(url), c.extra...)
+}
+
+// sealOptionsFor is clientOptionsFor without c.extra.
+func (c *creds) sealOptionsFor(url string) []client.Option {
 	ms := c.loaded.Measurements
 	explicit := len(c.measurements) > 0
 	if explicit {

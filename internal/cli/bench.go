@@ -116,6 +116,12 @@ every 5 s otherwise).
 			}
 			out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
 
+			// A load tool is a patient client: a request refused busy or
+			// rate-limited (nothing spent: the gateway refuses before it
+			// authorises) is sent again as the node's hint says, within
+			// the request's timeout, instead of counting as failed after
+			// the SDK's default three attempts.
+			c.extra = append(c.extra, client.WithRetry(benchRetry))
 			setupCtx, cancel := context.WithTimeout(cmd.Context(), c.timeout)
 			defer cancel()
 			acct, err := benchAccount(setupCtx, &c, concurrency, errOut)
@@ -395,3 +401,6 @@ func writeCPU(w io.Writer, before, after map[string]float64, self time.Duration,
 	}
 	fmt.Fprintf(w, "client CPU   %.2f s%s\n", self.Seconds(), per(self.Seconds()))
 }
+
+// benchRetry is bench sign's retry policy (see client.RetryPolicy).
+var benchRetry = client.RetryPolicy{MaxAttempts: 20, MaxWait: time.Second}
