@@ -217,6 +217,23 @@ func TestVaultTrustModel(t *testing.T) {
 				}
 			}
 		}
+		// Served in catch-up: node 3 writes them into its own log, as a
+		// modified build would; honest nodes pulling it skip them all.
+		for _, rec := range forged {
+			if _, err := evil.Node().Store().Append(ctx, replica.LogStream, rec); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, id := range []uint16{1, 2} {
+			if err := c.Node(id).Replica().CatchUp(ctx); err != nil {
+				t.Fatalf("node %d: CatchUp: %v", id, err)
+			}
+			for name, rec := range forged {
+				if ok, err := c.Node(id).Replica().Has(ctx, replica.RecordID(rec)); err != nil || ok {
+					t.Fatalf("%s: node %d stored it from catch-up: %v %v", name, id, ok, err)
+				}
+			}
+		}
 		// Nothing changed: the box is still version 1, both copies still
 		// open for bob, mallory received nothing.
 		for _, id := range []uint16{1, 2} {
@@ -236,9 +253,18 @@ func TestVaultTrustModel(t *testing.T) {
 		}
 	})
 
+	// Node 2 misses the revocation: it refuses every push from now on
+	// (nodes 1 and 3 make the write quorum without it), and its periodic
+	// catch-up is 30 s away. Before it serves a copy it must catch up.
+	c.Evil(2).Handle("replica.push", func(context.Context, uint16, []byte) ([]byte, error) {
+		return nil, errors.New("not now")
+	})
 	// The owner revokes the grant without timelock; then writes version 2.
 	if err := c.Client(1).VaultRevoke(ctx, alice.owner, open); err != nil {
 		t.Fatalf("VaultRevoke: %v", err)
+	}
+	if _, err := c.Node(2).Store().Get(ctx, "vault/revoked", open); err == nil {
+		t.Fatal("node 2 got the revocation pushed: the test does not test catching up before serving")
 	}
 	if _, err := c.Client(1).VaultPut(ctx, alice.owner, dataID, 2, secret2); err != nil {
 		t.Fatalf("VaultPut version 2: %v", err)
@@ -246,8 +272,8 @@ func TestVaultTrustModel(t *testing.T) {
 
 	t.Run("after revocation", func(t *testing.T) {
 		for id := uint16(1); id <= 3; id++ {
-			// Every node refuses the revoked copy (each catches up with
-			// its peers before serving one).
+			// Every node refuses the revoked copy, node 2 too (each
+			// catches up with its peers before serving one).
 			_, err := c.Client(id).VaultReadCopy(ctx, bob.owner.Approver, bob.scope, bob.account, open, bob.owner.Key)
 			if apiCode(err) != api.CodeAuthRevoked {
 				t.Fatalf("node %d serves the revoked copy: %v", id, err)
