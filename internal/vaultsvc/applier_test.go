@@ -30,7 +30,7 @@ type world struct {
 	auth       [][]byte
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	key := func() *record.PrivateKey {
 		k, err := record.GenerateKey(record.P256)
@@ -53,7 +53,7 @@ func newWorld(t *testing.T) *world {
 	return w
 }
 
-func sign(t *testing.T, k record.Kind, body []byte, key *record.PrivateKey) []byte {
+func sign(t testing.TB, k record.Kind, body []byte, key *record.PrivateKey) []byte {
 	t.Helper()
 	r, err := record.Sign(k, body, key)
 	if err != nil {
@@ -62,7 +62,7 @@ func sign(t *testing.T, k record.Kind, body []byte, key *record.PrivateKey) []by
 	return r.Marshal()
 }
 
-func openStore(t *testing.T) store.Store {
+func openStore(t testing.TB) store.Store {
 	t.Helper()
 	db, err := sqlite.Open(filepath.Join(t.TempDir(), "s.db"))
 	if err != nil {
@@ -100,7 +100,7 @@ func state(t *testing.T, st store.Store) string {
 	return sb.String()
 }
 
-func sealed(t *testing.T, msg string) ([32]byte, []byte) {
+func sealed(t testing.TB, msg string) ([32]byte, []byte) {
 	t.Helper()
 	k, err := vault.GenerateKey()
 	if err != nil {
@@ -115,13 +115,13 @@ func sealed(t *testing.T, msg string) ([32]byte, []byte) {
 
 const dataID = "6c1b3a52-0d7e-4f38-9a41-2b7c5e9d0f13"
 
-func (w *world) box(t *testing.T, version uint64, signer *record.PrivateKey) []byte {
+func (w *world) box(t testing.TB, version uint64, signer *record.PrivateKey) []byte {
 	ek, c := sealed(t, fmt.Sprintf("version %d", version))
 	b := api.VaultBox{Scope: w.scope, Account: "alice", DataID: dataID, Version: version, EncryptorKey: ek, Content: c}
 	return sign(t, KindBox, b.Marshal(), signer)
 }
 
-func (w *world) grant(t *testing.T, version uint64, lockedUntil int64) ([]byte, [32]byte) {
+func (w *world) grant(t testing.TB, version uint64, lockedUntil int64) ([]byte, [32]byte) {
 	ek, c := sealed(t, "copy")
 	g := api.VaultGrant{Scope: w.scope, Account: "alice", DataID: dataID, Version: version, GranteeScope: w.scope, GranteeAccount: "bob",
 		GranteeKey: [32]byte{9}, LockedUntil: lockedUntil, ContentHash: [32]byte{1}, CopyEncryptorKey: ek, CopyContent: c}
@@ -133,7 +133,7 @@ func (w *world) grant(t *testing.T, version uint64, lockedUntil int64) ([]byte, 
 	return rec, r.ID()
 }
 
-func (w *world) revoke(t *testing.T, id [32]byte, at int64, account string, signer *record.PrivateKey) []byte {
+func (w *world) revoke(t testing.TB, id [32]byte, at int64, account string, signer *record.PrivateKey) []byte {
 	v := api.VaultRevoke{Scope: w.scope, Account: account, Grant: id, RevokedAt: at}
 	return sign(t, KindRevoke, v.Marshal(), signer)
 }
