@@ -40,6 +40,13 @@ const (
 	MethodVaultGet    = "keymesh_vaultGet"
 	MethodVaultList   = "keymesh_vaultList"
 
+	// PeerVaultRevocation is the vault's peer RPC kind: the body is a
+	// grant id (32 bytes), the answer the peer's stored revocation record
+	// of that grant (the earliest), or empty when it holds none. A node
+	// asks every peer before it serves a grant's copy, and checks each
+	// record it gets itself.
+	PeerVaultRevocation = "vault/revocation/v1"
+
 	// Record kinds of the vault (record.Kind(RecordKindVault…)), in the
 	// range 90–99 that the vault reserves of the services' 64–199.
 	RecordKindVaultBox    = 90 // VaultBox: a version of a box, written by its owner

@@ -253,9 +253,39 @@ func TestVaultTrustModel(t *testing.T) {
 		}
 	})
 
+	t.Run("a malicious peer answering about revocations", func(t *testing.T) {
+		evil := c.Evil(3)
+		honest, err := vaultsvc.New(c.Node(3))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer evil.Handle(api.PeerVaultRevocation, honest.PeerRPCs()[api.PeerVaultRevocation])
+		// A forged revocation (by mallory, of alice's grant) is checked
+		// and dropped: bob still reads his copy through node 1.
+		openID, _ := hex.DecodeString(open)
+		v := api.VaultRevoke{Scope: alice.scope, Account: alice.account, RevokedAt: time.Now().Unix() - 1}
+		copy(v.Grant[:], openID)
+		forgedRevoke := vaultRecord(t, vaultsvc.KindRevoke, v.Marshal(), mallory.rk)
+		evil.Handle(api.PeerVaultRevocation, func(context.Context, uint16, []byte) ([]byte, error) { return forgedRevoke, nil })
+		if _, err := c.Client(1).VaultReadCopy(ctx, bob.owner.Approver, bob.scope, bob.account, open, bob.owner.Key); err != nil {
+			t.Fatalf("a forged revocation answer stopped the read: %v", err)
+		}
+		// A peer that does not answer: node 1 cannot tell the grant is
+		// not revoked, and refuses to serve the copy (fails closed).
+		evil.Handle(api.PeerVaultRevocation, func(context.Context, uint16, []byte) ([]byte, error) { return nil, errors.New("no") })
+		if _, err := c.Client(1).VaultReadCopy(ctx, bob.owner.Approver, bob.scope, bob.account, open, bob.owner.Key); apiCode(err) != api.CodeUnavailable {
+			t.Fatalf("a silent peer: %v", err)
+		}
+		// The owner's own reads do not depend on it.
+		if _, _, err := c.Client(1).VaultOpen(ctx, alice.owner, dataID, 0); err != nil {
+			t.Fatalf("owner read with a silent peer: %v", err)
+		}
+	})
+
 	// Node 2 misses the revocation: it refuses every push from now on
 	// (nodes 1 and 3 make the write quorum without it), and its periodic
-	// catch-up is 30 s away. Before it serves a copy it must catch up.
+	// catch-up is 30 s away. Before it serves a copy it must ask its
+	// peers.
 	c.Evil(2).Handle("replica.push", func(context.Context, uint16, []byte) ([]byte, error) {
 		return nil, errors.New("not now")
 	})
@@ -264,7 +294,7 @@ func TestVaultTrustModel(t *testing.T) {
 		t.Fatalf("VaultRevoke: %v", err)
 	}
 	if _, err := c.Node(2).Store().Get(ctx, "vault/revoked", open); err == nil {
-		t.Fatal("node 2 got the revocation pushed: the test does not test catching up before serving")
+		t.Fatal("node 2 got the revocation pushed: the test does not test asking the peers before serving")
 	}
 	if _, err := c.Client(1).VaultPut(ctx, alice.owner, dataID, 2, secret2); err != nil {
 		t.Fatalf("VaultPut version 2: %v", err)
@@ -273,7 +303,7 @@ func TestVaultTrustModel(t *testing.T) {
 	t.Run("after revocation", func(t *testing.T) {
 		for id := uint16(1); id <= 3; id++ {
 			// Every node refuses the revoked copy, node 2 too (each
-			// catches up with its peers before serving one).
+			// asks its peers before serving one).
 			_, err := c.Client(id).VaultReadCopy(ctx, bob.owner.Approver, bob.scope, bob.account, open, bob.owner.Key)
 			if apiCode(err) != api.CodeAuthRevoked {
 				t.Fatalf("node %d serves the revoked copy: %v", id, err)

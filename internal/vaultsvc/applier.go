@@ -34,6 +34,7 @@ const (
 	nsGranted  = "vault/granted"  // owner scope/account/grant id → 1
 	nsReceived = "vault/received" // grantee scope/account/grant id → 1
 	nsRevoked  = "vault/revoked"  // grant id → revoked at (8 bytes): the earliest of its revocations
+	nsRevokeBy = "vault/revokeby" // grant id → that revocation's record, served to peers (PeerVaultRevocation)
 	nsApplied  = "vault/applied"  // record id → kind: each body applies once
 )
 
@@ -99,7 +100,7 @@ func (Applier) Apply(ctx context.Context, tx store.Ops, rec []byte) error {
 	case KindGrant:
 		writes, err = applyGrant(ctx, tx, r, id)
 	case KindRevoke:
-		writes, err = applyRevoke(ctx, tx, r)
+		writes, err = applyRevoke(ctx, tx, r, rec)
 	default:
 		err = invalid(r.Kind, "not a vault record")
 	}
@@ -176,7 +177,7 @@ func applyGrant(ctx context.Context, tx store.Ops, r *record.Record, id [32]byte
 	}, nil
 }
 
-func applyRevoke(ctx context.Context, tx store.Ops, r *record.Record) ([]kv, error) {
+func applyRevoke(ctx context.Context, tx store.Ops, r *record.Record, rec []byte) ([]kv, error) {
 	v, err := api.DecodeVaultRevoke(r.Body)
 	if err != nil {
 		return nil, invalid(r.Kind, "%v", err)
@@ -197,13 +198,17 @@ func applyRevoke(ctx context.Context, tx store.Ops, r *record.Record) ([]kv, err
 	if v.RevokedAt < g.LockedUntil {
 		return nil, invalid(r.Kind, "grant %s is timelocked until %d; revoked at %d", gid[:16], g.LockedUntil, v.RevokedAt)
 	}
-	at := v.RevokedAt
+	// The earliest revocation stands, in any order (two bodies never
+	// tie: the same time for the same grant is the same body).
 	if prev, ok, err := revokedAt(ctx, tx, gid); err != nil {
 		return nil, err
-	} else if ok && prev <= at {
-		at = prev // the earliest revocation stands, in any order
+	} else if ok && prev <= v.RevokedAt {
+		return nil, nil
 	}
-	return []kv{{nsRevoked, gid, binary.BigEndian.AppendUint64(nil, uint64(at))}}, nil
+	return []kv{
+		{nsRevoked, gid, binary.BigEndian.AppendUint64(nil, uint64(v.RevokedAt))},
+		{nsRevokeBy, gid, rec},
+	}, nil
 }
 
 // grant reads a stored grant; an absent one is store.ErrNotFound.

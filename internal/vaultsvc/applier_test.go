@@ -88,7 +88,7 @@ func apply(st store.Store, rec []byte) error {
 func state(t *testing.T, st store.Store) string {
 	t.Helper()
 	var sb strings.Builder
-	for _, ns := range []string{nsBox, nsGrant, nsGranted, nsReceived, nsRevoked, nsApplied} {
+	for _, ns := range []string{nsBox, nsGrant, nsGranted, nsReceived, nsRevoked, nsRevokeBy, nsApplied} {
 		es, err := st.List(context.Background(), ns, "", 0)
 		if err != nil {
 			t.Fatal(err)

@@ -15,7 +15,7 @@ var errRollback = errors.New("roll back")
 
 func dumpTx(ctx context.Context, tx store.Ops) (string, error) {
 	var sb strings.Builder
-	for _, ns := range []string{nsBox, nsGrant, nsGranted, nsReceived, nsRevoked, nsApplied} {
+	for _, ns := range []string{nsBox, nsGrant, nsGranted, nsReceived, nsRevoked, nsRevokeBy, nsApplied} {
 		es, err := tx.List(ctx, ns, "", 0)
 		if err != nil {
 			return "", err

@@ -19,6 +19,8 @@
 //     clock, to the same state in any order. A malicious node pushing a
 //     forged record (a bad proof, another account's grant) gets it
 //     refused by every honest node.
+//   - A peer RPC kind, vault/revocation/v1: a peer's revocation record of
+//     a grant, which the asking node verifies itself.
 //   - JSON-RPC methods (api/vault.go): keymesh_vaultPut, keymesh_vaultGrant
 //     and keymesh_vaultRevoke check the record at the gateway (the live
 //     credential rule, auth.CheckAccountRecord, through
@@ -34,12 +36,16 @@
 //     before the timelock or RevokedAt is more than
 //     api.VaultRevokeWindow from its clock. A revocation takes effect at
 //     its RevokedAt (reads compare it to the clock; applying never does)
-//     and is final: no record removes it. Before it serves a copy, a node
-//     catches up from every peer and refuses (api.CodeUnavailable) if it
-//     cannot: a revocation acknowledged by n−t+1 nodes is on at least one
-//     honest node that is not this one, so an honest node never serves a
-//     revoked copy. That costs availability: with a peer down or stalling
-//     (a malicious one can), grantees cannot read copies.
+//     and is final: no record removes it. Revocations are written to
+//     n−t+1 nodes like every record; the check is on the read side:
+//     before it serves a copy that it holds no revocation of, a node asks
+//     every peer for theirs (vault/revocation/v1, api.PeerVaultRevocation)
+//     and checks what it gets as it would apply it. So the two quorums
+//     are W = n−t+1 and C = n, and W + C > n + t − 1 (DESIGN.md, "Quorums
+//     against a malicious gateway"): an honest node never serves a copy
+//     whose revocation was acknowledged. It fails closed: with a peer
+//     down or not answering (a malicious one can), grantees cannot read
+//     copies until it is back; the owner's own reads are not affected.
 //   - What it cannot do: a malicious node holds the copy's ciphertext and
 //     can hand it to the grantee after a revocation (the grantee could
 //     have kept it anyway). Newer versions are safe from the grantee
@@ -47,7 +53,8 @@
 //     new grant, made by the owner, re-encrypts one for a grantee.
 //
 // Store namespaces: vault/box, vault/grant, vault/granted,
-// vault/received, vault/revoked, vault/applied (applier.go).
+// vault/received, vault/revoked, vault/revokeby, vault/applied
+// (applier.go).
 //
 // It is a package of its own, not internal/vault/service, so that the
 // library (which the SDK imports) and the node's service read apart, and
@@ -78,6 +85,7 @@ import (
 type Node interface {
 	Store() store.Store
 	Replica() *replica.Replica
+	Transport() *transport.Transport
 	Auth() *auth.Service
 }
 
@@ -86,6 +94,7 @@ type Service struct {
 	st      store.Store
 	submit  func(ctx context.Context, rec []byte) error
 	catchUp func(ctx context.Context) error
+	tr      *transport.Transport
 	auth    *auth.Service
 	now     func() time.Time
 }
@@ -93,11 +102,11 @@ type Service struct {
 // New returns the vault service of n, which must have a store, a
 // replica and auth.
 func New(n Node) (*Service, error) {
-	if n.Store() == nil || n.Replica() == nil || n.Auth() == nil {
-		return nil, errors.New("vault: the node has no store, replica or auth")
+	if n.Store() == nil || n.Replica() == nil || n.Transport() == nil || n.Auth() == nil {
+		return nil, errors.New("vault: the node has no store, replica, transport or auth")
 	}
 	r := n.Replica()
-	return &Service{st: n.Store(), submit: r.Submit, catchUp: r.CatchUp, auth: n.Auth(), now: time.Now}, nil
+	return &Service{st: n.Store(), submit: r.Submit, catchUp: r.CatchUp, tr: n.Transport(), auth: n.Auth(), now: time.Now}, nil
 }
 
 // Name is "vault".
@@ -120,8 +129,10 @@ func (s *Service) Methods() []httpapi.Method {
 	}
 }
 
-// PeerRPCs: none; the vault's state moves only as records.
-func (*Service) PeerRPCs() map[string]transport.Handler { return nil }
+// PeerRPCs: vault/revocation/v1 (api.PeerVaultRevocation).
+func (s *Service) PeerRPCs() map[string]transport.Handler {
+	return map[string]transport.Handler{api.PeerVaultRevocation: s.handleRevocation}
+}
 
 // Start does nothing: the vault has no background work.
 func (*Service) Start(context.Context) error { return nil }
@@ -332,11 +343,11 @@ func (s *Service) getCopy(ctx context.Context, p api.VaultGetParams) (*api.Vault
 	if err := s.authorize(ctx, api.MethodVaultGet, p); err != nil {
 		return nil, err
 	}
-	// Every acknowledged revocation is on a peer: see it before serving.
-	if err := s.catchUp(ctx); err != nil {
-		return nil, api.Errorf(api.CodeUnavailable, "vault: cannot catch up with every peer to check the grant is not revoked; retry later")
-	}
 	g, err := grant(ctx, s.st, p.Grant)
+	if errors.Is(err, store.ErrNotFound) {
+		_ = s.catchUp(ctx) // written through another node, maybe
+		g, err = grant(ctx, s.st, p.Grant)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, api.Errorf(api.CodeNotFound, "vault: no grant %s to this account", p.Grant)
 	} else if err != nil {
@@ -350,6 +361,14 @@ func (s *Service) getCopy(ctx context.Context, p api.VaultGetParams) (*api.Vault
 	at, revoked, err := revokedAt(ctx, s.st, p.Grant)
 	if err != nil {
 		return nil, err
+	}
+	if !revoked {
+		// Every acknowledged revocation is on a peer (or here): ask them
+		// all before serving.
+		at, revoked, err = s.peersRevokedAt(ctx, p.Grant)
+		if err != nil {
+			return nil, err
+		}
 	}
 	if revoked && s.now().Unix() >= at {
 		return nil, api.Errorf(api.CodeAuthRevoked, "vault: grant %s is revoked", p.Grant)
@@ -367,6 +386,9 @@ func grantInfo(id string, g *api.VaultGrant, revokedAt int64) api.VaultGrantInfo
 
 // List answers keymesh_vaultList: the caller's boxes (latest versions),
 // the grants it made, and the grants made to it that are not revoked.
+// It is this node's state: unlike a copy's read, it does not ask the
+// peers, so a node that has not caught up with a revocation yet still
+// lists the grant (its copy is refused all the same).
 func (s *Service) List(ctx context.Context, p api.VaultListParams) (*api.VaultList, error) {
 	gp := api.VaultGetParams{Scope: p.Scope, Account: p.Account}
 	if err := s.authorize(ctx, api.MethodVaultList, gp); err != nil {
@@ -424,4 +446,100 @@ func (s *Service) List(ctx context.Context, p api.VaultListParams) (*api.VaultLi
 		}
 	}
 	return out, nil
+}
+
+// peerTimeout bounds one peer's answer to vault/revocation/v1.
+const peerTimeout = 2 * time.Second
+
+// peersRevokedAt asks every peer for its revocation of grant gid
+// (api.PeerVaultRevocation) and returns the earliest valid one's time.
+// A revocation acknowledged by n−t+1 nodes is on at least one honest
+// node, and this node asks all n−1 others (with itself, n: the quorum
+// rule of DESIGN.md, W + C > n + t − 1), so it fails closed: a peer that
+// does not answer makes the read unavailable. A peer that answers with a
+// record that does not verify here is malicious, and not the honest
+// holder that matters: its answer is dropped.
+func (s *Service) peersRevokedAt(ctx context.Context, gid string) (int64, bool, error) {
+	id, _ := hex.DecodeString(gid)
+	peers := s.tr.Peers()
+	type answer struct {
+		rec []byte
+		err error
+	}
+	answers := make(chan answer, len(peers))
+	for _, p := range peers {
+		go func() {
+			ctx, cancel := context.WithTimeout(ctx, peerTimeout)
+			defer cancel()
+			rec, err := s.tr.Call(ctx, p.ID, api.PeerVaultRevocation, id)
+			answers <- answer{rec, err}
+		}()
+	}
+	var at int64
+	var learnt []byte
+	revoked, down := false, 0
+	for range peers {
+		a := <-answers
+		if a.err != nil {
+			down++
+			continue
+		}
+		if len(a.rec) == 0 {
+			continue
+		}
+		if t, ok := s.verifyRevocation(ctx, gid, a.rec); ok && (!revoked || t < at) {
+			at, revoked, learnt = t, true, a.rec
+		}
+	}
+	if learnt != nil {
+		// Keep it (applied here first, then pushed as any record): the
+		// next read, and List, need not ask. Best effort: the answer
+		// below does not depend on it.
+		_ = s.submit(ctx, learnt)
+	}
+	if down > 0 && !(revoked && s.now().Unix() >= at) {
+		return 0, false, api.Errorf(api.CodeUnavailable, "vault: %d peers did not say whether the grant is revoked; retry later", down)
+	}
+	return at, revoked, nil
+}
+
+// verifyRevocation checks a peer's revocation of grant gid as this node
+// would apply it (Applier, against its own state, in a transaction that
+// is rolled back) and returns its time.
+func (s *Service) verifyRevocation(ctx context.Context, gid string, rec []byte) (int64, bool) {
+	r, err := kinds.Unmarshal(rec)
+	if err != nil || r.Kind != KindRevoke {
+		return 0, false
+	}
+	v, err := api.DecodeVaultRevoke(r.Body)
+	if err != nil || hex.EncodeToString(v.Grant[:]) != gid {
+		return 0, false
+	}
+	errRollback := errors.New("roll back")
+	err = s.st.Update(ctx, func(tx store.Ops) error {
+		if err := (Applier{}).Apply(ctx, tx, rec); err != nil && !errors.Is(err, replica.ErrDuplicate) {
+			return err
+		}
+		return errRollback
+	})
+	if !errors.Is(err, errRollback) {
+		return 0, false
+	}
+	return v.RevokedAt, true
+}
+
+// handleRevocation answers vault/revocation/v1: body is a grant id (32
+// bytes); the answer is the revocation record stored for it, or empty.
+func (s *Service) handleRevocation(ctx context.Context, _ uint16, body []byte) ([]byte, error) {
+	if len(body) != 32 {
+		return nil, fmt.Errorf("vault: a grant id is 32 bytes, not %d", len(body))
+	}
+	rec, err := s.st.Get(ctx, nsRevokeBy, hex.EncodeToString(body))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return []byte{}, nil
+	case err != nil:
+		return nil, errors.New("vault: cannot read revocations")
+	}
+	return rec, nil
 }
