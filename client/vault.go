@@ -140,8 +140,8 @@ type VaultGrantee struct {
 	Key            string
 }
 
-// VaultGrant grants g a copy of version (not 0) of the owner's box
-// dataID: it reads the box, opens it with o.Key, re-seals it to g.Key
+// VaultGrant grants g a copy of version (0: the latest) of the owner's
+// box dataID: it reads the box, opens it with o.Key, re-seals it to g.Key
 // (vault.MakeCopy, checking the content hash) and stores a vault.grant
 // record proven by o.Signer. The grant cannot be revoked before
 // lockedUntil (the zero time: no timelock). It returns the grant's id.
@@ -192,7 +192,10 @@ func (c *Client) VaultRevoke(ctx context.Context, o *VaultOwner, grantID string)
 
 // VaultReadCopy reads the copy of grant grantID made for the account ap
 // approves for, and opens it with key, checking it holds the plaintext
-// the grant names (its content hash).
+// the grant names (its content hash, as the node reports it). A box
+// sealed with an ephemeral key does not say who sealed it: that the copy
+// is the owner's rests on the node that answers (or, for a credential,
+// on its issuer's signatures, package vault's Credential).
 func (c *Client) VaultReadCopy(ctx context.Context, ap Approver, scope, account, grantID string, key *VaultKey) ([]byte, error) {
 	it, err := c.vaultGet(ctx, ap, api.VaultGetParams{Scope: scope, Account: account, Grant: grantID})
 	if err != nil {
