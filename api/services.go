@@ -33,7 +33,8 @@ import (
 //     refuses to start when two of its services claim one kind, and refuses
 //     a record of a kind none of its services owns. Kinds 1–63 are auth's
 //     (the record package's constants, 1–8 in use), 64–199 are for the
-//     services to come, in the order they land, and 200–254 for demos and
+//     services to come, in the order they land (90–99 are the vault's,
+//     api/vault.go, 90–92 in use), and 200–254 for demos and
 //     tests (RecordKindCounterAdd). Kind 0 is never valid.
 //
 // Each service's api file holds its method names, its peer RPC kinds, its

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/keymesh/keymesh/internal/counter"
+	"github.com/keymesh/keymesh/internal/vaultsvc"
 )
 
 // serviceList is the node's services, in the order they open: a service
@@ -15,6 +16,7 @@ var serviceList = []serviceEntry{
 	{open: (*Node).openAuth},   // scopes, accounts, credentials, sessions; approvals (auth.go)
 	{open: (*Node).openWallet}, // threshold wallets, authorised by auth (wallet.go)
 	{open: (*Node).openRelay},  // end-to-end channels' mailboxes (relay.go)
+	{open: func(n *Node) (Service, error) { return vaultsvc.New(n) }},            // the data vault: boxes, grants, revocations (internal/vaultsvc)
 	{open: func(n *Node) (Service, error) { return counter.New(n) }, demo: true}, // the demo counter (docs/services.md)
 }
 
