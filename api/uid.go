@@ -122,9 +122,20 @@ func UIDOperationHash(method, scope string, payload []byte) [32]byte {
 // ErrUIDBody is wrapped by every error of the UID peer decoders.
 var ErrUIDBody = errors.New("api: malformed uid peer message")
 
-// CheckUIDID reports whether s can be a scope or account id in a UID
-// request: 1 to MaxAccountIDLen bytes of UTF-8.
+// CheckUIDID reports whether s can be the what ("scope" or "account") of a
+// UID request: a scope id is 32 lowercase hex digits (as every scope's is),
+// an account id 1 to MaxAccountIDLen bytes of UTF-8.
 func CheckUIDID(what, s string) error {
+	if what == "scope" {
+		ok := len(s) == 32
+		for _, c := range []byte(s) {
+			ok = ok && (c >= '0' && c <= '9' || c >= 'a' && c <= 'f')
+		}
+		if !ok {
+			return fmt.Errorf("%w: scope must be 32 lowercase hex digits", ErrUIDBody)
+		}
+		return nil
+	}
 	if s == "" || len(s) > MaxAccountIDLen || !utf8.ValidString(s) {
 		return fmt.Errorf("%w: %s must be 1 to %d bytes of UTF-8", ErrUIDBody, what, MaxAccountIDLen)
 	}

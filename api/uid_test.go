@@ -37,8 +37,8 @@ func TestUIDOperationHash(t *testing.T) {
 }
 
 func uidInvites() (*UIDKeygenInvite, *UIDEvaluateInvite) {
-	k := &UIDKeygenInvite{Scope: "s1", Account: "alice", Proofs: "eyJh", Request: [16]byte{1}, Nonce: [32]byte{2, 3}}
-	e := &UIDEvaluateInvite{Scope: "s1", Account: "alice", Proofs: "eyJh", Request: [16]byte{4}, Blinded: [33]byte{1, 5}}
+	k := &UIDKeygenInvite{Scope: sc1, Account: "alice", Proofs: "eyJh", Request: [16]byte{1}, Nonce: [32]byte{2, 3}}
+	e := &UIDEvaluateInvite{Scope: sc1, Account: "alice", Proofs: "eyJh", Request: [16]byte{4}, Blinded: [33]byte{1, 5}}
 	return k, e
 }
 
@@ -62,10 +62,11 @@ func TestUIDInviteEncoding(t *testing.T) {
 		"short":      enc[:len(enc)-1],
 		"keygen":     k.Marshal(), // another invitation's length
 		"no scope":   (&UIDEvaluateInvite{Account: "a", Proofs: "p"}).Marshal(),
-		"no account": (&UIDEvaluateInvite{Scope: "s", Proofs: "p"}).Marshal(),
-		"no proofs":  (&UIDEvaluateInvite{Scope: "s", Account: "a"}).Marshal(),
+		"no account": (&UIDEvaluateInvite{Scope: sc1, Proofs: "p"}).Marshal(),
+		"no proofs":  (&UIDEvaluateInvite{Scope: sc1, Account: "a"}).Marshal(),
 		"long scope": (&UIDEvaluateInvite{Scope: strings.Repeat("s", MaxAccountIDLen+1), Account: "a", Proofs: "p"}).Marshal(),
-		"utf8":       (&UIDEvaluateInvite{Scope: "s", Account: "\xff", Proofs: "p"}).Marshal(),
+		"utf8":       (&UIDEvaluateInvite{Scope: sc1, Account: "\xff", Proofs: "p"}).Marshal(),
+		"upper":      (&UIDEvaluateInvite{Scope: strings.ToUpper(sc1), Account: "a", Proofs: "p"}).Marshal(),
 	}
 	for name, p := range bad {
 		if _, err := DecodeUIDEvaluateInvite(p); !errors.Is(err, ErrUIDBody) {
@@ -115,3 +116,8 @@ func FuzzDecodeUIDEvaluateInvite(f *testing.F) {
 		}
 	})
 }
+
+const (
+	sc1 = "0123456789abcdef0123456789abcdef"
+	sc2 = "fedcba9876543210fedcba9876543210"
+)

@@ -1,0 +1,109 @@
+package uid
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/keymesh/keymesh/internal/oprf"
+	"github.com/keymesh/keymesh/internal/store"
+)
+
+// errKeyExists is save's error for a scope that has a key on this node.
+var errKeyExists = errors.New("uid: the scope has a key already")
+
+// share returns this node's share of scope's key, or nil if it holds none.
+func (s *Service) share(ctx context.Context, scope string) (*oprf.KeyShare, error) {
+	s.mu.Lock()
+	sh := s.shares[scope]
+	s.mu.Unlock()
+	if sh != nil {
+		return sh, nil
+	}
+	b, err := s.st.Get(ctx, nsShare, scope)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("uid: store: %w", err)
+	}
+	if s.sealer != nil {
+		if b, err = s.sealer.Unseal(b, sealLabel(scope)); err != nil {
+			return nil, fmt.Errorf("uid: unseal the share of a scope: %w", err)
+		}
+	}
+	sh, err = oprf.ParseKeyShare(b)
+	clear(b)
+	if err != nil {
+		return nil, fmt.Errorf("uid: stored share: %w", err)
+	}
+	if int(sh.ID()) != int(s.self) {
+		return nil, fmt.Errorf("uid: stored share is node %d's, not this node's", sh.ID())
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.shares[scope]; c != nil {
+		sh.Zero()
+		return c, nil
+	}
+	s.shares[scope] = sh
+	return sh, nil
+}
+
+// save stores sh, sealed, as this node's share of scope's key, unless the
+// node holds one already (errKeyExists): read and write in one
+// transaction, so that no share is ever replaced.
+func (s *Service) save(ctx context.Context, scope string, sh *oprf.KeyShare) error {
+	raw, err := sh.MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("uid: encode share: %w", err)
+	}
+	val := raw
+	if s.sealer != nil {
+		val, err = s.sealer.Seal(raw, sealLabel(scope))
+		clear(raw)
+		if err != nil {
+			return fmt.Errorf("uid: seal share: %w", err)
+		}
+	}
+	err = s.st.Update(ctx, func(tx store.Ops) error {
+		switch _, err := tx.Get(ctx, nsShare, scope); {
+		case err == nil:
+			return errKeyExists
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+		return tx.Put(ctx, nsShare, scope, val)
+	})
+	if s.sealer == nil {
+		clear(val)
+	}
+	if err != nil {
+		if errors.Is(err, errKeyExists) {
+			return err
+		}
+		return fmt.Errorf("uid: store share: %w", err)
+	}
+	s.mu.Lock()
+	s.shares[scope] = sh
+	s.mu.Unlock()
+	return nil
+}
+
+// begin marks a key generation for scope as running here; false if one
+// is running already. end undoes it.
+func (s *Service) begin(scope string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inFlight[scope] {
+		return false
+	}
+	s.inFlight[scope] = true
+	return true
+}
+
+func (s *Service) end(scope string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.inFlight, scope)
+}
