@@ -14,6 +14,7 @@ import (
 var serviceList = []serviceEntry{
 	{open: (*Node).openAuth},   // scopes, accounts, credentials, sessions; approvals (auth.go)
 	{open: (*Node).openWallet}, // threshold wallets, authorised by auth (wallet.go)
+	{open: (*Node).openUID},    // threshold OPRF pseudonyms per scope, authorised by auth (uid.go)
 	{open: func(n *Node) (Service, error) { return counter.New(n) }, demo: true}, // the demo counter (docs/services.md)
 }
 
