@@ -114,7 +114,7 @@ func (s *Service) Evaluate(ctx context.Context, p api.UIDEvaluateParams) (*api.U
 		}
 	}
 	if got < s.t {
-		return nil, api.Errorf(api.CodeUnavailable, "%s: %d of the %d partial evaluations needed; nodes answering: %d", m, got, s.t, got)
+		return nil, api.Errorf(api.CodeUnavailable, "%s: %d partial evaluations, %d needed; retry when more nodes are up", m, got, s.t)
 	}
 	return out, nil
 }

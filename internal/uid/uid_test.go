@@ -67,7 +67,7 @@ func (sealer) Unseal(b []byte, label string) ([]byte, error) {
 	return out, nil
 }
 
-func newTestService(t *testing.T, self uint16, o func(*Options)) (*Service, *standInAuth) {
+func newTestService(t testing.TB, self uint16, o func(*Options)) (*Service, *standInAuth) {
 	t.Helper()
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), "store.db"))
 	if err != nil {
@@ -92,7 +92,7 @@ func newTestService(t *testing.T, self uint16, o func(*Options)) (*Service, *sta
 
 // keygen runs a 2-of-3 key generation in this process and returns the
 // shares by node id.
-func keygen(t *testing.T) map[uint16]*oprf.KeyShare {
+func keygen(t testing.TB) map[uint16]*oprf.KeyShare {
 	t.Helper()
 	ss, err := dkg.NewKeygenSessions([]round.PartyID{1, 2, 3}, 2)
 	if err != nil {
