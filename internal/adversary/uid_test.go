@@ -109,8 +109,9 @@ func badPartial(id uint16) func(context.Context, uint16, []byte) ([]byte, error)
 // TestUID runs the identity service on a real 3-node, 2-of-3 cluster:
 //
 //   - a scope's key is made by all three nodes, each holding one share of
-//     one public key; a second key for the scope is refused, and so is a
-//     key whose approval lacks the developer's;
+//     one public key; a second key for the scope is refused (through the
+//     API, and by each honest node when a malicious gateway invites it),
+//     and so is a key whose approval lacks the developer's;
 //   - the UID of one input is the same through three gateways and the
 //     three signer sets {1,2}, {1,3} and {2,3}, and differs in another
 //     scope (no node reconstructs the key, so agreement of independent
@@ -149,6 +150,20 @@ func TestUID(t *testing.T) {
 	_, err = c.Client(2).UIDCreateKey(ctx, o1.creator(), o1.Scope, o1.Account)
 	if apiCode(err) != api.CodeAuthConflict {
 		t.Fatalf("second key for a scope: %v", err)
+	}
+	// A malicious gateway (node 2) inviting the honest nodes to a second
+	// key generation for the scope, with a fresh valid approval, is refused
+	// at once by each of them.
+	cp, err := o1.creator().Approve(ctx, client.Operation{Scope: o1.Scope, Account: o1.Account, Method: api.MethodUIDCreateKey,
+		Hash: api.UIDOperationHash(api.MethodUIDCreateKey, o1.Scope, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinv := api.UIDKeygenInvite{Scope: o1.Scope, Account: o1.Account, Proofs: cp, Request: [16]byte{1}, Nonce: [32]byte{2}}
+	for _, to := range []uint16{1, 3} {
+		if out, err := c.Evil(2).Call(ctx, to, api.PeerUIDKeygen, kinv.Marshal()); err == nil || out != nil || !strings.Contains(err.Error(), "has a key already") {
+			t.Fatalf("node %d: second key generation for a scope: %v", to, err)
+		}
 	}
 	key2, err := c.Client(3).UIDCreateKey(ctx, o2.creator(), o2.Scope, o2.Account)
 	if err != nil {

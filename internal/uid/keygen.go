@@ -139,10 +139,16 @@ func (s *Service) CreateKey(ctx context.Context, p api.UIDCreateKeyParams) (*api
 	if err := s.authorizeCreate(ctx, p.Scope, p.Account, inv.Request, inv.Proofs); err != nil {
 		return nil, s.clientError(m, err)
 	}
-	if !s.begin(p.Scope) {
+	release, err := s.lockScope(ctx, p.Scope)
+	switch {
+	case errors.Is(err, errBusy):
 		return nil, api.Errorf(api.CodeBusy, "%s: a key generation for scope %s is running", m, p.Scope)
+	case errors.Is(err, errKeyExists):
+		return nil, api.Errorf(api.CodeAuthConflict, "%s: scope %s has a UID key already", m, p.Scope)
+	case err != nil:
+		return nil, s.internalError(m, err)
 	}
-	defer s.end(p.Scope)
+	defer release()
 
 	ctx, cancel := context.WithTimeout(ctx, s.keygenTimeout)
 	defer cancel()
@@ -231,10 +237,17 @@ func (s *Service) handleKeygen(ctx context.Context, from uint16, body []byte) ([
 		s.log.Warn("uid: refused key generation: not authorised", "gateway", from, "scope", inv.Scope, "err", err)
 		return nil, refusal(err)
 	}
-	if !s.begin(inv.Scope) {
+	release, err := s.lockScope(ctx, inv.Scope)
+	switch {
+	case errors.Is(err, errBusy):
 		return nil, fmt.Errorf("uid: a key generation for scope %s is running", inv.Scope)
+	case errors.Is(err, errKeyExists):
+		return nil, fmt.Errorf("uid: scope %s has a key already", inv.Scope)
+	case err != nil:
+		s.log.Error("uid: reading a share", "err", err)
+		return nil, errors.New("uid: this node failed; the cause is in its log")
 	}
-	defer s.end(inv.Scope)
+	defer release()
 	ctx, cancel := context.WithTimeout(ctx, s.keygenTimeout)
 	defer cancel()
 	pub, _, err := s.runKeygen(ctx, inv.Scope, inv.Nonce)

@@ -90,20 +90,36 @@ func (s *Service) save(ctx context.Context, scope string, sh *oprf.KeyShare) err
 	return nil
 }
 
-// begin marks a key generation for scope as running here; false if one
-// is running already. end undoes it.
-func (s *Service) begin(scope string) bool {
+// errBusy is lockScope's error while a key generation for the scope runs
+// on this node.
+var errBusy = errors.New("uid: a key generation for the scope is running")
+
+// lockScope marks a key generation for scope as running here and then
+// checks, under that mark, that this node holds no key for scope: so a
+// node takes part in at most one key generation per scope at a time, and
+// in none once it stored a share. Every node of a completed run therefore
+// stores that run's share (save cannot find another), and no two runs
+// both complete (each needs all n nodes). release undoes the mark.
+func (s *Service) lockScope(ctx context.Context, scope string) (release func(), err error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.inFlight[scope] {
-		return false
+		s.mu.Unlock()
+		return nil, errBusy
 	}
 	s.inFlight[scope] = true
-	return true
-}
-
-func (s *Service) end(scope string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.inFlight, scope)
+	s.mu.Unlock()
+	release = func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		delete(s.inFlight, scope)
+	}
+	sh, err := s.share(ctx, scope)
+	if err == nil && sh != nil {
+		err = errKeyExists
+	}
+	if err != nil {
+		release()
+		return nil, err
+	}
+	return release, nil
 }

@@ -69,6 +69,11 @@
 //
 // # Known limits
 //
+// There is no abort message yet (the wallet's kindAbort): when a peer
+// refuses a key generation, the nodes that joined it wait for the missing
+// messages until Options.KeygenTimeout, and refuse another run for the
+// scope meanwhile.
+//
 // A key generation that fails after some nodes stored their share (a node
 // crashing between its last round and its store) leaves the scope with
 // shares on some nodes only; a later keymesh_uidCreateKey is refused by
@@ -136,8 +141,10 @@ type Options struct {
 	// (default 20 a second, bursts of 40).
 	Rate  float64
 	Burst int
-	// KeygenTimeout bounds a key generation (default 60 s), PeerTimeout
-	// one peer's partial evaluation (default 5 s).
+	// KeygenTimeout bounds a key generation (default 20 s: the OPRF DKG
+	// is five rounds of small messages; a run a peer refused holds the
+	// scope on the nodes that joined it until then), PeerTimeout one
+	// peer's partial evaluation (default 5 s).
 	KeygenTimeout, PeerTimeout time.Duration
 }
 
@@ -184,7 +191,7 @@ func New(o Options) (*Service, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	if s.keygenTimeout <= 0 {
-		s.keygenTimeout = 60 * time.Second
+		s.keygenTimeout = 20 * time.Second
 	}
 	if s.peerTimeout <= 0 {
 		s.peerTimeout = 5 * time.Second

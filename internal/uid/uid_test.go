@@ -308,3 +308,46 @@ const (
 	sc1 = "0123456789abcdef0123456789abcdef"
 	sc2 = "fedcba9876543210fedcba9876543210"
 )
+
+// TestLockScope: one key generation per scope at a time on a node, none
+// once it holds a share; other scopes are not held up.
+func TestLockScope(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newTestService(t, 1, nil)
+	release, err := s.lockScope(ctx, sc1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.lockScope(ctx, sc1); !errors.Is(err, errBusy) {
+		t.Fatalf("second run while one runs: %v", err)
+	}
+	r2, err := s.lockScope(ctx, sc2)
+	if err != nil {
+		t.Fatalf("another scope: %v", err)
+	}
+	r2()
+	if err := s.save(ctx, sc1, keygen(t)[1]); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	if _, err := s.lockScope(ctx, sc1); !errors.Is(err, errKeyExists) {
+		t.Fatalf("a run for a scope with a key: %v", err)
+	}
+}
+
+// TestSessionID: the key generation's base session id binds the scope and
+// the gateway's nonce (each node adds its own randomness on top, and
+// node.RunSession refuses a base id it ran before).
+func TestSessionID(t *testing.T) {
+	s, _ := newTestService(t, 1, nil)
+	id := func(scope string, n byte) round.SessionID {
+		sid, parties, err := s.sessionID(scope, [32]byte{n})
+		if err != nil || len(parties) != 3 {
+			t.Fatal(err)
+		}
+		return sid
+	}
+	if id(sc1, 1) != id(sc1, 1) || id(sc1, 1) == id(sc2, 1) || id(sc1, 1) == id(sc1, 2) {
+		t.Fatal("the session id does not bind exactly the scope and the nonce")
+	}
+}
