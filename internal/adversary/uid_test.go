@@ -260,3 +260,76 @@ func TestUID(t *testing.T) {
 		t.Fatalf("evaluation with one node up: %v", err)
 	}
 }
+
+// TestUIDConcurrentCreate: two gateways asked at once to make one scope's
+// key. Whatever the interleaving, at most one run completes, and once a
+// key exists (retrying through a third gateway until one does) every node
+// holds a share of the same key: no node is left with a share of another
+// run. When both runs fail (each gateway's peers refused it as busy), the
+// nodes that joined one wait for it until the key generation timeout
+// (20 s) before the retry succeeds: there is no abort message yet.
+func TestUIDConcurrentCreate(t *testing.T) {
+	c := NewCluster(t, Options{})
+	ctx := context.Background()
+	o := newUIDOwner(t, c, "alice")
+	errs := make(chan error, 2)
+	keys := make(chan *client.UIDKey, 2)
+	for _, via := range []uint16{1, 2} {
+		go func() {
+			k, err := c.Client(via).UIDCreateKey(ctx, o.creator(), o.Scope, o.Account)
+			if err == nil {
+				keys <- k
+			}
+			errs <- err
+		}()
+	}
+	ok := 0
+	for range 2 {
+		err := <-errs
+		if err == nil {
+			ok++
+		}
+		t.Logf("concurrent create: %v", err)
+	}
+	if ok > 1 {
+		t.Fatal("two key generations for one scope completed")
+	}
+	var key *client.UIDKey
+	select {
+	case key = <-keys:
+	default:
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for key == nil {
+		k, err := c.Client(3).UIDCreateKey(ctx, o.creator(), o.Scope, o.Account)
+		switch code := apiCode(err); {
+		case err == nil:
+			key = k
+		case code == api.CodeAuthConflict:
+			if key, err = c.Client(3).UIDPublicKey(ctx, o.Scope); err != nil {
+				t.Fatalf("node 3 has a key it does not serve: %v", err)
+			}
+		case code == api.CodeBusy || code == api.CodeRejected || code == api.CodeUnavailable:
+			if time.Now().After(deadline) {
+				t.Fatalf("no key after 90 s: %v", err)
+			}
+			time.Sleep(200 * time.Millisecond) // the refused runs end at their timeout
+		default:
+			t.Fatalf("create through node 3: %v", err)
+		}
+	}
+	for id := uint16(1); id <= 3; id++ {
+		k, err := c.Client(id).UIDPublicKey(ctx, o.Scope)
+		if err != nil || !k.Equal(key) {
+			t.Fatalf("node %d holds another key (or none): %v", id, err)
+		}
+	}
+	r1, err := c.Client(1).UIDEvaluate(ctx, o.userSigner(), key, o.Account, []byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r3, err := c.Client(3).UIDEvaluate(ctx, o.userSigner(), key, o.Account, []byte("x"))
+	if err != nil || !bytes.Equal(r1.UID, r3.UID) {
+		t.Fatalf("evaluations disagree: %v", err)
+	}
+}

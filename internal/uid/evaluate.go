@@ -56,6 +56,12 @@ func (s *Service) evaluate(ctx context.Context, scope, account, proofs string, b
 	if sh == nil {
 		return nil, api.Errorf(api.CodeNotFound, "%s: scope %s has no UID key on this node", api.MethodUIDEvaluate, scope)
 	}
+	// The scope's budget is checked before the approval is verified (and
+	// its nonce spent: the client may send it again when told to wait),
+	// and taken after, so that unauthenticated requests cannot drain it.
+	if wait, ok := s.rates.peek(scope); !ok {
+		return nil, api.RateLimited("scope-uid", wait)
+	}
 	if _, err := s.authorize(ctx, evalOp(scope, account, blinded, req), proofs); err != nil {
 		return nil, err
 	}

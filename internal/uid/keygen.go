@@ -121,6 +121,9 @@ func (s *Service) CreateKey(ctx context.Context, p api.UIDCreateKeyParams) (*api
 	} else if sh != nil {
 		return nil, api.Errorf(api.CodeAuthConflict, "%s: scope %s has a UID key already", m, p.Scope)
 	}
+	if s.running(p.Scope) { // before the approval is spent: the client may send it again
+		return nil, api.Errorf(api.CodeBusy, "%s: a key generation for scope %s is running", m, p.Scope)
+	}
 	var down []uint16
 	var up []uint16
 	for _, peer := range s.tr.Peers() {
@@ -141,8 +144,8 @@ func (s *Service) CreateKey(ctx context.Context, p api.UIDCreateKeyParams) (*api
 	}
 	release, err := s.lockScope(ctx, p.Scope)
 	switch {
-	case errors.Is(err, errBusy):
-		return nil, api.Errorf(api.CodeBusy, "%s: a key generation for scope %s is running", m, p.Scope)
+	case errors.Is(err, errBusy): // started since the check above: the approval is spent
+		return nil, api.Errorf(api.CodeUnavailable, "%s: a key generation for scope %s is running; try again with a new approval", m, p.Scope)
 	case errors.Is(err, errKeyExists):
 		return nil, api.Errorf(api.CodeAuthConflict, "%s: scope %s has a UID key already", m, p.Scope)
 	case err != nil:

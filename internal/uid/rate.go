@@ -36,6 +36,23 @@ func newRates(rate float64, burst int) *rates {
 	return &rates{rate: rate, burst: burst, now: time.Now, m: map[string]*bucket{}}
 }
 
+// peek reports, without taking one, whether scope's bucket has a token,
+// and if not how long until it has. Requests check it before their
+// approval is verified (and spent), then take after.
+func (r *rates) peek(scope string) (time.Duration, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b := r.m[scope]
+	if b == nil {
+		return 0, true
+	}
+	tokens := min(float64(r.burst), b.tokens+r.now().Sub(b.last).Seconds()*r.rate)
+	if tokens >= 1 {
+		return 0, true
+	}
+	return time.Duration((1 - tokens) / r.rate * float64(time.Second)), false
+}
+
 // take takes one token from scope's bucket; if there is none it takes
 // nothing and returns how long until there is one.
 func (r *rates) take(scope string) (time.Duration, bool) {

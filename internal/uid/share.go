@@ -94,6 +94,13 @@ func (s *Service) save(ctx context.Context, scope string, sh *oprf.KeyShare) err
 // on this node.
 var errBusy = errors.New("uid: a key generation for the scope is running")
 
+// running reports whether a key generation for scope runs on this node.
+func (s *Service) running(scope string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inFlight[scope]
+}
+
 // lockScope marks a key generation for scope as running here and then
 // checks, under that mark, that this node holds no key for scope: so a
 // node takes part in at most one key generation per scope at a time, and

@@ -295,10 +295,19 @@ func TestRates(t *testing.T) {
 	if ok || wait != 500*time.Millisecond {
 		t.Fatalf("over the burst: %v %v", wait, ok)
 	}
+	if w, ok := r.peek("a"); ok || w != 500*time.Millisecond {
+		t.Fatalf("peek over the burst: %v %v", w, ok)
+	}
+	if _, ok := r.peek("c"); !ok {
+		t.Fatal("peek of a scope without a bucket")
+	}
 	if _, ok := r.take("b"); !ok {
 		t.Fatal("another scope was refused")
 	}
 	now = now.Add(500 * time.Millisecond)
+	if _, ok := r.peek("a"); !ok {
+		t.Fatal("peek of a refilled token")
+	}
 	if _, ok := r.take("a"); !ok {
 		t.Fatal("refilled token refused")
 	}
