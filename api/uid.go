@@ -37,6 +37,12 @@ const (
 	// UIDEvaluateInvite.Marshal, the answer its oprf.Partial encoding.
 	PeerUIDEvaluate = "uid/evaluate/v1"
 
+	// PeerUIDAbort tells the nodes a gateway invited to a key generation
+	// that it gave the run up (a peer refused, its own run failed): the
+	// body is the invitation's Nonce (32 bytes, nothing else), the answer
+	// empty. A node aborts only a run the caller itself invited.
+	PeerUIDAbort = "uid/abort/v1"
+
 	// UIDBlindedLen is the length of a blinded element's encoding
 	// (oprf.Request.MarshalBinary: version(1) ‖ element(32)).
 	UIDBlindedLen = 33

@@ -9,7 +9,7 @@ import (
 
 // TestUIDNames: the UID service's peer kinds follow the convention.
 func TestUIDNames(t *testing.T) {
-	for _, k := range []string{PeerUIDKeygen, PeerUIDEvaluate} {
+	for _, k := range []string{PeerUIDKeygen, PeerUIDEvaluate, PeerUIDAbort} {
 		if err := CheckPeerKind("uid", k); err != nil {
 			t.Error(err)
 		}

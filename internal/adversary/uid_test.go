@@ -265,9 +265,10 @@ func TestUID(t *testing.T) {
 // key. Whatever the interleaving, at most one run completes, and once a
 // key exists (retrying through a third gateway until one does) every node
 // holds a share of the same key: no node is left with a share of another
-// run. When both runs fail (each gateway's peers refused it as busy), the
-// nodes that joined one wait for it until the key generation timeout
-// (20 s) before the retry succeeds: there is no abort message yet.
+// run. When both runs fail (each gateway refused by a peer running the
+// other), each gateway aborts its run at the nodes it invited
+// (uid/abort/v1), so the retry succeeds at once rather than after the
+// key generation timeout.
 func TestUIDConcurrentCreate(t *testing.T) {
 	c := NewCluster(t, Options{})
 	ctx := context.Background()

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/keymesh/keymesh/api"
@@ -187,6 +188,9 @@ func (s *Service) CreateKey(ctx context.Context, p api.UIDCreateKeyParams) (*api
 		cancel()
 	}
 	wg.Wait()
+	if err != nil || len(refused)+len(failed) > 0 {
+		s.abortPeers(up, inv.Nonce) // those still waiting stop now
+	}
 	switch {
 	case len(refused) > 0:
 		s.log.Warn("uid: key generation refused by peers", "scope", p.Scope, "refused", refused, "err", err)
@@ -194,6 +198,7 @@ func (s *Service) CreateKey(ctx context.Context, p api.UIDCreateKeyParams) (*api
 		for id := range refused {
 			ids = append(ids, id)
 		}
+		slices.Sort(ids)
 		return nil, api.Errorf(api.CodeRejected, "%s: node(s) %v refused the key generation", m, ids)
 	case errors.Is(err, errKeyExists):
 		return nil, api.Errorf(api.CodeAuthConflict, "%s: scope %s has a UID key already", m, p.Scope)
@@ -253,6 +258,11 @@ func (s *Service) handleKeygen(ctx context.Context, from uint16, body []byte) ([
 	defer release()
 	ctx, cancel := context.WithTimeout(ctx, s.keygenTimeout)
 	defer cancel()
+	untrack, err := s.runs.track(from, inv.Nonce, cancel)
+	if err != nil {
+		return nil, err
+	}
+	defer untrack()
 	pub, _, err := s.runKeygen(ctx, inv.Scope, inv.Nonce)
 	if errors.Is(err, errKeyExists) {
 		return nil, fmt.Errorf("uid: scope %s has a key already", inv.Scope)

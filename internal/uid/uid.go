@@ -18,7 +18,8 @@
 //     session id twice: the gateway's nonce is only its share of the id,
 //     every node mixes in fresh randomness of its own (round.Fresh, in
 //     dkg.NewKeygen), and node.RunSession records every session id durably
-//     and refuses a repeat (DESIGN.md, "Rules learned").
+//     and refuses a repeat (DESIGN.md, "Rules learned"). A gateway that
+//     gives a run up tells the nodes it invited (uid/abort/v1).
 //   - keymesh_uidPublicKey: this node's copy of the scope's public key (a
 //     client compares copies across nodes, or pins one).
 //   - keymesh_uidEvaluate (gateway) and uid/evaluate/v1 (every peer): the
@@ -69,10 +70,10 @@
 //
 // # Known limits
 //
-// There is no abort message yet (the wallet's kindAbort): when a peer
-// refuses a key generation, the nodes that joined it wait for the missing
-// messages until Options.KeygenTimeout, and refuse another run for the
-// scope meanwhile.
+// A gateway that gives a key generation up tells the nodes it invited
+// (uid/abort/v1, abort.go); a node that does not hear it waits for the
+// missing messages until Options.KeygenTimeout and refuses another run
+// for the scope meanwhile.
 //
 // A key generation that fails after some nodes stored their share (a node
 // crashing between its last round and its store) leaves the scope with
@@ -168,6 +169,7 @@ type Service struct {
 	mu       sync.Mutex
 	shares   map[string]*oprf.KeyShare // unsealed shares by scope
 	inFlight map[string]bool           // scopes with a key generation running here
+	runs     runs                      // key generations run on peers' invitations (abort.go)
 }
 
 // New returns the UID service.
@@ -215,10 +217,11 @@ func (s *Service) Methods() []httpapi.Method {
 	}
 }
 
-// PeerRPCs: uid/keygen/v1 and uid/evaluate/v1.
+// PeerRPCs: uid/keygen/v1, uid/abort/v1 and uid/evaluate/v1.
 func (s *Service) PeerRPCs() map[string]transport.Handler {
 	return map[string]transport.Handler{
 		api.PeerUIDKeygen:   s.handleKeygen,
+		api.PeerUIDAbort:    s.handleAbort,
 		api.PeerUIDEvaluate: s.handleEvaluate,
 	}
 }

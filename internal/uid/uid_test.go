@@ -360,3 +360,49 @@ func TestSessionID(t *testing.T) {
 		t.Fatal("the session id does not bind exactly the scope and the nonce")
 	}
 }
+
+// TestAbort: an abort cancels the run of the caller's own invitation
+// only; one that comes first refuses the invitation; a malformed body is
+// refused.
+func TestAbort(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newTestService(t, 1, nil)
+	run, cancel := context.WithCancel(ctx)
+	defer cancel()
+	untrack, err := s.runs.track(2, [32]byte{1}, cancel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer untrack()
+	if _, err := s.handleAbort(ctx, 3, make([]byte, 32)); err != nil { // another nonce
+		t.Fatal(err)
+	}
+	if _, err := s.handleAbort(ctx, 3, append([]byte{1}, make([]byte, 31)...)); err != nil { // another gateway
+		t.Fatal(err)
+	}
+	if run.Err() != nil {
+		t.Fatal("aborted by another gateway")
+	}
+	if _, err := s.handleAbort(ctx, 2, append([]byte{1}, make([]byte, 31)...)); err != nil || run.Err() == nil {
+		t.Fatalf("the gateway's abort did not stop its run: %v", err)
+	}
+	if _, err := s.handleAbort(ctx, 2, make([]byte, 33)); !errors.Is(err, api.ErrUIDBody) {
+		t.Fatalf("33-byte abort: %v", err)
+	}
+	if _, err := s.handleAbort(ctx, 2, append([]byte{9}, make([]byte, 31)...)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.runs.track(2, [32]byte{9}, func() {}); !errors.Is(err, errAborted) {
+		t.Fatalf("an invitation aborted before it ran: %v", err)
+	}
+	if _, err := s.runs.track(3, [32]byte{9}, func() {}); err != nil {
+		t.Fatalf("another gateway's invitation with that nonce: %v", err)
+	}
+	// Early aborts are bounded per peer.
+	for i := range maxAbortsPerPeer + 10 {
+		s.runs.abort(4, [32]byte{byte(i), byte(i >> 8), 1}, time.Now())
+	}
+	if n := s.runs.byPeer[4]; n != maxAbortsPerPeer {
+		t.Fatalf("%d early aborts kept for one peer", n)
+	}
+}
