@@ -334,3 +334,33 @@ func TestUIDConcurrentCreate(t *testing.T) {
 		t.Fatalf("evaluations disagree: %v", err)
 	}
 }
+
+// TestUIDMaliciousKeygen: node 3 corrupts the shares it deals to node 1
+// in the DKG. Node 1 (the gateway) detects it against node 3's
+// commitments and aborts naming node 3; nobody stores a share; the same
+// creation succeeds once node 3 behaves, under a fresh session.
+func TestUIDMaliciousKeygen(t *testing.T) {
+	c := NewCluster(t, Options{})
+	ctx := context.Background()
+	o := newUIDOwner(t, c, "alice")
+	remove := c.Evil(3).Alter(FlipBit(All(To(1), Direct(-1)), 0, 0))
+	_, err := c.Client(1).UIDCreateKey(ctx, o.creator(), o.Scope, o.Account)
+	if apiCode(err) != api.CodeRejected || !strings.Contains(err.Error(), "node(s) [3] sent invalid messages") {
+		t.Fatalf("key generation with node 3 corrupting its shares: %v", err)
+	}
+	for id := uint16(1); id <= 3; id++ {
+		if _, err := c.Client(id).UIDPublicKey(ctx, o.Scope); apiCode(err) != api.CodeNotFound {
+			t.Fatalf("node %d holds a key after an aborted key generation: %v", id, err)
+		}
+	}
+	remove()
+	key, err := c.Client(1).UIDCreateKey(ctx, o.creator(), o.Scope, o.Account)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id := uint16(2); id <= 3; id++ {
+		if k, err := c.Client(id).UIDPublicKey(ctx, o.Scope); err != nil || !k.Equal(key) {
+			t.Fatalf("node %d: %v", id, err)
+		}
+	}
+}

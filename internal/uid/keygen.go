@@ -171,9 +171,13 @@ func (s *Service) CreateKey(ctx context.Context, p api.UIDCreateKeyParams) (*api
 			defer mu.Unlock()
 			if err != nil {
 				var re *transport.RemoteError
-				if errors.As(err, &re) {
+				switch {
+				case errors.As(err, &re):
 					refused[id] = re.Message
-				} else {
+				case ctx.Err() != nil:
+					// We cancelled (our own run failed, or another peer's
+					// did): the cause is recorded there.
+				default:
 					failed = append(failed, id)
 				}
 				s.log.Warn("uid: peer did not complete the key generation", "peer", id, "scope", p.Scope, "err", err)
@@ -191,7 +195,18 @@ func (s *Service) CreateKey(ctx context.Context, p api.UIDCreateKeyParams) (*api
 	if err != nil || len(refused)+len(failed) > 0 {
 		s.abortPeers(up, inv.Nonce) // those still waiting stop now
 	}
+	var abort *round.AbortError
 	switch {
+	case errors.As(err, &abort) && len(abort.Culprits) > 0:
+		// The DKG named the parties whose messages failed their checks
+		// (a share that does not match its commitments, a bad proof of
+		// knowledge): no node outputs a share.
+		s.log.Warn("uid: key generation aborted", "scope", p.Scope, "culprits", abort.Culprits, "err", err)
+		culprits := make([]uint16, len(abort.Culprits))
+		for i, c := range abort.Culprits {
+			culprits[i] = uint16(c)
+		}
+		return nil, api.Errorf(api.CodeRejected, "%s: the key generation aborted; node(s) %v sent invalid messages", m, culprits)
 	case len(refused) > 0:
 		s.log.Warn("uid: key generation refused by peers", "scope", p.Scope, "refused", refused, "err", err)
 		ids := make([]uint16, 0, len(refused))
@@ -269,6 +284,10 @@ func (s *Service) handleKeygen(ctx context.Context, from uint16, body []byte) ([
 	}
 	if err != nil {
 		s.log.Warn("uid: key generation failed", "gateway", from, "scope", inv.Scope, "err", err)
+		var abort *round.AbortError
+		if errors.As(err, &abort) && len(abort.Culprits) > 0 {
+			return nil, fmt.Errorf("uid: key generation aborted; culprits %v", abort.Culprits)
+		}
 		return nil, errors.New("uid: key generation failed; the cause is in the node's log")
 	}
 	return pub, nil
