@@ -195,7 +195,11 @@ func (s *Service) CreateKey(ctx context.Context, p api.UIDCreateKeyParams) (*api
 	if err != nil || len(refused)+len(failed) > 0 {
 		s.abortPeers(up, inv.Nonce) // those still waiting stop now
 	}
-	var abort *round.AbortError
+	var (
+		abort *round.AbortError
+		gone  *transport.PeerDownError
+		slow  *transport.TimeoutError
+	)
 	switch {
 	case errors.As(err, &abort) && len(abort.Culprits) > 0:
 		// The DKG named the parties whose messages failed their checks
@@ -220,6 +224,15 @@ func (s *Service) CreateKey(ctx context.Context, p api.UIDCreateKeyParams) (*api
 	case len(failed) > 0:
 		s.log.Warn("uid: key generation failed", "scope", p.Scope, "peers", failed, "err", err)
 		return nil, api.Errorf(api.CodeUnavailable, "%s: node(s) %v did not complete the key generation", m, failed)
+	case errors.As(err, &gone):
+		s.log.Warn("uid: key generation failed", "scope", p.Scope, "err", err)
+		return nil, api.Errorf(api.CodeUnavailable, "%s needs all %d nodes; node %d went down", m, len(s.nodes), gone.Peer)
+	case errors.As(err, &slow):
+		s.log.Warn("uid: key generation failed", "scope", p.Scope, "err", err)
+		return nil, api.Errorf(api.CodeUnavailable, "%s: node(s) %v did not take part in time", m, slow.Waiting)
+	case errors.Is(err, context.DeadlineExceeded):
+		s.log.Warn("uid: key generation failed", "scope", p.Scope, "err", err)
+		return nil, api.Errorf(api.CodeUnavailable, "%s: the key generation timed out", m)
 	case err != nil:
 		return nil, s.internalError(m, err)
 	}
