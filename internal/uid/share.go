@@ -9,14 +9,20 @@ import (
 	"github.com/keymesh/keymesh/internal/store"
 )
 
+// errStopped is share's error once the service stopped.
+var errStopped = errors.New("uid: the service has stopped")
+
 // errKeyExists is save's error for a scope that has a key on this node.
 var errKeyExists = errors.New("uid: the scope has a key already")
 
 // share returns this node's share of scope's key, or nil if it holds none.
 func (s *Service) share(ctx context.Context, scope string) (*oprf.KeyShare, error) {
 	s.mu.Lock()
-	sh := s.shares[scope]
+	sh, stopped := s.shares[scope], s.stopped
 	s.mu.Unlock()
+	if stopped {
+		return nil, errStopped
+	}
 	if sh != nil {
 		return sh, nil
 	}
@@ -42,6 +48,10 @@ func (s *Service) share(ctx context.Context, scope string) (*oprf.KeyShare, erro
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.stopped {
+		sh.Zero()
+		return nil, errStopped
+	}
 	if c := s.shares[scope]; c != nil {
 		sh.Zero()
 		return c, nil
@@ -85,8 +95,12 @@ func (s *Service) save(ctx context.Context, scope string, sh *oprf.KeyShare) err
 		return fmt.Errorf("uid: store share: %w", err)
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		sh.Zero()
+		return nil
+	}
 	s.shares[scope] = sh
-	s.mu.Unlock()
 	return nil
 }
 

@@ -170,6 +170,7 @@ type Service struct {
 	shares   map[string]*oprf.KeyShare // unsealed shares by scope
 	inFlight map[string]bool           // scopes with a key generation running here
 	runs     runs                      // key generations run on peers' invitations (abort.go)
+	stopped  bool                      // Stop ran: no share is handed out
 }
 
 // New returns the UID service.
@@ -229,10 +230,12 @@ func (s *Service) PeerRPCs() map[string]transport.Handler {
 // Start does nothing: the service has no background work.
 func (*Service) Start(context.Context) error { return nil }
 
-// Stop wipes the cached shares.
+// Stop wipes the cached shares; from then on the service hands out no
+// share (its requests fail), until the node restarts.
 func (s *Service) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.stopped = true
 	for k, sh := range s.shares {
 		sh.Zero()
 		delete(s.shares, k)

@@ -131,7 +131,11 @@ func TestShareStoredOnceSealed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Stop() // wipes and drops the cache, as a restart does
+	s.Stop()
+	if _, err := s.share(ctx, sc1); !errors.Is(err, errStopped) {
+		t.Fatalf("share after Stop: %v", err)
+	}
+	s, _ = newTestService(t, 1, func(o *Options) { o.Store = s.st }) // a restart
 	got, err := s.share(ctx, sc1)
 	if err != nil || got == nil || !got.Equal(want) {
 		t.Fatalf("share after restart: %v %v", got, err)
@@ -140,8 +144,7 @@ func TestShareStoredOnceSealed(t *testing.T) {
 		t.Fatalf("unknown scope: %v %v", got, err)
 	}
 	// A share stored for another node is refused.
-	s2, _ := newTestService(t, 2, nil)
-	s2.st = s.st
+	s2, _ := newTestService(t, 2, func(o *Options) { o.Store = s.st })
 	if _, err := s2.share(ctx, sc1); err == nil {
 		t.Fatal("node 2 used node 1's share")
 	}
