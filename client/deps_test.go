@@ -36,6 +36,7 @@ var sdkAllowed = []string{
 	module + "/internal/ethprep",     // tx and EIP-712 preparation, the nodes' rules
 	module + "/internal/record",      // signed records and approvals, canonical encoding
 	module + "/internal/vault",       // NaCl boxes and grant copies, sealed and opened client-side (no I/O)
+	module + "/internal/oprf",        // the UID client's RFC 9497 blind, proof checks and finalize (pure)
 
 	// The hardware attestation verifiers attest uses (pure: no I/O, no
 	// logging of their own; each pins its vendor's roots).

@@ -16,7 +16,8 @@ var serviceList = []serviceEntry{
 	{open: (*Node).openAuth},   // scopes, accounts, credentials, sessions; approvals (auth.go)
 	{open: (*Node).openWallet}, // threshold wallets, authorised by auth (wallet.go)
 	{open: (*Node).openRelay},  // end-to-end channels' mailboxes (relay.go)
-	{open: func(n *Node) (Service, error) { return vaultsvc.New(n) }},            // the data vault: boxes, grants, revocations (internal/vaultsvc)
+	{open: func(n *Node) (Service, error) { return vaultsvc.New(n) }}, // the data vault: boxes, grants, revocations (internal/vaultsvc)
+	{open: (*Node).openUID}, // threshold OPRF pseudonyms per scope, authorised by auth (uid.go)
 	{open: func(n *Node) (Service, error) { return counter.New(n) }, demo: true}, // the demo counter (docs/services.md)
 }
 
