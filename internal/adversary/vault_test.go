@@ -97,14 +97,6 @@ func vaultRecord(t *testing.T, kind record.Kind, body []byte, k *record.PrivateK
 	return r.Marshal()
 }
 
-func apiCode(err error) int {
-	var ae *api.Error
-	if errors.As(err, &ae) {
-		return ae.Code
-	}
-	return 0
-}
-
 // TestVaultTrustModel runs the vault service on a real 3-node cluster and
 // proves the trust model's lines on it: "a grantee can NOT read data that
 // was not granted to it, or keep reading new versions after revocation";
