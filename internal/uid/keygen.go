@@ -283,14 +283,20 @@ func (s *Service) handleKeygen(ctx context.Context, from uint16, body []byte) ([
 		s.log.Error("uid: reading a share", "err", err)
 		return nil, errors.New("uid: this node failed; the cause is in its log")
 	}
-	defer release()
 	ctx, cancel := context.WithTimeout(ctx, s.keygenTimeout)
-	defer cancel()
 	untrack, err := s.runs.track(from, inv.Nonce, cancel)
 	if err != nil {
+		cancel()
+		release()
 		return nil, err
 	}
-	defer untrack()
+	// The run has ended for an abort only once the scope is free
+	// (handleAbort waits for it).
+	defer func() {
+		cancel()
+		release()
+		untrack()
+	}()
 	pub, _, err := s.runKeygen(ctx, inv.Scope, inv.Nonce)
 	if errors.Is(err, errKeyExists) {
 		return nil, fmt.Errorf("uid: scope %s has a key already", inv.Scope)

@@ -376,7 +376,10 @@ func TestAbort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer untrack()
+	// The run ends when it is cancelled, as handleKeygen's does; an abort
+	// answers only then.
+	ended := make(chan struct{})
+	go func() { <-run.Done(); untrack(); close(ended) }()
 	if _, err := s.handleAbort(ctx, 3, make([]byte, 32)); err != nil { // another nonce
 		t.Fatal(err)
 	}
@@ -389,6 +392,13 @@ func TestAbort(t *testing.T) {
 	if _, err := s.handleAbort(ctx, 2, append([]byte{1}, make([]byte, 31)...)); err != nil || run.Err() == nil {
 		t.Fatalf("the gateway's abort did not stop its run: %v", err)
 	}
+	s.runs.mu.Lock()
+	_, running := s.runs.cancel[runKey{2, [32]byte{1}}]
+	s.runs.mu.Unlock()
+	if running {
+		t.Fatal("the abort answered before the run ended")
+	}
+	<-ended
 	if _, err := s.handleAbort(ctx, 2, make([]byte, 33)); !errors.Is(err, api.ErrUIDBody) {
 		t.Fatalf("33-byte abort: %v", err)
 	}
