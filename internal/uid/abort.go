@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/keymesh/keymesh/api"
+	"github.com/keymesh/keymesh/internal/abort"
 )
 
 // Aborts (api.PeerUIDAbort), as the wallet's: a key generation needs all
@@ -15,95 +16,24 @@ import (
 // times out. A node aborts only a run the caller invited, and answers once
 // that run has ended and freed the scope (at most abortWait later), so that
 // the gateway tells its client of the failure only when a retry can run;
-// an abort that arrives before its invitation is remembered for
-// abortMemory (at most maxAbortsPerPeer per peer), and the invitation is
+// an abort that arrives before its invitation is remembered (package
+// abort, which the wallet's invitations use too), and the invitation is
 // then refused.
-const (
-	abortMemory      = time.Minute
-	maxAbortsPerPeer = 256
-	abortWait        = 2 * time.Second
-)
-
-type runKey struct {
-	from  uint16
-	nonce [32]byte
-}
-
-type runs struct {
-	mu     sync.Mutex
-	cancel map[runKey]tracked
-	early  map[runKey]time.Time
-	byPeer map[uint16]int
-}
-
-// tracked is a running key generation: how to stop it, and closed when it
-// has ended (its scope freed).
-type tracked struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-}
+// abortWait bounds how long an abort waits for its run to end.
+const abortWait = 2 * time.Second
 
 // errAborted refuses an invitation its gateway aborted already.
 var errAborted = errors.New("uid: the inviting node aborted this key generation")
 
-// track registers the run of from's invitation with nonce, under cancel;
-// errAborted if its abort came first. untrack must be called when the run
-// has ended and freed its scope.
-func (r *runs) track(from uint16, nonce [32]byte, cancel context.CancelFunc) (untrack func(), err error) {
-	k := runKey{from, nonce}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, ok := r.early[k]; ok {
-		delete(r.early, k)
-		r.byPeer[from]--
+// track registers the run of from's invitation with nonce, under cancel
+// (package abort); errAborted if its abort came first. untrack must be
+// called when the run has ended and freed its scope.
+func (s *Service) track(from uint16, nonce [32]byte, cancel context.CancelFunc) (untrack func(), err error) {
+	untrack, err = s.runs.Track(from, nonce, cancel)
+	if errors.Is(err, abort.ErrAborted) {
 		return nil, errAborted
 	}
-	if r.cancel == nil {
-		r.cancel = map[runKey]tracked{}
-	}
-	run := tracked{cancel: cancel, done: make(chan struct{})}
-	r.cancel[k] = run
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			r.mu.Lock()
-			delete(r.cancel, k)
-			r.mu.Unlock()
-			close(run.done)
-		})
-	}, nil
-}
-
-// abort cancels from's run of nonce and returns a channel closed when it
-// has ended, or remembers the abort for a run not tracked yet (nil).
-func (r *runs) abort(from uint16, nonce [32]byte, now time.Time) <-chan struct{} {
-	k := runKey{from, nonce}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if run, ok := r.cancel[k]; ok {
-		run.cancel()
-		return run.done
-	}
-	if r.early == nil {
-		r.early, r.byPeer = map[runKey]time.Time{}, map[uint16]int{}
-	}
-	if _, ok := r.early[k]; ok {
-		return nil
-	}
-	if r.byPeer[from] >= maxAbortsPerPeer {
-		for x, t := range r.early {
-			if x.from == from && now.Sub(t) > abortMemory {
-				delete(r.early, x)
-				r.byPeer[from]--
-			}
-		}
-		if r.byPeer[from] >= maxAbortsPerPeer {
-			return nil // the peer aborts faster than it invites: its loss
-		}
-	}
-	r.early[k] = now
-	r.byPeer[from]++
-	return nil
+	return untrack, err
 }
 
 // handleAbort is api.PeerUIDAbort's handler: the body is exactly the
@@ -115,7 +45,7 @@ func (s *Service) handleAbort(ctx context.Context, from uint16, body []byte) ([]
 	}
 	var nonce [32]byte
 	copy(nonce[:], body)
-	if done := s.runs.abort(from, nonce, time.Now()); done != nil {
+	if done := s.runs.Abort(from, nonce, time.Now()); done != nil {
 		t := time.NewTimer(abortWait)
 		defer t.Stop()
 		select {

@@ -284,7 +284,7 @@ func (s *Service) handleKeygen(ctx context.Context, from uint16, body []byte) ([
 		return nil, errors.New("uid: this node failed; the cause is in its log")
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.keygenTimeout)
-	untrack, err := s.runs.track(from, inv.Nonce, cancel)
+	untrack, err := s.track(from, inv.Nonce, cancel)
 	if err != nil {
 		cancel()
 		release()

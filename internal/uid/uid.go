@@ -91,6 +91,7 @@ import (
 	"time"
 
 	"github.com/keymesh/keymesh/api"
+	"github.com/keymesh/keymesh/internal/abort"
 	"github.com/keymesh/keymesh/internal/auth"
 	"github.com/keymesh/keymesh/internal/httpapi"
 	"github.com/keymesh/keymesh/internal/mpc/round"
@@ -169,7 +170,7 @@ type Service struct {
 	mu       sync.Mutex
 	shares   map[string]*oprf.KeyShare // unsealed shares by scope
 	inFlight map[string]bool           // scopes with a key generation running here
-	runs     runs                      // key generations run on peers' invitations (abort.go)
+	runs     abort.Table               // key generations run on peers' invitations (abort.go)
 	stopped  bool                      // Stop ran: no share is handed out
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 
+	"github.com/keymesh/keymesh/internal/abort"
 	"github.com/keymesh/keymesh/internal/auth"
 	"github.com/keymesh/keymesh/internal/config"
 	"github.com/keymesh/keymesh/internal/mpc/round"
@@ -125,7 +126,7 @@ type Service struct {
 	claimedScope func(proofs, method string, hash [32]byte) string
 	busyWait     [numWork]time.Duration
 	keys         keyCounts
-	runs         runs
+	runs         abort.Table // sessions run on peers' invitations (abort.go)
 
 	mu    sync.Mutex
 	cache map[common.Address]*wallet // decoded share records by address
