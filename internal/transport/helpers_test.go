@@ -259,6 +259,11 @@ func rawLink(t *testing.T, as, to *testNode) *peerConn {
 		t.Fatal(err)
 	}
 	tc := tls.Client(c, clientConfig(cert, to.cfg.ID, to.ident.PublicKey()))
+	// Held until the test ends: a connection the test no longer refers to
+	// is closed by the garbage collector (the socket's finalizer), which
+	// cancels the handlers it started on the other side (that made
+	// TestHandlersCappedPerPeer fail when it ran first in its process).
+	t.Cleanup(func() { tc.Close() })
 	if err := tc.Handshake(); err != nil {
 		t.Fatal(err)
 	}
