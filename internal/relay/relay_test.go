@@ -9,11 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/keymesh/keymesh/api"
 	"github.com/keymesh/keymesh/internal/channel"
+	"github.com/keymesh/keymesh/internal/store"
 	"github.com/keymesh/keymesh/internal/store/sqlite"
 	"github.com/keymesh/keymesh/internal/transport"
 )
@@ -260,5 +262,55 @@ func TestChannelThroughRelay(t *testing.T) {
 		if bytes.Contains(b, []byte("date of birth")) {
 			t.Fatalf("%s holds the plaintext", filepath.Base(f))
 		}
+	}
+}
+
+// countingStore counts the message bytes read from the real store under
+// it.
+type countingStore struct {
+	store.Store
+	read atomic.Int64
+}
+
+func (c *countingStore) Get(ctx context.Context, ns, key string) ([]byte, error) {
+	v, err := c.Store.Get(ctx, ns, key)
+	c.read.Add(int64(len(v)))
+	return v, err
+}
+
+func (c *countingStore) List(ctx context.Context, ns, prefix string, limit int) ([]store.Entry, error) {
+	es, err := c.Store.List(ctx, ns, prefix, limit)
+	for _, e := range es {
+		c.read.Add(int64(len(e.Value)))
+	}
+	return es, err
+}
+
+// TestFetchReadsWhatItReturns: a fetch after an index reads the messages it
+// returns and little else, not the whole inbox: a full inbox fetched
+// again and again costs the node what it answers.
+func TestFetchReadsWhatItReturns(t *testing.T) {
+	s, _, _ := newService(t, 0)
+	cs := &countingStore{Store: s.st}
+	s.st = cs
+	msg := func(i int) []byte { return append(bytes.Repeat([]byte{byte(i)}, 16<<10), byte(i>>8)) }
+	for i := range 200 {
+		if _, err := post(s, scopeA, api.RelayToJoiner, msg(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cs.read.Store(0)
+	got := fetch(t, s, scopeA, api.RelayToJoiner, 195)
+	if len(got.Messages) != 5 || got.More {
+		t.Fatalf("after 195: %d messages, more %v", len(got.Messages), got.More)
+	}
+	for k, m := range got.Messages {
+		b, _ := base64.RawURLEncoding.DecodeString(m.Message)
+		if m.Index != uint64(196+k) || !bytes.Equal(b, msg(195+k)) {
+			t.Fatalf("message %d: index %d", k, m.Index)
+		}
+	}
+	if n := cs.read.Load(); n > 6*(16<<10)+1024 {
+		t.Fatalf("a fetch of 5 messages read %d bytes of the store", n)
 	}
 }
